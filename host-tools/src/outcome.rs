@@ -1,0 +1,172 @@
+//! How a VM ended, decided in one place from what the host can see: QEMU's exit status, the
+//! death-reason port (ttyS1), the payload status port (ttyS2), the console, and whether vmctl
+//! stopped the VM itself. Each outcome has its own vmctl exit status.
+
+use std::fmt;
+use std::process::ExitStatus;
+
+use vm_status::{
+    parse_death_reason, parse_payload_events, qemu_status_for_exit_value, DeathReason, PayloadEvent, ReportedDeath,
+    INIT_FATAL_EXIT_VALUE,
+};
+
+/// vmctl's exit statuses for outcomes other than a finished payload (whose own code is used).
+/// The values follow `timeout(1)` and shell conventions.
+pub mod exit_status {
+    /// The VM ran past `--timeout`.
+    pub const TIMEOUT: u8 = 124;
+    /// The guest reported an error (death reason), or stopped without a payload result.
+    pub const GUEST_ERROR: u8 = 125;
+    /// The guest kernel panicked.
+    pub const KERNEL_PANIC: u8 = 126;
+    /// vmctl could not run the VM (QEMU or the vsock backend failed, bad arguments, ...).
+    pub const INFRASTRUCTURE: u8 = 127;
+    /// vmctl was interrupted (Ctrl-C, SIGTERM) and stopped the VM.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmOutcome {
+    /// The payload ran and exited with this code.
+    PayloadFinished(i32),
+    /// The guest reported why it failed on the death-reason port.
+    GuestError(ReportedDeath),
+    /// PID 1 hit a fatal error (it ends the VM through the exit device).
+    InitFailed(Option<ReportedDeath>),
+    /// The guest kernel panicked.
+    KernelPanic,
+    /// The VM powered off without a payload result or a death reason.
+    NoResult,
+    /// The VM ran past the timeout and was killed.
+    Timeout { seconds: u64 },
+    /// vmctl was interrupted and stopped the VM.
+    Interrupted,
+    /// QEMU failed on its own (bad arguments, missing files, ...).
+    QemuFailed(String),
+}
+
+/// What the host observed when QEMU ended.
+#[derive(Debug, Clone, Default)]
+pub struct Observation<'a> {
+    pub qemu_status: Option<i32>,
+    pub qemu_stderr: &'a str,
+    pub death_reason: &'a [u8],
+    pub payload_status: &'a [u8],
+    pub console: &'a [u8],
+}
+
+impl VmOutcome {
+    pub fn from_observation(obs: &Observation<'_>) -> VmOutcome {
+        let death = parse_death_reason(obs.death_reason);
+        let finished = parse_payload_events(obs.payload_status).into_iter().find_map(|e| match e {
+            PayloadEvent::Finished(code) => Some(code),
+            _ => None,
+        });
+        let panicked = String::from_utf8_lossy(obs.console).contains("Kernel panic - not syncing");
+        match obs.qemu_status {
+            Some(s) if s == qemu_status_for_exit_value(INIT_FATAL_EXIT_VALUE) => VmOutcome::InitFailed(death),
+            Some(0) => match (death, finished) {
+                (Some(death), _) => VmOutcome::GuestError(death),
+                (None, Some(code)) => VmOutcome::PayloadFinished(code),
+                // panic=-1 reboots, and -no-reboot turns that into a clean exit when pvpanic
+                // was not loaded yet.
+                (None, None) if panicked => VmOutcome::KernelPanic,
+                (None, None) => VmOutcome::NoResult,
+            },
+            // pvpanic with `-action panic=exit-failure`, unless QEMU itself complained.
+            Some(1) if !qemu_reported_error(obs.qemu_stderr) => VmOutcome::KernelPanic,
+            _ => VmOutcome::QemuFailed(format!(
+                "QEMU exited with {}: {}",
+                obs.qemu_status.map_or("a signal".to_owned(), |s| format!("status {s}")),
+                obs.qemu_stderr.trim()
+            )),
+        }
+    }
+
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            // Exit codes are 0..=255 to the parent; keep the low byte as a shell does.
+            VmOutcome::PayloadFinished(code) => (*code & 0xff) as u8,
+            VmOutcome::GuestError(_) | VmOutcome::InitFailed(_) | VmOutcome::NoResult => exit_status::GUEST_ERROR,
+            VmOutcome::KernelPanic => exit_status::KERNEL_PANIC,
+            VmOutcome::Timeout { .. } => exit_status::TIMEOUT,
+            VmOutcome::Interrupted => exit_status::INTERRUPTED,
+            VmOutcome::QemuFailed(_) => exit_status::INFRASTRUCTURE,
+        }
+    }
+
+    /// AOSP's verdict for this outcome.
+    pub fn death_reason(&self) -> DeathReason {
+        match self {
+            VmOutcome::PayloadFinished(_) | VmOutcome::NoResult => DeathReason::Shutdown,
+            VmOutcome::GuestError(d) => d.reason,
+            VmOutcome::InitFailed(_) | VmOutcome::KernelPanic => DeathReason::Crash,
+            VmOutcome::Timeout { .. } => DeathReason::Hangup,
+            VmOutcome::Interrupted => DeathReason::Killed,
+            VmOutcome::QemuFailed(_) => DeathReason::StartFailed,
+        }
+    }
+}
+
+fn qemu_reported_error(stderr: &str) -> bool {
+    stderr.lines().any(|l| l.starts_with("qemu-system") || l.contains("qemu-system-x86_64:"))
+}
+
+impl fmt::Display for VmOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let detail = |d: &ReportedDeath| match &d.detail {
+            Some(text) => format!("{} ({text})", d.reason),
+            None => d.reason.to_string(),
+        };
+        match self {
+            VmOutcome::PayloadFinished(code) => write!(f, "payload exited with status {code}"),
+            VmOutcome::GuestError(d) => write!(f, "guest error: {}", detail(d)),
+            VmOutcome::InitFailed(Some(d)) => write!(f, "guest init failed: {}", detail(d)),
+            VmOutcome::InitFailed(None) => write!(f, "guest init failed (no reason reported; see the console)"),
+            VmOutcome::KernelPanic => write!(f, "guest kernel panic"),
+            VmOutcome::NoResult => write!(f, "the VM powered off without a payload result"),
+            VmOutcome::Timeout { seconds } => write!(f, "timed out after {seconds} s; the VM was killed"),
+            VmOutcome::Interrupted => write!(f, "interrupted; the VM was stopped"),
+            VmOutcome::QemuFailed(msg) => write!(f, "{msg}"),
+        }
+    }
+}
+
+/// Exit status of a QEMU process as an integer, `None` if a signal ended it.
+pub fn status_code(status: ExitStatus) -> Option<i32> {
+    status.code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: i32, death: &[u8], payload: &[u8], console: &[u8], stderr: &str) -> VmOutcome {
+        VmOutcome::from_observation(&Observation {
+            qemu_status: Some(status),
+            qemu_stderr: stderr,
+            death_reason: death,
+            payload_status: payload,
+            console,
+        })
+    }
+
+    #[test]
+    fn tells_outcomes_apart() {
+        let ok = outcome(0, b"", b"payload-started\npayload-finished 0\n", b"", "");
+        assert_eq!((ok.clone(), ok.exit_status()), (VmOutcome::PayloadFinished(0), 0));
+        assert_eq!(outcome(0, b"", b"payload-finished 3\n", b"", "").exit_status(), 3);
+        let err = outcome(0, b"MICRODROID_INVALID_PAYLOAD_CONFIG\r\n", b"", b"", "");
+        assert_eq!(err.death_reason(), DeathReason::MicrodroidInvalidPayloadConfig);
+        assert_eq!(err.exit_status(), exit_status::GUEST_ERROR);
+        let init = outcome(3, b"MICRODROID_UNKNOWN_RUNTIME_ERROR|init: bad\n", b"", b"", "");
+        assert!(matches!(&init, VmOutcome::InitFailed(Some(d)) if d.detail.as_deref() == Some("init: bad")));
+        assert_eq!(outcome(1, b"", b"", b"", "").exit_status(), exit_status::KERNEL_PANIC);
+        assert_eq!(outcome(0, b"", b"", b"Kernel panic - not syncing: x", ""), VmOutcome::KernelPanic);
+        assert_eq!(outcome(0, b"", b"", b"", ""), VmOutcome::NoResult);
+        let qemu = outcome(1, b"", b"", b"", "qemu-system-x86_64: -drive x: No such file");
+        assert_eq!(qemu.exit_status(), exit_status::INFRASTRUCTURE);
+        assert_eq!(VmOutcome::Timeout { seconds: 5 }.exit_status(), exit_status::TIMEOUT);
+        assert_eq!(VmOutcome::PayloadFinished(256 + 7).exit_status(), 7);
+    }
+}

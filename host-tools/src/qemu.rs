@@ -1,0 +1,141 @@
+//! The QEMU command line for a Microdroid VM, built as a pure function of its configuration so
+//! that it can be tested and shown (`vmctl run --dry-run`).
+//!
+//! Devices: the OS disk (virtio-blk, read-only); vsock through `vhost-user-vsock-pci` (the
+//! backend is vhost-device-vsock, which needs guest RAM in shared memfd memory); three serial
+//! ports (ttyS0 console, ttyS1 death reason, ttyS2 payload status); pvpanic, so that a guest
+//! kernel panic ends QEMU with a failure; and `isa-debug-exit`, through which PID 1 reports a
+//! fatal error.
+
+use std::path::PathBuf;
+
+use vm_status::DEBUG_EXIT_PORT;
+
+/// The firmware that boots a Linux kernel fastest under QEMU (Debian's qemu-system-data).
+pub const QBOOT_ROM: &str = "/usr/share/qemu/qboot.rom";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Accel {
+    /// Software emulation: works everywhere.
+    Tcg,
+    /// Hardware virtualization, where /dev/kvm works.
+    Kvm,
+}
+
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    pub qemu: PathBuf,
+    pub accel: Accel,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub cmdline: String,
+    pub disks: Vec<PathBuf>,
+    pub vhost_vsock_socket: PathBuf,
+    pub console_socket: PathBuf,
+    pub death_reason_file: PathBuf,
+    pub payload_status_file: PathBuf,
+    /// `Some` when the firmware exists on this host.
+    pub bios: Option<PathBuf>,
+}
+
+impl QemuConfig {
+    pub fn argv(&self) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+        let accel = match self.accel {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        };
+        push(&["-accel", accel]);
+        push(&["-machine", "pc,memory-backend=mem"]);
+        push(&["-m", &format!("{}M", self.memory_mib)]);
+        push(&["-smp", &self.cpus.to_string()]);
+        push(&["-object", &format!("memory-backend-memfd,id=mem,size={}M,share=on", self.memory_mib)]);
+        push(&["-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-display", "none"]);
+        if let Some(bios) = &self.bios {
+            push(&["-bios", &bios.to_string_lossy()]);
+        }
+        push(&["-kernel", &self.kernel.to_string_lossy()]);
+        push(&["-initrd", &self.initrd.to_string_lossy()]);
+        push(&["-append", &self.cmdline]);
+        push(&["-chardev", &format!("socket,id=console,path={}", self.console_socket.display())]);
+        push(&["-serial", "chardev:console"]);
+        push(&["-serial", &format!("file:{}", self.death_reason_file.display())]);
+        push(&["-serial", &format!("file:{}", self.payload_status_file.display())]);
+        for (i, disk) in self.disks.iter().enumerate() {
+            push(&["-drive", &format!("file={},format=raw,if=none,id=disk{i},readonly=on", disk.display())]);
+            push(&["-device", &format!("virtio-blk-pci,drive=disk{i}")]);
+        }
+        push(&["-chardev", &format!("socket,id=vsock,path={}", self.vhost_vsock_socket.display())]);
+        push(&["-device", "vhost-user-vsock-pci,chardev=vsock"]);
+        push(&["-device", "pvpanic", "-action", "panic=exit-failure"]);
+        push(&["-device", &format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04")]);
+        a
+    }
+}
+
+/// The guest kernel command line.
+pub fn kernel_cmdline(debuggable: bool, extra: &[String]) -> String {
+    let mut words = vec![
+        "console=ttyS0".to_owned(),
+        // ttyS0-2 are used; the default may be fewer.
+        "8250.nr_uarts=4".to_owned(),
+        // A panic reboots at once; pvpanic has told QEMU by then.
+        "panic=-1".to_owned(),
+        "quiet".to_owned(),
+        format!("androidboot.microdroid.debuggable={}", u8::from(debuggable)),
+    ];
+    words.extend(extra.iter().cloned());
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> QemuConfig {
+        QemuConfig {
+            qemu: "qemu-system-x86_64".into(),
+            accel: Accel::Tcg,
+            memory_mib: 256,
+            cpus: 1,
+            kernel: "/k".into(),
+            initrd: "/i".into(),
+            cmdline: kernel_cmdline(true, &[]),
+            disks: vec!["/run/os.img".into()],
+            vhost_vsock_socket: "/run/vhost.sock".into(),
+            console_socket: "/run/console.sock".into(),
+            death_reason_file: "/run/ttyS1".into(),
+            payload_status_file: "/run/ttyS2".into(),
+            bios: None,
+        }
+    }
+
+    fn has(argv: &[String], pair: [&str; 2]) -> bool {
+        argv.windows(2).any(|w| w[0] == pair[0] && w[1] == pair[1])
+    }
+
+    #[test]
+    fn argv_has_the_devices_microdroid_needs() {
+        let argv = config().argv();
+        assert!(has(&argv, ["-accel", "tcg"]));
+        assert!(has(&argv, ["-object", "memory-backend-memfd,id=mem,size=256M,share=on"]));
+        assert!(has(&argv, ["-device", "vhost-user-vsock-pci,chardev=vsock"]));
+        assert!(has(&argv, ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]));
+        assert!(has(&argv, ["-action", "panic=exit-failure"]));
+        assert!(has(&argv, ["-drive", "file=/run/os.img,format=raw,if=none,id=disk0,readonly=on"]));
+        // Serial order is the guest's ttyS numbering.
+        let serials: Vec<&String> = argv.windows(2).filter(|w| w[0] == "-serial").map(|w| &w[1]).collect();
+        assert_eq!(serials, ["chardev:console", "file:/run/ttyS1", "file:/run/ttyS2"]);
+        let kvm = QemuConfig { accel: Accel::Kvm, ..config() }.argv();
+        assert!(has(&kvm, ["-accel", "kvm"]));
+    }
+
+    #[test]
+    fn cmdline_carries_debug_level() {
+        assert!(kernel_cmdline(false, &[]).contains("androidboot.microdroid.debuggable=0"));
+        assert!(kernel_cmdline(true, &["x=1".into()]).ends_with("debuggable=1 x=1"));
+    }
+}

@@ -1,0 +1,54 @@
+//! `microdroid_image`: builds the guest OS images.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Builds the Microdroid guest OS (initramfs, system partition, manifest)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build the images into OUT.
+    Build {
+        /// Directory prepared by `make setup` (vmlinuz, release, root/lib/modules).
+        #[arg(long, default_value = "build/kernel")]
+        kernel_dir: PathBuf,
+        /// Directory with the static guest binaries.
+        #[arg(long, default_value = "target/x86_64-unknown-linux-gnu/release")]
+        bin_dir: PathBuf,
+        /// Service configuration to install as /system/etc/init/init.rc.
+        #[arg(long)]
+        init_rc: Option<PathBuf>,
+        /// Payload config to install as /system/etc/vm_config.json.
+        #[arg(long)]
+        vm_config: Option<PathBuf>,
+        #[arg(long, default_value = "build/image")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Build { kernel_dir, bin_dir, init_rc, vm_config, out } => {
+            let mut spec = image::ImageSpec::new(&kernel_dir, &bin_dir);
+            if let Some(path) = init_rc {
+                spec.init_rc = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            }
+            if let Some(path) = vm_config {
+                spec.vm_config = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            }
+            let built = image::build(&spec, &out)?;
+            println!("modules ({}): {}", built.modules.len(), built.modules.join(" "));
+            for (path, hash) in &built.outputs {
+                println!("{hash}  {}", path.display());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Microdroid's PID 1.
+//!
+//! Boot, in order (docs/architecture.md):
+//! 1. mount /proc, /sys, /dev (devtmpfs), /run;
+//! 2. load the kernel modules listed in `/lib/modules/modules.load` with `finit_module`;
+//! 3. wait for the block devices and link `/dev/block/by-name/<GPT partition name>`;
+//! 4. mount the system partition read-only at /system;
+//! 5. read `/system/etc/init/init.rc` and start its services;
+//! 6. supervise: reap every child, forward tagged service output to the console, restart or
+//!    shut down as each service's policy says, keep naming new block devices;
+//! 7. when a `poweroff_on_exit` service (microdroid_manager) exits: stop everything, sync,
+//!    unmount, power off.
+//!
+//! Any error before the services run is fatal: a clear line on the console and the death-reason
+//! port, then the VM ends through the exit device so the host sees a failure. PID 1 never
+//! unwraps runtime data; a panic (a bug) takes the same fatal path.
+
+pub mod console;
+pub mod devices;
+pub mod modules;
+pub mod mounts;
+pub mod shutdown;
+pub mod supervisor;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::console::log;
+
+/// Where the init configuration lives on the system partition.
+pub const INIT_CONFIG_PATH: &str = "/system/etc/init/init.rc";
+/// The system partition's GPT name.
+pub const SYSTEM_PARTITION: &str = "system_a";
+/// How long the boot devices may take to appear.
+pub const DEVICE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs PID 1. Never returns: the VM powers off or fails.
+pub fn run() -> ! {
+    std::panic::set_hook(Box::new(|info| {
+        shutdown::fatal(&format!("init panicked (a bug): {info}"));
+    }));
+    match boot() {
+        Ok(mut supervisor) => {
+            let outcome = supervisor.run();
+            shutdown::power_off(&mut supervisor, outcome)
+        }
+        Err(err) => shutdown::fatal(&format!("{err:#}")),
+    }
+}
+
+fn boot() -> Result<supervisor::Supervisor> {
+    mounts::mount_early_filesystems().context("mounting early filesystems")?;
+    log(&format!("Microdroid init starting (kernel {})", kernel_release()));
+    // Listen for uevents before loading drivers so that no block device goes unnoticed.
+    let mut devices = devices::DeviceManager::new().context("opening the uevent socket")?;
+    let loaded = modules::load_modules(Path::new(modules::MODULES_DIR)).context("loading kernel modules")?;
+    log(&format!("loaded {loaded} kernel modules"));
+    devices.coldplug().context("scanning block devices")?;
+    let system = devices
+        .wait_for_partition(SYSTEM_PARTITION, DEVICE_TIMEOUT)
+        .context("waiting for the system partition")?;
+    mounts::mount_system(&system).context("mounting the system partition")?;
+    log(&format!("mounted {} read-only at /system", system.display()));
+    let config_bytes =
+        std::fs::read(INIT_CONFIG_PATH).with_context(|| format!("reading {INIT_CONFIG_PATH}"))?;
+    let config = init_config::InitConfig::parse(&config_bytes)
+        .with_context(|| format!("bad init configuration {INIT_CONFIG_PATH}"))?;
+    let mut supervisor = supervisor::Supervisor::new(config, devices).context("setting up the supervisor")?;
+    supervisor.start_enabled_services().context("starting services")?;
+    Ok(supervisor)
+}
+
+fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,61 @@
+//! Kernel modules: the image builder computes the load order from the kernel's `modules.dep`
+//! and writes it to `modules.load`; PID 1 loads each file in that order with `finit_module`.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nix::kmod::{finit_module, ModuleInitFlags};
+
+pub const MODULES_DIR: &str = "/lib/modules";
+pub const LOAD_ORDER_FILE: &str = "modules.load";
+
+/// Parses `modules.load`: one module file name per line, `#` comments and blank lines ignored.
+/// Names must be plain file names inside the modules directory.
+pub fn parse_load_order(text: &str) -> Result<Vec<&str>> {
+    let mut names = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let name = line.split('#').next().unwrap_or("").trim();
+        if name.is_empty() {
+            continue;
+        }
+        if name.contains('/') || !name.ends_with(".ko") {
+            bail!("{LOAD_ORDER_FILE} line {}: {name:?} is not a module file name", i + 1);
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// Loads every module in `dir/modules.load`, in order. A module that is already loaded (or built
+/// in) is fine; any other failure stops the boot, since the next steps need these drivers.
+pub fn load_modules(dir: &Path) -> Result<usize> {
+    let order_path = dir.join(LOAD_ORDER_FILE);
+    let text = std::fs::read_to_string(&order_path)
+        .with_context(|| format!("reading {}", order_path.display()))?;
+    let names = parse_load_order(&text)?;
+    let params = CString::default();
+    for name in &names {
+        let path = dir.join(name);
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        match finit_module(&file, &params, ModuleInitFlags::empty()) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e).with_context(|| format!("loading module {name}")),
+        }
+    }
+    Ok(names.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_order_and_rejects_paths() {
+        let names = parse_load_order("# order\nvirtio.ko\n\n virtio_pci.ko # pci\n").unwrap();
+        assert_eq!(names, ["virtio.ko", "virtio_pci.ko"]);
+        assert!(parse_load_order("../evil.ko\n").is_err());
+        assert!(parse_load_order("notamodule\n").is_err());
+    }
+}
