@@ -1,1 +1,83 @@
-//! Boot tests live in tests/.
+//! Helpers for the boot tests in `tests/`: build a guest image from the workspace's static guest
+//! binaries and the kernel `make setup` prepared, and boot it.
+//!
+//! The boot tests need `make image` (or `make test`, which runs it) to have built the guest
+//! binaries; they fail with a message saying so otherwise.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use host_tools::qemu::Accel;
+use host_tools::vm::{self, VmConfig, VmResult};
+use tempfile::TempDir;
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+pub fn kernel_dir() -> PathBuf {
+    workspace_root().join("build/kernel")
+}
+
+pub fn guest_bin_dir() -> PathBuf {
+    workspace_root().join("target/x86_64-unknown-linux-gnu/release")
+}
+
+/// What to change from the default image.
+#[derive(Default, Clone)]
+pub struct ImageChanges<'a> {
+    pub init_rc: Option<&'a str>,
+    pub vm_config: Option<&'a str>,
+    /// Skip the builder's checks, to build images the guest must refuse.
+    pub unchecked: bool,
+}
+
+/// Builds a guest image in a fresh temporary directory.
+pub fn build_image(changes: &ImageChanges<'_>) -> Result<TempDir> {
+    ensure!(
+        guest_bin_dir().join("init").exists() && kernel_dir().join("vmlinuz").exists(),
+        "guest binaries or kernel missing: run `make image` (or `make test`) first"
+    );
+    let dir = tempfile::Builder::new().prefix("boot-test-").tempdir()?;
+    let mut spec = image::ImageSpec::new(&kernel_dir(), &guest_bin_dir());
+    if let Some(rc) = changes.init_rc {
+        spec.init_rc = rc.as_bytes().to_vec();
+    }
+    if let Some(config) = changes.vm_config {
+        spec.vm_config = config.as_bytes().to_vec();
+    }
+    spec.validate = !changes.unchecked;
+    image::build(&spec, dir.path()).context("building the guest image")?;
+    Ok(dir)
+}
+
+pub fn vm_config(image_dir: &Path, timeout: Duration) -> VmConfig {
+    VmConfig {
+        os_manifest: image_dir.join(image::MANIFEST_NAME),
+        kernel: None,
+        initrd: None,
+        memory_mib: 256,
+        cpus: 1,
+        accel: Accel::Tcg,
+        timeout,
+        cid: 3,
+        debuggable: true,
+        console_to_terminal: false,
+        console_log: Some(image_dir.join("console.log")),
+        qemu: "qemu-system-x86_64".into(),
+        vhost_device_vsock: "vhost-device-vsock".into(),
+        extra_kernel_args: Vec::new(),
+    }
+}
+
+/// Boots an image and returns what happened, printing the console for the test log.
+pub fn boot(config: &VmConfig) -> Result<VmResult> {
+    let result = vm::run(config)?;
+    println!("--- console ---\n{}--- outcome: {} ({:.2} s)", String::from_utf8_lossy(&result.console), result.outcome, result.wall_time.as_secs_f64());
+    Ok(result)
+}
+
+pub fn console_text(result: &VmResult) -> String {
+    String::from_utf8_lossy(&result.console).into_owned()
+}
