@@ -50,6 +50,7 @@ if [ ! -f "$KERNEL_DIR/vmlinuz" ] || [ ! -f "$KERNEL_DIR/release" ]; then
     [ -n "$kpkg" ] || { echo "setup: cannot resolve the package behind linux-image-cloud-amd64" >&2; exit 1; }
     say "fetching kernel package $kpkg"
     tmp="$(mktemp -d)"
+    chmod 755 "$tmp"   # apt-get download runs as _apt, which must be able to write here
     trap 'rm -rf "$tmp"' EXIT
     (cd "$tmp" && apt-get download -qq "$kpkg" >/dev/null)
     rm -rf "$KERNEL_DIR"

@@ -1,0 +1,148 @@
+//! A minimal, reproducible ZIP writer for building unsigned APKs: entries are **stored**
+//! (uncompressed, as zipfuse and `lib/*.so` mmap need), timestamps are fixed (1980-01-01), and
+//! each entry's data is aligned like `zipalign -p` does it (zero-padding the local header's extra
+//! field): 4096 for `*.so`, 4 for everything else, unless told otherwise.
+
+use crate::error::{Error, Result};
+use crate::zip::{CD_RECORD_SIGNATURE, EOCD_SIGNATURE};
+
+const LOCAL_HEADER_SIGNATURE: u32 = 0x0403_4b50;
+/// DOS date of 1980-01-01 (day 1, month 1, year 0).
+const DOS_DATE: u16 = 0x0021;
+
+/// One file to store.
+#[derive(Debug, Clone)]
+pub struct ZipEntry {
+    /// Path inside the archive (`/`-separated, no leading `/`).
+    pub name: String,
+    /// Contents.
+    pub data: Vec<u8>,
+    /// Alignment of the data offset; `None` = 4096 for `.so`, else 4.
+    pub align: Option<u64>,
+}
+
+impl ZipEntry {
+    /// An entry with default alignment.
+    pub fn new(name: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+        Self {
+            name: name.into(),
+            data: data.into(),
+            align: None,
+        }
+    }
+}
+
+/// CRC-32 (IEEE), as ZIP uses.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn u16_of(n: usize, what: &'static str) -> Result<u16> {
+    u16::try_from(n).map_err(|_| Error::Overflow(what))
+}
+
+fn u32_of(n: usize, what: &'static str) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::Overflow(what))
+}
+
+/// Builds a stored, aligned ZIP from `entries` in the given order.
+pub fn build_zip(entries: &[ZipEntry]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut cd = Vec::new();
+    for e in entries {
+        let name = e.name.as_bytes();
+        let align = e
+            .align
+            .unwrap_or(if e.name.ends_with(".so") { 4096 } else { 4 })
+            .max(1);
+        let offset = u32_of(out.len(), "archive larger than 4 GiB")?;
+        let data_start = out.len() as u64 + 30 + name.len() as u64;
+        let pad = ((align - data_start % align) % align) as usize;
+        let crc = crc32(&e.data);
+        let size = u32_of(e.data.len(), "entry larger than 4 GiB")?;
+        let name_len = u16_of(name.len(), "name too long")?;
+        out.extend_from_slice(&LOCAL_HEADER_SIGNATURE.to_le_bytes());
+        out.extend_from_slice(&10u16.to_le_bytes()); // version needed
+        out.extend_from_slice(&0u16.to_le_bytes()); // flags
+        out.extend_from_slice(&0u16.to_le_bytes()); // method: stored
+        out.extend_from_slice(&0u16.to_le_bytes()); // time
+        out.extend_from_slice(&DOS_DATE.to_le_bytes());
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&size.to_le_bytes());
+        out.extend_from_slice(&size.to_le_bytes());
+        out.extend_from_slice(&name_len.to_le_bytes());
+        out.extend_from_slice(&u16_of(pad, "alignment too large")?.to_le_bytes());
+        out.extend_from_slice(name);
+        out.resize(out.len() + pad, 0);
+        out.extend_from_slice(&e.data);
+
+        cd.extend_from_slice(&CD_RECORD_SIGNATURE.to_le_bytes());
+        cd.extend_from_slice(&0x031eu16.to_le_bytes()); // made by: Unix, 3.0
+        cd.extend_from_slice(&10u16.to_le_bytes());
+        cd.extend_from_slice(&0u16.to_le_bytes());
+        cd.extend_from_slice(&0u16.to_le_bytes());
+        cd.extend_from_slice(&0u16.to_le_bytes());
+        cd.extend_from_slice(&DOS_DATE.to_le_bytes());
+        cd.extend_from_slice(&crc.to_le_bytes());
+        cd.extend_from_slice(&size.to_le_bytes());
+        cd.extend_from_slice(&size.to_le_bytes());
+        cd.extend_from_slice(&name_len.to_le_bytes());
+        cd.extend_from_slice(&0u16.to_le_bytes()); // extra
+        cd.extend_from_slice(&0u16.to_le_bytes()); // comment
+        cd.extend_from_slice(&0u16.to_le_bytes()); // disk
+        cd.extend_from_slice(&0u16.to_le_bytes()); // internal attrs
+        cd.extend_from_slice(&(0o100644u32 << 16).to_le_bytes()); // external: -rw-r--r--
+        cd.extend_from_slice(&offset.to_le_bytes());
+        cd.extend_from_slice(name);
+    }
+    let count = u16_of(entries.len(), "too many entries")?;
+    let cd_offset = u32_of(out.len(), "archive larger than 4 GiB")?;
+    let cd_size = u32_of(cd.len(), "central directory too large")?;
+    out.extend_from_slice(&cd);
+    out.extend_from_slice(&EOCD_SIGNATURE.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(&cd_size.to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::zip::{check_central_directory, find_zip_sections, read_central_directory};
+    use std::io::Cursor;
+
+    #[test]
+    fn crc() {
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+    }
+
+    #[test]
+    fn aligned_and_parsable() {
+        let zip = build_zip(&[
+            ZipEntry::new("AndroidManifest.xml", b"x".to_vec()),
+            ZipEntry::new("lib/x86_64/libpayload.so", vec![0x7f; 100]),
+        ])
+        .unwrap();
+        let z = find_zip_sections(&mut Cursor::new(&zip)).unwrap();
+        let cd = read_central_directory(&mut Cursor::new(&zip), &z).unwrap();
+        check_central_directory(&cd, 2, z.cd_offset).unwrap();
+        let so = zip.windows(100).position(|w| w == [0x7f; 100]).unwrap();
+        assert_eq!(so % 4096, 0);
+    }
+}

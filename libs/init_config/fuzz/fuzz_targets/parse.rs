@@ -1,0 +1,6 @@
+#![no_main]
+//! Fuzz target: see ../README.md.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = init_config::InitConfig::parse(data);
+});

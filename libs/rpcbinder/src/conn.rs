@@ -1,0 +1,189 @@
+//! Command framing over a byte stream: encoding helpers and a reader of incoming commands.
+
+use std::io::{ErrorKind, Read, Write};
+
+use crate::error::Error;
+use crate::parcel::{Parcel, TYPE_BINDER};
+use crate::status::StatusCode;
+use crate::wire::{
+    split_parcel, Address, Command, DecStrong, ReplyHeader, TransactionHeader, WireHeader,
+    PROTOCOL_VERSION_1, PROTOCOL_VERSION_2,
+};
+
+/// A received TRANSACT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingTransaction {
+    /// Fixed header.
+    pub header: TransactionHeader,
+    /// Parcel data.
+    pub data: Vec<u8>,
+    /// Object table (v1+; only binders, at v2).
+    pub objects: Vec<u32>,
+}
+
+/// A received REPLY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingReply {
+    /// Transport status.
+    pub status: StatusCode,
+    /// Parcel data (empty when the status is not OK).
+    pub data: Vec<u8>,
+    /// Object table.
+    pub objects: Vec<u32>,
+}
+
+/// One received command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// TRANSACT.
+    Transact(IncomingTransaction),
+    /// REPLY.
+    Reply(IncomingReply),
+    /// DEC_STRONG.
+    DecStrong(DecStrong),
+}
+
+/// Fills `buf`, returning [`Error::ConnectionClosed`] if the stream ends before the first byte
+/// and an `UnexpectedEof` I/O error if it ends later.
+pub(crate) fn read_exact_or_closed<S: Read>(stream: &mut S, buf: &mut [u8]) -> Result<(), Error> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) if filled == 0 => return Err(Error::ConnectionClosed),
+            Ok(0) => return Err(Error::Io(ErrorKind::UnexpectedEof.into())),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Objects in a received parcel: only binders at v2 are allowed (no fds over vsock).
+fn check_objects(data: &[u8], objects: &[u32], version: u32) -> Result<(), Error> {
+    if objects.is_empty() {
+        return Ok(());
+    }
+    if version < PROTOCOL_VERSION_2 {
+        return Err(Error::ObjectsNotAllowed(objects.len()));
+    }
+    for &off in objects {
+        let o = off as usize; // split_parcel checked o + 4 < data.len()
+        let ty = i32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
+        if ty != TYPE_BINDER {
+            return Err(Error::ObjectsNotAllowed(objects.len()));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a command body (after its header) at protocol `version`.
+pub fn parse_command(command: Command, body: &[u8], version: u32) -> Result<Incoming, Error> {
+    match command {
+        Command::Transact => {
+            let header = TransactionHeader::decode(body)?;
+            let rest = &body[TransactionHeader::SIZE..];
+            let (data, objects) = split_parcel(rest, header.parcel_data_size, version)?;
+            check_objects(data, &objects, version)?;
+            Ok(Incoming::Transact(IncomingTransaction { header, data: data.to_vec(), objects }))
+        }
+        Command::Reply => {
+            let rh = ReplyHeader::decode(body, version)?;
+            let rest = &body[ReplyHeader::size(version)..];
+            if rh.status != 0 {
+                return Ok(Incoming::Reply(IncomingReply {
+                    status: StatusCode(rh.status),
+                    data: Vec::new(),
+                    objects: Vec::new(),
+                }));
+            }
+            let (data, objects) = split_parcel(rest, rh.parcel_data_size, version)?;
+            check_objects(data, &objects, version)?;
+            Ok(Incoming::Reply(IncomingReply { status: StatusCode::OK, data: data.to_vec(), objects }))
+        }
+        Command::DecStrong => Ok(Incoming::DecStrong(DecStrong::decode(body)?)),
+    }
+}
+
+/// Reads and parses one command. Bodies are bounded by the per-version limit before any
+/// allocation.
+pub fn read_command<S: Read>(stream: &mut S, version: u32) -> Result<Incoming, Error> {
+    let mut hb = [0u8; WireHeader::SIZE];
+    read_exact_or_closed(stream, &mut hb)?;
+    let header = WireHeader::decode(&hb, version)?;
+    let mut body = vec![0u8; header.body_size as usize];
+    if !body.is_empty() {
+        stream.read_exact(&mut body)?;
+    }
+    parse_command(header.command, &body, version)
+}
+
+fn object_table(parcel: &Parcel, version: u32) -> Vec<u8> {
+    let mut t = Vec::new();
+    if version >= PROTOCOL_VERSION_2 {
+        for off in parcel.binder_offsets() {
+            t.extend_from_slice(&off.to_le_bytes());
+        }
+    }
+    t
+}
+
+fn frame(command: Command, body: Vec<u8>, version: u32) -> Result<Vec<u8>, Error> {
+    let size = u32::try_from(body.len()).map_err(|_| Error::OutgoingTooLarge(body.len()))?;
+    if size > crate::wire::max_body_size(version) {
+        return Err(Error::OutgoingTooLarge(body.len()));
+    }
+    let mut out = Vec::with_capacity(WireHeader::SIZE + body.len());
+    out.extend_from_slice(&WireHeader { command, body_size: size }.encode());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Bytes of a TRANSACT command.
+pub fn encode_transact(
+    version: u32,
+    address: Address,
+    code: u32,
+    flags: u32,
+    async_number: u64,
+    parcel: &Parcel,
+) -> Result<Vec<u8>, Error> {
+    let data_size = u32::try_from(parcel.len()).map_err(|_| Error::OutgoingTooLarge(parcel.len()))?;
+    let th = TransactionHeader {
+        address,
+        code,
+        flags,
+        async_number,
+        parcel_data_size: if version >= PROTOCOL_VERSION_1 { data_size } else { 0 },
+    };
+    let mut body = th.encode().to_vec();
+    body.extend_from_slice(parcel.data());
+    body.extend_from_slice(&object_table(parcel, version));
+    frame(Command::Transact, body, version)
+}
+
+/// Bytes of a REPLY command. A non-OK status carries no parcel.
+pub fn encode_reply(version: u32, status: StatusCode, parcel: &Parcel) -> Result<Vec<u8>, Error> {
+    let empty = Parcel::new();
+    let parcel = if status == StatusCode::OK { parcel } else { &empty };
+    let data_size = u32::try_from(parcel.len()).map_err(|_| Error::OutgoingTooLarge(parcel.len()))?;
+    let mut body = ReplyHeader { status: status.0, parcel_data_size: data_size }.encode(version);
+    body.extend_from_slice(parcel.data());
+    body.extend_from_slice(&object_table(parcel, version));
+    frame(Command::Reply, body, version)
+}
+
+/// Bytes of a DEC_STRONG command.
+pub fn encode_dec_strong(address: Address, amount: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(WireHeader::SIZE + DecStrong::SIZE);
+    out.extend_from_slice(&WireHeader { command: Command::DecStrong, body_size: DecStrong::SIZE as u32 }.encode());
+    out.extend_from_slice(&DecStrong { address, amount }.encode());
+    out
+}
+
+/// Writes `bytes` in one `write_all` and flushes.
+pub(crate) fn send<S: Write>(stream: &mut S, bytes: &[u8]) -> Result<(), Error> {
+    stream.write_all(bytes)?;
+    stream.flush()?;
+    Ok(())
+}

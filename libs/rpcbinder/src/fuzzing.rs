@@ -1,0 +1,135 @@
+//! Entry points that feed untrusted bytes to every parser, shared by the cargo-fuzz targets in
+//! `fuzz/` and by the bad-input corpus tests. None of them may panic or loop forever.
+
+use std::io::{self, Cursor, Read, Write};
+use std::sync::Arc;
+
+use crate::client::{ClientConfig, RpcClient};
+use crate::error::{Error, ParcelError};
+use crate::parcel::{Parcel, ParcelReader};
+use crate::server::{Binder, RpcServer, SessionEnd};
+use crate::status::{Status, StatusCode};
+
+/// An in-memory stream: reads from `input`, discards writes.
+#[derive(Debug)]
+pub struct MemStream<'a> {
+    input: Cursor<&'a [u8]>,
+    /// Everything written.
+    pub output: Vec<u8>,
+}
+
+impl<'a> MemStream<'a> {
+    /// A stream whose peer sends `input` and then closes.
+    pub fn new(input: &'a [u8]) -> Self {
+        MemStream { input: Cursor::new(input), output: Vec::new() }
+    }
+}
+
+impl Read for MemStream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+impl Write for MemStream<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Bound memory for pathological inputs.
+        if self.output.len() < 1 << 20 {
+            self.output.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A root object with the IVirtualMachineService descriptor answering codes 1–4 like the
+/// real service (reads an i32 for 3, an i32 and a string for 4).
+pub struct FuzzService;
+
+impl Binder for FuzzService {
+    fn descriptor(&self) -> &str {
+        "android.system.virtualmachineservice.IVirtualMachineService"
+    }
+    fn on_transact(&self, code: u32, data: &mut ParcelReader<'_>, reply: &mut Parcel) -> Result<(), StatusCode> {
+        match code {
+            1 | 2 => {}
+            3 => {
+                data.read_i32().map_err(|e| e.status_code())?;
+            }
+            4 => {
+                data.read_i32().map_err(|e| e.status_code())?;
+                data.read_string().map_err(|e| e.status_code())?;
+            }
+            _ => return Err(StatusCode::UNKNOWN_TRANSACTION),
+        }
+        reply.write_status(&Status::ok());
+        Ok(())
+    }
+}
+
+/// Bytes from a client to our server (handshake then commands), max version 2.
+pub fn serve_bytes(input: &[u8]) -> Result<SessionEnd, Error> {
+    let server = RpcServer::new(Arc::new(FuzzService)).with_max_version(2);
+    server.serve_connection(MemStream::new(input))
+}
+
+/// Bytes from a server to our client: the client connects (v1 or v2 by the first input byte),
+/// gets the root, checks the descriptor and makes one call.
+pub fn client_bytes(input: &[u8]) -> Result<(), Error> {
+    let (version, rest) = match input.split_first() {
+        Some((v, rest)) => (u32::from(v % 3), rest),
+        None => (1, input),
+    };
+    let mut client = RpcClient::connect_with(MemStream::new(rest), ClientConfig { version, query_session_info: true })?;
+    let root = client.get_root()?;
+    client.interface_descriptor(&root)?;
+    let mut p = Parcel::new();
+    p.write_interface_token("android.system.virtualmachineservice.IVirtualMachineService");
+    p.write_i32(0);
+    if let Some(r) = client.transact(&root, 3, &p, 0)? {
+        r.reader().read_status()?;
+    }
+    client.release(root)
+}
+
+/// One parcel item: the first byte selects the reader, the rest is the parcel.
+/// 0 String16, 1 byte[], 2 strong binder, 3 Status, 4 parcelable{byte[]}, 5 interface token,
+/// 6 all of them in sequence until an error.
+pub fn parse_parcel(input: &[u8]) -> Result<(), ParcelError> {
+    let Some((sel, data)) = input.split_first() else {
+        return Ok(());
+    };
+    let mut r = ParcelReader::new(data);
+    let desc = "android.system.virtualmachineservice.IVirtualMachineService";
+    match sel % 7 {
+        0 => r.read_string16().map(|_| ()),
+        1 => r.read_byte_array().map(|_| ()),
+        2 => r.read_strong_binder().map(|_| ()),
+        3 => r.read_status().map(|_| ()),
+        4 => r.read_parcelable(|r| r.read_byte_array()).map(|_| ()),
+        5 => r.enforce_interface(desc),
+        _ => loop {
+            r.read_string16()?;
+            r.read_byte_array()?;
+            r.read_strong_binder()?;
+            r.read_status()?;
+            r.read_parcelable(|r| r.read_i32())?;
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_accept_empty_and_garbage() {
+        for input in [&b""[..], &[0xff; 64][..], &[0u8; 100][..]] {
+            let _ = serve_bytes(input);
+            let _ = client_bytes(input);
+            let _ = parse_parcel(input);
+        }
+    }
+}

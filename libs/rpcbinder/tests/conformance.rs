@@ -1,0 +1,461 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Conformance: exact bytes on the wire against scripted libbinder peers, derived field by
+//! field from the protocol reference's worked example (binder-rpc.md §10, protocol v1,
+//! A14/A15 codes) and its variants (v0 reply, v2 object table, rejection paths).
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use rpcbinder::{
+    Binder, ClientConfig, Error, Parcel, ParcelReader, RpcClient, RpcServer, SessionEnd, Status, StatusCode,
+};
+
+const DESCRIPTOR: &str = "android.system.virtualmachineservice.IVirtualMachineService";
+
+fn unhex(s: &str) -> Vec<u8> {
+    let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// String16 of the descriptor, as in §10 (124 bytes).
+fn token_hex() -> String {
+    let mut s = hex(&(DESCRIPTOR.len() as u32).to_le_bytes());
+    for u in DESCRIPTOR.encode_utf16() {
+        s += &hex(&u.to_le_bytes());
+    }
+    s + "0000"
+}
+
+// ---- §10 vectors (protocol v1) ----
+const CONN_HEADER_V1: &str = "01000000 00 00 0000000000000000 0000";
+const CCI: &str = "63636900 00000000";
+const NEW_SESSION_V1: &str = "01000000 00000000";
+
+fn special(code: u8) -> String {
+    format!(
+        "00000000 28000000 00000000 00000000  00000000 00000000 {code:02x}000000 00000000 00000000 00000000 00000000 000000000000000000000000"
+    )
+}
+const REPLY_MAX_THREADS: &str =
+    "01000000 18000000 00000000 00000000  00000000 04000000 000000000000000000000000  01000000";
+const REPLY_ROOT_V1: &str = "01000000 24000000 00000000 00000000  00000000 10000000 000000000000000000000000  01000000 03000000 00000000 0c000000";
+const TXN_NTF: &str = "00000000 28000000 0000000000000000  03000000 00000000 46544e5f 00000000 0000000000000000 00000000 000000000000000000000000";
+const DEC_STRONG_ROOT_1: &str = "02000000 10000000 0000000000000000 03000000 00000000 01000000 00000000";
+const REPLY_OK_V1: &str = "01000000 18000000 00000000 00000000 00000000 04000000 00000000 00000000 00000000 00000000";
+
+fn reply_ntf() -> String {
+    format!("01000000 90000000 0000000000000000 00000000 7c000000 000000000000000000000000 {}", token_hex())
+}
+
+/// notifyPayloadFinished(42) TRANSACT, byte for byte as in §10 (184 bytes).
+fn txn_finished_42() -> String {
+    format!(
+        "00000000 a8000000 00000000 00000000 03000000 00000000 03000000 00000000 0000000000000000 80000000 000000000000000000000000 {} 2a000000",
+        token_hex()
+    )
+}
+
+/// A root object that records calls and answers Status::ok() to codes 1..=4.
+struct TestService {
+    calls: std::sync::Mutex<Vec<(u32, Vec<u8>)>>,
+}
+
+impl Binder for TestService {
+    fn descriptor(&self) -> &str {
+        DESCRIPTOR
+    }
+    fn on_transact(&self, code: u32, data: &mut ParcelReader<'_>, reply: &mut Parcel) -> Result<(), StatusCode> {
+        let mut args = Vec::new();
+        while let Ok(v) = data.read_i32() {
+            args.extend_from_slice(&v.to_le_bytes());
+        }
+        self.calls.lock().unwrap().push((code, args));
+        match code {
+            1..=4 => {
+                reply.write_status(&Status::ok());
+                Ok(())
+            }
+            _ => Err(StatusCode::UNKNOWN_TRANSACTION),
+        }
+    }
+}
+
+fn start_server(max_version: u32) -> (UnixStream, thread::JoinHandle<Result<SessionEnd, Error>>, Arc<TestService>) {
+    let svc = Arc::new(TestService { calls: Default::default() });
+    let server = RpcServer::new(svc.clone()).with_max_version(max_version);
+    let (a, b) = UnixStream::pair().unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let h = thread::spawn(move || server.serve_connection(b));
+    (a, h, svc)
+}
+
+fn expect(s: &mut UnixStream, want: &str) {
+    let want = unhex(want);
+    let mut got = vec![0u8; want.len()];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(hex(&got), hex(&want));
+}
+
+fn send(s: &mut UnixStream, bytes: &str) {
+    s.write_all(&unhex(bytes)).unwrap();
+}
+
+fn expect_eof(s: &mut UnixStream) {
+    let mut b = [0u8; 1];
+    assert_eq!(s.read(&mut b).unwrap(), 0, "server should close the session");
+}
+
+/// The whole §10 transcript, with a scripted libbinder/NDK client against our server.
+#[test]
+fn server_v1_worked_example() {
+    let (mut c, h, svc) = start_server(1);
+    send(&mut c, CONN_HEADER_V1);
+    send(&mut c, CCI);
+    expect(&mut c, NEW_SESSION_V1);
+    send(&mut c, &special(1));
+    expect(&mut c, REPLY_MAX_THREADS);
+    send(&mut c, &special(2));
+    expect(&mut c, "01000000 38000000 00000000 00000000 00000000 24000000 000000000000000000000000 20000000");
+    let mut id = [0u8; 32];
+    c.read_exact(&mut id).unwrap();
+    send(&mut c, &special(0));
+    expect(&mut c, REPLY_ROOT_V1);
+    send(&mut c, TXN_NTF);
+    expect(&mut c, DEC_STRONG_ROOT_1);
+    expect(&mut c, &reply_ntf());
+    send(&mut c, &txn_finished_42());
+    expect(&mut c, DEC_STRONG_ROOT_1);
+    expect(&mut c, REPLY_OK_V1);
+    // Client drops its proxy: DEC_STRONG(root, timesRecd = 1) -> server erases its last node
+    // and shuts the session down.
+    send(&mut c, DEC_STRONG_ROOT_1);
+    expect_eof(&mut c);
+    assert_eq!(h.join().unwrap().unwrap(), SessionEnd::Released);
+    assert_eq!(svc.calls.lock().unwrap().as_slice(), &[(3, vec![42, 0, 0, 0])]);
+}
+
+/// DEC_STRONG accounting with two GET_ROOTs: one DEC_STRONG per transaction, and the session
+/// lives until both references are released.
+#[test]
+fn server_dec_strong_accounting() {
+    let (mut c, h, _svc) = start_server(1);
+    send(&mut c, CONN_HEADER_V1);
+    send(&mut c, CCI);
+    expect(&mut c, NEW_SESSION_V1);
+    send(&mut c, &special(0));
+    expect(&mut c, REPLY_ROOT_V1);
+    send(&mut c, &special(0));
+    expect(&mut c, REPLY_ROOT_V1);
+    // PING on the root: DEC_STRONG(root,1) then an empty OK reply.
+    send(&mut c, "00000000 28000000 0000000000000000 03000000 00000000 474e505f 00000000 0000000000000000 00000000 000000000000000000000000");
+    expect(&mut c, DEC_STRONG_ROOT_1);
+    expect(&mut c, "01000000 14000000 0000000000000000 00000000 00000000 000000000000000000000000");
+    send(&mut c, DEC_STRONG_ROOT_1);
+    // Still one reference outstanding: session alive, answers GET_MAX_THREADS.
+    send(&mut c, &special(1));
+    expect(&mut c, REPLY_MAX_THREADS);
+    // Releasing more than outstanding is a protocol error (A16 terminates the session).
+    send(&mut c, "02000000 10000000 0000000000000000 03000000 00000000 02000000 00000000");
+    expect_eof(&mut c);
+    assert!(matches!(h.join().unwrap(), Err(Error::DecStrongUnderflow { amount: 2, held: 1, .. })));
+}
+
+/// v0 (Android 13): 4-byte RpcWireReply, no parcelDataSize, no object table.
+#[test]
+fn server_negotiates_v0_reply_format() {
+    let (mut c, h, _svc) = start_server(1);
+    send(&mut c, "00000000 00 00 0000000000000000 0000");
+    send(&mut c, CCI);
+    expect(&mut c, "00000000 00000000");
+    send(&mut c, &special(0));
+    expect(&mut c, "01000000 14000000 0000000000000000 00000000 01000000 03000000 00000000 0c000000");
+    let mut txn = unhex(&txn_finished_42());
+    txn[40..44].copy_from_slice(&[0, 0, 0, 0]); // v0: parcelDataSize is reserved
+    c.write_all(&txn).unwrap();
+    expect(&mut c, DEC_STRONG_ROOT_1);
+    // §10 variant: v0 reply of Status::ok().
+    expect(&mut c, "01000000 08000000 0000000000000000 00000000 00000000");
+    drop(c);
+    assert_eq!(h.join().unwrap().unwrap(), SessionEnd::Closed);
+}
+
+/// v2 (Android 16) when both offer it: root reply carries the object table [0].
+#[test]
+fn server_v2_object_table() {
+    let (mut c, h, _svc) = start_server(2);
+    send(&mut c, "02000000 00 00 0000000000000000 0000");
+    send(&mut c, CCI);
+    expect(&mut c, "02000000 00000000");
+    send(&mut c, &special(0));
+    expect(&mut c, "01000000 28000000 00000000 00000000  00000000 10000000 000000000000000000000000  01000000 03000000 00000000 0c000000 00000000");
+    drop(c);
+    assert_eq!(h.join().unwrap().unwrap(), SessionEnd::Closed);
+}
+
+/// A client offering v2 to a v1 server gets v1 (min), and a v1 client to a v2 server too.
+#[test]
+fn version_negotiation_is_min() {
+    let (mut c, h, _) = start_server(1);
+    send(&mut c, "02000000 00 00 0000000000000000 0000");
+    send(&mut c, CCI);
+    expect(&mut c, NEW_SESSION_V1);
+    drop(c);
+    h.join().unwrap().unwrap();
+    let (mut c, h, _) = start_server(2);
+    send(&mut c, CONN_HEADER_V1);
+    send(&mut c, CCI);
+    expect(&mut c, NEW_SESSION_V1);
+    drop(c);
+    h.join().unwrap().unwrap();
+}
+
+/// Wrong interface token -> transport BAD_TYPE; unknown method -> UNKNOWN_TRANSACTION (§10
+/// variant); both still preceded by DEC_STRONG.
+#[test]
+fn server_bad_token_and_unknown_code() {
+    let (mut c, h, svc) = start_server(1);
+    send(&mut c, CONN_HEADER_V1);
+    send(&mut c, CCI);
+    expect(&mut c, NEW_SESSION_V1);
+    send(&mut c, &special(0));
+    expect(&mut c, REPLY_ROOT_V1);
+    // code 1 with an empty parcel: no token.
+    send(&mut c, "00000000 28000000 0000000000000000 03000000 00000000 01000000 00000000 0000000000000000 00000000 000000000000000000000000");
+    expect(&mut c, DEC_STRONG_ROOT_1);
+    expect(&mut c, "01000000 14000000 0000000000000000 c3ffffff 00000000 000000000000000000000000");
+    let mut t = unhex(&txn_finished_42());
+    t[24] = 99; // code 99
+    c.write_all(&t).unwrap();
+    expect(&mut c, DEC_STRONG_ROOT_1);
+    expect(&mut c, "01000000 14000000 0000000000000000 b6ffffff 00000000 000000000000000000000000");
+    // A wrong token in a full parcel is BAD_TYPE too (INT32_MIN+1 = 0x80000001).
+    let mut t = unhex(&txn_finished_42());
+    t[60] = b'A';
+    c.write_all(&t).unwrap();
+    expect(&mut c, DEC_STRONG_ROOT_1);
+    expect(&mut c, "01000000 14000000 0000000000000000 01000080 00000000 000000000000000000000000");
+    drop(c);
+    h.join().unwrap().unwrap();
+    assert!(svc.calls.lock().unwrap().iter().all(|(code, _)| *code == 99));
+}
+
+/// Rejection paths of the reference §12.2: each terminates the session with its own error.
+#[test]
+fn server_rejections() {
+    fn run(after_handshake: &str) -> Error {
+        let (mut c, h, _) = start_server(1);
+        send(&mut c, CONN_HEADER_V1);
+        send(&mut c, CCI);
+        expect(&mut c, NEW_SESSION_V1);
+        send(&mut c, &special(0));
+        expect(&mut c, REPLY_ROOT_V1);
+        send(&mut c, after_handshake);
+        let e = h.join().unwrap().unwrap_err();
+        drop(c);
+        e
+    }
+    // bodySize < 40
+    assert!(matches!(run("00000000 10000000 0000000000000000 00000000000000000000000000000000"), Error::BodyTooSmall { min: 40, .. }));
+    // DEC_STRONG bodySize != 16
+    assert!(matches!(run("02000000 0c000000 0000000000000000 030000000000000001000000"), Error::DecStrongBodySize(12)));
+    // object table not a multiple of 4: parcelDataSize 0 with 2 trailing bytes
+    assert!(matches!(
+        run("00000000 2a000000 0000000000000000 03000000 00000000 01000000 00000000 0000000000000000 00000000 000000000000000000000000 0000"),
+        Error::ObjectTableMisaligned(2)
+    ));
+    // unknown command
+    assert!(matches!(run("07000000 00000000 0000000000000000"), Error::UnknownCommand(7)));
+    // unknown address option bits -> BAD_VALUE reply and terminate
+    assert!(matches!(
+        run("00000000 28000000 0000000000000000 07000000 00000000 01000000 00000000 0000000000000000 00000000 000000000000000000000000"),
+        Error::BadAddress(7)
+    ));
+    // body above the 100 KB limit
+    assert!(matches!(run("00000000 a1860100 0000000000000000"), Error::BodyTooLarge { size: 100_001, .. }));
+    // REPLY to a server
+    assert!(matches!(run(REPLY_OK_V1), Error::UnexpectedReply));
+}
+
+#[test]
+fn server_rejects_bad_handshakes() {
+    let (mut c, h, _) = start_server(1);
+    send(&mut c, "01000000 01 00 0000000000000000 0000"); // new session with INCOMING
+    assert!(matches!(h.join().unwrap(), Err(Error::IncomingNewSession)));
+    drop(c);
+    let (mut c, h, _) = start_server(1);
+    send(&mut c, "01000000 00 00 0000000000000000 1000"); // session id size 16
+    assert!(matches!(h.join().unwrap(), Err(Error::BadSessionIdSize(16))));
+    drop(c);
+    let (mut c, h, _) = start_server(1);
+    send(&mut c, CONN_HEADER_V1);
+    send(&mut c, "63636100 00000000"); // "cca"
+    expect(&mut c, NEW_SESSION_V1);
+    assert!(matches!(h.join().unwrap(), Err(Error::BadConnectionInit(_))));
+    let (mut c, h, _) = start_server(1);
+    send(&mut c, &format!("01000000 00 00 0000000000000000 2000 {}", "11".repeat(32)));
+    assert!(matches!(h.join().unwrap(), Err(Error::UnknownSession)));
+    drop(c);
+    let (mut c, h, _) = start_server(1);
+    send(&mut c, "01000000 00 01 0000000000000000 0000"); // fd mode UNIX
+    assert!(matches!(h.join().unwrap(), Err(Error::UnsupportedFdMode(1))));
+    drop(c);
+}
+
+/// A16 guests attach an incoming (callback) connection with the session id: the server sends
+/// "cci" on it.
+#[test]
+fn server_accepts_callback_attach() {
+    let svc = Arc::new(TestService { calls: Default::default() });
+    let server = Arc::new(RpcServer::new(svc).with_max_version(2));
+    let (mut c, s1) = UnixStream::pair().unwrap();
+    let srv = server.clone();
+    let h1 = thread::spawn(move || srv.serve_connection(s1));
+    send(&mut c, "02000000 00 00 0000000000000000 0000");
+    send(&mut c, CCI);
+    expect(&mut c, "02000000 00000000");
+    send(&mut c, &special(2));
+    let mut hdr = [0u8; 16 + 20 + 4];
+    c.read_exact(&mut hdr).unwrap();
+    let mut id = [0u8; 32];
+    c.read_exact(&mut id).unwrap();
+    let (mut cb, s2) = UnixStream::pair().unwrap();
+    let srv = server.clone();
+    let h2 = thread::spawn(move || srv.serve_connection(s2));
+    send(&mut cb, &format!("02000000 01 00 0000000000000000 2000 {}", hex(&id)));
+    expect(&mut cb, CCI);
+    drop(cb);
+    assert_eq!(h2.join().unwrap().unwrap(), SessionEnd::CallbackClosed);
+    drop(c);
+    assert_eq!(h1.join().unwrap().unwrap(), SessionEnd::Closed);
+}
+
+/// Our client against a scripted libbinder server: exact request bytes (§10), DEC_STRONG
+/// interleaved before replies, and the final DEC_STRONG amount.
+#[test]
+fn client_v1_worked_example() {
+    let (c, mut s) = UnixStream::pair().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let peer = thread::spawn(move || {
+        expect(&mut s, CONN_HEADER_V1);
+        expect(&mut s, CCI);
+        send(&mut s, NEW_SESSION_V1);
+        expect(&mut s, &special(1));
+        send(&mut s, REPLY_MAX_THREADS);
+        expect(&mut s, &special(2));
+        send(&mut s, &format!("01000000 38000000 0000000000000000 00000000 24000000 000000000000000000000000 20000000 {}", "5a".repeat(32)));
+        expect(&mut s, &special(0));
+        send(&mut s, REPLY_ROOT_V1);
+        expect(&mut s, TXN_NTF);
+        send(&mut s, DEC_STRONG_ROOT_1);
+        send(&mut s, &reply_ntf());
+        expect(&mut s, &txn_finished_42());
+        send(&mut s, DEC_STRONG_ROOT_1);
+        send(&mut s, REPLY_OK_V1);
+        expect(&mut s, DEC_STRONG_ROOT_1);
+        expect_eof(&mut s);
+    });
+    let mut client = RpcClient::connect(c).unwrap();
+    assert_eq!(client.protocol_version(), 1);
+    assert_eq!(client.max_threads(), 1);
+    assert_eq!(client.session_id(), &[0x5a; 32][..]);
+    let root = client.get_root().unwrap();
+    assert_eq!(root.address.0, 3);
+    assert_eq!(root.stability, 0x0c);
+    assert_eq!(client.interface_descriptor(&root).unwrap(), DESCRIPTOR);
+    assert_eq!(client.ref_counts(&root), Some((0, 1)));
+    let mut p = Parcel::new();
+    p.write_interface_token(DESCRIPTOR);
+    p.write_i32(42);
+    let reply = client.transact(&root, 3, &p, 0).unwrap().unwrap();
+    assert_eq!(reply.reader().read_status(), Ok(Status::ok()));
+    assert_eq!(client.ref_counts(&root), Some((0, 1)));
+    client.release(root).unwrap();
+    drop(client);
+    peer.join().unwrap();
+}
+
+/// The client refuses a server that answers a version it did not offer, a DEC_STRONG for
+/// more than it sent, and a REPLY carrying a transport error is reported as such.
+#[test]
+fn client_rejections() {
+    let (c, mut s) = UnixStream::pair().unwrap();
+    let peer = thread::spawn(move || {
+        expect(&mut s, CONN_HEADER_V1);
+        expect(&mut s, CCI);
+        send(&mut s, "02000000 00000000");
+    });
+    assert!(matches!(RpcClient::connect(c), Err(Error::UnsupportedVersion(2))));
+    peer.join().unwrap();
+
+    let (c, mut s) = UnixStream::pair().unwrap();
+    let peer = thread::spawn(move || {
+        expect(&mut s, CONN_HEADER_V1);
+        expect(&mut s, CCI);
+        send(&mut s, NEW_SESSION_V1);
+        expect(&mut s, &special(0));
+        send(&mut s, REPLY_ROOT_V1);
+        expect(&mut s, TXN_NTF);
+        send(&mut s, "02000000 10000000 0000000000000000 03000000 00000000 02000000 00000000");
+        s
+    });
+    let mut client = RpcClient::connect_with(c, ClientConfig { version: 1, query_session_info: false }).unwrap();
+    let root = client.get_root().unwrap();
+    assert!(matches!(client.interface_descriptor(&root), Err(Error::DecStrongUnderflow { amount: 2, held: 1, .. })));
+    assert!(matches!(client.ping(&root), Err(Error::Shutdown)));
+    drop(peer.join().unwrap());
+
+    let (c, mut s) = UnixStream::pair().unwrap();
+    let peer = thread::spawn(move || {
+        expect(&mut s, CONN_HEADER_V1);
+        expect(&mut s, CCI);
+        send(&mut s, NEW_SESSION_V1);
+        expect(&mut s, &special(0));
+        send(&mut s, REPLY_ROOT_V1);
+        expect(&mut s, TXN_NTF);
+        send(&mut s, DEC_STRONG_ROOT_1);
+        send(&mut s, "01000000 14000000 0000000000000000 b6ffffff 00000000 000000000000000000000000");
+        s
+    });
+    let mut client = RpcClient::connect_with(c, ClientConfig { version: 1, query_session_info: false }).unwrap();
+    let root = client.get_root().unwrap();
+    assert!(matches!(client.interface_descriptor(&root), Err(Error::TransactionFailed(StatusCode::UNKNOWN_TRANSACTION))));
+    drop(peer.join().unwrap());
+}
+
+/// Our client against our server over a Unix socket pair, many calls.
+#[test]
+fn client_server_loopback() {
+    let svc = Arc::new(TestService { calls: Default::default() });
+    let server = RpcServer::new(svc.clone());
+    let (a, b) = UnixStream::pair().unwrap();
+    let h = thread::spawn(move || server.serve_connection(b));
+    let mut client = RpcClient::connect(a).unwrap();
+    let root = client.get_root().unwrap();
+    assert_eq!(client.interface_descriptor(&root).unwrap(), DESCRIPTOR);
+    for i in 0..100 {
+        let mut p = Parcel::new();
+        p.write_interface_token(DESCRIPTOR);
+        p.write_i32(i);
+        let r = client.transact(&root, 3, &p, 0).unwrap().unwrap();
+        assert_eq!(r.reader().read_status(), Ok(Status::ok()));
+    }
+    // oneway: no reply, async numbers 0 and 1
+    for _ in 0..2 {
+        let mut p = Parcel::new();
+        p.write_interface_token(DESCRIPTOR);
+        assert!(client.transact(&root, 1, &p, rpcbinder::wire::FLAG_ONEWAY).unwrap().is_none());
+    }
+    client.ping(&root).unwrap();
+    client.release(root).unwrap();
+    assert_eq!(h.join().unwrap().unwrap(), SessionEnd::Released);
+    assert_eq!(svc.calls.lock().unwrap().len(), 102);
+}
