@@ -1,15 +1,23 @@
 //! Builds the Microdroid guest OS from the guest binaries and a Debian kernel:
-//! - `initramfs.img`: a newc cpio with `/init`, the kernel modules the guest needs and their load
-//!   order (from `modules.dep`);
-//! - `system.img`: an erofs image mounted at /system: `bin/` (microdroid_manager, zipfuse, the
-//!   payload), `etc/init/init.rc` (the service configuration), `etc/vm_config.json`;
-//! - `vmlinuz`, and `vm_os.json`, the manifest vmctl reads (like AVF's microdroid.json).
+//! - `system.img`: erofs, mounted at /system: `bin/` (microdroid_manager, zipfuse, the payload),
+//!   `etc/init/init.rc` (the service configuration), `etc/vm_config.json`; with an AVB hashtree
+//!   footer;
+//! - `vendor.img`: erofs, mounted at /vendor, with its hashtree footer;
+//! - `vbmeta.img`: signed vbmeta with the hashtree descriptors of both;
+//! - `super.img`: the logical partitions `system_a` and `vendor_a` (liblp);
+//! - `initramfs.img`: a newc cpio with `/init`, the kernel modules the guest needs in their load
+//!   order (from `modules.dep`), and the trust anchor: the vbmeta public key and a bootconfig
+//!   holding the expected vbmeta digest;
+//! - `vmlinuz`, and `vm_os.json`, the manifest vmctl reads (like AVF's microdroid.json): the OS
+//!   disk has the partitions `vbmeta_a` and `super`.
 //!
-//! The same inputs give the same bytes: the cpio is written deterministically and mkfs.erofs runs
-//! with a fixed timestamp, UUID and ownership.
+//! The same inputs give the same bytes: the cpio is written deterministically, mkfs.erofs runs
+//! with a fixed timestamp, UUID and ownership, hash-tree salts are fixed, RSA PKCS#1 v1.5
+//! signatures are deterministic.
 
 pub mod cpio;
 pub mod modules;
+pub mod verified;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,10 +27,16 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The system partition's GPT name (slot a, as AOSP names it).
-pub const SYSTEM_PARTITION_LABEL: &str = "system_a";
-/// Fixed erofs UUID (the one AOSP gives Microdroid's system image), for reproducibility.
+/// GPT names of the OS disk's partitions, as AOSP's microdroid.json names them.
+pub const VBMETA_PARTITION_LABEL: &str = "vbmeta_a";
+pub const SUPER_PARTITION_LABEL: &str = "super";
+/// Fixed erofs UUIDs (system: the one AOSP gives Microdroid's system image), for
+/// reproducibility.
 pub const SYSTEM_FS_UUID: &str = "5fe079c6-f01a-52be-87d3-d415231a72ad";
+pub const VENDOR_FS_UUID: &str = "0b8f8a2c-1f3e-5d4b-9c6a-7e2d4f1a3b5c";
+/// The documented test key vbmeta is signed with unless the user passes their own
+/// (libs/avb/testkeys/README.md: public, never for production).
+pub const TEST_AVB_KEY_PEM: &str = include_str!("../../libs/avb/testkeys/testkey_rsa4096.pem");
 pub const MANIFEST_NAME: &str = "vm_os.json";
 
 /// Where the guest binaries go on the system partition.
@@ -47,6 +61,11 @@ pub struct ImageSpec {
     /// Check `init_rc` and `vm_config` before building. Tests turn this off to build images that
     /// the guest must refuse.
     pub validate: bool,
+    /// PEM private key that signs vbmeta.
+    pub avb_key_pem: String,
+    /// PEM public key the initramfs trusts; by default the signing key's. Tests set another to
+    /// build an image whose vbmeta the guest must refuse.
+    pub trusted_key_pem: Option<String>,
 }
 
 impl ImageSpec {
@@ -57,6 +76,8 @@ impl ImageSpec {
             init_rc: DEFAULT_INIT_RC.as_bytes().to_vec(),
             vm_config: DEFAULT_VM_CONFIG.as_bytes().to_vec(),
             validate: true,
+            avb_key_pem: TEST_AVB_KEY_PEM.to_owned(),
+            trusted_key_pem: None,
         }
     }
 }
@@ -88,12 +109,15 @@ impl OsManifest {
     }
 }
 
-/// What was built, with each output's SHA-256.
+/// What was built, with each output's SHA-256 and the measurements of the verified OS.
 #[derive(Debug, Clone)]
 pub struct BuiltImage {
     pub manifest_path: PathBuf,
     pub outputs: Vec<(PathBuf, String)>,
     pub modules: Vec<String>,
+    pub vbmeta_digest: String,
+    /// (partition, hash-tree root digest).
+    pub root_digests: Vec<(String, String)>,
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
@@ -108,8 +132,9 @@ fn read_binary(bin_dir: &Path, name: &str) -> Result<Vec<u8>> {
     fs::read(&path).with_context(|| format!("reading guest binary {} (built by `make build`?)", path.display()))
 }
 
-/// Builds the initramfs: `/init`, the modules and `lib/modules/modules.load`.
-pub fn build_initramfs(spec: &ImageSpec, out: &Path) -> Result<Vec<String>> {
+/// Builds the initramfs: `/init`, the modules, `lib/modules/modules.load`, and `extra_files`
+/// (path in the initramfs, contents), which carry the trust anchor.
+pub fn build_initramfs(spec: &ImageSpec, extra_files: &[(&str, &[u8])], out: &Path) -> Result<Vec<String>> {
     let release = kernel_release(&spec.kernel_dir)?;
     let modules_dir = spec.kernel_dir.join("root/lib/modules").join(&release);
     let dep_path = modules_dir.join("modules.dep");
@@ -118,8 +143,11 @@ pub fn build_initramfs(spec: &ImageSpec, out: &Path) -> Result<Vec<String>> {
     let order = modules::ModuleDeps::parse(&dep_text)?.load_order(modules::GUEST_MODULES)?;
 
     let mut archive = cpio::Archive::new();
-    for dir in ["dev", "proc", "sys", "run", "system", "mnt", "data", "tmp"] {
+    for dir in ["dev", "proc", "sys", "run", "system", "vendor", "mnt", "data", "tmp"] {
         archive.add_dir(dir, 0o755)?;
+    }
+    for (path, data) in extra_files {
+        archive.add_file(path, 0o644, data.to_vec())?;
     }
     archive.add_file("init", 0o755, read_binary(&spec.bin_dir, "init")?)?;
     let mut load_list = String::from("# Load order computed from modules.dep by the image builder.\n");
@@ -139,39 +167,65 @@ pub fn build_initramfs(spec: &ImageSpec, out: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Builds the erofs system partition from a staging tree with fixed modes.
-pub fn build_system(spec: &ImageSpec, staging: &Path, out: &Path) -> Result<()> {
+/// A file of a filesystem image: path inside it, contents, mode.
+pub type FsFile = (String, Vec<u8>, u32);
+
+/// Builds an erofs image from `files`, staged in `staging` with fixed modes (directories 0755).
+pub fn build_erofs(files: &[FsFile], uuid: &str, staging: &Path, out: &Path) -> Result<()> {
     if staging.exists() {
         fs::remove_dir_all(staging).with_context(|| format!("clearing {}", staging.display()))?;
     }
-    let put = |rel: &str, data: &[u8], mode: u32| -> Result<()> {
+    fs::create_dir_all(staging)?;
+    for (rel, data, mode) in files {
         let path = staging.join(rel);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
         fs::write(&path, data).with_context(|| format!("writing {}", path.display()))?;
-        set_mode(&path, mode)
-    };
-    for name in SYSTEM_BINARIES {
-        put(&format!("bin/{name}"), &read_binary(&spec.bin_dir, name)?, 0o755)?;
+        set_mode(&path, *mode)?;
     }
-    put("etc/init/init.rc", &spec.init_rc, 0o644)?;
-    put("etc/vm_config.json", &spec.vm_config, 0o644)?;
-    for dir in ["", "bin", "etc", "etc/init"] {
-        set_mode(&staging.join(dir), 0o755)?;
-    }
+    set_dir_modes(staging)?;
     if out.exists() {
         fs::remove_file(out)?;
     }
     let status = Command::new("mkfs.erofs")
-        .args(["--quiet", "-T0", "-U", SYSTEM_FS_UUID, "--all-root", "-x-1"])
+        .args(["--quiet", "-T0", "-U", uuid, "--all-root", "-x-1"])
         .arg(out)
         .arg(staging)
         .env_remove("SOURCE_DATE_EPOCH")
         .status()
         .context("running mkfs.erofs (package erofs-utils, installed by `make setup`)")?;
     ensure!(status.success(), "mkfs.erofs failed with {status}");
+    fs::remove_dir_all(staging).ok();
     Ok(())
+}
+
+fn set_dir_modes(dir: &Path) -> Result<()> {
+    set_mode(dir, 0o755)?;
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            set_dir_modes(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The system partition's files.
+pub fn system_files(spec: &ImageSpec) -> Result<Vec<FsFile>> {
+    let mut files = Vec::new();
+    for name in SYSTEM_BINARIES {
+        files.push((format!("bin/{name}"), read_binary(&spec.bin_dir, name)?, 0o755));
+    }
+    files.push(("etc/init/init.rc".into(), spec.init_rc.clone(), 0o644));
+    files.push(("etc/vm_config.json".into(), spec.vm_config.clone(), 0o644));
+    Ok(files)
+}
+
+/// The vendor partition's files: its build properties.
+pub fn vendor_files(release: &str) -> Vec<FsFile> {
+    let props = format!("ro.vendor.product.cpu.abilist=x86_64\nro.vendor.kernel.release={release}\n");
+    vec![("etc/build.prop".into(), props.into_bytes(), 0o644)]
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
@@ -201,22 +255,51 @@ pub fn build(spec: &ImageSpec, out_dir: &Path) -> Result<BuiltImage> {
     let release = kernel_release(&spec.kernel_dir)?;
     let kernel = out_dir.join("vmlinuz");
     fs::copy(spec.kernel_dir.join("vmlinuz"), &kernel).context("copying the kernel")?;
-    let initrd = out_dir.join("initramfs.img");
-    let modules = build_initramfs(spec, &initrd)?;
+
     let system = out_dir.join("system.img");
-    build_system(spec, &out_dir.join("system.staging"), &system)?;
-    fs::remove_dir_all(out_dir.join("system.staging")).ok();
+    build_erofs(&system_files(spec)?, SYSTEM_FS_UUID, &out_dir.join("system.staging"), &system)?;
+    let vendor = out_dir.join("vendor.img");
+    build_erofs(&vendor_files(&release), VENDOR_FS_UUID, &out_dir.join("vendor.staging"), &vendor)?;
+
+    let signing_key = avb::SigningKey::from_pem(&spec.avb_key_pem).context("reading the vbmeta signing key")?;
+    let trusted_key = match &spec.trusted_key_pem {
+        Some(pem) => avb::PublicKey::from_pem(pem).context("reading the trusted vbmeta key")?,
+        None => signing_key.public_key()?,
+    };
+    let super_img = out_dir.join("super.img");
+    let partitions = [
+        verified::VerifiedPartition { name: "system", image: &system },
+        verified::VerifiedPartition { name: "vendor", image: &vendor },
+    ];
+    let os = verified::build_verified_os(&partitions, &signing_key, &trusted_key, &super_img)?;
+    let vbmeta = out_dir.join("vbmeta.img");
+    fs::write(&vbmeta, &os.vbmeta)?;
+
+    let initrd = out_dir.join("initramfs.img");
+    let anchor: [(&str, &[u8]); 2] =
+        [(verified::BOOTCONFIG_PATH, os.bootconfig.as_bytes()), (verified::TRUSTED_KEY_PATH, &os.trusted_key)];
+    let modules = build_initramfs(spec, &anchor, &initrd)?;
+
     let manifest = OsManifest {
         kernel: "vmlinuz".into(),
         initrd: "initramfs.img".into(),
         kernel_release: release,
-        os_disk: vec![PartitionEntry { label: SYSTEM_PARTITION_LABEL.into(), path: "system.img".into() }],
+        os_disk: vec![
+            PartitionEntry { label: VBMETA_PARTITION_LABEL.into(), path: "vbmeta.img".into() },
+            PartitionEntry { label: SUPER_PARTITION_LABEL.into(), path: "super.img".into() },
+        ],
     };
     let manifest_path = out_dir.join(MANIFEST_NAME);
     fs::write(&manifest_path, serde_json::to_string_pretty(&manifest)? + "\n")?;
-    let outputs = [kernel, initrd, system, manifest_path.clone()]
+    let outputs = [kernel, initrd, vbmeta, super_img, manifest_path.clone()]
         .into_iter()
         .map(|p| sha256_file(&p).map(|h| (p, h)))
         .collect::<Result<_>>()?;
-    Ok(BuiltImage { manifest_path, outputs, modules })
+    Ok(BuiltImage {
+        manifest_path,
+        outputs,
+        modules,
+        vbmeta_digest: verity::to_hex(&os.vbmeta_digest),
+        root_digests: os.root_digests,
+    })
 }

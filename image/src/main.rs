@@ -28,6 +28,10 @@ enum Cmd {
         /// Payload config to install as /system/etc/vm_config.json.
         #[arg(long)]
         vm_config: Option<PathBuf>,
+        /// PEM private key (RSA 2048/4096) that signs vbmeta; default: the documented test key
+        /// libs/avb/testkeys/testkey_rsa4096.pem.
+        #[arg(long)]
+        avb_key: Option<PathBuf>,
         #[arg(long, default_value = "build/image")]
         out: PathBuf,
     },
@@ -35,7 +39,7 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Build { kernel_dir, bin_dir, init_rc, vm_config, out } => {
+        Cmd::Build { kernel_dir, bin_dir, init_rc, vm_config, avb_key, out } => {
             let mut spec = image::ImageSpec::new(&kernel_dir, &bin_dir);
             if let Some(path) = init_rc {
                 spec.init_rc = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -43,7 +47,15 @@ fn main() -> Result<()> {
             if let Some(path) = vm_config {
                 spec.vm_config = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             }
+            if let Some(path) = avb_key {
+                spec.avb_key_pem =
+                    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            }
             let built = image::build(&spec, &out)?;
+            println!("vbmeta digest: {}", built.vbmeta_digest);
+            for (partition, root) in &built.root_digests {
+                println!("{partition} hash-tree root: {root}");
+            }
             println!("modules ({}): {}", built.modules.len(), built.modules.join(" "));
             for (path, hash) in &built.outputs {
                 println!("{hash}  {}", path.display());

@@ -4,7 +4,9 @@
 //! 1. mount /proc, /sys, /dev (devtmpfs), /run;
 //! 2. load the kernel modules listed in `/lib/modules/modules.load` with `finit_module`;
 //! 3. wait for the block devices and link `/dev/block/by-name/<GPT partition name>`;
-//! 4. mount the system partition read-only at /system;
+//! 4. first stage (`first_stage`): verify `vbmeta_a` against the initramfs's trust anchor, map
+//!    the logical partitions of `super` through dm-linear and dm-verity, mount system and vendor
+//!    read-only at /system and /vendor;
 //! 5. read `/system/etc/init/init.rc` and start its services;
 //! 6. supervise: reap every child, forward tagged service output to the console, restart or
 //!    shut down as each service's policy says, keep naming new block devices;
@@ -17,6 +19,7 @@
 
 pub mod console;
 pub mod devices;
+pub mod first_stage;
 pub mod modules;
 pub mod mounts;
 pub mod shutdown;
@@ -31,8 +34,11 @@ use crate::console::log;
 
 /// Where the init configuration lives on the system partition.
 pub const INIT_CONFIG_PATH: &str = "/system/etc/init/init.rc";
-/// The system partition's GPT name.
-pub const SYSTEM_PARTITION: &str = "system_a";
+/// GPT names of the OS disk's partitions.
+pub const VBMETA_PARTITION: &str = "vbmeta_a";
+pub const SUPER_PARTITION: &str = "super";
+/// Logical partitions mounted by the first stage, and where.
+pub const VERIFIED_MOUNTS: &[(&str, &str)] = &[("system", "/system"), ("vendor", "/vendor")];
 /// How long the boot devices may take to appear.
 pub const DEVICE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -58,11 +64,9 @@ fn boot() -> Result<supervisor::Supervisor> {
     let loaded = modules::load_modules(Path::new(modules::MODULES_DIR)).context("loading kernel modules")?;
     log(&format!("loaded {loaded} kernel modules"));
     devices.coldplug().context("scanning block devices")?;
-    let system = devices
-        .wait_for_partition(SYSTEM_PARTITION, DEVICE_TIMEOUT)
-        .context("waiting for the system partition")?;
-    mounts::mount_system(&system).context("mounting the system partition")?;
-    log(&format!("mounted {} read-only at /system", system.display()));
+    let vbmeta_device = devices.wait_for_partition(VBMETA_PARTITION, DEVICE_TIMEOUT).context("waiting for the OS disk")?;
+    let super_device = devices.wait_for_partition(SUPER_PARTITION, DEVICE_TIMEOUT).context("waiting for the OS disk")?;
+    first_stage_mount(&vbmeta_device, &super_device).context("verified boot")?;
     let config_bytes =
         std::fs::read(INIT_CONFIG_PATH).with_context(|| format!("reading {INIT_CONFIG_PATH}"))?;
     let config = init_config::InitConfig::parse(&config_bytes)
@@ -70,6 +74,19 @@ fn boot() -> Result<supervisor::Supervisor> {
     let mut supervisor = supervisor::Supervisor::new(config, devices).context("setting up the supervisor")?;
     supervisor.start_enabled_services().context("starting services")?;
     Ok(supervisor)
+}
+
+fn first_stage_mount(vbmeta_device: &Path, super_device: &Path) -> Result<()> {
+    let anchor = first_stage::load_anchor(Path::new("/")).context("loading the trust anchor")?;
+    let vbmeta = first_stage::verify_vbmeta(vbmeta_device, &anchor)?;
+    log(&format!("vbmeta_a verified: digest {} matches the bootconfig", verity::to_hex(&vbmeta.digest())));
+    let partitions = first_stage::SuperPartitions::open(super_device)?;
+    for (name, mount_point) in VERIFIED_MOUNTS {
+        let device = partitions.map_verified(&vbmeta, name, &anchor.slot_suffix)?;
+        mounts::mount_readonly(&device, mount_point).with_context(|| format!("mounting {name}"))?;
+        log(&format!("mounted {name}{} read-only at {mount_point}", anchor.slot_suffix));
+    }
+    Ok(())
 }
 
 fn kernel_release() -> String {

@@ -47,7 +47,7 @@ const EARLY_MOUNTS: &[EarlyMount] = &[
 ];
 
 /// Mount points unmounted at shutdown, most recent first.
-pub const SHUTDOWN_UNMOUNTS: &[&str] = &["/system", "/run"];
+pub const SHUTDOWN_UNMOUNTS: &[&str] = &["/vendor", "/system", "/run"];
 
 pub fn mount_early_filesystems() -> Result<()> {
     for m in EARLY_MOUNTS {
@@ -61,17 +61,17 @@ pub fn mount_early_filesystems() -> Result<()> {
     Ok(())
 }
 
-/// Mounts the system partition (erofs) read-only at /system.
-pub fn mount_system(device: &Path) -> Result<()> {
-    fs::create_dir_all("/system").context("creating /system")?;
+/// Mounts an erofs partition read-only (nodev, nosuid) at `target`.
+pub fn mount_readonly(device: &Path, target: &str) -> Result<()> {
+    fs::create_dir_all(target).with_context(|| format!("creating {target}"))?;
     mount(
         Some(device),
-        "/system",
+        target,
         Some("erofs"),
         MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
         None::<&str>,
     )
-    .with_context(|| format!("mounting {} (erofs) on /system", device.display()))
+    .with_context(|| format!("mounting {} (erofs) on {target}", device.display()))
 }
 
 /// Unmounts what init mounted for services. Busy mounts are detached instead: the VM is about to

@@ -1,0 +1,221 @@
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test code
+
+use super::*;
+
+fn microdroid_like() -> SuperBuilder {
+    let mut b = SuperBuilder::new();
+    let sys: Vec<u8> = (0..102400u32).map(|i| (i % 251) as u8).collect();
+    let ven: Vec<u8> = (0..8192u32).map(|i| (i % 13) as u8 ^ 0x5a).collect();
+    b.add_partition(
+        "system_a",
+        "default",
+        PARTITION_ATTR_READONLY,
+        ImageSource::Bytes(sys),
+    )
+    .unwrap();
+    b.add_partition(
+        "vendor_a",
+        "default",
+        PARTITION_ATTR_READONLY,
+        ImageSource::Bytes(ven),
+    )
+    .unwrap();
+    b
+}
+
+#[test]
+fn kat_device_size_and_layout() -> Result<()> {
+    // disk-formats §3.7: 102400-byte system_a + 8192-byte vendor_a, 64 KiB metadata, 2 slots,
+    // auto size → 3256320 bytes.
+    let (md, img) = microdroid_like().to_bytes()?;
+    assert_eq!(img.len(), 3256320);
+    assert_eq!(md.super_size(), Some(3256320));
+    let dev = &md.block_devices[0];
+    assert_eq!(
+        (
+            dev.first_logical_sector,
+            dev.alignment,
+            dev.partition_name.as_str()
+        ),
+        (2048, 1 << 20, "super")
+    );
+    let sys = md.partition("system_a").unwrap();
+    assert_eq!(
+        md.extents_of(sys),
+        &[Extent {
+            num_sectors: 200,
+            target_type: 0,
+            target_data: 2048,
+            target_source: 0
+        }]
+    );
+    let ven = md.partition("vendor_a").unwrap();
+    assert_eq!(
+        md.extents_of(ven),
+        &[Extent {
+            num_sectors: 16,
+            target_type: 0,
+            target_data: 4096,
+            target_source: 0
+        }]
+    );
+    assert_eq!(md.group_name(sys), Some("default"));
+    assert_eq!(md.header.minor_version, 0);
+    assert_eq!(md.header.header_size, 128);
+    // Geometry magic "gDla" at 4096 and 8192, header magic "0PLA" at 12288.
+    assert_eq!(&img[4096..4100], b"gDla");
+    assert_eq!(&img[8192..8196], b"gDla");
+    assert_eq!(&img[12288..12292], b"0PLA");
+    assert!(img[..4096].iter().all(|&b| b == 0));
+    // All four metadata copies are identical.
+    let m = 65536;
+    let slot = |off: usize| &img[off..off + m];
+    assert_eq!(slot(12288), slot(12288 + m));
+    assert_eq!(slot(12288), slot(12288 + 2 * m));
+    assert_eq!(slot(12288), slot(12288 + 3 * m));
+    // Data.
+    assert_eq!(img[2048 * 512 + 1], 1);
+    assert_eq!(&img[4096 * 512..4096 * 512 + 4], &[0x5a, 0x5b, 0x58, 0x59]);
+    Ok(())
+}
+
+#[test]
+fn read_back_every_slot_and_tables() -> Result<()> {
+    let (md, img) = microdroid_like().to_bytes()?;
+    for slot in 0..2 {
+        assert_eq!(read_metadata_from_bytes(&img, slot)?, md);
+    }
+    assert!(matches!(
+        read_metadata_from_bytes(&img, 2),
+        Err(Error::InvalidArgument(_))
+    ));
+    let t = md.dm_linear_table("system_a", "/dev/vda2")?;
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].to_string(), "0 200 linear /dev/vda2 2048");
+    assert_eq!(t[0].params(), "/dev/vda2 2048");
+    assert!(matches!(
+        md.dm_linear_table("odm_a", "x"),
+        Err(Error::PartitionNotFound(_))
+    ));
+    // Encoding is stable.
+    let blob = md.encode()?;
+    assert_eq!(&img[12288..12288 + blob.len()], &blob[..]);
+    assert_eq!(blob.len(), 128 + 2 * 52 + 2 * 24 + 48 + 64);
+    Ok(())
+}
+
+#[test]
+fn falls_back_to_backups() -> Result<()> {
+    let (md, img) = microdroid_like().to_bytes()?;
+    // Primary geometry checksum broken → backup geometry.
+    let mut bad = img.clone();
+    bad[4096 + 20] ^= 1;
+    assert_eq!(read_metadata_from_bytes(&bad, 0)?, md);
+    // Primary metadata of slot 0 broken → backup slot 0.
+    let mut bad = img.clone();
+    bad[12288 + 200] ^= 1;
+    assert_eq!(read_metadata_from_bytes(&bad, 0)?, md);
+    // Both copies broken → the primary's error.
+    bad[12288 + 2 * 65536 + 200] ^= 1;
+    assert!(matches!(
+        read_metadata_from_bytes(&bad, 0),
+        Err(Error::ChecksumMismatch {
+            what: "metadata tables"
+        })
+    ));
+    // Slot 1 still fine.
+    assert_eq!(read_metadata_from_bytes(&bad, 1)?, md);
+    Ok(())
+}
+
+#[test]
+fn file_writer_equals_memory_and_reads_with_pread() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("liblp-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let sys: Vec<u8> = (0..(3 << 20) + 100u32).map(|i| (i >> 5) as u8).collect();
+    std::fs::write(dir.join("system.img"), &sys)?;
+    let mut b = SuperBuilder::new();
+    b.add_group("microdroid", 8 << 20)?;
+    b.add_partition(
+        "system_a",
+        "microdroid",
+        PARTITION_ATTR_READONLY,
+        ImageSource::file(dir.join("system.img"))?,
+    )?;
+    b.add_partition(
+        "vendor_a",
+        "default",
+        PARTITION_ATTR_READONLY,
+        ImageSource::Empty,
+    )?;
+    b.add_partition_with_size("odm_a", "default", 0, 5000, ImageSource::Bytes(vec![1; 10]))?;
+    let out = dir.join("super.img");
+    let md = b.write(&out)?;
+    let (md2, bytes) = b.to_bytes()?;
+    assert_eq!(md, md2);
+    assert_eq!(std::fs::read(&out)?, bytes);
+    let f = std::fs::File::open(&out)?;
+    assert_eq!(read_metadata(&f, 1)?, md);
+    let sys_p = md.partition("system_a").unwrap();
+    assert_eq!(md.partition_size(sys_p), ((3 << 20) + 4096) as u64);
+    assert_eq!(md.group_name(sys_p), Some("microdroid"));
+    assert_eq!(md.extents_of(md.partition("vendor_a").unwrap()), &[]);
+    let odm = md.extents_of(md.partition("odm_a").unwrap())[0];
+    assert_eq!(odm.num_sectors, 16); // 5000 → 8192 bytes
+    assert_eq!(odm.target_data % 2048, 0);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+#[test]
+fn builder_rejects_bad_input() {
+    let mut b = SuperBuilder::new();
+    assert!(b
+        .add_partition("x".repeat(37).as_str(), "default", 0, ImageSource::Empty)
+        .is_err());
+    assert!(b
+        .add_partition("a", "nogroup", 0, ImageSource::Empty)
+        .is_err());
+    assert!(b
+        .add_partition("a", "default", 1 << 7, ImageSource::Empty)
+        .is_err());
+    assert!(b
+        .add_partition_with_size("a", "default", 0, 10, ImageSource::Bytes(vec![0; 11]))
+        .is_err());
+    b.add_partition("a", "default", 0, ImageSource::Empty)
+        .unwrap();
+    assert!(b
+        .add_partition("a", "default", 0, ImageSource::Empty)
+        .is_err());
+    // Fixed device too small.
+    let mut b = microdroid_like();
+    b.device_size = Some(2 << 20);
+    assert!(matches!(b.build_metadata(), Err(Error::InvalidArgument(_))));
+    // Group limit exceeded.
+    let mut b = SuperBuilder::new();
+    b.add_group("small", 4096).unwrap();
+    b.add_partition("a", "small", 0, ImageSource::Bytes(vec![0; 8192]))
+        .unwrap();
+    assert!(matches!(b.build_metadata(), Err(Error::InvalidMetadata(_))));
+}
+
+#[test]
+fn updated_attribute_bumps_minor_version() -> Result<()> {
+    let mut b = SuperBuilder::new();
+    b.add_partition(
+        "a",
+        "default",
+        PARTITION_ATTR_UPDATED,
+        ImageSource::Bytes(vec![0; 4096]),
+    )?;
+    let md = b.build_metadata()?;
+    assert_eq!(md.header.minor_version, 1);
+    Ok(())
+}
+
+#[test]
+fn helpers() {
+    assert_eq!(slot_suffix(0), "_a");
+    assert_eq!(slot_suffix(1), "_b");
+    assert_eq!(total_metadata_size(65536, 2), 4096 + (4096 + 131072) * 2);
+}
