@@ -31,6 +31,8 @@ pub struct ImageChanges<'a> {
     pub vm_config: Option<&'a str>,
     /// Skip the builder's checks, to build images the guest must refuse.
     pub unchecked: bool,
+    /// PEM public key the initramfs trusts instead of the signing key's.
+    pub trusted_key_pem: Option<&'a str>,
 }
 
 /// Builds a guest image in a fresh temporary directory.
@@ -48,6 +50,7 @@ pub fn build_image(changes: &ImageChanges<'_>) -> Result<TempDir> {
         spec.vm_config = config.as_bytes().to_vec();
     }
     spec.validate = !changes.unchecked;
+    spec.trusted_key_pem = changes.trusted_key_pem.map(str::to_owned);
     image::build(&spec, dir.path()).context("building the guest image")?;
     Ok(dir)
 }
