@@ -119,7 +119,7 @@ def entry_info(path, name):
 
 def truth(work, name, offs, path):
     """sha256 of the concatenated 4 KiB reads (via zipfile, no FUSE), cached."""
-    cache = os.path.join(work, f"truth.{name}.v{GEN_VERSION}")
+    cache = os.path.join(work, f"truth.{name.replace('/', '_')}.v{GEN_VERSION}")
     if os.path.exists(cache):
         return open(cache).read().strip()
     h = hashlib.sha256()

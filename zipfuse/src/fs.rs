@@ -1,0 +1,513 @@
+//! The FUSE filesystem: fuser `Filesystem` over an [`InodeTable`] and the archive file.
+//!
+//! * Stored entries: one `pread` of the archive per FUSE read, at `data_offset + offset`, into a
+//!   per-thread buffer that goes straight into the reply (fuser cannot splice). No lock is taken
+//!   on this path (the sequential CRC tracker uses `try_lock` and steps aside when contended).
+//! * Deflated entries: [`DeflateReader`] (checkpoint index, cursors, block cache).
+//! * Everything is immutable, so entries and attributes get one-year TTLs, files are opened with
+//!   `FOPEN_KEEP_CACHE` and directories with `FOPEN_CACHE_DIR`.
+
+use std::cell::RefCell;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, Notifier, OpenFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
+    Request,
+};
+
+use crate::archive::{Entry, Method, Source};
+use crate::error::ZipError;
+use crate::inode::{InodeTable, Node, NodeKind};
+use crate::zran::{BlockSink, DeflateOptions, DeflateReader};
+
+/// Entries and attributes never change.
+const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Largest read the mount allows (`max_read`).
+pub const MAX_READ: usize = 1 << 20;
+/// Blocks queued for the page-cache feeder at most (64 KiB each).
+const FEED_QUEUE: usize = 64;
+
+thread_local! {
+    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Filesystem-level options.
+#[derive(Clone, Debug)]
+pub struct FsOptions {
+    /// Owner of every inode.
+    pub uid: u32,
+    /// Group of every inode.
+    pub gid: u32,
+    /// Deflate index and cache knobs.
+    pub deflate: DeflateOptions,
+    /// Push inflated blocks that no request asked for into the kernel page cache.
+    pub feed_page_cache: bool,
+    /// Offer READDIRPLUS (attributes with directory entries; `FUSE_READDIRPLUS_AUTO`).
+    pub readdirplus: bool,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions {
+            uid: 0,
+            gid: 0,
+            deflate: DeflateOptions::default(),
+            feed_page_cache: true,
+            readdirplus: true,
+        }
+    }
+}
+
+/// CRC of a stored entry read in order from offset 0.
+#[derive(Default)]
+struct SeqCrc {
+    next: u64,
+    hasher: crc32fast::Hasher,
+    /// The tracker lost the sequence; wait for a read at offset 0.
+    broken: bool,
+    /// The entry has been verified (ok) and needs no more tracking.
+    verified: bool,
+}
+
+/// A block queued for `FUSE_NOTIFY_STORE`.
+pub struct FeedItem {
+    ino: u64,
+    offset: u64,
+    data: Arc<[u8]>,
+}
+
+struct FeedSink {
+    tx: SyncSender<FeedItem>,
+    entry_ino: Arc<Vec<u64>>,
+}
+
+impl BlockSink for FeedSink {
+    fn offer(&self, entry: usize, offset: u64, data: Arc<[u8]>) {
+        let Some(&ino) = self.entry_ino.get(entry) else { return };
+        // Never block a request on the feeder: drop the block when the queue is full.
+        match self.tx.try_send(FeedItem { ino, offset, data }) {
+            Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// Pushes queued blocks into the kernel page cache until the filesystem goes away. Runs on its
+/// own thread: a store waits for page locks that an in-flight read may hold, and that read is
+/// answered by a worker thread, never by this one.
+pub fn run_feeder(rx: Receiver<FeedItem>, notifier: Notifier) {
+    while let Ok(item) = rx.recv() {
+        if notifier.store(INodeNo(item.ino), item.offset, &item.data).is_err() {
+            log::debug!("notify_store failed for inode {}", item.ino);
+        }
+    }
+}
+
+/// The filesystem.
+pub struct ZipFs {
+    file: Arc<File>,
+    entries: Vec<Entry>,
+    table: InodeTable,
+    opts: FsOptions,
+    deflate: DeflateReader,
+    seq: Vec<Mutex<SeqCrc>>,
+    total_size: u64,
+    feed_rx: Mutex<Option<Receiver<FeedItem>>>,
+}
+
+impl ZipFs {
+    /// A filesystem over `file` with the validated `entries` and their `table`.
+    pub fn new(file: File, entries: Vec<Entry>, table: InodeTable, opts: FsOptions) -> ZipFs {
+        let mut entry_ino = vec![0u64; entries.len()];
+        for ino in 1..=table.len() as u64 {
+            if let Some(Node { kind: NodeKind::File { entry }, .. }) = table.get(ino) {
+                if let Some(slot) = entry_ino.get_mut(*entry) {
+                    *slot = ino;
+                }
+            }
+        }
+        let (sink, rx): (Option<Arc<dyn BlockSink>>, _) = if opts.feed_page_cache {
+            let (tx, rx) = std::sync::mpsc::sync_channel(FEED_QUEUE);
+            (Some(Arc::new(FeedSink { tx, entry_ino: Arc::new(entry_ino) })), Some(rx))
+        } else {
+            (None, None)
+        };
+        let deflate = DeflateReader::new(entries.len(), opts.deflate.clone(), sink);
+        let seq = entries.iter().map(|_| Mutex::new(SeqCrc::default())).collect();
+        let total_size = entries.iter().map(|e| e.size).fold(0u64, u64::saturating_add);
+        ZipFs {
+            file: Arc::new(file),
+            entries,
+            table,
+            opts,
+            deflate,
+            seq,
+            total_size,
+            feed_rx: Mutex::new(rx),
+        }
+    }
+
+    /// The receiving end of the page-cache feeder queue (taken once, by the mount code).
+    pub fn take_feed_receiver(&self) -> Option<Receiver<FeedItem>> {
+        self.feed_rx.lock().ok().and_then(|mut g| g.take())
+    }
+
+    /// The inode table.
+    pub fn table(&self) -> &InodeTable {
+        &self.table
+    }
+
+    fn attr(&self, ino: u64, node: &Node) -> FileAttr {
+        let (kind, nlink) = match &node.kind {
+            NodeKind::Dir { subdirs, .. } => (FileType::Directory, 2u32.saturating_add(*subdirs)),
+            NodeKind::File { .. } => (FileType::RegularFile, 1),
+        };
+        FileAttr {
+            ino: INodeNo(ino),
+            size: node.size,
+            blocks: node.size.div_ceil(512),
+            atime: UNIX_EPOCH,
+            mtime: UNIX_EPOCH,
+            ctime: UNIX_EPOCH,
+            crtime: UNIX_EPOCH,
+            kind,
+            perm: (node.perm & 0o777) as u16,
+            nlink,
+            uid: self.opts.uid,
+            gid: self.opts.gid,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    /// Reads `len` bytes of file inode `ino` at `offset` and hands them to `f` (the FUSE reply
+    /// in production, a collector in tests).
+    pub fn read_with<R>(
+        &self,
+        ino: u64,
+        offset: u64,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, ReadError> {
+        let node = self.table.get(ino).ok_or(ReadError::NotFound)?;
+        let NodeKind::File { entry } = node.kind else {
+            return Err(ReadError::IsDir);
+        };
+        let e = self.entries.get(entry).ok_or(ReadError::NotFound)?;
+        let len = len.min(MAX_READ);
+        READ_BUF.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            let n = match e.method {
+                Method::Stored => self.read_stored(entry, e, offset, &mut buf[..len])?,
+                Method::Deflated => {
+                    self.deflate.read(self.file.as_ref(), entry, e, offset, &mut buf[..len])?
+                }
+            };
+            Ok(f(&buf[..n]))
+        })
+    }
+
+    fn read_stored(&self, idx: usize, e: &Entry, offset: u64, buf: &mut [u8]) -> Result<usize, ZipError> {
+        if offset >= e.size {
+            return Ok(0);
+        }
+        let n = usize::try_from((e.size - offset).min(buf.len() as u64)).unwrap_or(buf.len());
+        let at = e.data_offset.checked_add(offset).ok_or(ZipError::EntryOutOfBounds { name: e.display_name() })?;
+        self.file
+            .as_ref()
+            .read_exact_at(&mut buf[..n], at)
+            .map_err(|source| ZipError::Io { what: "reading a stored entry", source })?;
+        self.prefetch(at, n as u64);
+        self.track_crc(idx, e, offset, &buf[..n])?;
+        Ok(n)
+    }
+
+    /// Starts reading the archive ahead of a sequential reader: whenever a read crosses a
+    /// `PREFETCH` boundary, asks the kernel (asynchronously) for the window after the next one,
+    /// so the archive's disk reads overlap the FUSE round trips.
+    fn prefetch(&self, at: u64, n: u64) {
+        const PREFETCH: u64 = 2 << 20;
+        let end = at.saturating_add(n);
+        if n == 0 || at / PREFETCH == end / PREFETCH {
+            return;
+        }
+        let start = (end / PREFETCH + 1) * PREFETCH;
+        let (Ok(off), Ok(len)) = (i64::try_from(start), i64::try_from(PREFETCH)) else { return };
+        let _ = nix::fcntl::posix_fadvise(
+            self.file.as_ref(),
+            off,
+            len,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+        );
+    }
+
+    /// CRC check of stored entries read in order from 0 to the end (best effort: out-of-order or
+    /// concurrent reads just skip it).
+    fn track_crc(&self, idx: usize, e: &Entry, offset: u64, data: &[u8]) -> Result<(), ZipError> {
+        let Some(slot) = self.seq.get(idx) else { return Ok(()) };
+        let Ok(mut t) = slot.try_lock() else { return Ok(()) };
+        if t.verified {
+            return Ok(());
+        }
+        if offset == 0 {
+            *t = SeqCrc::default();
+        } else if t.broken || offset != t.next {
+            t.broken = true;
+            return Ok(());
+        }
+        t.hasher.update(data);
+        t.next = offset + data.len() as u64;
+        if t.next == e.size {
+            let actual = std::mem::take(&mut t.hasher).finalize();
+            *t = SeqCrc::default();
+            if actual != e.crc32 {
+                return Err(ZipError::CrcMismatch { name: e.display_name(), expected: e.crc32, actual });
+            }
+            t.verified = true;
+        }
+        Ok(())
+    }
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// No such inode.
+    #[error("no such inode")]
+    NotFound,
+    /// The inode is a directory.
+    #[error("is a directory")]
+    IsDir,
+    /// The archive is corrupt or unreadable.
+    #[error(transparent)]
+    Zip(#[from] ZipError),
+}
+
+impl ReadError {
+    fn errno(&self) -> Errno {
+        match self {
+            ReadError::NotFound => Errno::ENOENT,
+            ReadError::IsDir => Errno::EISDIR,
+            ReadError::Zip(_) => Errno::EIO,
+        }
+    }
+}
+
+impl Filesystem for ZipFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let mut wanted = InitFlags::FUSE_PARALLEL_DIROPS;
+        if self.opts.readdirplus {
+            wanted |= InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
+        }
+        let _ = config.add_capabilities(wanted & config.capabilities());
+        if let Err(max) = config.set_max_readahead(MAX_READ as u32) {
+            let _ = config.set_max_readahead(max);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.table.lookup(parent.0, name.as_bytes()).and_then(|i| Some((i, self.table.get(i)?))) {
+            Some((ino, node)) => reply.entry(&TTL, &self.attr(ino, node), Generation(0)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.table.get(ino.0) {
+            Some(node) => reply.attr(&TTL, &self.attr(ino.0, node)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        match self.table.get(ino.0) {
+            Some(n) if n.is_dir() => reply.error(Errno::EISDIR),
+            Some(_) => reply.opened(FileHandle(ino.0), FopenFlags::FOPEN_KEEP_CACHE),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let mut reply = Some(reply);
+        let result = self.read_with(ino.0, offset, size as usize, |data| {
+            if let Some(r) = reply.take() {
+                r.data(data);
+            }
+        });
+        if let Err(err) = result {
+            if let ReadError::Zip(z) = &err {
+                log::error!("read of inode {} at {offset}: {z}", ino.0);
+            }
+            if let Some(r) = reply.take() {
+                r.error(err.errno());
+            }
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.table.get(ino.0) {
+            Some(n) if n.is_dir() => reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            Some(_) => reply.error(Errno::ENOTDIR),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let Some(node) = self.table.get(ino.0) else { return reply.error(Errno::ENOENT) };
+        let NodeKind::Dir { children, .. } = &node.kind else { return reply.error(Errno::ENOTDIR) };
+        // Offsets: 0 start, 1 after ".", 2 after "..", 2 + i + 1 after child i.
+        let mut pos = offset;
+        if pos == 0 {
+            if reply.add(ino, 1, FileType::Directory, ".") {
+                return reply.ok();
+            }
+            pos = 1;
+        }
+        if pos == 1 {
+            if reply.add(INodeNo(node.parent), 2, FileType::Directory, "..") {
+                return reply.ok();
+            }
+            pos = 2;
+        }
+        let start = usize::try_from(pos - 2).unwrap_or(usize::MAX);
+        for (i, &child) in children.iter().enumerate().skip(start) {
+            let Some(c) = self.table.get(child) else { continue };
+            let kind = if c.is_dir() { FileType::Directory } else { FileType::RegularFile };
+            if reply.add(INodeNo(child), (i + 3) as u64, kind, OsStr::from_bytes(&c.name)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Some(node) = self.table.get(ino.0) else { return reply.error(Errno::ENOENT) };
+        let NodeKind::Dir { children, .. } = &node.kind else { return reply.error(Errno::ENOTDIR) };
+        let mut pos = offset;
+        if pos == 0 {
+            if reply.add(ino, 1, ".", &TTL, &self.attr(ino.0, node), Generation(0)) {
+                return reply.ok();
+            }
+            pos = 1;
+        }
+        if pos == 1 {
+            let parent = self.table.get(node.parent).unwrap_or(node);
+            if reply.add(INodeNo(node.parent), 2, "..", &TTL, &self.attr(node.parent, parent), Generation(0)) {
+                return reply.ok();
+            }
+            pos = 2;
+        }
+        let start = usize::try_from(pos - 2).unwrap_or(usize::MAX);
+        for (i, &child) in children.iter().enumerate().skip(start) {
+            let Some(c) = self.table.get(child) else { continue };
+            let attr = self.attr(child, c);
+            if reply.add(INodeNo(child), (i + 3) as u64, OsStr::from_bytes(&c.name), &TTL, &attr, Generation(0)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let blocks = self.total_size.div_ceil(4096);
+        let files = self.table.len() as u64;
+        reply.statfs(blocks, 0, 0, files, 0, 4096, 255, 4096);
+    }
+
+    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
+        // ENOSYS makes the kernel stop asking (cached per mount).
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        match self.table.get(ino.0) {
+            Some(_) => reply.ok(),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::parse;
+    use crate::inode::ModePolicy;
+    use crate::testzip::ZipBuilder;
+    use std::io::Write;
+
+    fn fs_from(z: &[u8]) -> ZipFs {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(z).unwrap();
+        let a = parse(&f, z.len() as u64).unwrap();
+        let t = InodeTable::build(&a.entries, ModePolicy::default()).unwrap();
+        ZipFs::new(f, a.entries, t, FsOptions::default())
+    }
+
+    #[test]
+    fn stored_reads_and_eof() {
+        let mut b = ZipBuilder::new();
+        b.stored("a/b.txt", b"hello world");
+        let fs = fs_from(&b.finish());
+        let ino = fs.table().resolve("a/b.txt").unwrap();
+        assert_eq!(fs.read_with(ino, 0, 100, |d| d.to_vec()).unwrap(), b"hello world");
+        assert_eq!(fs.read_with(ino, 6, 3, |d| d.to_vec()).unwrap(), b"wor");
+        assert_eq!(fs.read_with(ino, 11, 10, |d| d.len()).unwrap(), 0);
+        assert_eq!(fs.read_with(ino, u64::MAX, 10, |d| d.len()).unwrap(), 0);
+        let dir = fs.table().resolve("a").unwrap();
+        assert!(matches!(fs.read_with(dir, 0, 1, |d| d.len()), Err(ReadError::IsDir)));
+        assert!(matches!(fs.read_with(999, 0, 1, |d| d.len()), Err(ReadError::NotFound)));
+    }
+
+    #[test]
+    fn stored_bad_crc_is_detected_on_sequential_read() {
+        let mut b = ZipBuilder::new();
+        b.stored("x", &[5u8; 10000]).crc ^= 0xff;
+        let fs = fs_from(&b.finish());
+        let ino = fs.table().resolve("x").unwrap();
+        assert!(fs.read_with(ino, 0, 4096, |d| d.len()).is_ok());
+        let err = fs.read_with(ino, 4096, 8192, |d| d.len()).unwrap_err();
+        assert!(matches!(err, ReadError::Zip(ZipError::CrcMismatch { .. })), "{err}");
+    }
+}

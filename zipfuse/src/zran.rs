@@ -1,0 +1,782 @@
+//! Random access into deflated entries without inflating them whole (zran.c-style).
+//!
+//! * **Checkpoint index, built lazily.** Whenever an inflater passes the end of the entry's
+//!   index, it records a checkpoint at the next deflate block boundary at least `spacing` bytes
+//!   of output after the previous one: the input position (byte and bit) and the 32 KiB window.
+//!   A later read at offset X restarts from the last checkpoint at or before X (zlib
+//!   `inflatePrime` + `inflateSetDictionary`), so it inflates at most `spacing` bytes too many.
+//! * **Bounded memory.** The spacing of an entry starts at `max(min_spacing, size × 32 KiB /
+//!   (budget / 2))`, so one entry's full index fits half the budget; all entries together stay
+//!   under `index_budget` bytes of windows: past it, the entry that grows drops every other
+//!   checkpoint (doubling its spacing), or the least recently used other entry loses its index.
+//!   Live inflaters come from a pool of at most `max_cursors`; inflated 64 KiB blocks go to an LRU
+//!   cache of at most `cache_bytes`. Nothing scales with the entry size.
+//! * **Cursors.** Inflaters are kept (in the pool) where they stopped, so sequential reads simply
+//!   continue; a read behind a cursor restarts from a checkpoint.
+//! * **Integrity.** An inflater that started at offset 0 computes the CRC-32; when it reaches the
+//!   end, the CRC, the size and the end of the deflate stream are checked, and a failure makes
+//!   every later read of the entry fail.
+//! * **Page-cache feeding.** Every completed 64 KiB block that the current request did not ask
+//!   for is offered to a [`BlockSink`] (the filesystem pushes it into the kernel page cache with
+//!   `FUSE_NOTIFY_STORE`), so bytes inflated on the way to a far offset are not inflated again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::archive::{Entry, Method, Source};
+use crate::error::ZipError;
+use crate::rawinflate::{RawInflate, Status, WINDOW};
+
+/// Unit of the block cache and of page-cache feeding.
+pub const BLOCK: usize = 64 * 1024;
+/// Compressed bytes read from the archive at a time.
+const INPUT_CHUNK: usize = 64 * 1024;
+
+/// Tuning knobs; see the module documentation.
+#[derive(Clone, Debug)]
+pub struct DeflateOptions {
+    /// Smallest distance between checkpoints, in output bytes.
+    pub min_spacing: u64,
+    /// Total bytes of checkpoint windows over all entries.
+    pub index_budget: u64,
+    /// Most live inflaters.
+    pub max_cursors: usize,
+    /// Bytes of inflated blocks kept in the daemon.
+    pub cache_bytes: u64,
+}
+
+impl Default for DeflateOptions {
+    fn default() -> Self {
+        DeflateOptions {
+            min_spacing: 128 * 1024,
+            index_budget: 24 << 20,
+            max_cursors: 8,
+            cache_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Receives inflated blocks that no request asked for yet.
+pub trait BlockSink: Send + Sync {
+    /// `data` is the entry's bytes at `offset` (a multiple of [`BLOCK`]).
+    fn offer(&self, entry: usize, offset: u64, data: Arc<[u8]>);
+}
+
+struct Checkpoint {
+    /// Output offset.
+    out: u64,
+    /// Offset (from the data start) of the first input byte not fully consumed.
+    input: u64,
+    /// Unused bits of the byte before `input` (0..=7).
+    bits: u8,
+    /// That byte.
+    prev_byte: u8,
+    /// Up to 32 KiB of output before `out`.
+    window: Box<[u8]>,
+}
+
+#[derive(Default)]
+struct EntryIndex {
+    /// Distance between checkpoints (0 until first used).
+    spacing: u64,
+    /// Checkpoints after the implicit one at offset 0, sorted by `out`.
+    points: Vec<Checkpoint>,
+    /// Set once the entry failed verification.
+    failed: Option<&'static str>,
+    /// CRC mismatch details, if that is why it failed.
+    crc: Option<(u32, u32)>,
+}
+
+impl EntryIndex {
+    fn window_bytes(&self) -> u64 {
+        self.points.iter().map(|p| p.window.len() as u64).sum()
+    }
+
+    /// Drops every other checkpoint and doubles the spacing; returns the bytes freed.
+    fn thin(&mut self) -> u64 {
+        let before = self.window_bytes();
+        let mut keep = false;
+        self.points.retain(|_| {
+            keep = !keep;
+            !keep
+        });
+        self.spacing = self.spacing.saturating_mul(2);
+        before - self.window_bytes()
+    }
+}
+
+struct Cursor {
+    entry: usize,
+    inf: RawInflate,
+    /// Next input offset (relative to the entry's data) to read from the archive.
+    in_next: u64,
+    /// Buffered, not yet consumed input.
+    inbuf: Box<[u8]>,
+    in_start: usize,
+    in_end: usize,
+    /// Last input byte consumed (for checkpoints at non-byte-aligned positions).
+    last_byte: u8,
+    /// Output offset of the next byte.
+    out: u64,
+    /// The block being filled, aligned to `BLOCK`; valid from `blk_from` to `out`.
+    blk: Box<[u8]>,
+    blk_from: usize,
+    /// CRC of everything so far, if the cursor started at offset 0.
+    crc: Option<crc32fast::Hasher>,
+    /// The stream ended and was verified.
+    finished: bool,
+    last_use: u64,
+}
+
+impl Cursor {
+    fn new(entry: usize) -> Option<Cursor> {
+        Some(Cursor {
+            entry,
+            inf: RawInflate::new()?,
+            in_next: 0,
+            inbuf: vec![0u8; INPUT_CHUNK].into_boxed_slice(),
+            in_start: 0,
+            in_end: 0,
+            last_byte: 0,
+            out: 0,
+            blk: vec![0u8; BLOCK].into_boxed_slice(),
+            blk_from: 0,
+            crc: Some(crc32fast::Hasher::new()),
+            finished: false,
+            last_use: 0,
+        })
+    }
+
+    /// Repositions at the start of the entry, or at checkpoint `p`.
+    fn restart(&mut self, entry: usize, p: Option<&Checkpoint>) -> bool {
+        self.entry = entry;
+        self.in_start = 0;
+        self.in_end = 0;
+        self.finished = false;
+        if !self.inf.reset() {
+            return false;
+        }
+        match p {
+            None => {
+                self.in_next = 0;
+                self.out = 0;
+                self.last_byte = 0;
+                self.crc = Some(crc32fast::Hasher::new());
+            }
+            Some(p) => {
+                if p.bits > 0 && !self.inf.prime(p.bits, p.prev_byte >> (8 - p.bits)) {
+                    return false;
+                }
+                if !p.window.is_empty() && !self.inf.set_dictionary(&p.window) {
+                    return false;
+                }
+                self.in_next = p.input;
+                self.out = p.out;
+                self.last_byte = p.prev_byte;
+                self.crc = None;
+            }
+        }
+        self.blk_from = (self.out % BLOCK as u64) as usize;
+        true
+    }
+}
+
+/// Simple LRU of inflated blocks keyed by (entry, block number).
+struct BlockCache {
+    map: HashMap<(usize, u64), (Arc<[u8]>, u64)>,
+    order: BTreeMap<u64, (usize, u64)>,
+    bytes: u64,
+    cap: u64,
+    tick: u64,
+}
+
+impl BlockCache {
+    fn get(&mut self, key: (usize, u64)) -> Option<Arc<[u8]>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (data, t) = self.map.get_mut(&key)?;
+        self.order.remove(t);
+        *t = tick;
+        self.order.insert(tick, key);
+        Some(data.clone())
+    }
+
+    fn insert(&mut self, key: (usize, u64), data: Arc<[u8]>) {
+        if self.cap < data.len() as u64 {
+            return;
+        }
+        self.tick += 1;
+        if let Some((old, t)) = self.map.remove(&key) {
+            self.order.remove(&t);
+            self.bytes -= old.len() as u64;
+        }
+        self.bytes += data.len() as u64;
+        self.map.insert(key, (data, self.tick));
+        self.order.insert(self.tick, key);
+        while self.bytes > self.cap {
+            let Some((_, k)) = self.order.pop_first() else { break };
+            if let Some((d, _)) = self.map.remove(&k) {
+                self.bytes -= d.len() as u64;
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Serves reads of deflated entries for one archive.
+pub struct DeflateReader {
+    opts: DeflateOptions,
+    index: Vec<Mutex<EntryIndex>>,
+    /// Entries holding windows, with their last use (for eviction).
+    holders: Mutex<HashMap<usize, u64>>,
+    used: AtomicU64,
+    cursors: Mutex<Vec<Cursor>>,
+    cache: Mutex<BlockCache>,
+    clock: AtomicU64,
+    sink: Option<Arc<dyn BlockSink>>,
+}
+
+/// What the caller asked for in the current request (blocks inside it are not offered to the
+/// sink).
+struct Request {
+    start: u64,
+    end: u64,
+}
+
+impl DeflateReader {
+    /// A reader for an archive of `entries` entries.
+    pub fn new(entries: usize, opts: DeflateOptions, sink: Option<Arc<dyn BlockSink>>) -> Self {
+        let cap = opts.cache_bytes;
+        DeflateReader {
+            opts,
+            index: (0..entries).map(|_| Mutex::new(EntryIndex::default())).collect(),
+            holders: Mutex::new(HashMap::new()),
+            used: AtomicU64::new(0),
+            cursors: Mutex::new(Vec::new()),
+            cache: Mutex::new(BlockCache {
+                map: HashMap::new(),
+                order: BTreeMap::new(),
+                bytes: 0,
+                cap,
+                tick: 0,
+            }),
+            clock: AtomicU64::new(1),
+            sink,
+        }
+    }
+
+    /// Bytes of checkpoint windows currently held (for tests and statistics).
+    pub fn index_bytes(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Number of checkpoints of entry `idx`.
+    pub fn checkpoints(&self, idx: usize) -> usize {
+        self.index.get(idx).map_or(0, |m| lock(m).points.len())
+    }
+
+    /// Reads entry `idx` (`e`, deflated) at `off` into `buf`; returns the bytes read (short only
+    /// at the end of the entry).
+    pub fn read<S: Source + ?Sized>(
+        &self,
+        src: &S,
+        idx: usize,
+        e: &Entry,
+        off: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, ZipError> {
+        if e.method != Method::Deflated {
+            return Err(ZipError::CorruptDeflate { name: e.display_name(), reason: "not deflated" });
+        }
+        if off >= e.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = usize::try_from((e.size - off).min(buf.len() as u64)).unwrap_or(buf.len());
+        let buf = &mut buf[..n];
+        let end = off + n as u64;
+        let Some(slot) = self.index.get(idx) else {
+            return Err(ZipError::CorruptDeflate { name: e.display_name(), reason: "no such entry" });
+        };
+
+        if self.read_cached(idx, off, buf) {
+            return Ok(n);
+        }
+
+        let mut ix = lock(slot);
+        if let Some(reason) = ix.failed {
+            return Err(self.failure(e, reason, ix.crc));
+        }
+        if ix.spacing == 0 {
+            let per_entry = (self.opts.index_budget / 2).max(WINDOW as u64);
+            let points = (per_entry / WINDOW as u64).max(1);
+            ix.spacing = e.size.div_ceil(points).next_power_of_two().max(self.opts.min_spacing);
+        }
+        let tick = self.clock.fetch_add(1, Ordering::Relaxed);
+        if !ix.points.is_empty() {
+            lock(&self.holders).insert(idx, tick);
+        }
+
+        let mut cur = self.take_cursor(idx, off, &ix)?;
+        cur.last_use = tick;
+        let req = Request { start: off, end };
+        let result = self.advance(src, idx, e, &mut ix, &mut cur, &req, buf);
+        if let Err(err) = &result {
+            if let ZipError::CrcMismatch { expected, actual, .. } = err {
+                ix.crc = Some((*expected, *actual));
+                ix.failed = Some("crc");
+            } else if let ZipError::CorruptDeflate { reason, .. } = err {
+                ix.failed = Some(reason);
+            }
+        }
+        drop(ix);
+        if result.is_ok() {
+            self.put_cursor(cur);
+        }
+        result.map(|()| n)
+    }
+
+    fn failure(&self, e: &Entry, reason: &'static str, crc: Option<(u32, u32)>) -> ZipError {
+        match crc {
+            Some((expected, actual)) => ZipError::CrcMismatch { name: e.display_name(), expected, actual },
+            None => ZipError::CorruptDeflate { name: e.display_name(), reason },
+        }
+    }
+
+    /// Serves the request from cached blocks only, if they cover it.
+    fn read_cached(&self, idx: usize, off: u64, buf: &mut [u8]) -> bool {
+        let end = off + buf.len() as u64;
+        let first = off / BLOCK as u64;
+        let last = (end - 1) / BLOCK as u64;
+        let mut cache = lock(&self.cache);
+        let mut blocks = Vec::with_capacity((last - first + 1) as usize);
+        for b in first..=last {
+            match cache.get((idx, b)) {
+                Some(d) => blocks.push(d),
+                None => return false,
+            }
+        }
+        drop(cache);
+        for (i, d) in blocks.iter().enumerate() {
+            let bstart = (first + i as u64) * BLOCK as u64;
+            let from = off.max(bstart);
+            let to = end.min(bstart + d.len() as u64);
+            if to <= from {
+                return false;
+            }
+            let src = &d[(from - bstart) as usize..(to - bstart) as usize];
+            buf[(from - off) as usize..(to - off) as usize].copy_from_slice(src);
+        }
+        true
+    }
+
+    /// A cursor for entry `idx` positioned at or before `off` (as close as the index allows).
+    fn take_cursor(&self, idx: usize, off: u64, ix: &EntryIndex) -> Result<Cursor, ZipError> {
+        let best_point = ix.points.partition_point(|p| p.out <= off);
+        let point = best_point.checked_sub(1).map(|i| &ix.points[i]);
+        let point_out = point.map_or(0, |p| p.out);
+        let mut pool = lock(&self.cursors);
+        // A parked cursor of this entry that is at least as close as the best checkpoint.
+        let reuse = pool
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.entry == idx && !c.finished && c.out <= off && c.out >= point_out)
+            .max_by_key(|(_, c)| c.out)
+            .map(|(i, _)| i);
+        if let Some(i) = reuse {
+            return Ok(pool.swap_remove(i));
+        }
+        // Otherwise recycle the least recently used cursor (or make one) and restart it.
+        let recycled = if pool.len() >= self.opts.max_cursors.max(1) {
+            pool.iter()
+                .enumerate()
+                .min_by_key(|(_, c)| c.last_use)
+                .map(|(i, _)| i)
+                .map(|i| pool.swap_remove(i))
+        } else {
+            None
+        };
+        drop(pool);
+        let mut cur = match recycled {
+            Some(c) => c,
+            None => Cursor::new(idx).ok_or(ZipError::CorruptDeflate {
+                name: String::new(),
+                reason: "out of memory for an inflater",
+            })?,
+        };
+        if !cur.restart(idx, point) {
+            return Err(ZipError::CorruptDeflate { name: String::new(), reason: "inflater restart failed" });
+        }
+        Ok(cur)
+    }
+
+    fn put_cursor(&self, cur: Cursor) {
+        let mut pool = lock(&self.cursors);
+        if pool.len() >= self.opts.max_cursors.max(1) {
+            if let Some((i, _)) = pool.iter().enumerate().min_by_key(|(_, c)| c.last_use) {
+                pool.swap_remove(i);
+            }
+        }
+        pool.push(cur);
+    }
+
+    /// Inflates with `cur` until the request `[req.start, req.end)` has been copied into `buf`.
+    #[allow(clippy::too_many_arguments)]
+    fn advance<S: Source + ?Sized>(
+        &self,
+        src: &S,
+        idx: usize,
+        e: &Entry,
+        ix: &mut EntryIndex,
+        cur: &mut Cursor,
+        req: &Request,
+        buf: &mut [u8],
+    ) -> Result<(), ZipError> {
+        let corrupt = |reason| ZipError::CorruptDeflate { name: e.display_name(), reason };
+        let mut stalls = 0;
+        while cur.out < req.end {
+            // Refill input.
+            if cur.in_start == cur.in_end {
+                let left = e.compressed_size.saturating_sub(cur.in_next);
+                if left == 0 {
+                    return Err(corrupt("compressed data ends before the stream does"));
+                }
+                let want = INPUT_CHUNK.min(usize::try_from(left).unwrap_or(INPUT_CHUNK));
+                let at = e.data_offset.checked_add(cur.in_next).ok_or_else(|| corrupt("offset overflow"))?;
+                src.read_exact_at(&mut cur.inbuf[..want], at)
+                    .map_err(|source| ZipError::Io { what: "reading compressed data", source })?;
+                cur.in_start = 0;
+                cur.in_end = want;
+                cur.in_next += want as u64;
+            }
+            // Index the stream while past the last checkpoint.
+            let last_out = ix.points.last().map_or(0, |p| p.out);
+            let indexing = cur.out >= last_out && cur.out.saturating_add(ix.spacing) > last_out;
+            let blk_off = (cur.out % BLOCK as u64) as usize;
+            let step = cur.inf.step(&cur.inbuf[cur.in_start..cur.in_end], &mut cur.blk[blk_off..], indexing);
+            if step.consumed > 0 {
+                cur.last_byte = cur.inbuf[cur.in_start + step.consumed - 1];
+            }
+            cur.in_start += step.consumed;
+            let produced = &cur.blk[blk_off..blk_off + step.produced];
+            let out_start = cur.out;
+            cur.out += step.produced as u64;
+            if cur.out > e.size {
+                return Err(corrupt("inflates to more than the declared size"));
+            }
+            if let Some(h) = cur.crc.as_mut() {
+                h.update(produced);
+            }
+            // Copy the part of the request this step produced.
+            let from = req.start.max(out_start);
+            let to = req.end.min(cur.out);
+            if from < to {
+                let s = &produced[(from - out_start) as usize..(to - out_start) as usize];
+                buf[(from - req.start) as usize..(to - req.start) as usize].copy_from_slice(s);
+            }
+            match step.status {
+                Status::DataError => return Err(corrupt("invalid deflate data")),
+                Status::StreamEnd if cur.out != e.size => {
+                    return Err(corrupt("stream ends before the declared size"))
+                }
+                _ => {}
+            }
+            if step.consumed == 0 && step.produced == 0 && step.status != Status::StreamEnd {
+                stalls += 1;
+                if stalls > 2 {
+                    return Err(corrupt("inflate made no progress"));
+                }
+            } else {
+                stalls = 0;
+            }
+            // Completed block (or the entry's tail).
+            if step.produced > 0 && (cur.out % BLOCK as u64 == 0 || cur.out == e.size) {
+                self.emit_block(idx, cur, req);
+            }
+            if indexing && cur.out >= last_out.saturating_add(ix.spacing) && cur.out < e.size {
+                if let Some(bits) = cur.inf.at_block_boundary() {
+                    if bits <= 7 {
+                        self.add_checkpoint(idx, ix, cur, bits);
+                    }
+                }
+            }
+            if cur.out == e.size {
+                self.finish(e, cur, step.status)?;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn emit_block(&self, idx: usize, cur: &mut Cursor, req: &Request) {
+        let in_block = (cur.out - 1) % BLOCK as u64 + 1;
+        let start = cur.out - in_block;
+        let full = cur.blk_from == 0;
+        cur.blk_from = 0;
+        if !full {
+            return;
+        }
+        let data: Arc<[u8]> = Arc::from(&cur.blk[..in_block as usize]);
+        lock(&self.cache).insert((idx, start / BLOCK as u64), data.clone());
+        let inside_request = start >= req.start && cur.out <= req.end;
+        if let (Some(sink), false) = (&self.sink, inside_request) {
+            sink.offer(idx, start, data);
+        }
+    }
+
+    /// Checks the end of the stream and, for a cursor that saw everything, the CRC.
+    fn finish(&self, e: &Entry, cur: &mut Cursor, last: Status) -> Result<(), ZipError> {
+        let corrupt = |reason| ZipError::CorruptDeflate { name: e.display_name(), reason };
+        if last != Status::StreamEnd {
+            // All declared bytes are out; the stream must end without more output.
+            let mut probe = [0u8; 1];
+            for _ in 0..4 {
+                if cur.in_start == cur.in_end {
+                    break;
+                }
+                let s = cur.inf.step(&cur.inbuf[cur.in_start..cur.in_end], &mut probe, false);
+                cur.in_start += s.consumed;
+                if s.produced > 0 {
+                    return Err(corrupt("inflates to more than the declared size"));
+                }
+                match s.status {
+                    Status::StreamEnd => {
+                        cur.finished = true;
+                        break;
+                    }
+                    Status::DataError => return Err(corrupt("invalid deflate data")),
+                    _ => {}
+                }
+            }
+            // If the input buffer ran dry first, the end is checked no further: the bytes are
+            // all there and (below) the CRC covers them.
+        } else {
+            cur.finished = true;
+        }
+        cur.finished = true;
+        if let Some(h) = cur.crc.take() {
+            let actual = h.finalize();
+            if actual != e.crc32 {
+                return Err(ZipError::CrcMismatch { name: e.display_name(), expected: e.crc32, actual });
+            }
+        }
+        Ok(())
+    }
+
+    fn add_checkpoint(&self, idx: usize, ix: &mut EntryIndex, cur: &Cursor, bits: u8) {
+        let mut window = Box::new([0u8; WINDOW]);
+        let len = cur.inf.dictionary(&mut window);
+        let consumed_to = cur.in_next - (cur.in_end - cur.in_start) as u64;
+        let point = Checkpoint {
+            out: cur.out,
+            input: consumed_to,
+            bits,
+            prev_byte: cur.last_byte,
+            window: window[..len].into(),
+        };
+        let bytes = point.window.len() as u64;
+        ix.points.push(point);
+        let now = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        lock(&self.holders).insert(idx, cur.last_use);
+        if now > self.opts.index_budget {
+            self.reclaim(idx, ix);
+        }
+    }
+
+    /// Brings the window total back under the budget.
+    fn reclaim(&self, idx: usize, ix: &mut EntryIndex) {
+        // First make room by evicting other entries' indexes, least recently used first.
+        loop {
+            if self.used.load(Ordering::Relaxed) <= self.opts.index_budget {
+                return;
+            }
+            let victim = {
+                let holders = lock(&self.holders);
+                holders
+                    .iter()
+                    .filter(|(&k, _)| k != idx)
+                    .min_by_key(|(_, &t)| t)
+                    .map(|(&k, _)| k)
+            };
+            let Some(v) = victim else { break };
+            lock(&self.holders).remove(&v);
+            if let Some(m) = self.index.get(v) {
+                if let Ok(mut other) = m.try_lock() {
+                    let freed = other.window_bytes();
+                    other.points.clear();
+                    self.used.fetch_sub(freed, Ordering::Relaxed);
+                }
+            }
+        }
+        // Then thin this entry.
+        while self.used.load(Ordering::Relaxed) > self.opts.index_budget && ix.points.len() > 1 {
+            let freed = ix.thin();
+            self.used.fetch_sub(freed, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for DeflateReader {
+    fn drop(&mut self) {
+        self.used.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::parse;
+    use crate::testzip::ZipBuilder;
+
+    /// Log-like text (compresses about 2:1 like the benchmark corpus).
+    pub fn text(len: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed | 1;
+        let mut rnd = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let words: Vec<Vec<u8>> = (0..512)
+            .map(|_| {
+                let n = 2 + (rnd() % 9) as usize;
+                (0..n).map(|_| b'a' + (rnd() % 26) as u8).collect()
+            })
+            .collect();
+        let mut out = Vec::with_capacity(len + 16);
+        while out.len() < len {
+            let w = &words[(rnd() % words.len() as u64) as usize];
+            out.extend_from_slice(w);
+            out.push(if rnd() % 12 == 0 { b'\n' } else { b' ' });
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn archive(data: &[u8]) -> (Vec<u8>, Entry) {
+        let mut b = ZipBuilder::new();
+        b.deflated("t.log", data);
+        let z = b.finish();
+        let a = parse(z.as_slice(), z.len() as u64).unwrap();
+        let e = a.entries[0].clone();
+        (z, e)
+    }
+
+    fn small_opts() -> DeflateOptions {
+        DeflateOptions { min_spacing: 64 * 1024, index_budget: 4 << 20, max_cursors: 3, cache_bytes: 256 * 1024 }
+    }
+
+    #[test]
+    fn sequential_read_matches_and_verifies_crc() {
+        let data = text(3 << 20, 1);
+        let (z, e) = archive(&data);
+        let r = DeflateReader::new(1, small_opts(), None);
+        let mut out = vec![0u8; data.len()];
+        let mut off = 0;
+        while off < data.len() {
+            let n = r.read(z.as_slice(), 0, &e, off as u64, &mut out[off..(off + 128 * 1024).min(data.len())]).unwrap();
+            assert!(n > 0);
+            off += n;
+        }
+        assert_eq!(out, data);
+        assert!(r.checkpoints(0) > 5, "index built: {}", r.checkpoints(0));
+        assert_eq!(r.read(z.as_slice(), 0, &e, e.size, &mut [0u8; 10]).unwrap(), 0);
+    }
+
+    #[test]
+    fn random_reads_restart_from_checkpoints() {
+        let data = text(4 << 20, 2);
+        let (z, e) = archive(&data);
+        let r = DeflateReader::new(1, small_opts(), None);
+        // Build the index by reading the last byte.
+        let mut one = [0u8; 1];
+        r.read(z.as_slice(), 0, &e, e.size - 1, &mut one).unwrap();
+        assert_eq!(one[0], data[data.len() - 1]);
+        let points = r.checkpoints(0);
+        assert!(points >= 8, "{points}");
+        let mut s = 12345u64;
+        for _ in 0..300 {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let off = (s >> 20) % (data.len() as u64 - 1);
+            let len = 1 + (s as usize >> 3) % 9000;
+            let mut buf = vec![0u8; len];
+            let n = r.read(z.as_slice(), 0, &e, off, &mut buf).unwrap();
+            let want = &data[off as usize..(off as usize + len).min(data.len())];
+            assert_eq!(&buf[..n], want, "at {off}+{len}");
+        }
+    }
+
+    #[test]
+    fn index_memory_is_bounded() {
+        let data = text(6 << 20, 3);
+        let (z, e) = archive(&data);
+        let opts = DeflateOptions { min_spacing: 32 * 1024, index_budget: 256 * 1024, max_cursors: 2, cache_bytes: 128 * 1024 };
+        let r = DeflateReader::new(1, opts, None);
+        let mut buf = vec![0u8; 4096];
+        r.read(z.as_slice(), 0, &e, e.size - 4096, &mut buf).unwrap();
+        assert!(r.index_bytes() <= 256 * 1024, "{}", r.index_bytes());
+        assert!(r.checkpoints(0) >= 2);
+        assert_eq!(&buf[..], &data[data.len() - 4096..]);
+        // Still correct everywhere after thinning.
+        for off in [0u64, 1 << 20, 3 << 20, 5 << 20] {
+            r.read(z.as_slice(), 0, &e, off, &mut buf).unwrap();
+            assert_eq!(&buf[..], &data[off as usize..off as usize + 4096]);
+        }
+    }
+
+    #[test]
+    fn bad_crc_is_reported_at_the_end() {
+        let data = text(300_000, 4);
+        let mut b = ZipBuilder::new();
+        b.deflated("t.log", &data).crc ^= 1;
+        let z = b.finish();
+        let e = parse(z.as_slice(), z.len() as u64).unwrap().entries[0].clone();
+        let r = DeflateReader::new(1, small_opts(), None);
+        let mut buf = vec![0u8; data.len()];
+        let err = r.read(z.as_slice(), 0, &e, 0, &mut buf).unwrap_err();
+        assert!(matches!(err, ZipError::CrcMismatch { .. }), "{err}");
+        // And it stays failed.
+        let err = r.read(z.as_slice(), 0, &e, 0, &mut buf[..10]).unwrap_err();
+        assert!(matches!(err, ZipError::CrcMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn corrupt_stream_is_an_error_not_a_panic() {
+        let data = text(200_000, 5);
+        let mut b = ZipBuilder::new();
+        let ent = b.deflated("t.log", &data);
+        for x in ent.payload.iter_mut().skip(100).step_by(7) {
+            *x ^= 0x5a;
+        }
+        let z = b.finish();
+        let e = parse(z.as_slice(), z.len() as u64).unwrap().entries[0].clone();
+        let r = DeflateReader::new(1, small_opts(), None);
+        let mut buf = vec![0u8; data.len()];
+        assert!(r.read(z.as_slice(), 0, &e, 0, &mut buf).is_err());
+    }
+
+    #[test]
+    fn many_entries_share_the_budget() {
+        let mut b = ZipBuilder::new();
+        let datas: Vec<Vec<u8>> = (0..6).map(|i| text(1 << 20, 10 + i)).collect();
+        for (i, d) in datas.iter().enumerate() {
+            b.deflated(&format!("f{i}"), d);
+        }
+        let z = b.finish();
+        let a = parse(z.as_slice(), z.len() as u64).unwrap();
+        let opts = DeflateOptions { min_spacing: 32 * 1024, index_budget: 300 * 1024, max_cursors: 2, cache_bytes: 64 * 1024 };
+        let r = DeflateReader::new(6, opts, None);
+        let mut buf = vec![0u8; 1000];
+        for round in 0..2 {
+            for (i, e) in a.entries.iter().enumerate() {
+                let off = e.size - 1000 - round * 5000;
+                r.read(z.as_slice(), i, e, off, &mut buf).unwrap();
+                assert_eq!(&buf[..], &datas[i][off as usize..off as usize + 1000]);
+                assert!(r.index_bytes() <= 300 * 1024);
+            }
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! Mount tests: run the real `zipfuse` binary on archives written by the `zip` crate and check
+//! what the kernel shows. They need root and /dev/fuse (they are skipped, with a message,
+//! otherwise). Each test mounts in its own temporary directory; the guard unmounts on drop, so
+//! a failing test leaves no mount behind, and tests can run in parallel.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io::{Cursor, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+fn can_mount() -> bool {
+    let ok = nix::unistd::geteuid().is_root() && Path::new("/dev/fuse").exists();
+    if !ok {
+        eprintln!("skipping: mount tests need root and /dev/fuse");
+    }
+    ok
+}
+
+/// A running zipfuse; unmounts and reaps on drop.
+struct Mounted {
+    child: Option<Child>,
+    mnt: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Mounted {
+    fn path(&self, p: &str) -> PathBuf {
+        self.mnt.join(p)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            for _ in 0..200 {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Whatever happened above, never leave the mount behind.
+        let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Spawns zipfuse with `--ready-fd` and waits for `ready\n` (or EOF = failure).
+fn spawn(zip: &Path, extra: &[&str]) -> Result<Mounted, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let wfd = w.as_raw_fd();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zipfuse"));
+    cmd.args(extra)
+        .arg("--ready-fd")
+        .arg(wfd.to_string())
+        .arg(zip)
+        .arg(&mnt)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure only calls fcntl(2), which is async-signal-safe, on a descriptor that
+    // is open in the child (it was inherited across fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(wfd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(w);
+    let mut msg = String::new();
+    File::from(r).read_to_string(&mut msg).unwrap();
+    if msg == "ready\n" {
+        return Ok(Mounted { child: Some(child), mnt, _dir: dir });
+    }
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
+    Err(format!("{status}: {err}"))
+}
+
+fn mount(zip: &Path, extra: &[&str]) -> Mounted {
+    spawn(zip, extra).unwrap_or_else(|e| panic!("zipfuse failed: {e}"))
+}
+
+/// Writes an archive with the zip crate: (name, data, deflated, unix mode).
+fn write_zip(path: &Path, files: &[(&str, &[u8], bool, u32)]) {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, data, deflated, mode) in files {
+        let method = if *deflated { zip::CompressionMethod::Deflated } else { zip::CompressionMethod::Stored };
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(method)
+            .unix_permissions(*mode)
+            .large_file(data.len() > (1 << 30));
+        if name.ends_with('/') {
+            w.add_directory(*name, opts).unwrap();
+        } else {
+            w.start_file(*name, opts).unwrap();
+            w.write_all(data).unwrap();
+        }
+    }
+    fs::write(path, w.finish().unwrap().into_inner()).unwrap();
+}
+
+fn sha(b: &[u8]) -> Vec<u8> {
+    Sha256::digest(b).to_vec()
+}
+
+/// Every file's hash, read through the zip crate (the oracle).
+fn zip_hashes(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut a = zip::ZipArchive::new(File::open(path).unwrap()).unwrap();
+    let mut out = BTreeMap::new();
+    for i in 0..a.len() {
+        let mut f = a.by_index(i).unwrap();
+        if f.is_dir() {
+            continue;
+        }
+        let mut v = Vec::new();
+        f.read_to_end(&mut v).unwrap();
+        out.insert(f.name().unwrap().to_string(), sha(&v));
+    }
+    out
+}
+
+/// Every regular file's hash, read through the mount.
+fn tree_hashes(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, sha(&fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as u8
+        })
+        .collect()
+}
+
+fn text(len: usize, seed: u64) -> Vec<u8> {
+    let r = pseudo_random(len, seed);
+    let mut out = Vec::with_capacity(len);
+    for (i, b) in r.iter().enumerate() {
+        out.push(if i % 37 == 36 { b'\n' } else { b'a' + b % 8 });
+    }
+    out
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn empty_zip() {
+    if !can_mount() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("e.zip");
+    write_zip(&z, &[]);
+    let m = mount(&z, &[]);
+    assert!(names(&m.mnt).is_empty());
+    let md = fs::metadata(&m.mnt).unwrap();
+    assert!(md.is_dir());
+    assert_eq!(md.permissions().mode() & 0o777, 0o500);
+    // `.` and `..` are listed by readdir itself.
+    let out = Command::new("ls").arg("-a").arg(&m.mnt).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>(), vec![".", ".."]);
+}
+
+#[test]
+fn one_file_and_eof_reads() {
+    if !can_mount() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("one.zip");
+    write_zip(&z, &[("hello.txt", b"hello, world\n", false, 0o644)]);
+    let m = mount(&z, &[]);
+    assert_eq!(names(&m.mnt), vec!["hello.txt"]);
+    let p = m.path("hello.txt");
+    assert_eq!(fs::read(&p).unwrap(), b"hello, world\n");
+    let md = fs::metadata(&p).unwrap();
+    assert_eq!(md.len(), 13);
+    assert_eq!(md.permissions().mode() & 0o777, 0o644);
+    let f = File::open(&p).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(f.read_at(&mut buf, 13).unwrap(), 0, "read at EOF");
+    assert_eq!(f.read_at(&mut buf, 1 << 40).unwrap(), 0, "read past EOF");
+    assert_eq!(f.read_at(&mut buf, 7).unwrap(), 6);
+    assert_eq!(&buf[..6], b"world\n");
+    // Read-only.
+    assert!(fs::OpenOptions::new().write(true).open(&p).is_err());
+    assert!(File::create(m.path("new")).is_err());
+}
+
+#[test]
+fn nested_dirs_stored_deflated_and_hashes() {
+    if !can_mount() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("tree.zip");
+    let big_text = text(6 << 20, 1);
+    let big_rand = pseudo_random(9 << 20, 2);
+    let small: Vec<Vec<u8>> = (0..40).map(|i| text(1000 + i * 300, 10 + i as u64)).collect();
+    let mut files: Vec<(String, &[u8], bool, u32)> = vec![
+        ("a/b/c/deep.txt".into(), b"deep", false, 0o644),
+        ("big/text.log".into(), &big_text, true, 0o644),
+        ("big/random.bin".into(), &big_rand, false, 0o644),
+        ("explicit/".into(), b"", false, 0o755),
+    ];
+    for (i, s) in small.iter().enumerate() {
+        files.push((format!("res/d{}/f{i}.xml", i % 5), s, i % 3 != 0, 0o644));
+    }
+    let refs: Vec<(&str, &[u8], bool, u32)> = files.iter().map(|(n, d, z, m)| (n.as_str(), *d, *z, *m)).collect();
+    write_zip(&z, &refs);
+    let m = mount(&z, &[]);
+    assert_eq!(names(&m.mnt), vec!["a", "big", "explicit", "res"]);
+    assert_eq!(tree_hashes(&m.mnt), zip_hashes(&z));
+    // Second pass (page cache / kept cache) still equal.
+    assert_eq!(tree_hashes(&m.mnt), zip_hashes(&z));
+    // Implicit directories get 0500, explicit ones their own mode.
+    assert_eq!(fs::metadata(m.path("a/b")).unwrap().permissions().mode() & 0o777, 0o500);
+    assert_eq!(fs::metadata(m.path("explicit")).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(fs::metadata(m.path("res")).unwrap().nlink(), 2 + 5);
+    // Random reads in the deflated entry.
+    let f = File::open(m.path("big/text.log")).unwrap();
+    let mut buf = vec![0u8; 4096];
+    for i in 0..200u64 {
+        let off = (i * 7_919_993) % (big_text.len() as u64 - 4096);
+        f.read_exact_at(&mut buf, off).unwrap();
+        assert_eq!(&buf[..], &big_text[off as usize..off as usize + 4096]);
+    }
+}
+
+#[test]
+fn directory_larger_than_one_readdir_buffer() {
+    if !can_mount() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("dir.zip");
+    let names_in: Vec<String> = (0..1500).map(|i| format!("d/{:0>100}", i)).collect();
+    let files: Vec<(&str, &[u8], bool, u32)> = names_in.iter().map(|n| (n.as_str(), &b"x"[..], false, 0o644)).collect();
+    write_zip(&z, &files);
+    let m = mount(&z, &[]);
+    let listed = names(&m.path("d"));
+    assert_eq!(listed.len(), 1500);
+    let mut want: Vec<String> = names_in.iter().map(|n| n[2..].to_string()).collect();
+    want.sort();
+    assert_eq!(listed, want);
+    // Stable order across two listings.
+    let a: Vec<_> = fs::read_dir(m.path("d")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let b: Vec<_> = fs::read_dir(m.path("d")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn uid_gid_and_default_modes() {
+    if !can_mount() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("ug.zip");
+    // Mode 0 (no permission bits) falls back to the defaults.
+    write_zip(&z, &[("bin/tool", b"#!/bin/sh\n", false, 0), ("lib/data", b"d", false, 0)]);
+    let m = mount(&z, &["-u", "100", "-g", "200"]);
+    for p in ["bin", "bin/tool", "lib/data"] {
+        let md = fs::metadata(m.path(p)).unwrap();
+        assert_eq!((md.uid(), md.gid()), (100, 200), "{p}");
+    }
+    assert_eq!(fs::metadata(m.path("bin/tool")).unwrap().permissions().mode() & 0o777, 0o500);
+    assert_eq!(fs::metadata(m.path("lib/data")).unwrap().permissions().mode() & 0o777, 0o400);
+}
+
+#[test]
+fn noexec() {
+    if !can_mount() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("x.zip");
+    write_zip(&z, &[("bin/hello", b"#!/bin/sh\necho hi\n", false, 0o755)]);
+    let m = mount(&z, &[]);
+    let out = Command::new(m.path("bin/hello")).output().unwrap();
+    assert_eq!(out.stdout, b"hi\n");
+    drop(m);
+    let m = mount(&z, &["--noexec"]);
+    let err = Command::new(m.path("bin/hello")).output().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+}
+
+#[test]
+fn many_concurrent_readers() {
+    if !can_mount() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("c.zip");
+    let stored = Arc::new(pseudo_random(8 << 20, 5));
+    let deflated = Arc::new(text(8 << 20, 6));
+    write_zip(&z, &[("s.bin", &stored, false, 0o644), ("d.txt", &deflated, true, 0o644)]);
+    let m = mount(&z, &["--threads", "4"]);
+    let mut handles = Vec::new();
+    for t in 0..8u64 {
+        let (path, data) = if t % 2 == 0 { (m.path("s.bin"), stored.clone()) } else { (m.path("d.txt"), deflated.clone()) };
+        handles.push(std::thread::spawn(move || {
+            let f = File::open(path).unwrap();
+            let mut buf = vec![0u8; 8192];
+            let mut s = t + 1;
+            for _ in 0..300 {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let off = (s >> 16) % (data.len() as u64 - 8192);
+                f.read_exact_at(&mut buf, off).unwrap();
+                assert_eq!(&buf[..], &data[off as usize..off as usize + 8192]);
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn zip_on_a_loop_device_with_padding() {
+    if !can_mount() || Command::new("losetup").arg("--version").output().is_err() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("blk.zip");
+    let data = text(300_000, 9);
+    write_zip(&z, &[("assets/a.txt", &data, true, 0o644), ("b", b"bee", false, 0o644)]);
+    let mut bytes = fs::read(&z).unwrap();
+    bytes.resize(bytes.len().next_multiple_of(4096) + 4096, 0);
+    fs::write(&z, &bytes).unwrap();
+    let out = Command::new("losetup").args(["-f", "--show", "-r"]).arg(&z).output().unwrap();
+    if !out.status.success() {
+        eprintln!("skipping: losetup failed: {}", String::from_utf8_lossy(&out.stderr));
+        return;
+    }
+    let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    struct Detach(String);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
+        }
+    }
+    let _detach = Detach(dev.clone());
+    let m = mount(Path::new(&dev), &[]);
+    assert_eq!(fs::read(m.path("assets/a.txt")).unwrap(), data);
+    assert_eq!(fs::read(m.path("b")).unwrap(), b"bee");
+}
+
+#[test]
+fn bad_archives_are_refused_with_a_message() {
+    if !can_mount() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("bad.zip");
+    fs::write(&z, b"this is not a zip").unwrap();
+    let err = spawn(&z, &[]).err().expect("must fail");
+    assert!(err.contains("no end-of-central-directory"), "{err}");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/bad/duplicate_names.zip");
+    let err = spawn(&dir, &[]).err().expect("must fail");
+    assert!(err.contains("duplicate entry"), "{err}");
+}
+
+#[test]
+fn ready_file_and_fifo() {
+    if !can_mount() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("r.zip");
+    write_zip(&z, &[("f", b"1", false, 0o644)]);
+    let mnt = d.path().join("m");
+    fs::create_dir(&mnt).unwrap();
+
+    // FIFO: the reader blocks until zipfuse writes `ready\n`.
+    let fifo = d.path().join("ready.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // Open the read end first (non-blocking) so zipfuse's non-blocking open finds a reader.
+    let cpath = CString::new(fifo.to_str().unwrap()).unwrap();
+    let rfd = nix::fcntl::open(cpath.as_c_str(), nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK, nix::sys::stat::Mode::empty()).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_zipfuse")).arg("-p").arg(&fifo).arg(&z).arg(&mnt).spawn().unwrap();
+    let guard = Mounted { child: Some(child), mnt: mnt.clone(), _dir: tempfile::tempdir().unwrap() };
+    let rfd: OwnedFd = rfd;
+    // Wait (bounded) for zipfuse to write; a FIFO without a writer yet reads as EOF.
+    let mut pfd = [nix::poll::PollFd::new(rfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    assert_eq!(nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10_000u16)).unwrap(), 1);
+    let mut f = File::from(rfd);
+    let mut buf = [0u8; 6];
+    f.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ready\n");
+    assert_eq!(fs::read(mnt.join("f")).unwrap(), b"1");
+    drop(guard);
+
+    // Plain file: created atomically once mounted.
+    let ready = d.path().join("ready");
+    let child = Command::new(env!("CARGO_BIN_EXE_zipfuse")).arg("-p").arg(&ready).arg(&z).arg(&mnt).spawn().unwrap();
+    let _guard = Mounted { child: Some(child), mnt: mnt.clone(), _dir: tempfile::tempdir().unwrap() };
+    for _ in 0..500 {
+        if ready.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(ready.exists());
+    assert_eq!(fs::read(mnt.join("f")).unwrap(), b"1");
+}
