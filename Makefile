@@ -7,12 +7,13 @@ GUEST_TARGET := x86_64-unknown-linux-gnu
 GUEST_BIN    := target/$(GUEST_TARGET)/release
 HOST_BIN     := target/release
 GUEST_CRATES := -p init -p microdroid_manager -p zipfuse -p hello_payload
+APP          := $(BUILD)/hello-app
 # Guest binaries are static; --target keeps RUSTFLAGS away from build scripts and proc-macros.
 GUEST_RUSTFLAGS := -C target-feature=+crt-static
 VMCTL        := $(HOST_BIN)/vmctl
 IMAGE_TOOL   := $(HOST_BIN)/microdroid_image
 
-.PHONY: setup build guest host image run test unit-test boot-test bench clean
+.PHONY: setup build guest host image app run test bench clean
 
 ## setup: install what is missing (Debian packages, the cloud kernel, vhost-device-vsock)
 setup:
@@ -31,9 +32,19 @@ host:
 image: build
 	$(IMAGE_TOOL) build --kernel-dir $(BUILD)/kernel --bin-dir $(GUEST_BIN) --out $(BUILD)/image
 
-## run: set up, build, boot the demo payload and print its result
-run: setup image
-	$(VMCTL) run --os $(BUILD)/image/vm_os.json --console-log $(BUILD)/console.log
+## app: the demo app (examples/hello-app) as a signed APK with its idsig, in build/hello-app
+app: build
+	rm -rf $(APP)/tree && mkdir -p $(APP)/tree/assets $(APP)/tree/lib/x86_64
+	cp examples/hello-app/vm_config.json $(APP)/tree/assets/vm_config.json
+	cp $(GUEST_BIN)/hello_payload $(APP)/tree/lib/x86_64/hello_payload
+	$(VMCTL) package-apk --dir $(APP)/tree --out $(APP)/hello-app.apk
+	$(VMCTL) create-idsig $(APP)/hello-app.apk $(APP)/hello-app.apk.idsig
+
+## run: set up, build, boot the demo app's payload from its signed APK and print its result
+run: setup image app
+	$(VMCTL) run-app --os $(BUILD)/image/vm_os.json --apk $(APP)/hello-app.apk \
+	    --idsig $(APP)/hello-app.apk.idsig --instance $(APP)/instance.img \
+	    --config-path assets/vm_config.json --console-log $(BUILD)/console.log
 
 ## test: set up, then every test: unit, host integration, boot tests
 test: setup image
@@ -45,4 +56,4 @@ bench: setup image
 
 clean:
 	cargo clean
-	rm -rf $(BUILD)/image $(BUILD)/console.log
+	rm -rf $(BUILD)/image $(BUILD)/console.log $(APP)

@@ -23,8 +23,35 @@ pub fn spawn_guarded(name: &str, command: &mut Command) -> Result<ChildGuard> {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
         });
     }
-    let child = command.spawn().with_context(|| format!("starting {name} ({:?})", command.get_program()))?;
-    Ok(ChildGuard { name: name.to_owned(), child: Some(child) })
+    let child = command
+        .spawn()
+        .with_context(|| format!("starting {name} ({:?})", command.get_program()))?;
+    Ok(ChildGuard {
+        name: name.to_owned(),
+        child: Some(child),
+    })
+}
+
+/// As `spawn_guarded`, and the child inherits `fds` at the same numbers (AVF's preserved fds,
+/// referred to as `/proc/self/fd/N` on its command line).
+pub fn spawn_guarded_with_fds(
+    name: &str,
+    command: &mut Command,
+    fds: Vec<i32>,
+) -> Result<ChildGuard> {
+    // SAFETY: the closure runs between fork and exec and only calls fcntl(2), which is
+    // async-signal-safe, on fds this process owns (kept open by the caller until the child runs).
+    unsafe {
+        command.pre_exec(move || {
+            for &fd in &fds {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    spawn_guarded(name, command)
 }
 
 impl ChildGuard {
@@ -39,7 +66,9 @@ impl ChildGuard {
     /// Returns the exit status if the child has ended.
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
         match self.child.as_mut() {
-            Some(child) => child.try_wait().with_context(|| format!("checking on {}", self.name)),
+            Some(child) => child
+                .try_wait()
+                .with_context(|| format!("checking on {}", self.name)),
             None => Ok(None),
         }
     }
@@ -79,6 +108,26 @@ mod tests {
         drop(guard);
         // Reaped: the pid no longer exists as our child.
         assert!(kill(Pid::from_raw(pid), None).is_err());
+    }
+
+    #[test]
+    fn preserved_fds_reach_the_child_at_the_same_numbers() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "inherited").unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let fd = file.as_raw_fd();
+        let out = dir.path().join("out");
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("cat /proc/self/fd/{fd} > {}", out.display()));
+        let mut guard = spawn_guarded_with_fds("cat", &mut command, vec![fd]).unwrap();
+        while guard.try_wait().unwrap().is_none() {
+            std::thread::yield_now();
+        }
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "inherited");
     }
 
     #[test]

@@ -1,17 +1,31 @@
-//! The `vmctl` command line.
+//! The `vmctl` command line: `run` (foreground or `--detach`), `list`, `stop`, `console`, `info`.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::Duration;
+use std::io::{BufRead, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::Serialize;
 
-use crate::outcome::exit_status;
+use crate::app;
+use crate::crosvm::find_program;
+use crate::outcome::{exit_status, VmOutcome, Vmm};
 use crate::qemu::Accel;
-use crate::vm::{self, VmConfig};
+use crate::registry::{self, VmRecord, GUEST_CID_MAX, GUEST_CID_MIN};
+use crate::vm::{self, Notice, VmConfig};
 
 #[derive(Parser)]
-#[command(name = "vmctl", about = "Runs Microdroid VMs under QEMU", version)]
+#[command(
+    name = "vmctl",
+    about = "Runs Microdroid VMs under QEMU (or crosvm)",
+    version
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,
@@ -19,9 +33,9 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DebugLevel {
-    /// Not debuggable: the payload's output stays in the guest.
+    /// Not debuggable: nothing from the guest console reaches the host.
     None,
-    /// Debuggable: the guest console, payload output included, is shown on the terminal.
+    /// Debuggable: the guest console (kernel, init, payload) is logged and shown on the terminal.
     Full,
 }
 
@@ -29,12 +43,87 @@ pub enum DebugLevel {
 pub enum Cmd {
     /// Boot the OS image, run its payload, and exit with the payload's status.
     ///
-    /// Exit status: the payload's exit code when it ran; 124 timeout; 125 guest error (death
-    /// reason printed); 126 guest kernel panic; 127 the VM could not be run; 130 interrupted.
-    Run(RunArgs),
+    /// Exit status: the payload's exit code when it ran; 124 timeout or hang (payload not
+    /// started in time); 125 guest error (death reason printed); 126 guest kernel panic; 127 the
+    /// VM could not be run; 130 interrupted or stopped. With --detach: 0 once the VM runs.
+    Run(Box<RunArgs>),
+    /// Run an app's payload from its signed APK (AVF's `vm run-app`): the APK is verified in the
+    /// guest (dm-verity from the idsig, v3 signature), mounted at /mnt/apk, and its task run.
+    /// Exit status as for `run`.
+    RunApp(Box<RunAppArgs>),
+    /// Make the APK Signature Scheme v4 idsig of an APK (what `apksigner` writes as .idsig).
+    CreateIdsig { apk: PathBuf, idsig: PathBuf },
+    /// Package a directory as an APK (stored entries, page-aligned executables; files under lib/
+    /// and bin/ executable) and sign it with APK Signature Schemes v2 and v3.
+    PackageApk {
+        /// The APK's contents, e.g. assets/vm_config.json and lib/x86_64/<payload>.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// PKCS#8 private key (RSA or EC P-256); default: the public test key in libs/apksig/testkeys.
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+        /// X.509 certificate (PEM or DER) of the key.
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+    },
+    /// Sign an existing zip or APK with APK Signature Schemes v2 and v3.
+    SignApk {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// List the running VMs (CID, owner pid, state, payload state, uptime).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a running VM (its owner stops the VMM and exits 130, death reason KILLED).
+    Stop { cid: u32 },
+    /// Print a running VM's console log and follow it until the VM ends.
+    Console {
+        cid: u32,
+        /// Print what is there and exit.
+        #[arg(long)]
+        no_follow: bool,
+    },
+    /// Describe this host's support for running VMs.
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("payload").required(true).args(["config_path", "payload_binary_name"])))]
+pub struct RunAppArgs {
+    /// The signed APK.
+    #[arg(long)]
+    pub apk: PathBuf,
+    /// Its v4 signature (`vmctl create-idsig`, or apksigner's .idsig).
+    #[arg(long)]
+    pub idsig: PathBuf,
+    /// The VM instance image (partition vm-instance); created if missing.
+    #[arg(long)]
+    pub instance: PathBuf,
+    /// The payload config inside the APK, e.g. assets/vm_config.json.
+    #[arg(long)]
+    pub config_path: Option<String>,
+    /// A payload binary in the APK's lib/x86_64/ (the config is synthesized, as AOSP does).
+    #[arg(long)]
+    pub payload_binary_name: Option<String>,
+    /// Extra APKs, mounted noexec at /mnt/extra-apk/<i>; their idsigs are made here.
+    #[arg(long = "extra-apk")]
+    pub extra_apks: Vec<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
     /// The OS manifest written by the image builder.
     #[arg(long, default_value = "build/image/vm_os.json")]
@@ -56,60 +145,227 @@ pub struct RunArgs {
     /// Stop the VM after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
-    /// The guest's vsock context id.
-    #[arg(long, default_value_t = 3)]
-    pub cid: u32,
+    /// Stop the VM as hung (HANGUP) if its payload has not started after this many seconds
+    /// (AOSP: 30); 0 turns the check off.
+    #[arg(long, default_value_t = 30)]
+    pub boot_timeout: u64,
+    /// The guest's vsock context id (default: the lowest free one from 2048).
+    #[arg(long)]
+    pub cid: Option<u32>,
     #[arg(long, value_enum, default_value_t = DebugLevel::Full)]
     pub debug: DebugLevel,
-    /// Write the guest console here (it is always captured; by default in a temporary directory).
+    /// Write the guest console here (it is always captured; by default in the run directory).
     #[arg(long)]
     pub console_log: Option<PathBuf>,
     /// Do not copy the console to the terminal, even when debuggable.
     #[arg(long)]
     pub quiet: bool,
+    /// Print events and the outcome as JSON lines on stdout (the console is not copied).
+    #[arg(long)]
+    pub json: bool,
+    /// Start the VM, print its CID and return; this vmctl's child owns the VM from then on.
+    #[arg(long)]
+    pub detach: bool,
+    #[arg(long, value_enum, default_value_t = Vmm::Qemu)]
+    pub vmm: Vmm,
+    /// Print the VMM command line (disks assembled, files open) instead of running it.
+    #[arg(long)]
+    pub dry_run: bool,
     #[arg(long, default_value = "qemu-system-x86_64")]
     pub qemu: PathBuf,
+    #[arg(long, default_value = "crosvm")]
+    pub crosvm: PathBuf,
     #[arg(long, default_value = "vhost-device-vsock")]
     pub vhost_device_vsock: PathBuf,
     /// Extra kernel command-line arguments.
     #[arg(long = "kernel-arg")]
     pub kernel_args: Vec<String>,
+    /// Testing: do not serve IVirtualMachineService, so that the guest cannot reach the host.
+    #[arg(long, hide = true)]
+    pub no_vm_service: bool,
+    /// Internal (--detach): the fd on which to report the CID once the VM runs.
+    #[arg(long, hide = true)]
+    pub detached_notify_fd: Option<i32>,
 }
 
 pub fn main(cli: Cli) -> ExitCode {
-    match cli.command {
-        Cmd::Run(args) => run(args),
+    let result = match cli.command {
+        Cmd::Run(args) => {
+            let config = vm_config(&args);
+            return run(&args, config);
+        }
+        Cmd::RunApp(args) => return run_app(&args),
+        Cmd::CreateIdsig { apk, idsig } => app::create_idsig(&apk, &idsig),
+        Cmd::PackageApk {
+            dir,
+            out,
+            key,
+            cert,
+        } => package_apk(&dir, &out, key.as_deref(), cert.as_deref()),
+        Cmd::SignApk {
+            input,
+            output,
+            key,
+            cert,
+        } => sign_apk(&input, &output, &key, &cert),
+        Cmd::List { json } => list(json),
+        Cmd::Stop { cid } => stop(cid),
+        Cmd::Console { cid, no_follow } => console(cid, !no_follow),
+        Cmd::Info { json } => info(json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("vmctl: error: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn run(args: RunArgs) -> ExitCode {
+pub fn vm_config(args: &RunArgs) -> VmConfig {
     let debuggable = args.debug == DebugLevel::Full;
-    let config = VmConfig {
-        os_manifest: args.os,
-        kernel: args.kernel,
-        initrd: args.initrd,
+    VmConfig {
+        os_manifest: args.os.clone(),
+        kernel: args.kernel.clone(),
+        initrd: args.initrd.clone(),
         memory_mib: args.memory_mib,
         cpus: args.cpus,
         accel: args.accel,
         timeout: Duration::from_secs(args.timeout),
+        boot_timeout: (args.boot_timeout > 0).then(|| Duration::from_secs(args.boot_timeout)),
         cid: args.cid,
+        runtime_dir: registry::default_runtime_dir(),
         debuggable,
-        console_to_terminal: debuggable && !args.quiet,
-        console_log: args.console_log,
-        qemu: args.qemu,
-        vhost_device_vsock: args.vhost_device_vsock,
-        extra_kernel_args: args.kernel_args,
+        console_to_terminal: debuggable
+            && !args.quiet
+            && !args.json
+            && args.detached_notify_fd.is_none(),
+        console_log: args.console_log.clone(),
+        vmm: args.vmm,
+        qemu: args.qemu.clone(),
+        crosvm: args.crosvm.clone(),
+        vhost_device_vsock: args.vhost_device_vsock.clone(),
+        extra_kernel_args: args.kernel_args.clone(),
+        serve_vm_service: !args.no_vm_service,
+        app: None,
+        instance: None,
+    }
+}
+
+fn print_json(value: &impl Serialize) {
+    if let Ok(line) = serde_json::to_string(value) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+fn run_app(args: &RunAppArgs) -> ExitCode {
+    let payload = match (&args.config_path, &args.payload_binary_name) {
+        (Some(path), _) => app::PayloadSpec::ConfigPath(path.clone()),
+        (None, Some(name)) => app::PayloadSpec::BinaryName(name.clone()),
+        // clap's group requires one of them.
+        (None, None) => return ExitCode::from(exit_status::INFRASTRUCTURE),
     };
-    match vm::run(&config) {
+    let mut config = vm_config(&args.run);
+    config.app = Some(app::AppPayload {
+        apk: args.apk.clone(),
+        idsig: args.idsig.clone(),
+        payload,
+        extra_apks: args.extra_apks.clone(),
+    });
+    config.instance = Some(args.instance.clone());
+    run(&args.run, config)
+}
+
+/// The public test key `package-apk` signs with when given none (libs/apksig/testkeys/README.md).
+const TEST_APK_KEY: &[u8] = include_bytes!("../../libs/apksig/testkeys/testkey.pk8");
+const TEST_APK_CERT: &[u8] = include_bytes!("../../libs/apksig/testkeys/testkey.x509.pem");
+
+fn package_apk(dir: &Path, out: &Path, key: Option<&Path>, cert: Option<&Path>) -> Result<()> {
+    let files = app::apk_files_from_dir(dir)?;
+    match (key, cert) {
+        (Some(key), Some(cert)) => app::package_apk(&files, key, cert, out),
+        _ => {
+            eprintln!("vmctl: signing with the public test key (libs/apksig/testkeys); pass --key and --cert for a real one");
+            let tmp = tempfile::tempdir()?;
+            let (key, cert) = (tmp.path().join("key.pk8"), tmp.path().join("cert.pem"));
+            std::fs::write(&key, TEST_APK_KEY)?;
+            std::fs::write(&cert, TEST_APK_CERT)?;
+            app::package_apk(&files, &key, &cert, out)
+        }
+    }
+}
+
+fn sign_apk(input: &Path, output: &Path, key: &Path, cert: &Path) -> Result<()> {
+    let zip = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    let config = apksig::sign::SigningConfig::from_files(key, cert)?;
+    std::fs::write(output, apksig::sign::sign(&zip, &config)?)
+        .with_context(|| format!("writing {}", output.display()))
+}
+
+fn run(args: &RunArgs, config: VmConfig) -> ExitCode {
+    if args.detach {
+        return match detach(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("vmctl: error: {err:#}");
+                ExitCode::from(exit_status::INFRASTRUCTURE)
+            }
+        };
+    }
+    if args.dry_run || (config.vmm == Vmm::Crosvm && find_program(&config.crosvm).is_none()) {
+        return show_command_line(&config, args.dry_run);
+    }
+    // Only a detached owner has this fd; it gets the CID, or why the VM did not start.
+    let mut notify = args.detached_notify_fd.map(take_notify_fd);
+    let json = args.json;
+    let mut observer = |notice: Notice<'_>| match notice {
+        Notice::Started(record) => {
+            if let Some(mut pipe) = notify.take() {
+                let _ = writeln!(pipe, "{}", record.cid);
+            }
+            if json {
+                print_json(
+                    &serde_json::json!({"event": "started", "cid": record.cid, "pid": record.pid,
+                    "console_log": record.console_log, "time": record.started_at}),
+                );
+            } else {
+                eprintln!(
+                    "vmctl: VM {} running (owner pid {}); console: {}",
+                    record.cid,
+                    record.pid,
+                    record.console_log.display()
+                );
+            }
+        }
+        Notice::Event(event) => {
+            if json {
+                print_json(&event.to_json());
+            } else {
+                eprintln!("vmctl: event {}", event.describe());
+            }
+        }
+    };
+    let result = vm::run_observed(&config, &mut observer);
+    match result {
         Ok(result) => {
             let status = result.outcome.exit_status();
-            if status != 0 && !config.console_to_terminal && debuggable {
+            if status != 0 && !config.console_to_terminal && config.debuggable && !json {
                 let text = String::from_utf8_lossy(&result.console);
                 let tail: Vec<&str> = text.lines().rev().take(25).collect();
                 eprintln!("vmctl: last console lines:");
                 for line in tail.iter().rev() {
                     eprintln!("  {line}");
                 }
+            }
+            if json {
+                print_json(&serde_json::json!({
+                    "event": "exit", "cid": result.cid, "outcome": result.outcome.to_string(),
+                    "death_reason": result.outcome.death_reason().name(), "exit_status": status,
+                    "payload_exit_code": match result.outcome { VmOutcome::PayloadFinished(c) => Some(c), _ => None },
+                    "wall_time_s": result.wall_time.as_secs_f64(), "console_log": result.console_log,
+                }));
             }
             eprintln!(
                 "vmctl: {} [death reason {}; {:.2} s; console: {}]",
@@ -121,8 +377,339 @@ fn run(args: RunArgs) -> ExitCode {
             ExitCode::from(status)
         }
         Err(err) => {
+            if let Some(mut pipe) = notify.take() {
+                let _ = writeln!(pipe, "error: {err:#}");
+            }
             eprintln!("vmctl: error: {err:#}");
             ExitCode::from(exit_status::INFRASTRUCTURE)
         }
+    }
+}
+
+/// Takes ownership of the `--detach` parent's pipe, and keeps it from the VM's helpers: the
+/// parent waits for the pipe to close.
+fn take_notify_fd(fd: i32) -> std::fs::File {
+    // SAFETY: the fd was created for this process by the `--detach` parent, which passes its
+    // number in `--detached-notify-fd`; nothing else in this process uses it.
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let _ = nix::fcntl::fcntl(
+        file.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    file
+}
+
+/// `--dry-run`, or `--vmm crosvm` where crosvm is not installed: print the command line.
+fn show_command_line(config: &VmConfig, dry_run: bool) -> ExitCode {
+    let dir = match tempfile::Builder::new().prefix("vmctl-dry-run-").tempdir() {
+        Ok(dir) => dir.keep(),
+        Err(e) => {
+            eprintln!("vmctl: error: creating a directory for the disks: {e}");
+            return ExitCode::from(exit_status::INFRASTRUCTURE);
+        }
+    };
+    match vm::command_line(config, &dir) {
+        Ok((argv, _preserved)) => {
+            if !dry_run {
+                eprintln!(
+                    "vmctl: {} is not installed; the command line would be:",
+                    config.crosvm.display()
+                );
+            }
+            println!(
+                "{}",
+                argv.iter()
+                    .map(|a| shell_quote(a))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            eprintln!(
+                "vmctl: disks assembled in {} (fd numbers are this process's)",
+                dir.display()
+            );
+            ExitCode::from(if dry_run {
+                0
+            } else {
+                exit_status::INFRASTRUCTURE
+            })
+        }
+        Err(err) => {
+            eprintln!("vmctl: error: {err:#}");
+            ExitCode::from(exit_status::INFRASTRUCTURE)
+        }
+    }
+}
+
+fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=,./:@+".contains(c))
+    {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// `run --detach`: starts this same command, without `--detach`, as a new session that owns
+/// the VM, and returns once it reports the VM running (its CID), or its failure.
+fn detach(args: &RunArgs) -> Result<()> {
+    let (read_end, write_end) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")?;
+    let write_fd = write_end.as_raw_fd();
+    let exe = std::env::current_exe().context("finding vmctl's own path")?;
+    let argv: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--detach")
+        .collect();
+    let mut command = Command::new(exe);
+    command
+        .args(argv)
+        .arg("--detached-notify-fd")
+        .arg(write_fd.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: the closure runs between fork and exec and only calls setsid(2) and fcntl(2),
+    // which are async-signal-safe; `write_fd` stays open in the parent until after spawn.
+    unsafe {
+        command.pre_exec(move || {
+            // Out of the terminal's session: Ctrl-C there does not reach the VM's owner.
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if libc::fcntl(write_fd, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().context("starting the VM's owner")?;
+    drop(write_end);
+    // One line: the CID, or the error.
+    let mut report = String::new();
+    std::io::BufReader::new(std::fs::File::from(read_end))
+        .read_line(&mut report)
+        .context("waiting for the VM to start")?;
+    let report = report.trim();
+    match report.parse::<u32>() {
+        Ok(cid) => {
+            if args.json {
+                print_json(
+                    &serde_json::json!({"event": "detached", "cid": cid, "pid": child.id()}),
+                );
+            } else {
+                println!("{cid}");
+                eprintln!("vmctl: VM {cid} running, owned by pid {}; `vmctl console {cid}`, `vmctl stop {cid}`", child.id());
+            }
+            Ok(())
+        }
+        Err(_) => {
+            let status = child.wait().context("waiting for the VM's owner")?;
+            match report.strip_prefix("error: ") {
+                Some(message) => bail!("the VM did not start: {message}"),
+                None => bail!("the VM's owner exited with {status} before the VM ran"),
+            }
+        }
+    }
+}
+
+fn list(json: bool) -> Result<()> {
+    let vms = registry::list(&registry::default_runtime_dir());
+    if json {
+        #[derive(Serialize)]
+        struct Listed<'a> {
+            #[serde(flatten)]
+            record: &'a VmRecord,
+            uptime_s: f64,
+        }
+        let listed: Vec<Listed<'_>> = vms
+            .iter()
+            .map(|r| Listed {
+                record: r,
+                uptime_s: r.uptime_secs(),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&listed)?);
+        return Ok(());
+    }
+    println!(
+        "{:<6} {:<8} {:<9} {:<9} {:>9} {:<5} {:<6} CONSOLE",
+        "CID", "PID", "STATE", "PAYLOAD", "UPTIME", "DEBUG", "VMM"
+    );
+    for vm in &vms {
+        println!(
+            "{:<6} {:<8} {:<9} {:<9} {:>8.1}s {:<5} {:<6} {}",
+            vm.cid,
+            vm.pid,
+            vm.state,
+            vm.payload_state,
+            vm.uptime_secs(),
+            vm.debug,
+            vm.vmm,
+            vm.console_log.display()
+        );
+    }
+    Ok(())
+}
+
+fn find_vm(cid: u32) -> Result<(PathBuf, VmRecord)> {
+    let dir = registry::default_runtime_dir();
+    match registry::find(&dir, cid) {
+        Some(record) => Ok((dir, record)),
+        None => bail!("no running VM has CID {cid} (see `vmctl list`)"),
+    }
+}
+
+/// How long `stop` waits for the owner to end the VM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn stop(cid: u32) -> Result<()> {
+    let (dir, record) = find_vm(cid)?;
+    let pid = i32::try_from(record.pid).context("bad pid in the VM record")?;
+    kill(Pid::from_raw(pid), Signal::SIGTERM)
+        .with_context(|| format!("signalling the VM's owner (pid {pid})"))?;
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    // Host-side polling: the owner's lock is the only signal, and flock has no timeout.
+    while registry::is_running(&dir, cid) {
+        if Instant::now() > deadline {
+            bail!("VM {cid} (owner pid {pid}) did not stop within {STOP_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("vmctl: VM {cid} stopped");
+    Ok(())
+}
+
+fn console(cid: u32, follow: bool) -> Result<()> {
+    let (dir, record) = find_vm(cid)?;
+    let mut log = std::fs::File::open(&record.console_log)
+        .with_context(|| format!("opening {}", record.console_log.display()))?;
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // Read what is there; when caught up, stop if the VM has ended, else wait for more.
+        let running = registry::is_running(&dir, cid);
+        loop {
+            let n = log.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(buf.get(..n).unwrap_or_default())?;
+        }
+        out.flush()?;
+        if !follow || !running {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[derive(Serialize)]
+struct HostInfo {
+    qemu: Option<String>,
+    vhost_device_vsock: Option<String>,
+    crosvm: Option<PathBuf>,
+    kvm: bool,
+    runtime_dir: PathBuf,
+    cid_range: [u32; 2],
+    running_vms: usize,
+}
+
+fn first_line_of(program: &str, arg: &str) -> Option<String> {
+    let out = Command::new(program)
+        .arg(arg)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::to_owned)
+}
+
+fn info(json: bool) -> Result<()> {
+    let runtime_dir = registry::default_runtime_dir();
+    let info = HostInfo {
+        qemu: first_line_of("qemu-system-x86_64", "--version"),
+        vhost_device_vsock: first_line_of("vhost-device-vsock", "--version"),
+        crosvm: find_program(Path::new("crosvm")),
+        kvm: Path::new("/dev/kvm").exists(),
+        running_vms: registry::list(&runtime_dir).len(),
+        runtime_dir,
+        cid_range: [GUEST_CID_MIN, GUEST_CID_MAX],
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(());
+    }
+    let or_missing = |v: &Option<String>| v.clone().unwrap_or_else(|| "not installed".into());
+    println!("QEMU:               {}", or_missing(&info.qemu));
+    println!(
+        "vhost-device-vsock: {}",
+        or_missing(&info.vhost_device_vsock)
+    );
+    println!(
+        "crosvm:             {}",
+        info.crosvm
+            .as_ref()
+            .map_or("not installed".into(), |p| p.display().to_string())
+    );
+    println!(
+        "/dev/kvm:           {}",
+        if info.kvm {
+            "present (--accel kvm)"
+        } else {
+            "absent (TCG only)"
+        }
+    );
+    println!("runtime directory:  {}", info.runtime_dir.display());
+    println!(
+        "guest CIDs:         {}..={}",
+        info.cid_range[0], info.cid_range[1]
+    );
+    println!("running VMs:        {}", info.running_vms);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_for_the_shell() {
+        assert_eq!(shell_quote("--disk"), "--disk");
+        assert_eq!(
+            shell_quote("console=ttyS0 panic=-1"),
+            "'console=ttyS0 panic=-1'"
+        );
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn run_flags_map_to_the_vm_config() {
+        let cli = Cli::parse_from([
+            "vmctl",
+            "run",
+            "--debug",
+            "none",
+            "--boot-timeout",
+            "0",
+            "--vmm",
+            "crosvm",
+        ]);
+        let Cmd::Run(args) = cli.command else {
+            unreachable!()
+        };
+        let config = vm_config(&args);
+        assert!(!config.debuggable && !config.console_to_terminal);
+        assert_eq!(
+            (config.boot_timeout, config.vmm, config.cid),
+            (None, Vmm::Crosvm, None)
+        );
+        let cli = Cli::parse_from(["vmctl", "run"]);
+        let Cmd::Run(args) = cli.command else {
+            unreachable!()
+        };
+        assert_eq!(vm_config(&args).boot_timeout, Some(Duration::from_secs(30)));
     }
 }

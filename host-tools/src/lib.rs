@@ -1,14 +1,21 @@
 //! The host side of Microdroid: `vmctl` and the pieces it is made of.
 //!
-//! - `cli`: the command line;
-//! - `vm`: one VM's lifecycle: run directory, disks, vsock backend, QEMU, console, waiting;
-//! - `qemu`: the QEMU command line, as a pure function of the VM's configuration;
-//! - `outcome`: how a VM ended, from QEMU's status and what the guest wrote, and the exit status
-//!   vmctl gives for it;
+//! - `cli`: the command line (`run`, `list`, `stop`, `console`, `info`);
+//! - `vm`: one VM's lifecycle: CID, run directory, disks, vsock backend, the host's
+//!   IVirtualMachineService, the VMM, console, hang detection, waiting;
+//! - `registry`: the running VMs shared by every vmctl process (CIDs, owners, states);
+//! - `disk`: the OS disk as a composite (crosvm spec, VMDK view for QEMU, `/proc/self/fd/N` form);
+//! - `qemu`, `crosvm`: the VMM command lines, as pure functions of the VM's configuration;
+//! - `outcome`: how a VM ended, from the VMM's status, ttyS1 and the guest's RPC events, and the
+//!   exit status vmctl gives for it;
 //! - `children`: child processes that die with vmctl, whatever way it ends.
 
+pub mod app;
 pub mod children;
 pub mod cli;
+pub mod crosvm;
+pub mod disk;
 pub mod outcome;
 pub mod qemu;
+pub mod registry;
 pub mod vm;

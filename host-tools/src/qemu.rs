@@ -1,11 +1,12 @@
 //! The QEMU command line for a Microdroid VM, built as a pure function of its configuration so
 //! that it can be tested and shown (`vmctl run --dry-run`).
 //!
-//! Devices: the OS disk (virtio-blk, read-only); vsock through `vhost-user-vsock-pci` (the
-//! backend is vhost-device-vsock, which needs guest RAM in shared memfd memory); three serial
-//! ports (ttyS0 console, ttyS1 death reason, ttyS2 payload status); pvpanic, so that a guest
-//! kernel panic ends QEMU with a failure; and `isa-debug-exit`, through which PID 1 reports a
-//! fatal error.
+//! Devices: the OS disk (virtio-blk, read-only, a VMDK descriptor with FLAT extents over the
+//! composite disk's files); vsock through `vhost-user-vsock-pci` (the backend is
+//! vhost-device-vsock, which needs guest RAM in shared memfd memory; the guest's binder RPC link
+//! to the host goes through it); two serial ports (ttyS0 console, ttyS1 death reason); pvpanic,
+//! so that a guest kernel panic ends QEMU with a failure; and `isa-debug-exit`, through which
+//! PID 1 reports a fatal error.
 
 use std::path::PathBuf;
 
@@ -31,11 +32,11 @@ pub struct QemuConfig {
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub cmdline: String,
-    pub disks: Vec<PathBuf>,
+    /// Each disk's VMDK and whether the guest may write to it.
+    pub disks: Vec<(PathBuf, bool)>,
     pub vhost_vsock_socket: PathBuf,
     pub console_socket: PathBuf,
     pub death_reason_file: PathBuf,
-    pub payload_status_file: PathBuf,
     /// `Some` when the firmware exists on this host.
     pub bios: Option<PathBuf>,
 }
@@ -52,35 +53,75 @@ impl QemuConfig {
         push(&["-machine", "pc,memory-backend=mem"]);
         push(&["-m", &format!("{}M", self.memory_mib)]);
         push(&["-smp", &self.cpus.to_string()]);
-        push(&["-object", &format!("memory-backend-memfd,id=mem,size={}M,share=on", self.memory_mib)]);
-        push(&["-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-display", "none"]);
+        push(&[
+            "-object",
+            &format!(
+                "memory-backend-memfd,id=mem,size={}M,share=on",
+                self.memory_mib
+            ),
+        ]);
+        push(&[
+            "-nodefaults",
+            "-no-user-config",
+            "-nographic",
+            "-no-reboot",
+            "-display",
+            "none",
+        ]);
         if let Some(bios) = &self.bios {
             push(&["-bios", &bios.to_string_lossy()]);
         }
         push(&["-kernel", &self.kernel.to_string_lossy()]);
         push(&["-initrd", &self.initrd.to_string_lossy()]);
         push(&["-append", &self.cmdline]);
-        push(&["-chardev", &format!("socket,id=console,path={}", self.console_socket.display())]);
+        push(&[
+            "-chardev",
+            &format!("socket,id=console,path={}", self.console_socket.display()),
+        ]);
         push(&["-serial", "chardev:console"]);
-        push(&["-serial", &format!("file:{}", self.death_reason_file.display())]);
-        push(&["-serial", &format!("file:{}", self.payload_status_file.display())]);
-        for (i, disk) in self.disks.iter().enumerate() {
-            push(&["-drive", &format!("file={},format=raw,if=none,id=disk{i},readonly=on", disk.display())]);
+        push(&[
+            "-serial",
+            &format!("file:{}", self.death_reason_file.display()),
+        ]);
+        for (i, (disk, writable)) in self.disks.iter().enumerate() {
+            let readonly = if *writable { "off" } else { "on" };
+            // Read-only on the whole drive: QEMU ignores the access mode of VMDK extents.
+            push(&[
+                "-drive",
+                &format!(
+                    "file={},format=vmdk,if=none,id=disk{i},readonly={readonly}",
+                    disk.display()
+                ),
+            ]);
             push(&["-device", &format!("virtio-blk-pci,drive=disk{i}")]);
         }
-        push(&["-chardev", &format!("socket,id=vsock,path={}", self.vhost_vsock_socket.display())]);
+        push(&[
+            "-chardev",
+            &format!("socket,id=vsock,path={}", self.vhost_vsock_socket.display()),
+        ]);
         push(&["-device", "vhost-user-vsock-pci,chardev=vsock"]);
         push(&["-device", "pvpanic", "-action", "panic=exit-failure"]);
-        push(&["-device", &format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04")]);
+        push(&[
+            "-device",
+            &format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04"),
+        ]);
         a
     }
 }
 
-/// The guest kernel command line.
+/// The guest kernel command line. A debuggable VM's console is ttyS0. A non-debuggable one has
+/// its console on tty0, a virtual terminal with no display behind it (AOSP uses `ttynull`, which
+/// Debian's kernel does not build): nothing the kernel, init or a service prints reaches the host,
+/// while ttyS1 (death reason) and the RPC link still do.
 pub fn kernel_cmdline(debuggable: bool, extra: &[String]) -> String {
+    let console = if debuggable {
+        "console=ttyS0"
+    } else {
+        "console=tty0"
+    };
     let mut words = vec![
-        "console=ttyS0".to_owned(),
-        // ttyS0-2 are used; the default may be fewer.
+        console.to_owned(),
+        // ttyS0 and ttyS1 are used; the default may be fewer.
         "8250.nr_uarts=4".to_owned(),
         // A panic reboots at once; pvpanic has told QEMU by then.
         "panic=-1".to_owned(),
@@ -104,11 +145,13 @@ mod tests {
             kernel: "/k".into(),
             initrd: "/i".into(),
             cmdline: kernel_cmdline(true, &[]),
-            disks: vec!["/run/os.img".into()],
+            disks: vec![
+                ("/run/os.vmdk".into(), false),
+                ("/run/instance.vmdk".into(), true),
+            ],
             vhost_vsock_socket: "/run/vhost.sock".into(),
             console_socket: "/run/console.sock".into(),
             death_reason_file: "/run/ttyS1".into(),
-            payload_status_file: "/run/ttyS2".into(),
             bios: None,
         }
     }
@@ -121,21 +164,57 @@ mod tests {
     fn argv_has_the_devices_microdroid_needs() {
         let argv = config().argv();
         assert!(has(&argv, ["-accel", "tcg"]));
-        assert!(has(&argv, ["-object", "memory-backend-memfd,id=mem,size=256M,share=on"]));
-        assert!(has(&argv, ["-device", "vhost-user-vsock-pci,chardev=vsock"]));
-        assert!(has(&argv, ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]));
+        assert!(has(
+            &argv,
+            ["-object", "memory-backend-memfd,id=mem,size=256M,share=on"]
+        ));
+        assert!(has(
+            &argv,
+            ["-device", "vhost-user-vsock-pci,chardev=vsock"]
+        ));
+        assert!(has(
+            &argv,
+            ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+        ));
         assert!(has(&argv, ["-action", "panic=exit-failure"]));
-        assert!(has(&argv, ["-drive", "file=/run/os.img,format=raw,if=none,id=disk0,readonly=on"]));
+        assert!(has(
+            &argv,
+            [
+                "-drive",
+                "file=/run/os.vmdk,format=vmdk,if=none,id=disk0,readonly=on"
+            ]
+        ));
+        assert!(has(
+            &argv,
+            [
+                "-drive",
+                "file=/run/instance.vmdk,format=vmdk,if=none,id=disk1,readonly=off"
+            ]
+        ));
         // Serial order is the guest's ttyS numbering.
-        let serials: Vec<&String> = argv.windows(2).filter(|w| w[0] == "-serial").map(|w| &w[1]).collect();
-        assert_eq!(serials, ["chardev:console", "file:/run/ttyS1", "file:/run/ttyS2"]);
-        let kvm = QemuConfig { accel: Accel::Kvm, ..config() }.argv();
+        let serials: Vec<&String> = argv
+            .windows(2)
+            .filter(|w| w[0] == "-serial")
+            .map(|w| &w[1])
+            .collect();
+        assert_eq!(serials, ["chardev:console", "file:/run/ttyS1"]);
+        let kvm = QemuConfig {
+            accel: Accel::Kvm,
+            ..config()
+        }
+        .argv();
         assert!(has(&kvm, ["-accel", "kvm"]));
     }
 
     #[test]
     fn cmdline_carries_debug_level() {
-        assert!(kernel_cmdline(false, &[]).contains("androidboot.microdroid.debuggable=0"));
+        let none = kernel_cmdline(false, &[]);
+        assert!(none.contains("androidboot.microdroid.debuggable=0"));
+        assert!(
+            none.starts_with("console=tty0 ") && !none.contains("ttyS0"),
+            "{none}"
+        );
+        assert!(kernel_cmdline(true, &[]).starts_with("console=ttyS0 "));
         assert!(kernel_cmdline(true, &["x=1".into()]).ends_with("debuggable=1 x=1"));
     }
 }

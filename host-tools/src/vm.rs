@@ -1,5 +1,7 @@
-//! One VM's lifecycle: a private run directory, the OS disk assembled as a GPT, the vsock backend,
-//! QEMU, the console, and waiting, under a timeout and with every child cleaned up on any path.
+//! One VM's lifecycle: a CID from the host's registry, a private run directory, the OS disk as a
+//! composite (VMDK view for QEMU), the vsock backend, the host's IVirtualMachineService on the
+//! backend's `<uds>_<cid>` socket, the VMM, the console, and waiting: under a timeout, with hang
+//! detection (payload not started in time), and with every child cleaned up on any path.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -8,21 +10,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use image::OsManifest;
+use serde::Serialize;
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use vm_service::{
+    vsock_uds_path, HostService, PayloadState, ServiceListener, VmEvent, VmEventKind,
+};
 
-use crate::children::{spawn_guarded, ChildGuard};
-use crate::outcome::{Observation, VmOutcome};
+use crate::children::{spawn_guarded, spawn_guarded_with_fds, ChildGuard};
+use crate::crosvm::CrosvmConfig;
+use crate::disk::{assemble_vm_disks, fd_composite, PreservedFiles, VmDisk};
+use crate::outcome::{Observation, VmOutcome, Vmm};
 use crate::qemu::{kernel_cmdline, Accel, QemuConfig, QBOOT_ROM};
+use crate::registry::{unix_now, CidLease, VmRecord};
 
 /// How long the vsock backend may take to create its socket.
 const BACKEND_START_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long QEMU gets to exit after SIGTERM before it is killed.
-const QEMU_STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long the VMM gets to exit after SIGTERM before it is killed.
+const VMM_STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long to wait, after the VM ended, for the last RPC events to be delivered.
+const EVENT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// AOSP's `BOOT_HANGUP_TIMEOUT`: the payload must have started by then.
+pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct VmConfig {
@@ -33,21 +46,177 @@ pub struct VmConfig {
     pub memory_mib: u32,
     pub cpus: u32,
     pub accel: Accel,
+    /// The whole VM's time limit (outcome `Timeout`).
     pub timeout: Duration,
-    pub cid: u32,
+    /// The payload must start within this (outcome `Hangup`); `None` disables the check.
+    pub boot_timeout: Option<Duration>,
+    /// A specific guest CID; `None` takes the lowest free one.
+    pub cid: Option<u32>,
+    /// The registry of running VMs (`registry::default_runtime_dir()`).
+    pub runtime_dir: PathBuf,
     pub debuggable: bool,
     /// Copy the guest console to stdout as it arrives.
     pub console_to_terminal: bool,
     /// Keep the console here (otherwise in the run directory, which is removed).
     pub console_log: Option<PathBuf>,
+    pub vmm: Vmm,
     pub qemu: PathBuf,
+    pub crosvm: PathBuf,
     pub vhost_device_vsock: PathBuf,
     pub extra_kernel_args: Vec<String>,
+    /// Serve IVirtualMachineService (tests turn it off to see a guest that cannot reach it).
+    pub serve_vm_service: bool,
+    /// An app payload (`vmctl run-app`): its payload disk is the second disk.
+    pub app: Option<crate::app::AppPayload>,
+    /// The instance image (`vm-instance`, writable), created if missing.
+    pub instance: Option<PathBuf>,
+}
+
+impl VmConfig {
+    /// The defaults of `vmctl run` for this OS manifest.
+    pub fn new(os_manifest: &Path) -> VmConfig {
+        VmConfig {
+            os_manifest: os_manifest.to_owned(),
+            kernel: None,
+            initrd: None,
+            memory_mib: 256,
+            cpus: 1,
+            accel: Accel::Tcg,
+            timeout: Duration::from_secs(120),
+            boot_timeout: Some(DEFAULT_BOOT_TIMEOUT),
+            cid: None,
+            runtime_dir: crate::registry::default_runtime_dir(),
+            debuggable: true,
+            console_to_terminal: false,
+            console_log: None,
+            vmm: Vmm::Qemu,
+            qemu: "qemu-system-x86_64".into(),
+            crosvm: "crosvm".into(),
+            vhost_device_vsock: "vhost-device-vsock".into(),
+            extra_kernel_args: Vec::new(),
+            serve_vm_service: true,
+            app: None,
+            instance: None,
+        }
+    }
+}
+
+/// A guest notification as the host received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedEvent {
+    pub time: SystemTime,
+    /// Since `vm::run` began.
+    pub elapsed: Duration,
+    pub kind: VmEventKind,
+}
+
+/// The JSON form of an event (`vmctl run --json`).
+#[derive(Debug, Serialize)]
+pub struct EventJson {
+    pub event: &'static str,
+    /// Seconds since the Unix epoch.
+    pub time: f64,
+    pub elapsed_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl TimedEvent {
+    /// The event's name: the AIDL method, or what happened to the session.
+    pub fn name(&self) -> &'static str {
+        match &self.kind {
+            VmEventKind::PayloadStarted => "notifyPayloadStarted",
+            VmEventKind::PayloadReady => "notifyPayloadReady",
+            VmEventKind::PayloadFinished(_) => "notifyPayloadFinished",
+            VmEventKind::Error { .. } => "notifyError",
+            VmEventKind::Rejected { .. } => "rejected",
+            VmEventKind::Disconnected { .. } => "disconnected",
+        }
+    }
+
+    pub fn to_json(&self) -> EventJson {
+        let time = self
+            .time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let mut json = EventJson {
+            event: self.name(),
+            time,
+            elapsed_s: self.elapsed.as_secs_f64(),
+            exit_code: None,
+            error_code: None,
+            message: None,
+        };
+        match &self.kind {
+            VmEventKind::PayloadFinished(code) => json.exit_code = Some(*code),
+            VmEventKind::Error { code, message } => {
+                json.error_code = Some(code.to_string());
+                json.message = Some(message.clone());
+            }
+            VmEventKind::Rejected { method, state } => {
+                json.message = Some(format!("{method} refused in state {state}"))
+            }
+            VmEventKind::Disconnected { error } => json.message = error.clone(),
+            VmEventKind::PayloadStarted | VmEventKind::PayloadReady => {}
+        }
+        json
+    }
+
+    /// One line for the terminal: `+3.214 s 12:34:56.789Z notifyPayloadFinished(0)`.
+    pub fn describe(&self) -> String {
+        let detail = match &self.kind {
+            VmEventKind::PayloadFinished(code) => format!("({code})"),
+            VmEventKind::Error { code, message } => format!("({code}, {message:?})"),
+            VmEventKind::Rejected { method, state } => {
+                format!(": {method} refused in state {state}")
+            }
+            VmEventKind::Disconnected { error: Some(e) } => format!(": {e}"),
+            _ => String::new(),
+        };
+        format!(
+            "+{:.3} s {} {}{detail}",
+            self.elapsed.as_secs_f64(),
+            utc_time_of_day(self.time),
+            self.name()
+        )
+    }
+}
+
+/// `HH:MM:SS.mmmZ` of a time (UTC): enough to line events up with other logs.
+pub fn utc_time_of_day(time: SystemTime) -> String {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        since.subsec_millis()
+    )
+}
+
+/// What `run_observed` reports while the VM runs.
+pub enum Notice<'a> {
+    /// The VMM is running; the VM is listed.
+    Started(&'a VmRecord),
+    /// The guest called the host service.
+    Event(&'a TimedEvent),
 }
 
 /// What `run` returns: the outcome and where the console went.
+#[derive(Debug)]
 pub struct VmResult {
+    pub cid: u32,
     pub outcome: VmOutcome,
+    /// The guest's notifications, in the order they arrived.
+    pub events: Vec<TimedEvent>,
     pub console_log: PathBuf,
     pub console: Vec<u8>,
     pub wall_time: Duration,
@@ -55,142 +224,425 @@ pub struct VmResult {
 
 enum Event {
     Signal(i32),
+    Vm(VmEvent),
+    /// The host service will send no more events.
+    VmServiceClosed,
 }
 
 /// Runs the VM to its end.
 pub fn run(config: &VmConfig) -> Result<VmResult> {
+    run_observed(config, &mut |_| {})
+}
+
+/// Runs the VM to its end, telling `observer` when it started and each event as it arrives.
+pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> Result<VmResult> {
     let started = Instant::now();
+    let started_wall = SystemTime::now();
+    let lease = match config.cid {
+        Some(cid) => CidLease::claim(&config.runtime_dir, cid),
+        None => CidLease::allocate(&config.runtime_dir),
+    }
+    .context("choosing the guest CID")?;
+    let cid = lease.cid();
     let (manifest, image_dir) = OsManifest::load(&config.os_manifest)?;
-    let run_dir = tempfile::Builder::new().prefix("vmctl-").tempdir().context("creating the run directory")?;
+    let run_dir = tempfile::Builder::new()
+        .prefix(&format!("vmctl-{cid}-"))
+        .tempdir()
+        .context("creating the run directory")?;
     let dir = run_dir.path();
+    let console_log = config
+        .console_log
+        .clone()
+        .unwrap_or_else(|| dir.join("console.log"));
+    let mut record = VmRecord {
+        cid,
+        pid: std::process::id(),
+        state: "starting".into(),
+        payload_state: PayloadState::Starting.to_string(),
+        vmm: config.vmm.name().into(),
+        debug: if config.debuggable { "full" } else { "none" }.into(),
+        console_log: std::path::absolute(&console_log).unwrap_or_else(|_| console_log.clone()),
+        run_dir: dir.to_owned(),
+        started_at: unix_now(),
+    };
+    lease.publish(&record)?;
 
-    // The OS disk: a GPT with the manifest's partitions.
-    let os_disk = dir.join("os.img");
-    let parts: Vec<(String, PathBuf)> =
-        manifest.os_disk.iter().map(|p| (p.label.clone(), image_dir.join(&p.path))).collect();
-    let parts_ref: Vec<(&str, &Path)> = parts.iter().map(|(l, p)| (l.as_str(), p.as_path())).collect();
-    gpt_disk::write_raw_disk(&os_disk, uuid::Uuid::new_v4(), &parts_ref).context("assembling the OS disk")?;
-
-    let console_log = config.console_log.clone().unwrap_or_else(|| dir.join("console.log"));
+    let disks = assemble_vm_disks(config, &manifest, &image_dir, dir)?;
     let death_reason_file = dir.join("ttyS1");
-    let payload_status_file = dir.join("ttyS2");
     let console_socket = dir.join("console.sock");
     let vhost_socket = dir.join("vhost.sock");
+    let vsock_uds = dir.join("vm.vsock");
 
     // Signals first, so that Ctrl-C at any point below still cleans up (guards drop on return).
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGCHLD]).context("installing signal handlers")?;
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP, SIGCHLD]).context("installing signal handlers")?;
     let signal_handle = signals.handle();
     let (events, event_rx) = mpsc::channel();
+    let signal_events = events.clone();
     let signal_thread = thread::spawn(move || {
         for sig in signals.forever() {
-            if events.send(Event::Signal(sig)).is_err() {
+            if signal_events.send(Event::Signal(sig)).is_err() {
                 return;
             }
         }
     });
     let result = (|| {
-        let mut backend = start_vsock_backend(config, dir, &vhost_socket, &event_rx)?;
-        let listener = UnixListener::bind(&console_socket).context("binding the console socket")?;
-        let console_thread = start_console_reader(listener, &console_log, config.console_to_terminal)?;
-
-        let qemu_config = QemuConfig {
-            qemu: config.qemu.clone(),
-            accel: config.accel,
-            memory_mib: config.memory_mib,
-            cpus: config.cpus,
-            kernel: config.kernel.clone().unwrap_or_else(|| image_dir.join(&manifest.kernel)),
-            initrd: config.initrd.clone().unwrap_or_else(|| image_dir.join(&manifest.initrd)),
-            cmdline: kernel_cmdline(config.debuggable, &config.extra_kernel_args),
-            disks: vec![os_disk.clone()],
-            vhost_vsock_socket: vhost_socket.clone(),
-            console_socket: console_socket.clone(),
-            death_reason_file: death_reason_file.clone(),
-            payload_status_file: payload_status_file.clone(),
-            bios: Path::new(QBOOT_ROM).exists().then(|| PathBuf::from(QBOOT_ROM)),
+        // The host service listens before the VM boots: the guest connects once, early.
+        let (service, payload_state, service_rx) = HostService::new(cid);
+        let mut listener = if config.serve_vm_service {
+            let path = vsock_uds_path(&vsock_uds, cid);
+            Some(
+                ServiceListener::bind(&path, service)
+                    .with_context(|| format!("serving on {}", path.display()))?,
+            )
+        } else {
+            drop(service);
+            None
         };
-        let qemu_stderr_path = dir.join("qemu.stderr");
-        let mut command = Command::new(&qemu_config.qemu);
-        command
-            .args(qemu_config.argv())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&qemu_stderr_path)?);
-        let mut qemu = spawn_guarded("QEMU", &mut command)?;
+        let forwarder = {
+            let events = events.clone();
+            thread::spawn(move || {
+                for ev in service_rx {
+                    if events.send(Event::Vm(ev)).is_err() {
+                        return;
+                    }
+                }
+                let _ = events.send(Event::VmServiceClosed);
+            })
+        };
+        drop(events);
+
+        let mut backend =
+            start_vsock_backend(config, cid, dir, &vhost_socket, &vsock_uds, &event_rx)?;
+        let kernel = config
+            .kernel
+            .clone()
+            .unwrap_or_else(|| image_dir.join(&manifest.kernel));
+        let initrd = config
+            .initrd
+            .clone()
+            .unwrap_or_else(|| image_dir.join(&manifest.initrd));
+        let cmdline = kernel_cmdline(config.debuggable, &config.extra_kernel_args);
+        let vmm_stderr_path = dir.join("vmm.stderr");
+        let (mut vmm, console_thread, _preserved) = match config.vmm {
+            Vmm::Qemu => {
+                let listener =
+                    UnixListener::bind(&console_socket).context("binding the console socket")?;
+                let console_thread =
+                    start_console_reader(listener, &console_log, config.console_to_terminal)?;
+                let qemu_config = QemuConfig {
+                    qemu: config.qemu.clone(),
+                    accel: config.accel,
+                    memory_mib: config.memory_mib,
+                    cpus: config.cpus,
+                    kernel,
+                    initrd,
+                    cmdline,
+                    disks: disks
+                        .iter()
+                        .map(|d| (d.vmdk.clone(), d.writable()))
+                        .collect(),
+                    vhost_vsock_socket: vhost_socket.clone(),
+                    console_socket: console_socket.clone(),
+                    death_reason_file: death_reason_file.clone(),
+                    bios: Path::new(QBOOT_ROM)
+                        .exists()
+                        .then(|| PathBuf::from(QBOOT_ROM)),
+                };
+                let mut command = Command::new(&qemu_config.qemu);
+                command
+                    .args(qemu_config.argv())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(File::create(&vmm_stderr_path)?);
+                (
+                    spawn_guarded("QEMU", &mut command)?,
+                    Some(console_thread),
+                    None,
+                )
+            }
+            Vmm::Crosvm => {
+                File::create(&console_log)
+                    .with_context(|| format!("creating {}", console_log.display()))?;
+                File::create(&death_reason_file)?;
+                let (crosvm_config, preserved) = crosvm_config(
+                    config,
+                    &disks,
+                    dir,
+                    &kernel,
+                    &initrd,
+                    cmdline,
+                    &console_log,
+                    &death_reason_file,
+                    &vhost_socket,
+                )?;
+                let mut command = Command::new(&crosvm_config.crosvm);
+                command
+                    .args(crosvm_config.argv())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(File::create(&vmm_stderr_path)?);
+                (
+                    spawn_guarded_with_fds("crosvm", &mut command, preserved.fds())?,
+                    None,
+                    Some(preserved),
+                )
+            }
+        };
+        record.state = "running".into();
+        lease.publish(&record)?;
+        observer(Notice::Started(&record));
 
         let deadline = started + config.timeout;
+        let boot_deadline = config.boot_timeout.map(|t| started + t);
+        let mut timed_events = Vec::new();
         let mut stopped_by_us = None;
+        let mut service_closed = false;
+        let mut on_event =
+            |ev: VmEvent, record: &mut VmRecord, timed_events: &mut Vec<TimedEvent>| {
+                let elapsed = ev.time.duration_since(started_wall).unwrap_or_default();
+                let timed = TimedEvent {
+                    time: ev.time,
+                    elapsed,
+                    kind: ev.kind,
+                };
+                observer(Notice::Event(&timed));
+                timed_events.push(timed);
+                record.payload_state = payload_state.get().to_string();
+                let _ = lease.publish(record);
+            };
         let status = loop {
-            if let Some(status) = qemu.try_wait()? {
+            if let Some(status) = vmm.try_wait()? {
                 break status;
             }
             if let Some(status) = backend.try_wait()? {
                 bail!("vhost-device-vsock exited early with {status}");
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                stopped_by_us = Some(VmOutcome::Timeout { seconds: config.timeout.as_secs() });
-                break stop(&mut qemu);
+            let now = Instant::now();
+            if now >= deadline {
+                stopped_by_us = Some(VmOutcome::Timeout {
+                    seconds: config.timeout.as_secs(),
+                });
+                break stop(&mut vmm, &lease, &mut record);
             }
-            match event_rx.recv_timeout(left) {
+            let mut wake = deadline;
+            if let (Some(boot_deadline), PayloadState::Starting) =
+                (boot_deadline, payload_state.get())
+            {
+                if now >= boot_deadline {
+                    // As AOSP: the state machine moves to Hangup, later notifications are refused.
+                    let _ = payload_state.update(PayloadState::Hangup);
+                    let seconds = config.boot_timeout.map_or(0, |t| t.as_secs());
+                    stopped_by_us = Some(VmOutcome::Hangup { seconds });
+                    record.payload_state = PayloadState::Hangup.to_string();
+                    break stop(&mut vmm, &lease, &mut record);
+                }
+                wake = wake.min(boot_deadline);
+            }
+            match event_rx.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(Event::Signal(SIGCHLD)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Ok(Event::Signal(_)) => {
                     stopped_by_us = Some(VmOutcome::Interrupted);
-                    break stop(&mut qemu);
+                    break stop(&mut vmm, &lease, &mut record);
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => bail!("signal thread ended"),
+                Ok(Event::Vm(ev)) => on_event(ev, &mut record, &mut timed_events),
+                Ok(Event::VmServiceClosed) => service_closed = true,
+                Err(mpsc::RecvTimeoutError::Disconnected) => bail!("event threads ended"),
             }
         };
+        // The guest's connection ends with the backend; then the service has nothing more to
+        // send, and every event it accepted before the VM ended is delivered.
         drop(backend);
-        // QEMU has closed its end of the console socket, so the reader sees EOF. If QEMU never
-        // connected, this connection releases the reader from accept().
-        let _ = std::os::unix::net::UnixStream::connect(&console_socket);
-        let _ = console_thread.join();
+        if let Some(listener) = listener.as_mut() {
+            listener.stop();
+        }
+        drop(listener);
+        let drain_deadline = Instant::now() + EVENT_DRAIN_TIMEOUT;
+        while !service_closed {
+            match event_rx.recv_timeout(drain_deadline.saturating_duration_since(Instant::now())) {
+                Ok(Event::Vm(ev)) => on_event(ev, &mut record, &mut timed_events),
+                Ok(Event::VmServiceClosed) => service_closed = true,
+                Ok(Event::Signal(_)) => {}
+                Err(_) => break,
+            }
+        }
+        if service_closed {
+            let _ = forwarder.join();
+        }
+        if let Some(console_thread) = console_thread {
+            // QEMU has closed its end of the console socket, so the reader sees EOF. If QEMU
+            // never connected, this connection releases the reader from accept().
+            let _ = std::os::unix::net::UnixStream::connect(&console_socket);
+            let _ = console_thread.join();
+        }
         let console = fs::read(&console_log).unwrap_or_default();
+        let kinds: Vec<VmEventKind> = timed_events.iter().map(|e| e.kind.clone()).collect();
         let outcome = match stopped_by_us {
             Some(outcome) => outcome,
             None => VmOutcome::from_observation(&Observation {
                 qemu_status: status.code(),
-                qemu_stderr: &fs::read_to_string(&qemu_stderr_path).unwrap_or_default(),
+                qemu_stderr: &fs::read_to_string(&vmm_stderr_path).unwrap_or_default(),
                 death_reason: &fs::read(&death_reason_file).unwrap_or_default(),
-                payload_status: &fs::read(&payload_status_file).unwrap_or_default(),
+                events: &kinds,
                 console: &console,
+                vmm: config.vmm,
             }),
         };
-        Ok(VmResult { outcome, console_log: console_log.clone(), console, wall_time: started.elapsed() })
+        Ok(VmResult {
+            cid,
+            outcome,
+            events: timed_events,
+            console_log: console_log.clone(),
+            console,
+            wall_time: started.elapsed(),
+        })
     })();
     signal_handle.close();
     let _ = signal_thread.join();
+    drop(lease);
     result
 }
 
-/// Stops QEMU: SIGTERM, then SIGKILL after a grace period.
-fn stop(qemu: &mut ChildGuard) -> std::process::ExitStatus {
-    qemu.terminate();
-    let deadline = Instant::now() + QEMU_STOP_GRACE;
+/// The crosvm command line and the files it inherits (`/proc/self/fd/N`), AVF style.
+#[allow(clippy::too_many_arguments)]
+fn crosvm_config(
+    config: &VmConfig,
+    disks: &[VmDisk],
+    dir: &Path,
+    kernel: &Path,
+    initrd: &Path,
+    cmdline: String,
+    console_log: &Path,
+    death_reason_file: &Path,
+    vhost_socket: &Path,
+) -> Result<(CrosvmConfig, PreservedFiles)> {
+    let mut preserved = PreservedFiles::default();
+    let disk_specs = disks
+        .iter()
+        .map(|d| Ok((fd_composite(d, dir, &mut preserved)?, d.writable())))
+        .collect::<Result<Vec<_>>>()?;
+    let crosvm_config = CrosvmConfig {
+        crosvm: config.crosvm.clone(),
+        memory_mib: config.memory_mib,
+        cpus: config.cpus,
+        kernel: preserved.add(kernel, false)?,
+        initrd: preserved.add(initrd, false)?,
+        params: cmdline,
+        disks: disk_specs,
+        console: if config.debuggable {
+            Some(preserved.add(console_log, true)?)
+        } else {
+            None
+        },
+        death_reason: preserved.add(death_reason_file, true)?,
+        vhost_vsock_socket: vhost_socket.to_owned(),
+    };
+    Ok((crosvm_config, preserved))
+}
+
+/// The VMM command line `run` would use, for `--dry-run` and for showing the crosvm command
+/// where crosvm is not installed. The disks are assembled in `dir`; fd numbers are this
+/// process's, as they would be inherited.
+pub fn command_line(
+    config: &VmConfig,
+    dir: &Path,
+) -> Result<(Vec<String>, Option<PreservedFiles>)> {
+    let (manifest, image_dir) = OsManifest::load(&config.os_manifest)?;
+    let disks = assemble_vm_disks(config, &manifest, &image_dir, dir)?;
+    let kernel = config
+        .kernel
+        .clone()
+        .unwrap_or_else(|| image_dir.join(&manifest.kernel));
+    let initrd = config
+        .initrd
+        .clone()
+        .unwrap_or_else(|| image_dir.join(&manifest.initrd));
+    let cmdline = kernel_cmdline(config.debuggable, &config.extra_kernel_args);
+    let console_log = config
+        .console_log
+        .clone()
+        .unwrap_or_else(|| dir.join("console.log"));
+    let death_reason_file = dir.join("ttyS1");
+    match config.vmm {
+        Vmm::Qemu => {
+            let qemu = QemuConfig {
+                qemu: config.qemu.clone(),
+                accel: config.accel,
+                memory_mib: config.memory_mib,
+                cpus: config.cpus,
+                kernel,
+                initrd,
+                cmdline,
+                disks: disks
+                    .iter()
+                    .map(|d| (d.vmdk.clone(), d.writable()))
+                    .collect(),
+                vhost_vsock_socket: dir.join("vhost.sock"),
+                console_socket: dir.join("console.sock"),
+                death_reason_file,
+                bios: Path::new(QBOOT_ROM)
+                    .exists()
+                    .then(|| PathBuf::from(QBOOT_ROM)),
+            };
+            let mut argv = vec![qemu.qemu.display().to_string()];
+            argv.extend(qemu.argv());
+            Ok((argv, None))
+        }
+        Vmm::Crosvm => {
+            File::create(&console_log)?;
+            File::create(&death_reason_file)?;
+            let vhost = dir.join("vhost.sock");
+            let (crosvm, preserved) = crosvm_config(
+                config,
+                &disks,
+                dir,
+                &kernel,
+                &initrd,
+                cmdline,
+                &console_log,
+                &death_reason_file,
+                &vhost,
+            )?;
+            let mut argv = vec![crosvm.crosvm.display().to_string()];
+            argv.extend(crosvm.argv());
+            Ok((argv, Some(preserved)))
+        }
+    }
+}
+
+/// Stops the VMM: SIGTERM, then SIGKILL after a grace period.
+fn stop(vmm: &mut ChildGuard, lease: &CidLease, record: &mut VmRecord) -> std::process::ExitStatus {
+    record.state = "stopping".into();
+    let _ = lease.publish(record);
+    vmm.terminate();
+    let deadline = Instant::now() + VMM_STOP_GRACE;
     while Instant::now() < deadline {
-        if let Ok(Some(status)) = qemu.try_wait() {
+        if let Ok(Some(status)) = vmm.try_wait() {
             return status;
         }
         thread::sleep(Duration::from_millis(20));
     }
-    qemu.kill().unwrap_or_else(|| std::os::unix::process::ExitStatusExt::from_raw(9))
+    vmm.kill()
+        .unwrap_or_else(|| std::os::unix::process::ExitStatusExt::from_raw(9))
 }
 
 fn start_vsock_backend(
     config: &VmConfig,
+    cid: u32,
     dir: &Path,
     socket: &Path,
+    uds_path: &Path,
     events: &mpsc::Receiver<Event>,
 ) -> Result<ChildGuard> {
     let log = File::create(dir.join("vhost-device-vsock.log"))?;
     let mut command = Command::new(&config.vhost_device_vsock);
     command
         .arg("--guest-cid")
-        .arg(config.cid.to_string())
+        .arg(cid.to_string())
         .arg("--socket")
         .arg(socket)
         .arg("--uds-path")
-        .arg(dir.join("vm.vsock"))
+        .arg(uds_path)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -203,7 +655,11 @@ fn start_vsock_backend(
             bail!("vhost-device-vsock exited with {status}: {}", log.trim());
         }
         if Instant::now() > deadline {
-            bail!("vhost-device-vsock did not create {} within {:?}", socket.display(), BACKEND_START_TIMEOUT);
+            bail!(
+                "vhost-device-vsock did not create {} within {:?}",
+                socket.display(),
+                BACKEND_START_TIMEOUT
+            );
         }
         if let Ok(Event::Signal(sig)) = events.recv_timeout(Duration::from_millis(10)) {
             if sig != SIGCHLD {
@@ -216,10 +672,17 @@ fn start_vsock_backend(
 
 /// Accepts QEMU's connection to the console socket and copies everything to the log (and the
 /// terminal) until QEMU closes it.
-fn start_console_reader(listener: UnixListener, log_path: &Path, to_terminal: bool) -> Result<thread::JoinHandle<()>> {
-    let mut log = File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
+fn start_console_reader(
+    listener: UnixListener,
+    log_path: &Path,
+    to_terminal: bool,
+) -> Result<thread::JoinHandle<()>> {
+    let mut log =
+        File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
     Ok(thread::spawn(move || {
-        let Ok((mut stream, _)) = listener.accept() else { return };
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
         let mut buf = [0u8; 16 * 1024];
         loop {
             match stream.read(&mut buf) {
@@ -236,4 +699,38 @@ fn start_console_reader(listener: UnixListener, log_path: &Path, to_terminal: bo
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_have_names_times_and_json() {
+        let time = SystemTime::UNIX_EPOCH + Duration::from_millis(3_723_004);
+        let event = TimedEvent {
+            time,
+            elapsed: Duration::from_millis(1500),
+            kind: VmEventKind::PayloadFinished(3),
+        };
+        assert_eq!(
+            event.describe(),
+            "+1.500 s 01:02:03.004Z notifyPayloadFinished(3)"
+        );
+        let json = serde_json::to_value(event.to_json()).unwrap();
+        assert_eq!(json["event"], "notifyPayloadFinished");
+        assert_eq!(json["exit_code"], 3);
+        assert_eq!(json["time"], 3723.004);
+        let error = TimedEvent {
+            kind: VmEventKind::Error {
+                code: vm_service::ErrorCode::PAYLOAD_INVALID_CONFIG,
+                message: "m".into(),
+            },
+            ..event
+        };
+        assert_eq!(
+            serde_json::to_value(error.to_json()).unwrap()["error_code"],
+            "PAYLOAD_INVALID_CONFIG"
+        );
+    }
 }

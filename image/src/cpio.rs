@@ -42,7 +42,12 @@ impl Archive {
     }
 
     fn check_path(path: &str) -> Result<(), CpioError> {
-        if path.is_empty() || path.starts_with('/') || path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        if path.is_empty()
+            || path.starts_with('/')
+            || path
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
             return Err(CpioError::BadPath(path.to_owned()));
         }
         Ok(())
@@ -71,7 +76,12 @@ impl Archive {
     pub fn add_dir(&mut self, path: &str, mode: u32) -> Result<(), CpioError> {
         Self::check_path(path)?;
         self.add_parents(path)?;
-        self.nodes.insert(path.to_owned(), Node::Dir { mode: mode & 0o7777 });
+        self.nodes.insert(
+            path.to_owned(),
+            Node::Dir {
+                mode: mode & 0o7777,
+            },
+        );
         Ok(())
     }
 
@@ -81,14 +91,25 @@ impl Archive {
             return Err(CpioError::TooLarge(path.to_owned()));
         }
         self.add_parents(path)?;
-        self.nodes.insert(path.to_owned(), Node::File { mode: mode & 0o7777, data });
+        self.nodes.insert(
+            path.to_owned(),
+            Node::File {
+                mode: mode & 0o7777,
+                data,
+            },
+        );
         Ok(())
     }
 
     pub fn add_symlink(&mut self, path: &str, target: &str) -> Result<(), CpioError> {
         Self::check_path(path)?;
         self.add_parents(path)?;
-        self.nodes.insert(path.to_owned(), Node::Symlink { target: target.to_owned() });
+        self.nodes.insert(
+            path.to_owned(),
+            Node::Symlink {
+                target: target.to_owned(),
+            },
+        );
         Ok(())
     }
 
@@ -121,9 +142,17 @@ fn pad4<W: Write>(out: &mut W, len: u64) -> io::Result<u64> {
     Ok(pad)
 }
 
-fn write_entry<W: Write>(out: &mut W, ino: u32, mode: u32, nlink: u32, name: &str, data: &[u8]) -> Result<u64, CpioError> {
+fn write_entry<W: Write>(
+    out: &mut W,
+    ino: u32,
+    mode: u32,
+    nlink: u32,
+    name: &str,
+    data: &[u8],
+) -> Result<u64, CpioError> {
     let filesize = u32::try_from(data.len()).map_err(|_| CpioError::TooLarge(name.to_owned()))?;
-    let namesize = u32::try_from(name.len() + 1).map_err(|_| CpioError::TooLarge(name.to_owned()))?;
+    let namesize =
+        u32::try_from(name.len() + 1).map_err(|_| CpioError::TooLarge(name.to_owned()))?;
     // magic, ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor,
     // rdevminor, namesize, check
     let header = format!(
@@ -148,16 +177,27 @@ mod tests {
     #[test]
     fn writes_sorted_newc_with_parents() {
         let mut archive = Archive::new();
-        archive.add_file("lib/modules/a.ko", 0o644, b"abc".to_vec()).unwrap();
-        archive.add_file("init", 0o755, b"\x7fELF".to_vec()).unwrap();
+        archive
+            .add_file("lib/modules/a.ko", 0o644, b"abc".to_vec())
+            .unwrap();
+        archive
+            .add_file("init", 0o755, b"\x7fELF".to_vec())
+            .unwrap();
         archive.add_symlink("bin", "system/bin").unwrap();
         let bytes = archive.to_bytes().unwrap();
         assert_eq!(bytes.len() % 4, 0);
         let text = String::from_utf8_lossy(&bytes);
-        let order: Vec<usize> = ["bin\0", "init\0", "lib\0", "lib/modules\0", "lib/modules/a.ko\0", "TRAILER!!!\0"]
-            .iter()
-            .map(|n| text.find(n).unwrap())
-            .collect();
+        let order: Vec<usize> = [
+            "bin\0",
+            "init\0",
+            "lib\0",
+            "lib/modules\0",
+            "lib/modules/a.ko\0",
+            "TRAILER!!!\0",
+        ]
+        .iter()
+        .map(|n| text.find(n).unwrap())
+        .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
         assert!(text.starts_with("070701"));
     }
@@ -165,7 +205,9 @@ mod tests {
     #[test]
     fn cpio_tool_lists_and_extracts_it() {
         let mut archive = Archive::new();
-        archive.add_file("etc/hello.txt", 0o644, b"hello\n".to_vec()).unwrap();
+        archive
+            .add_file("etc/hello.txt", 0o644, b"hello\n".to_vec())
+            .unwrap();
         archive.add_dir("dev", 0o755).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.cpio");
@@ -176,8 +218,15 @@ mod tests {
             .current_dir(dir.path())
             .output()
             .expect("cpio (installed by make setup)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(std::fs::read(dir.path().join("etc/hello.txt")).unwrap(), b"hello\n");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("etc/hello.txt")).unwrap(),
+            b"hello\n"
+        );
         assert!(dir.path().join("dev").is_dir());
     }
 
@@ -185,9 +234,18 @@ mod tests {
     fn rejects_bad_paths() {
         let mut archive = Archive::new();
         for bad in ["", "/abs", "a/../b", "a//b", "./a"] {
-            assert!(matches!(archive.add_file(bad, 0o644, vec![]), Err(CpioError::BadPath(_))), "{bad}");
+            assert!(
+                matches!(
+                    archive.add_file(bad, 0o644, vec![]),
+                    Err(CpioError::BadPath(_))
+                ),
+                "{bad}"
+            );
         }
         archive.add_file("f", 0o644, vec![]).unwrap();
-        assert!(matches!(archive.add_file("f/g", 0o644, vec![]), Err(CpioError::Conflict(_))));
+        assert!(matches!(
+            archive.add_file("f/g", 0o644, vec![]),
+            Err(CpioError::Conflict(_))
+        ));
     }
 }

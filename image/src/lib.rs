@@ -103,7 +103,8 @@ pub struct OsManifest {
 impl OsManifest {
     pub fn load(path: &Path) -> Result<(Self, PathBuf)> {
         let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let manifest: Self = serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+        let manifest: Self = serde_json::from_slice(&bytes)
+            .with_context(|| format!("parsing {}", path.display()))?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok((manifest, dir))
     }
@@ -124,17 +125,30 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     std::io::copy(&mut file, &mut hasher)?;
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn read_binary(bin_dir: &Path, name: &str) -> Result<Vec<u8>> {
     let path = bin_dir.join(name);
-    fs::read(&path).with_context(|| format!("reading guest binary {} (built by `make build`?)", path.display()))
+    fs::read(&path).with_context(|| {
+        format!(
+            "reading guest binary {} (built by `make build`?)",
+            path.display()
+        )
+    })
 }
 
 /// Builds the initramfs: `/init`, the modules, `lib/modules/modules.load`, and `extra_files`
 /// (path in the initramfs, contents), which carry the trust anchor.
-pub fn build_initramfs(spec: &ImageSpec, extra_files: &[(&str, &[u8])], out: &Path) -> Result<Vec<String>> {
+pub fn build_initramfs(
+    spec: &ImageSpec,
+    extra_files: &[(&str, &[u8])],
+    out: &Path,
+) -> Result<Vec<String>> {
     let release = kernel_release(&spec.kernel_dir)?;
     let modules_dir = spec.kernel_dir.join("root/lib/modules").join(&release);
     let dep_path = modules_dir.join("modules.dep");
@@ -143,25 +157,34 @@ pub fn build_initramfs(spec: &ImageSpec, extra_files: &[(&str, &[u8])], out: &Pa
     let order = modules::ModuleDeps::parse(&dep_text)?.load_order(modules::GUEST_MODULES)?;
 
     let mut archive = cpio::Archive::new();
-    for dir in ["dev", "proc", "sys", "run", "system", "vendor", "mnt", "data", "tmp"] {
+    for dir in [
+        "dev", "proc", "sys", "run", "system", "vendor", "mnt", "data", "tmp",
+    ] {
         archive.add_dir(dir, 0o755)?;
     }
     for (path, data) in extra_files {
         archive.add_file(path, 0o644, data.to_vec())?;
     }
     archive.add_file("init", 0o755, read_binary(&spec.bin_dir, "init")?)?;
-    let mut load_list = String::from("# Load order computed from modules.dep by the image builder.\n");
+    let mut load_list =
+        String::from("# Load order computed from modules.dep by the image builder.\n");
     let mut names = Vec::new();
     for rel in &order {
-        let file_name = Path::new(rel).file_name().and_then(|n| n.to_str()).context("module path without a file name")?;
-        let data = fs::read(modules_dir.join(rel)).with_context(|| format!("reading module {rel}"))?;
+        let file_name = Path::new(rel)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("module path without a file name")?;
+        let data =
+            fs::read(modules_dir.join(rel)).with_context(|| format!("reading module {rel}"))?;
         archive.add_file(&format!("lib/modules/{file_name}"), 0o644, data)?;
         load_list.push_str(file_name);
         load_list.push('\n');
         names.push(file_name.to_owned());
     }
     archive.add_file("lib/modules/modules.load", 0o644, load_list.into_bytes())?;
-    let mut file = std::io::BufWriter::new(fs::File::create(out).with_context(|| format!("creating {}", out.display()))?);
+    let mut file = std::io::BufWriter::new(
+        fs::File::create(out).with_context(|| format!("creating {}", out.display()))?,
+    );
     archive.write(&mut file)?;
     std::io::Write::flush(&mut file)?;
     Ok(names)
@@ -215,7 +238,11 @@ fn set_dir_modes(dir: &Path) -> Result<()> {
 pub fn system_files(spec: &ImageSpec) -> Result<Vec<FsFile>> {
     let mut files = Vec::new();
     for name in SYSTEM_BINARIES {
-        files.push((format!("bin/{name}"), read_binary(&spec.bin_dir, name)?, 0o755));
+        files.push((
+            format!("bin/{name}"),
+            read_binary(&spec.bin_dir, name)?,
+            0o755,
+        ));
     }
     files.push(("etc/init/init.rc".into(), spec.init_rc.clone(), 0o644));
     files.push(("etc/vm_config.json".into(), spec.vm_config.clone(), 0o644));
@@ -224,18 +251,21 @@ pub fn system_files(spec: &ImageSpec) -> Result<Vec<FsFile>> {
 
 /// The vendor partition's files: its build properties.
 pub fn vendor_files(release: &str) -> Vec<FsFile> {
-    let props = format!("ro.vendor.product.cpu.abilist=x86_64\nro.vendor.kernel.release={release}\n");
+    let props =
+        format!("ro.vendor.product.cpu.abilist=x86_64\nro.vendor.kernel.release={release}\n");
     vec![("etc/build.prop".into(), props.into_bytes(), 0o644)]
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).with_context(|| format!("chmod {}", path.display()))
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))
 }
 
 pub fn kernel_release(kernel_dir: &Path) -> Result<String> {
     let path = kernel_dir.join("release");
-    let release = fs::read_to_string(&path).with_context(|| format!("reading {} (run `make setup`)", path.display()))?;
+    let release = fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (run `make setup`)", path.display()))?;
     let release = release.trim().to_owned();
     if release.is_empty() || release.contains('/') {
         bail!("{} does not name a kernel release", path.display());
@@ -246,7 +276,8 @@ pub fn kernel_release(kernel_dir: &Path) -> Result<String> {
 /// Builds everything into `out_dir`.
 pub fn build(spec: &ImageSpec, out_dir: &Path) -> Result<BuiltImage> {
     if spec.validate {
-        init_config::InitConfig::parse(&spec.init_rc).context("the init configuration is invalid")?;
+        init_config::InitConfig::parse(&spec.init_rc)
+            .context("the init configuration is invalid")?;
         payload_config::VmPayloadConfig::from_json(&spec.vm_config)
             .and_then(|c| c.task().map(|_| ()))
             .context("the payload config is invalid")?;
@@ -257,27 +288,46 @@ pub fn build(spec: &ImageSpec, out_dir: &Path) -> Result<BuiltImage> {
     fs::copy(spec.kernel_dir.join("vmlinuz"), &kernel).context("copying the kernel")?;
 
     let system = out_dir.join("system.img");
-    build_erofs(&system_files(spec)?, SYSTEM_FS_UUID, &out_dir.join("system.staging"), &system)?;
+    build_erofs(
+        &system_files(spec)?,
+        SYSTEM_FS_UUID,
+        &out_dir.join("system.staging"),
+        &system,
+    )?;
     let vendor = out_dir.join("vendor.img");
-    build_erofs(&vendor_files(&release), VENDOR_FS_UUID, &out_dir.join("vendor.staging"), &vendor)?;
+    build_erofs(
+        &vendor_files(&release),
+        VENDOR_FS_UUID,
+        &out_dir.join("vendor.staging"),
+        &vendor,
+    )?;
 
-    let signing_key = avb::SigningKey::from_pem(&spec.avb_key_pem).context("reading the vbmeta signing key")?;
+    let signing_key =
+        avb::SigningKey::from_pem(&spec.avb_key_pem).context("reading the vbmeta signing key")?;
     let trusted_key = match &spec.trusted_key_pem {
         Some(pem) => avb::PublicKey::from_pem(pem).context("reading the trusted vbmeta key")?,
         None => signing_key.public_key()?,
     };
     let super_img = out_dir.join("super.img");
     let partitions = [
-        verified::VerifiedPartition { name: "system", image: &system },
-        verified::VerifiedPartition { name: "vendor", image: &vendor },
+        verified::VerifiedPartition {
+            name: "system",
+            image: &system,
+        },
+        verified::VerifiedPartition {
+            name: "vendor",
+            image: &vendor,
+        },
     ];
     let os = verified::build_verified_os(&partitions, &signing_key, &trusted_key, &super_img)?;
     let vbmeta = out_dir.join("vbmeta.img");
     fs::write(&vbmeta, &os.vbmeta)?;
 
     let initrd = out_dir.join("initramfs.img");
-    let anchor: [(&str, &[u8]); 2] =
-        [(verified::BOOTCONFIG_PATH, os.bootconfig.as_bytes()), (verified::TRUSTED_KEY_PATH, &os.trusted_key)];
+    let anchor: [(&str, &[u8]); 2] = [
+        (verified::BOOTCONFIG_PATH, os.bootconfig.as_bytes()),
+        (verified::TRUSTED_KEY_PATH, &os.trusted_key),
+    ];
     let modules = build_initramfs(spec, &anchor, &initrd)?;
 
     let manifest = OsManifest {
@@ -285,12 +335,21 @@ pub fn build(spec: &ImageSpec, out_dir: &Path) -> Result<BuiltImage> {
         initrd: "initramfs.img".into(),
         kernel_release: release,
         os_disk: vec![
-            PartitionEntry { label: VBMETA_PARTITION_LABEL.into(), path: "vbmeta.img".into() },
-            PartitionEntry { label: SUPER_PARTITION_LABEL.into(), path: "super.img".into() },
+            PartitionEntry {
+                label: VBMETA_PARTITION_LABEL.into(),
+                path: "vbmeta.img".into(),
+            },
+            PartitionEntry {
+                label: SUPER_PARTITION_LABEL.into(),
+                path: "super.img".into(),
+            },
         ],
     };
     let manifest_path = out_dir.join(MANIFEST_NAME);
-    fs::write(&manifest_path, serde_json::to_string_pretty(&manifest)? + "\n")?;
+    fs::write(
+        &manifest_path,
+        serde_json::to_string_pretty(&manifest)? + "\n",
+    )?;
     let outputs = [kernel, initrd, vbmeta, super_img, manifest_path.clone()]
         .into_iter()
         .map(|p| sha256_file(&p).map(|h| (p, h)))

@@ -39,24 +39,37 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Build { kernel_dir, bin_dir, init_rc, vm_config, avb_key, out } => {
+        Cmd::Build {
+            kernel_dir,
+            bin_dir,
+            init_rc,
+            vm_config,
+            avb_key,
+            out,
+        } => {
             let mut spec = image::ImageSpec::new(&kernel_dir, &bin_dir);
             if let Some(path) = init_rc {
-                spec.init_rc = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                spec.init_rc =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             }
             if let Some(path) = vm_config {
-                spec.vm_config = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                spec.vm_config =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             }
             if let Some(path) = avb_key {
-                spec.avb_key_pem =
-                    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                spec.avb_key_pem = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
             }
             let built = image::build(&spec, &out)?;
             println!("vbmeta digest: {}", built.vbmeta_digest);
             for (partition, root) in &built.root_digests {
                 println!("{partition} hash-tree root: {root}");
             }
-            println!("modules ({}): {}", built.modules.len(), built.modules.join(" "));
+            println!(
+                "modules ({}): {}",
+                built.modules.len(),
+                built.modules.join(" ")
+            );
             for (path, hash) in &built.outputs {
                 println!("{hash}  {}", path.display());
             }

@@ -56,8 +56,12 @@ impl ModuleDeps {
                 message: "no ':' after the module path".into(),
             })?;
             let path = path.trim();
-            if !path.contains(".ko") || path.starts_with('/') || path.split('/').any(|c| c == "..") {
-                return Err(ModuleError::Syntax { line: index + 1, message: format!("bad module path {path:?}") });
+            if !path.contains(".ko") || path.starts_with('/') || path.split('/').any(|c| c == "..")
+            {
+                return Err(ModuleError::Syntax {
+                    line: index + 1,
+                    message: format!("bad module path {path:?}"),
+                });
             }
             let deps = deps.split_whitespace().map(str::to_owned).collect();
             modules.insert(module_name(path), (path.to_owned(), deps));
@@ -90,7 +94,10 @@ impl ModuleDeps {
         if !visiting.insert(name.to_owned()) {
             return Err(ModuleError::Cycle(name.to_owned()));
         }
-        let (path, deps) = self.modules.get(name).ok_or_else(|| ModuleError::Missing(name.to_owned()))?;
+        let (path, deps) = self
+            .modules
+            .get(name)
+            .ok_or_else(|| ModuleError::Missing(name.to_owned()))?;
         // modprobe loads the list's last entry first; keep that order for siblings.
         for dep in deps.iter().rev() {
             self.visit(&module_name(dep), order, done, visiting)?;
@@ -120,20 +127,41 @@ kernel/lib/reed_solomon/reed_solomon.ko:
     #[test]
     fn dependencies_come_first_once() {
         let deps = ModuleDeps::parse(DEP).unwrap();
-        let order = deps.load_order(&["dm_verity", "virtio_pci", "dm-mod"]).unwrap();
+        let order = deps
+            .load_order(&["dm_verity", "virtio_pci", "dm-mod"])
+            .unwrap();
         let names: Vec<String> = order.iter().map(|p| module_name(p)).collect();
         assert_eq!(
             names,
-            ["reed_solomon", "dm_mod", "dm_bufio", "dm_verity", "virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci"]
+            [
+                "reed_solomon",
+                "dm_mod",
+                "dm_bufio",
+                "dm_verity",
+                "virtio_ring",
+                "virtio",
+                "virtio_pci_modern_dev",
+                "virtio_pci_legacy_dev",
+                "virtio_pci"
+            ]
         );
     }
 
     #[test]
     fn errors() {
         let deps = ModuleDeps::parse(DEP).unwrap();
-        assert_eq!(deps.load_order(&["nope"]), Err(ModuleError::Missing("nope".into())));
-        assert!(matches!(ModuleDeps::parse("garbage\n"), Err(ModuleError::Syntax { line: 1, .. })));
+        assert_eq!(
+            deps.load_order(&["nope"]),
+            Err(ModuleError::Missing("nope".into()))
+        );
+        assert!(matches!(
+            ModuleDeps::parse("garbage\n"),
+            Err(ModuleError::Syntax { line: 1, .. })
+        ));
         let cyclic = ModuleDeps::parse("a.ko: b.ko\nb.ko: a.ko\n").unwrap();
-        assert!(matches!(cyclic.load_order(&["a"]), Err(ModuleError::Cycle(_))));
+        assert!(matches!(
+            cyclic.load_order(&["a"]),
+            Err(ModuleError::Cycle(_))
+        ));
     }
 }

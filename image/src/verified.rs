@@ -50,13 +50,20 @@ pub fn build_verified_os(
     let mut root_digests = Vec::new();
     for part in partitions {
         let salt = partition_salt(part.name);
-        let info = avb::add_hashtree_footer(part.image, &avb::HashtreeFooterOptions::new(part.name, &salt, Some(signing_key)))
-            .with_context(|| format!("adding the hashtree footer to {}", part.image.display()))?;
+        let info = avb::add_hashtree_footer(
+            part.image,
+            &avb::HashtreeFooterOptions::new(part.name, &salt, Some(signing_key)),
+        )
+        .with_context(|| format!("adding the hashtree footer to {}", part.image.display()))?;
         root_digests.push((part.name.to_owned(), info.root_hex()));
         descriptors.push(avb::Descriptor::Hashtree(info.descriptor));
     }
-    let vbmeta = avb::build_vbmeta(&avb::VbmetaOptions::default(), &descriptors, Some(signing_key))
-        .context("building vbmeta")?;
+    let vbmeta = avb::build_vbmeta(
+        &avb::VbmetaOptions::default(),
+        &descriptors,
+        Some(signing_key),
+    )
+    .context("building vbmeta")?;
     let vbmeta_digest = avb::vbmeta_digest(&[&vbmeta]);
 
     // lpmake's defaults are Microdroid's: 64 KiB metadata, 2 slots, 1 MiB alignment.
@@ -68,11 +75,19 @@ pub fn build_verified_os(
             .add_partition(&name, "default", liblp::PARTITION_ATTR_READONLY, source)
             .with_context(|| format!("adding partition {name}"))?;
     }
-    builder.write(super_out).with_context(|| format!("writing {}", super_out.display()))?;
+    builder
+        .write(super_out)
+        .with_context(|| format!("writing {}", super_out.display()))?;
 
     let vbmeta_image = avb::VbmetaImage::parse(&vbmeta)?;
     let bootconfig = vbmeta_bootconfig(&vbmeta_image, &vbmeta_digest)?;
-    Ok(VerifiedOs { vbmeta, vbmeta_digest, root_digests, trusted_key: trusted_key.to_avb_bytes(), bootconfig })
+    Ok(VerifiedOs {
+        vbmeta,
+        vbmeta_digest,
+        root_digests,
+        trusted_key: trusted_key.to_avb_bytes(),
+        bootconfig,
+    })
 }
 
 /// The vbmeta part of the bootconfig, as AOSP's `gen_vbmeta_bootconfig.py` writes it, plus
@@ -88,7 +103,10 @@ fn vbmeta_bootconfig(image: &avb::VbmetaImage, digest: &[u8; 32]) -> Result<Stri
         ("androidboot.veritymode", "enforcing".to_owned()),
         ("androidboot.vbmeta.invalidate_on_error", "yes".to_owned()),
         ("androidboot.vbmeta.device_state", "locked".to_owned()),
-        ("androidboot.vbmeta.device", "/dev/block/by-name/vbmeta_a".to_owned()),
+        (
+            "androidboot.vbmeta.device",
+            "/dev/block/by-name/vbmeta_a".to_owned(),
+        ),
         ("androidboot.slot_suffix", SLOT_SUFFIX.to_owned()),
         ("androidboot.force_normal_boot", "1".to_owned()),
         ("androidboot.verifiedbootstate", "green".to_owned()),

@@ -31,10 +31,15 @@ pub struct BlockEvent {
 /// (`KEY=VALUE\n...`). Returns `None` for anything that is not a block device event.
 pub fn parse_block_uevent(raw: &[u8], default_action: &str) -> Option<BlockEvent> {
     let text = String::from_utf8_lossy(raw);
-    let mut event = BlockEvent { action: default_action.to_owned(), ..Default::default() };
+    let mut event = BlockEvent {
+        action: default_action.to_owned(),
+        ..Default::default()
+    };
     let mut subsystem_block = default_action == "coldplug";
     for field in text.split(['\0', '\n']) {
-        let Some((key, value)) = field.split_once('=') else { continue };
+        let Some((key, value)) = field.split_once('=') else {
+            continue;
+        };
         match key {
             "ACTION" => event.action = value.to_owned(),
             "SUBSYSTEM" => subsystem_block = value == "block",
@@ -71,7 +76,11 @@ impl DeviceManager {
         .context("socket(NETLINK_KOBJECT_UEVENT)")?;
         // Multicast group 1: events from the kernel.
         bind(socket.as_raw_fd(), &NetlinkAddr::new(0, 1)).context("binding the uevent socket")?;
-        Ok(DeviceManager { socket, by_name: BTreeMap::new(), root: PathBuf::from("/") })
+        Ok(DeviceManager {
+            socket,
+            by_name: BTreeMap::new(),
+            root: PathBuf::from("/"),
+        })
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -95,7 +104,11 @@ impl DeviceManager {
     pub fn handle_pending_events(&mut self) -> Result<()> {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
-            match nix::sys::socket::recv(self.socket.as_raw_fd(), &mut buf, nix::sys::socket::MsgFlags::empty()) {
+            match nix::sys::socket::recv(
+                self.socket.as_raw_fd(),
+                &mut buf,
+                nix::sys::socket::MsgFlags::empty(),
+            ) {
                 Ok(n) => {
                     let raw = buf.get(..n).unwrap_or_default();
                     if let Some(event) = parse_block_uevent(raw, "") {
@@ -112,8 +125,13 @@ impl DeviceManager {
     }
 
     fn apply(&mut self, event: &BlockEvent) -> Result<()> {
-        let Some(name) = &event.partname else { return Ok(()) };
-        let link = self.root.join(BY_NAME_DIR.trim_start_matches('/')).join(name);
+        let Some(name) = &event.partname else {
+            return Ok(());
+        };
+        let link = self
+            .root
+            .join(BY_NAME_DIR.trim_start_matches('/'))
+            .join(name);
         match event.action.as_str() {
             "add" | "change" | "coldplug" => {
                 let target = Path::new("/dev").join(&event.devname);
@@ -121,17 +139,27 @@ impl DeviceManager {
                     return Ok(());
                 }
                 if let Some(parent) = link.parent() {
-                    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                    fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
                 }
                 let _ = fs::remove_file(&link);
-                std::os::unix::fs::symlink(&target, &link)
-                    .with_context(|| format!("linking {} -> {}", link.display(), target.display()))?;
+                std::os::unix::fs::symlink(&target, &link).with_context(|| {
+                    format!("linking {} -> {}", link.display(), target.display())
+                })?;
                 if let Some(old) = self.by_name.insert(name.clone(), target.clone()) {
-                    log(&format!("partition name {name:?} moved from {} to {}", old.display(), target.display()));
+                    log(&format!(
+                        "partition name {name:?} moved from {} to {}",
+                        old.display(),
+                        target.display()
+                    ));
                 }
             }
             "remove" => {
-                if self.by_name.get(name).is_some_and(|t| t.ends_with(&event.devname)) {
+                if self
+                    .by_name
+                    .get(name)
+                    .is_some_and(|t| t.ends_with(&event.devname))
+                {
                     self.by_name.remove(name);
                     let _ = fs::remove_file(&link);
                 }
@@ -154,7 +182,11 @@ impl DeviceManager {
                 bail!(
                     "no partition named {name:?} appeared within {} s (partitions found: {})",
                     timeout.as_secs(),
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 );
             }
             let millis = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
@@ -187,7 +219,14 @@ mod tests {
         let netlink = b"add@/devices/pci0000:00/0000:00:04.0/virtio1/block/vda/vda1\0ACTION=add\0\
 DEVPATH=/devices/x\0SUBSYSTEM=block\0MAJOR=254\0MINOR=1\0DEVNAME=vda1\0DEVTYPE=partition\0PARTN=1\0PARTNAME=system_a\0";
         let ev = parse_block_uevent(netlink, "").unwrap();
-        assert_eq!((ev.action.as_str(), ev.devname.as_str(), ev.partname.as_deref()), ("add", "vda1", Some("system_a")));
+        assert_eq!(
+            (
+                ev.action.as_str(),
+                ev.devname.as_str(),
+                ev.partname.as_deref()
+            ),
+            ("add", "vda1", Some("system_a"))
+        );
         let sysfs = b"MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\nDISKSEQ=9\n";
         let ev = parse_block_uevent(sysfs, "coldplug").unwrap();
         assert_eq!((ev.devname.as_str(), ev.partname), ("vda", None));
@@ -203,15 +242,30 @@ DEVPATH=/devices/x\0SUBSYSTEM=block\0MAJOR=254\0MINOR=1\0DEVNAME=vda1\0DEVTYPE=p
         let mut manager = DeviceManager::for_test(root.path()).unwrap();
         let sys = root.path().join("sys/class/block/vdb1");
         fs::create_dir_all(&sys).unwrap();
-        fs::write(sys.join("uevent"), "DEVNAME=vdb1\nDEVTYPE=partition\nPARTNAME=super\n").unwrap();
+        fs::write(
+            sys.join("uevent"),
+            "DEVNAME=vdb1\nDEVTYPE=partition\nPARTNAME=super\n",
+        )
+        .unwrap();
         manager.coldplug().unwrap();
         let link = root.path().join("dev/block/by-name/super");
         assert_eq!(fs::read_link(&link).unwrap(), Path::new("/dev/vdb1"));
-        assert!(manager.wait_for_partition("super", Duration::from_millis(10)).is_ok());
-        let err = manager.wait_for_partition("missing", Duration::from_millis(20)).unwrap_err();
-        assert!(format!("{err}").contains("partitions found: super"), "{err}");
+        assert!(manager
+            .wait_for_partition("super", Duration::from_millis(10))
+            .is_ok());
+        let err = manager
+            .wait_for_partition("missing", Duration::from_millis(20))
+            .unwrap_err();
+        assert!(
+            format!("{err}").contains("partitions found: super"),
+            "{err}"
+        );
         manager
-            .apply(&BlockEvent { action: "remove".into(), devname: "vdb1".into(), partname: Some("super".into()) })
+            .apply(&BlockEvent {
+                action: "remove".into(),
+                devname: "vdb1".into(),
+                partname: Some("super".into()),
+            })
             .unwrap();
         assert!(!link.exists());
     }

@@ -35,15 +35,26 @@ pub struct TrustAnchor {
 
 pub fn load_anchor(root: &Path) -> Result<TrustAnchor> {
     let rel = |p: &str| root.join(p.trim_start_matches('/'));
-    let text = std::fs::read(rel(BOOTCONFIG_PATH)).with_context(|| format!("reading {BOOTCONFIG_PATH}"))?;
-    let config = bootconfig::Bootconfig::parse_bytes(&text).with_context(|| format!("parsing {BOOTCONFIG_PATH}"))?;
+    let text = std::fs::read(rel(BOOTCONFIG_PATH))
+        .with_context(|| format!("reading {BOOTCONFIG_PATH}"))?;
+    let config = bootconfig::Bootconfig::parse_bytes(&text)
+        .with_context(|| format!("parsing {BOOTCONFIG_PATH}"))?;
     let digest_hex = config
         .get("androidboot.vbmeta.digest")
         .ok_or_else(|| anyhow!("{BOOTCONFIG_PATH} has no androidboot.vbmeta.digest"))?;
-    let expected_digest = verity::from_hex(digest_hex).context("androidboot.vbmeta.digest is not hex")?;
-    let slot_suffix = config.get("androidboot.slot_suffix").unwrap_or("_a").to_owned();
-    let trusted_key = std::fs::read(rel(TRUSTED_KEY_PATH)).with_context(|| format!("reading {TRUSTED_KEY_PATH}"))?;
-    Ok(TrustAnchor { trusted_key, expected_digest, slot_suffix })
+    let expected_digest =
+        verity::from_hex(digest_hex).context("androidboot.vbmeta.digest is not hex")?;
+    let slot_suffix = config
+        .get("androidboot.slot_suffix")
+        .unwrap_or("_a")
+        .to_owned();
+    let trusted_key = std::fs::read(rel(TRUSTED_KEY_PATH))
+        .with_context(|| format!("reading {TRUSTED_KEY_PATH}"))?;
+    Ok(TrustAnchor {
+        trusted_key,
+        expected_digest,
+        slot_suffix,
+    })
 }
 
 /// Reads and verifies vbmeta from its partition.
@@ -72,14 +83,19 @@ fn dev_numbers(path: &Path) -> Result<String> {
     }
     use std::os::unix::fs::MetadataExt;
     let rdev = meta.rdev();
-    Ok(format!("{}:{}", nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev)))
+    Ok(format!(
+        "{}:{}",
+        nix::sys::stat::major(rdev),
+        nix::sys::stat::minor(rdev)
+    ))
 }
 
 fn link_mapper(device: &DmDevice, name: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(MAPPER_DIR)?;
     let link = Path::new(MAPPER_DIR).join(name);
     let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(device.path(), &link).with_context(|| format!("linking {}", link.display()))?;
+    std::os::unix::fs::symlink(device.path(), &link)
+        .with_context(|| format!("linking {}", link.display()))?;
     Ok(link)
 }
 
@@ -92,16 +108,27 @@ pub struct SuperPartitions {
 
 impl SuperPartitions {
     pub fn open(super_device: &Path) -> Result<Self> {
-        let file = File::open(super_device).with_context(|| format!("opening {}", super_device.display()))?;
-        let metadata = liblp::read_metadata(&file, 0).context("reading the super partition's metadata")?;
+        let file = File::open(super_device)
+            .with_context(|| format!("opening {}", super_device.display()))?;
+        let metadata =
+            liblp::read_metadata(&file, 0).context("reading the super partition's metadata")?;
         let super_dev = dev_numbers(super_device)?;
         let dm = DeviceMapper::open().context("opening /dev/mapper/control")?;
-        Ok(SuperPartitions { metadata, super_dev, dm })
+        Ok(SuperPartitions {
+            metadata,
+            super_dev,
+            dm,
+        })
     }
 
     /// Maps logical partition `name` + slot suffix with dm-linear, puts dm-verity from its
     /// hashtree descriptor on top, and returns the verity device.
-    pub fn map_verified(&self, vbmeta: &avb::VbmetaImage, name: &str, slot_suffix: &str) -> Result<PathBuf> {
+    pub fn map_verified(
+        &self,
+        vbmeta: &avb::VbmetaImage,
+        name: &str,
+        slot_suffix: &str,
+    ) -> Result<PathBuf> {
         let logical = format!("{name}{slot_suffix}");
         let table: Vec<Target> = self
             .metadata
@@ -113,12 +140,17 @@ impl SuperPartitions {
                 None => Target::zero(t.start_sector, t.num_sectors),
             })
             .collect();
-        let linear = self.dm.create(&logical, None, &table, true).with_context(|| format!("creating dm-linear {logical}"))?;
+        let linear = self
+            .dm
+            .create(&logical, None, &table, true)
+            .with_context(|| format!("creating dm-linear {logical}"))?;
         link_mapper(&linear, &logical)?;
         let descriptor = vbmeta
             .hashtree(name)
             .ok_or_else(|| anyhow!("vbmeta has no hashtree descriptor for {name}"))?;
-        let target = descriptor.dm_target(&linear.dev_string()).with_context(|| format!("hashtree descriptor of {name}"))?;
+        let target = descriptor
+            .dm_target(&linear.dev_string())
+            .with_context(|| format!("hashtree descriptor of {name}"))?;
         let verity_name = format!("{logical}-verity");
         let verity = self
             .dm
@@ -143,37 +175,92 @@ mod tests {
     fn anchor_needs_digest_and_key() {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join("etc/avb")).unwrap();
-        std::fs::write(root.path().join("etc/bootconfig"), "androidboot.slot_suffix = \"_a\"\n").unwrap();
+        std::fs::write(
+            root.path().join("etc/bootconfig"),
+            "androidboot.slot_suffix = \"_a\"\n",
+        )
+        .unwrap();
         let err = load_anchor(root.path()).err().unwrap();
-        assert!(format!("{err:#}").contains("no androidboot.vbmeta.digest"), "{err:#}");
-        std::fs::write(root.path().join("etc/bootconfig"), "androidboot.vbmeta.digest = \"00ff\"\n").unwrap();
-        assert!(format!("{:#}", load_anchor(root.path()).err().unwrap()).contains("vbmeta.avbpubkey"));
+        assert!(
+            format!("{err:#}").contains("no androidboot.vbmeta.digest"),
+            "{err:#}"
+        );
+        std::fs::write(
+            root.path().join("etc/bootconfig"),
+            "androidboot.vbmeta.digest = \"00ff\"\n",
+        )
+        .unwrap();
+        assert!(
+            format!("{:#}", load_anchor(root.path()).err().unwrap()).contains("vbmeta.avbpubkey")
+        );
         std::fs::write(root.path().join("etc/avb/vbmeta.avbpubkey"), b"key").unwrap();
         let anchor = load_anchor(root.path()).unwrap();
-        assert_eq!((anchor.expected_digest, anchor.slot_suffix.as_str()), (vec![0, 0xff], "_a"));
+        assert_eq!(
+            (anchor.expected_digest, anchor.slot_suffix.as_str()),
+            (vec![0, 0xff], "_a")
+        );
     }
 
     #[test]
     fn vbmeta_errors_name_the_check() {
         let dir = tempfile::tempdir().unwrap();
-        let key = avb::SigningKey::from_pem(include_str!("../../libs/avb/testkeys/testkey_rsa2048.pem")).unwrap();
+        let key =
+            avb::SigningKey::from_pem(include_str!("../../libs/avb/testkeys/testkey_rsa2048.pem"))
+                .unwrap();
         let vbmeta = avb::build_vbmeta(&avb::VbmetaOptions::default(), &[], Some(&key)).unwrap();
         let device = dir.path().join("vbmeta");
         std::fs::write(&device, &vbmeta).unwrap();
         let trusted = key.public_key().unwrap().to_avb_bytes();
-        let good = TrustAnchor { trusted_key: trusted.clone(), expected_digest: avb::vbmeta_digest(&[&vbmeta]).to_vec(), slot_suffix: "_a".into() };
+        let good = TrustAnchor {
+            trusted_key: trusted.clone(),
+            expected_digest: avb::vbmeta_digest(&[&vbmeta]).to_vec(),
+            slot_suffix: "_a".into(),
+        };
         assert!(verify_vbmeta(&device, &good).is_ok());
-        let wrong_digest = TrustAnchor { expected_digest: vec![0; 32], ..good };
-        let err = verify_vbmeta(&device, &wrong_digest).err().unwrap().to_string();
-        assert!(err.starts_with("[libfs_avb] Failed to verify vbmeta digest"), "{err}");
-        let other = avb::SigningKey::from_pem(include_str!("../../libs/avb/testkeys/testkey_rsa4096.pem")).unwrap();
-        let wrong_key = TrustAnchor { trusted_key: other.public_key().unwrap().to_avb_bytes(), expected_digest: vec![], slot_suffix: "_a".into() };
-        assert_eq!(verify_vbmeta(&device, &wrong_key).err().unwrap().to_string(), "vbmeta_a is not signed by the trusted key");
+        let wrong_digest = TrustAnchor {
+            expected_digest: vec![0; 32],
+            ..good
+        };
+        let err = verify_vbmeta(&device, &wrong_digest)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with("[libfs_avb] Failed to verify vbmeta digest"),
+            "{err}"
+        );
+        let other =
+            avb::SigningKey::from_pem(include_str!("../../libs/avb/testkeys/testkey_rsa4096.pem"))
+                .unwrap();
+        let wrong_key = TrustAnchor {
+            trusted_key: other.public_key().unwrap().to_avb_bytes(),
+            expected_digest: vec![],
+            slot_suffix: "_a".into(),
+        };
+        assert_eq!(
+            verify_vbmeta(&device, &wrong_key)
+                .err()
+                .unwrap()
+                .to_string(),
+            "vbmeta_a is not signed by the trusted key"
+        );
         let mut tampered = vbmeta.clone();
         let last = tampered.len() - 70;
         tampered[last] ^= 1;
         std::fs::write(&device, &tampered).unwrap();
-        let err = verify_vbmeta(&device, &TrustAnchor { trusted_key: trusted, expected_digest: vec![], slot_suffix: "_a".into() }).err().unwrap();
-        assert!(err.to_string().starts_with("vbmeta_a failed verification"), "{err}");
+        let err = verify_vbmeta(
+            &device,
+            &TrustAnchor {
+                trusted_key: trusted,
+                expected_digest: vec![],
+                slot_suffix: "_a".into(),
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string().starts_with("vbmeta_a failed verification"),
+            "{err}"
+        );
     }
 }

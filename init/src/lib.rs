@@ -58,33 +58,50 @@ pub fn run() -> ! {
 
 fn boot() -> Result<supervisor::Supervisor> {
     mounts::mount_early_filesystems().context("mounting early filesystems")?;
-    log(&format!("Microdroid init starting (kernel {})", kernel_release()));
+    log(&format!(
+        "Microdroid init starting (kernel {})",
+        kernel_release()
+    ));
     // Listen for uevents before loading drivers so that no block device goes unnoticed.
     let mut devices = devices::DeviceManager::new().context("opening the uevent socket")?;
-    let loaded = modules::load_modules(Path::new(modules::MODULES_DIR)).context("loading kernel modules")?;
+    let loaded =
+        modules::load_modules(Path::new(modules::MODULES_DIR)).context("loading kernel modules")?;
     log(&format!("loaded {loaded} kernel modules"));
     devices.coldplug().context("scanning block devices")?;
-    let vbmeta_device = devices.wait_for_partition(VBMETA_PARTITION, DEVICE_TIMEOUT).context("waiting for the OS disk")?;
-    let super_device = devices.wait_for_partition(SUPER_PARTITION, DEVICE_TIMEOUT).context("waiting for the OS disk")?;
+    let vbmeta_device = devices
+        .wait_for_partition(VBMETA_PARTITION, DEVICE_TIMEOUT)
+        .context("waiting for the OS disk")?;
+    let super_device = devices
+        .wait_for_partition(SUPER_PARTITION, DEVICE_TIMEOUT)
+        .context("waiting for the OS disk")?;
     first_stage_mount(&vbmeta_device, &super_device).context("verified boot")?;
     let config_bytes =
         std::fs::read(INIT_CONFIG_PATH).with_context(|| format!("reading {INIT_CONFIG_PATH}"))?;
     let config = init_config::InitConfig::parse(&config_bytes)
         .with_context(|| format!("bad init configuration {INIT_CONFIG_PATH}"))?;
-    let mut supervisor = supervisor::Supervisor::new(config, devices).context("setting up the supervisor")?;
-    supervisor.start_enabled_services().context("starting services")?;
+    let mut supervisor =
+        supervisor::Supervisor::new(config, devices).context("setting up the supervisor")?;
+    supervisor
+        .start_enabled_services()
+        .context("starting services")?;
     Ok(supervisor)
 }
 
 fn first_stage_mount(vbmeta_device: &Path, super_device: &Path) -> Result<()> {
     let anchor = first_stage::load_anchor(Path::new("/")).context("loading the trust anchor")?;
     let vbmeta = first_stage::verify_vbmeta(vbmeta_device, &anchor)?;
-    log(&format!("vbmeta_a verified: digest {} matches the bootconfig", verity::to_hex(&vbmeta.digest())));
+    log(&format!(
+        "vbmeta_a verified: digest {} matches the bootconfig",
+        verity::to_hex(&vbmeta.digest())
+    ));
     let partitions = first_stage::SuperPartitions::open(super_device)?;
     for (name, mount_point) in VERIFIED_MOUNTS {
         let device = partitions.map_verified(&vbmeta, name, &anchor.slot_suffix)?;
         mounts::mount_readonly(&device, mount_point).with_context(|| format!("mounting {name}"))?;
-        log(&format!("mounted {name}{} read-only at {mount_point}", anchor.slot_suffix));
+        log(&format!(
+            "mounted {name}{} read-only at {mount_point}",
+            anchor.slot_suffix
+        ));
     }
     Ok(())
 }

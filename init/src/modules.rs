@@ -21,7 +21,10 @@ pub fn parse_load_order(text: &str) -> Result<Vec<&str>> {
             continue;
         }
         if name.contains('/') || !name.ends_with(".ko") {
-            bail!("{LOAD_ORDER_FILE} line {}: {name:?} is not a module file name", i + 1);
+            bail!(
+                "{LOAD_ORDER_FILE} line {}: {name:?} is not a module file name",
+                i + 1
+            );
         }
         names.push(name);
     }

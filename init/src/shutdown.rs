@@ -36,14 +36,19 @@ pub fn power_off(supervisor: &mut Supervisor, outcome: Outcome) -> ! {
 /// kernel panics and pvpanic reports the crash.
 pub fn fatal(message: &str) -> ! {
     log(&format!("FATAL: {message}"));
-    report_death_reason(&FailureClass::UnknownRuntimeError.death_reason_line(&format!("init: {message}")));
+    report_death_reason(
+        &FailureClass::UnknownRuntimeError.death_reason_line(&format!("init: {message}")),
+    );
     nix::unistd::sync();
     exit_device_write(INIT_FATAL_EXIT_VALUE);
     std::process::exit(1)
 }
 
 fn report_death_reason(line: &str) {
-    if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open(DEATH_REASON_DEVICE) {
+    if let Ok(mut tty) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(DEATH_REASON_DEVICE)
+    {
         let _ = tty.write_all(format!("{line}\n").as_bytes());
         let _ = tty.flush();
         let _ = nix::sys::termios::tcdrain(&tty);

@@ -54,7 +54,8 @@ impl OutputPipe {
                     return false;
                 }
                 Ok(n) => {
-                    self.pending.extend_from_slice(buf.get(..n).unwrap_or_default());
+                    self.pending
+                        .extend_from_slice(buf.get(..n).unwrap_or_default());
                     self.forward_lines();
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -70,7 +71,10 @@ impl OutputPipe {
     fn forward_lines(&mut self) {
         while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=end).collect();
-            write_tagged(&self.tag, String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']));
+            write_tagged(
+                &self.tag,
+                String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']),
+            );
         }
         if self.pending.len() >= MAX_LINE {
             self.flush_partial();
@@ -79,7 +83,10 @@ impl OutputPipe {
 
     fn flush_partial(&mut self) {
         if !self.pending.is_empty() {
-            write_tagged(&self.tag, String::from_utf8_lossy(&self.pending).trim_end_matches('\r'));
+            write_tagged(
+                &self.tag,
+                String::from_utf8_lossy(&self.pending).trim_end_matches('\r'),
+            );
             self.pending.clear();
         }
     }
@@ -103,7 +110,11 @@ pub fn describe_status(status: &WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
         WaitStatus::Signaled(_, sig, core) => {
-            format!("killed by signal {} ({sig}){}", *sig as i32, if *core { ", core dumped" } else { "" })
+            format!(
+                "killed by signal {} ({sig}){}",
+                *sig as i32,
+                if *core { ", core dumped" } else { "" }
+            )
         }
         other => format!("{other:?}"),
     }
@@ -116,15 +127,25 @@ impl Supervisor {
         mask.add(Signal::SIGTERM);
         mask.add(Signal::SIGINT);
         // Children get an empty mask again: std's Command resets it before exec.
-        mask.thread_block().context("blocking signals for the signalfd")?;
+        mask.thread_block()
+            .context("blocking signals for the signalfd")?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .context("creating the signalfd")?;
         let services = config
             .services
             .into_iter()
-            .map(|config| ServiceState { config, pid: None, restart_at: None })
+            .map(|config| ServiceState {
+                config,
+                pid: None,
+                restart_at: None,
+            })
             .collect();
-        Ok(Supervisor { services, outputs: Vec::new(), devices, signals })
+        Ok(Supervisor {
+            services,
+            outputs: Vec::new(),
+            devices,
+            signals,
+        })
     }
 
     /// Starts every service not marked `disabled`, in file order. A service that cannot be
@@ -155,16 +176,27 @@ impl Supervisor {
             command.stdout(Stdio::null()).stderr(Stdio::null());
         }
         let mut child = command.spawn().with_context(|| {
-            format!("starting service {:?} ({}, init.rc line {})", config.name, config.path, config.line)
+            format!(
+                "starting service {:?} ({}, init.rc line {})",
+                config.name, config.path, config.line
+            )
         })?;
         let pid = Pid::from_raw(i32::try_from(child.id()).context("pid out of range")?);
-        let pipes: Vec<OwnedFd> = [child.stdout.take().map(OwnedFd::from), child.stderr.take().map(OwnedFd::from)]
-            .into_iter()
-            .flatten()
-            .collect();
+        let pipes: Vec<OwnedFd> = [
+            child.stdout.take().map(OwnedFd::from),
+            child.stderr.take().map(OwnedFd::from),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         for fd in pipes {
-            fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).context("making a service pipe non-blocking")?;
-            self.outputs.push(OutputPipe { fd, tag: config.name.clone(), pending: Vec::new() });
+            fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+                .context("making a service pipe non-blocking")?;
+            self.outputs.push(OutputPipe {
+                fd,
+                tag: config.name.clone(),
+                pending: Vec::new(),
+            });
         }
         log(&format!("started service {:?} (pid {pid})", config.name));
         service.pid = Some(pid);
@@ -181,13 +213,22 @@ impl Supervisor {
                 .iter()
                 .filter_map(|s| s.restart_at)
                 .min()
-                .map(|at| PollTimeout::from(u16::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u16::MAX)))
+                .map(|at| {
+                    PollTimeout::from(
+                        u16::try_from(at.saturating_duration_since(now).as_millis())
+                            .unwrap_or(u16::MAX),
+                    )
+                })
                 .unwrap_or(PollTimeout::NONE);
             let (signal_ready, uevent_ready, pipe_ready) = {
                 let mut fds = Vec::with_capacity(2 + self.outputs.len());
                 fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
                 fds.push(PollFd::new(self.devices.fd(), PollFlags::POLLIN));
-                fds.extend(self.outputs.iter().map(|o| PollFd::new(o.fd.as_fd(), PollFlags::POLLIN)));
+                fds.extend(
+                    self.outputs
+                        .iter()
+                        .map(|o| PollFd::new(o.fd.as_fd(), PollFlags::POLLIN)),
+                );
                 if let Err(e) = poll(&mut fds, timeout) {
                     if e != nix::errno::Errno::EINTR {
                         log(&format!("poll failed: {e}"));
@@ -195,12 +236,17 @@ impl Supervisor {
                     continue;
                 }
                 let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
-                (ready(&fds[0]), ready(&fds[1]), fds[2..].iter().map(ready).collect::<Vec<_>>())
+                (
+                    ready(&fds[0]),
+                    ready(&fds[1]),
+                    fds[2..].iter().map(ready).collect::<Vec<_>>(),
+                )
             };
             // Output first, so that a service's last words come before the news of its exit.
             let mut index = 0;
             self.outputs.retain_mut(|pipe| {
-                let keep = !pipe_ready.get(index).copied().unwrap_or(false) || pipe.read_available();
+                let keep =
+                    !pipe_ready.get(index).copied().unwrap_or(false) || pipe.read_available();
                 index += 1;
                 keep
             });
@@ -222,7 +268,9 @@ impl Supervisor {
         let mut stop = None;
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
-                Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) => stop = Some(Outcome::Signalled(sig)),
+                Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) => {
+                    stop = Some(Outcome::Signalled(sig))
+                }
                 _ => {}
             }
         }
@@ -246,9 +294,15 @@ impl Supervisor {
         let service = self.services.iter_mut().find(|s| s.pid == Some(pid))?;
         service.pid = None;
         let description = describe_status(status);
-        log(&format!("service {:?} (pid {pid}) {description}", service.config.name));
+        log(&format!(
+            "service {:?} (pid {pid}) {description}",
+            service.config.name
+        ));
         if service.config.poweroff_on_exit {
-            return Some(Outcome::ServiceRequestedPowerOff { service: service.config.name.clone(), status: description });
+            return Some(Outcome::ServiceRequestedPowerOff {
+                service: service.config.name.clone(),
+                status: description,
+            });
         }
         if service.config.restart == RestartPolicy::Restart {
             service.restart_at = Some(Instant::now() + RESTART_DELAY);
@@ -261,7 +315,10 @@ impl Supervisor {
         for index in 0..self.services.len() {
             if self.services[index].restart_at.is_some_and(|at| at <= now) {
                 if let Err(e) = self.start(index) {
-                    log(&format!("restart failed, trying again in {} s: {e:#}", RESTART_DELAY.as_secs()));
+                    log(&format!(
+                        "restart failed, trying again in {} s: {e:#}",
+                        RESTART_DELAY.as_secs()
+                    ));
                     self.services[index].restart_at = Some(now + RESTART_DELAY);
                 }
             }
@@ -279,12 +336,18 @@ impl Supervisor {
         while self.services.iter().any(|s| s.pid.is_some()) && Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             let mut fds = [PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
-            let _ = poll(&mut fds, PollTimeout::from(u16::try_from(left.as_millis()).unwrap_or(u16::MAX)));
+            let _ = poll(
+                &mut fds,
+                PollTimeout::from(u16::try_from(left.as_millis()).unwrap_or(u16::MAX)),
+            );
             let _ = self.handle_signals();
         }
         for service in &mut self.services {
             if let Some(pid) = service.pid.take() {
-                log(&format!("service {:?} did not stop in time: killing it", service.config.name));
+                log(&format!(
+                    "service {:?} did not stop in time: killing it",
+                    service.config.name
+                ));
                 let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
             }
         }

@@ -19,12 +19,17 @@ pub enum MicrodroidError {
 
 /// Maps an error chain to its failure class: the first `MicrodroidError` in the chain decides.
 pub fn failure_class(err: &anyhow::Error) -> FailureClass {
-    match err.chain().find_map(|e| e.downcast_ref::<MicrodroidError>()) {
+    match err
+        .chain()
+        .find_map(|e| e.downcast_ref::<MicrodroidError>())
+    {
         Some(MicrodroidError::FailedToConnectToVirtualizationService(_)) => {
             FailureClass::FailedToConnectToVirtualizationService
         }
         Some(MicrodroidError::PayloadChanged(_)) => FailureClass::PayloadChanged,
-        Some(MicrodroidError::PayloadVerificationFailed(_)) => FailureClass::PayloadVerificationFailed,
+        Some(MicrodroidError::PayloadVerificationFailed(_)) => {
+            FailureClass::PayloadVerificationFailed
+        }
         Some(MicrodroidError::PayloadInvalidConfig(_)) => FailureClass::PayloadInvalidConfig,
         None => FailureClass::UnknownRuntimeError,
     }
@@ -37,9 +42,12 @@ mod tests {
 
     #[test]
     fn classifies_through_context() {
-        let err = anyhow::Error::from(MicrodroidError::PayloadInvalidConfig("x".into())).context("loading");
+        let err = anyhow::Error::from(MicrodroidError::PayloadInvalidConfig("x".into()))
+            .context("loading");
         assert_eq!(failure_class(&err), FailureClass::PayloadInvalidConfig);
-        let err: anyhow::Error = Err::<(), _>(std::io::Error::other("disk")).context("reading").unwrap_err();
+        let err: anyhow::Error = Err::<(), _>(std::io::Error::other("disk"))
+            .context("reading")
+            .unwrap_err();
         assert_eq!(failure_class(&err), FailureClass::UnknownRuntimeError);
     }
 }

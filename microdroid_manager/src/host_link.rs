@@ -1,48 +1,78 @@
 //! How microdroid_manager tells the host what happens to the payload.
 //!
-//! `HostLink` has the methods of AOSP's IVirtualMachineService that the guest calls. Today's
-//! implementation writes payload events to the status serial port and failures to the
-//! death-reason port (AOSP's strings); the binder-RPC link implements the same trait.
+//! `HostLink` has the methods of AOSP's IVirtualMachineService that the guest calls; `RpcHostLink`
+//! implements it over binder RPC on vsock (host CID 2, port = this VM's CID), as AOSP's
+//! microdroid_manager does. Failures are also written to the death-reason port
+//! (`write_death_reason`), the one channel that works however early the failure happens,
+//! including when the host service cannot be reached at all.
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::time::Duration;
 
-use vm_status::{FailureClass, PayloadEvent, DEATH_REASON_DEVICE, PAYLOAD_STATUS_DEVICE};
+use anyhow::{Context, Result};
+use rpcbinder::vsock::VsockStream;
+use vm_service::VirtualMachineServiceClient;
+use vm_status::FailureClass;
+
+use crate::error::MicrodroidError;
+
+/// Bounds the vsock connect and every call: a host that stops answering must not keep the guest
+/// from reporting its death reason and powering off.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub trait HostLink {
-    fn notify_payload_started(&mut self);
-    fn notify_payload_ready(&mut self);
-    fn notify_payload_finished(&mut self, exit_code: i32);
-    /// Reports a failure: to the host link, and always to the death-reason port, which is the
-    /// one channel that works however early the failure happens.
-    fn notify_error(&mut self, class: FailureClass, message: &str);
+    fn notify_payload_started(&mut self) -> Result<()>;
+    fn notify_payload_ready(&mut self) -> Result<()>;
+    fn notify_payload_finished(&mut self, exit_code: i32) -> Result<()>;
+    /// `notifyError` with the class's AOSP `ErrorCode` and the message.
+    fn notify_error(&mut self, class: FailureClass, message: &str) -> Result<()>;
 }
 
-/// Writes to the guest's serial ports.
-pub struct SerialHostLink {
-    status_device: String,
-    death_reason_device: String,
+/// The IVirtualMachineService client over vsock.
+pub struct RpcHostLink {
+    client: VirtualMachineServiceClient<VsockStream>,
 }
 
-impl SerialHostLink {
-    pub fn open() -> Self {
-        Self::with_devices(PAYLOAD_STATUS_DEVICE, DEATH_REASON_DEVICE)
-    }
-
-    pub fn with_devices(status_device: &str, death_reason_device: &str) -> Self {
-        SerialHostLink { status_device: status_device.into(), death_reason_device: death_reason_device.into() }
-    }
-
-    fn send(&self, event: PayloadEvent) {
-        if let Err(e) = write_line(&self.status_device, &event.to_line()) {
-            crate::log(&format!("cannot write to {}: {e}", self.status_device));
-        }
+impl RpcHostLink {
+    /// Connects to the host's service for this VM. Any failure (no vsock device, nothing
+    /// listening, a failed session setup) is `FailedToConnectToVirtualizationService`.
+    pub fn connect(timeout: Duration) -> Result<Self, MicrodroidError> {
+        VirtualMachineServiceClient::connect_vsock(Some(timeout))
+            .map(|client| RpcHostLink { client })
+            .map_err(|e| MicrodroidError::FailedToConnectToVirtualizationService(e.to_string()))
     }
 }
 
-/// Writes once and waits for the bytes to leave the UART (`tcdrain`), as current AOSP does.
-fn write_line(device: &str, line: &str) -> std::io::Result<()> {
-    let mut port = OpenOptions::new().write(true).append(true).open(device)?;
+impl HostLink for RpcHostLink {
+    fn notify_payload_started(&mut self) -> Result<()> {
+        self.client
+            .notify_payload_started()
+            .context("notifyPayloadStarted")
+    }
+    fn notify_payload_ready(&mut self) -> Result<()> {
+        self.client
+            .notify_payload_ready()
+            .context("notifyPayloadReady")
+    }
+    fn notify_payload_finished(&mut self, exit_code: i32) -> Result<()> {
+        self.client
+            .notify_payload_finished(exit_code)
+            .context("notifyPayloadFinished")
+    }
+    fn notify_error(&mut self, class: FailureClass, message: &str) -> Result<()> {
+        let code = vm_service::ErrorCode(class.error_code() as i32);
+        self.client
+            .notify_error(code, message)
+            .context("notifyError")
+    }
+}
+
+/// Writes the failure's AOSP death-reason line to `device` (ttyS1) in one write and waits for
+/// the bytes to leave the UART (`tcdrain`), as current AOSP does.
+pub fn write_death_reason(device: &str, class: FailureClass, message: &str) -> std::io::Result<()> {
+    let line = format!("{}\n", class.death_reason_line(message));
+    let mut port = OpenOptions::new().append(true).open(device)?;
     port.write_all(line.as_bytes())?;
     port.flush()?;
     // Not a tty when tests write to a file.
@@ -50,43 +80,96 @@ fn write_line(device: &str, line: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-impl HostLink for SerialHostLink {
-    fn notify_payload_started(&mut self) {
-        self.send(PayloadEvent::Started);
-    }
-    fn notify_payload_ready(&mut self) {
-        self.send(PayloadEvent::Ready);
-    }
-    fn notify_payload_finished(&mut self, exit_code: i32) {
-        self.send(PayloadEvent::Finished(exit_code));
-    }
-    fn notify_error(&mut self, class: FailureClass, message: &str) {
-        let line = format!("{}\n", class.death_reason_line(message));
-        if let Err(e) = write_line(&self.death_reason_device, &line) {
-            crate::log(&format!("cannot write the death reason to {}: {e}", self.death_reason_device));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::unix::net::UnixStream;
+
+    use vm_service::{HostService, VirtualMachineServiceBinder, VmEventKind};
+
     use super::*;
 
+    /// The same client as `RpcHostLink`, over a Unix socket pair instead of vsock.
+    struct TestLink(VirtualMachineServiceClient<UnixStream>);
+
+    impl HostLink for TestLink {
+        fn notify_payload_started(&mut self) -> Result<()> {
+            Ok(self.0.notify_payload_started()?)
+        }
+        fn notify_payload_ready(&mut self) -> Result<()> {
+            Ok(self.0.notify_payload_ready()?)
+        }
+        fn notify_payload_finished(&mut self, exit_code: i32) -> Result<()> {
+            Ok(self.0.notify_payload_finished(exit_code)?)
+        }
+        fn notify_error(&mut self, class: FailureClass, message: &str) -> Result<()> {
+            Ok(self
+                .0
+                .notify_error(vm_service::ErrorCode(class.error_code() as i32), message)?)
+        }
+    }
+
+    fn serve() -> (TestLink, std::sync::mpsc::Receiver<vm_service::VmEvent>) {
+        let (guest, host) = UnixStream::pair().unwrap();
+        let (service, _state, events) = HostService::new(2048);
+        let server =
+            rpcbinder::RpcServer::new(std::sync::Arc::new(VirtualMachineServiceBinder(service)));
+        std::thread::spawn(move || server.serve_connection(host));
+        (
+            TestLink(VirtualMachineServiceClient::connect(guest).unwrap()),
+            events,
+        )
+    }
+
     #[test]
-    fn writes_events_and_death_reason() {
+    fn payload_run_reaches_the_host_in_order() {
+        let (mut link, events) = serve();
+        link.notify_payload_started().unwrap();
+        link.notify_payload_finished(3).unwrap();
+        // The host's state machine refuses a second start.
+        assert!(link.notify_payload_started().is_err());
+        drop(link);
+        let kinds: Vec<VmEventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds[0], VmEventKind::PayloadStarted);
+        assert_eq!(kinds[1], VmEventKind::PayloadFinished(3));
+    }
+
+    #[test]
+    fn errors_carry_aosp_codes() {
+        let (mut link, events) = serve();
+        link.notify_error(FailureClass::PayloadInvalidConfig, "No task in VM config")
+            .unwrap();
+        let event = events.recv().unwrap();
+        assert_eq!(
+            event.kind,
+            VmEventKind::Error {
+                code: vm_service::ErrorCode::PAYLOAD_INVALID_CONFIG,
+                message: "No task in VM config".into()
+            }
+        );
+    }
+
+    #[test]
+    fn writes_the_death_reason_line() {
         let dir = tempfile::tempdir().unwrap();
-        let status = dir.path().join("status");
         let death = dir.path().join("death");
-        std::fs::write(&status, "").unwrap();
         std::fs::write(&death, "").unwrap();
-        let mut link = SerialHostLink::with_devices(status.to_str().unwrap(), death.to_str().unwrap());
-        link.notify_payload_started();
-        link.notify_payload_finished(3);
-        link.notify_error(FailureClass::UnknownRuntimeError, "boom");
-        let events = vm_status::parse_payload_events(&std::fs::read(&status).unwrap());
-        assert_eq!(events, [PayloadEvent::Started, PayloadEvent::Finished(3)]);
+        write_death_reason(
+            death.to_str().unwrap(),
+            FailureClass::UnknownRuntimeError,
+            "boom",
+        )
+        .unwrap();
         let reason = vm_status::parse_death_reason(&std::fs::read(&death).unwrap()).unwrap();
-        assert_eq!(reason.reason, vm_status::DeathReason::MicrodroidUnknownRuntimeError);
+        assert_eq!(
+            reason.reason,
+            vm_status::DeathReason::MicrodroidUnknownRuntimeError
+        );
         assert_eq!(reason.detail.as_deref(), Some("boom"));
+        write_death_reason(
+            death.to_str().unwrap(),
+            FailureClass::FailedToConnectToVirtualizationService,
+            "x",
+        )
+        .unwrap();
     }
 }

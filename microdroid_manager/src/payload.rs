@@ -1,36 +1,139 @@
 //! Loading the payload config and running the payload's task.
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
-use payload_config::{Task, TaskType, VmPayloadConfig};
+use nix::unistd::{Gid, Uid};
+use payload_config::{ApkConfig, Task, TaskType, VmPayloadConfig};
 
 use crate::error::MicrodroidError;
 
+/// The payload's own uid and gid (AOSP's `system_payload`, MICRODROID_PAYLOAD_UID/GID).
+pub const PAYLOAD_UID: u32 = 6000;
+pub const PAYLOAD_GID: u32 = 6000;
+/// Where `microdroid_launcher` tasks find their binary: `lib/<abi>/` of the mounted APK.
+pub const PAYLOAD_LIB_DIR: &str = "/mnt/apk/lib/x86_64";
+
+/// Where the payload's task and config come from.
+pub enum PayloadSource<'a> {
+    /// A config file: on the system partition, or `/mnt/apk/<path>` named by the metadata.
+    ConfigFile(&'a Path),
+    /// The metadata's own config (`vmctl run-app --payload-binary-name`), as AOSP synthesizes
+    /// it: a `microdroid_launcher` task and `extra_apk_count` extra APKs.
+    Metadata(&'a payload_metadata::PayloadConfig),
+}
+
+pub fn resolve_config(source: PayloadSource<'_>) -> Result<VmPayloadConfig> {
+    match source {
+        PayloadSource::ConfigFile(path) => load_config(path),
+        PayloadSource::Metadata(config) => Ok(VmPayloadConfig {
+            task: Some(Task {
+                type_: TaskType::MicrodroidLauncher,
+                command: config.payload_binary_name.clone(),
+                args: Vec::new(),
+            }),
+            extra_apks: (0..config.extra_apk_count)
+                .map(|i| ApkConfig {
+                    path: format!("extra-apk-{i}"),
+                })
+                .collect(),
+            ..VmPayloadConfig::default()
+        }),
+    }
+}
+
+/// The executable a task runs: its path for `executable`, the APK's `lib/x86_64/<name>` for
+/// `microdroid_launcher` (a static executable here: there is no bionic linker namespace to load
+/// a shared library into).
+pub fn task_executable(task: &Task) -> Result<PathBuf> {
+    match task.type_ {
+        TaskType::Executable => Ok(PathBuf::from(&task.command)),
+        TaskType::MicrodroidLauncher => {
+            let path = Path::new(PAYLOAD_LIB_DIR).join(&task.command);
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_file() => Ok(path),
+                _ => Err(MicrodroidError::PayloadInvalidConfig(format!(
+                    "payload binary {:?} is not a file in the APK's lib/x86_64/",
+                    task.command
+                ))
+                .into()),
+            }
+        }
+    }
+}
+
+/// Makes the child the payload's own user, with no capabilities left: called between fork and
+/// exec, so it only makes async-signal-safe system calls.
+fn drop_privileges(last_cap: u32) -> std::io::Result<()> {
+    for cap in 0..=last_cap {
+        // SAFETY: prctl(PR_CAPBSET_DROP) takes integer arguments only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0 {
+            let err = std::io::Error::last_os_error();
+            // Capabilities this kernel does not know are not in the set.
+            if err.raw_os_error() != Some(libc::EINVAL) {
+                return Err(err);
+            }
+        }
+    }
+    nix::unistd::setgroups(&[Gid::from_raw(PAYLOAD_GID)])?;
+    nix::unistd::setresgid(
+        Gid::from_raw(PAYLOAD_GID),
+        Gid::from_raw(PAYLOAD_GID),
+        Gid::from_raw(PAYLOAD_GID),
+    )?;
+    // Leaving uid 0 clears the permitted, effective and ambient sets (no SECBIT_KEEP_CAPS).
+    nix::unistd::setresuid(
+        Uid::from_raw(PAYLOAD_UID),
+        Uid::from_raw(PAYLOAD_UID),
+        Uid::from_raw(PAYLOAD_UID),
+    )?;
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn last_capability() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
+}
+
 pub fn load_config(path: &Path) -> Result<VmPayloadConfig> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| MicrodroidError::PayloadInvalidConfig(format!("cannot read {}: {e}", path.display())))?;
-    VmPayloadConfig::from_json(&bytes)
-        .map_err(|e| MicrodroidError::PayloadInvalidConfig(format!("{}: {e}", path.display())).into())
+    let bytes = std::fs::read(path).map_err(|e| {
+        MicrodroidError::PayloadInvalidConfig(format!("cannot read {}: {e}", path.display()))
+    })?;
+    VmPayloadConfig::from_json(&bytes).map_err(|e| {
+        MicrodroidError::PayloadInvalidConfig(format!("{}: {e}", path.display())).into()
+    })
 }
 
 /// Runs the task and waits for it. Returns its exit code; death by a signal is an error, as in
-/// AOSP ("Payload exited due to signal: N (SIGxxx)").
-pub fn run_task(task: &Task, debuggable: bool) -> Result<i32> {
-    if task.type_ == TaskType::MicrodroidLauncher {
-        return Err(MicrodroidError::PayloadInvalidConfig(format!(
-            "microdroid_launcher task {:?} needs an APK payload, and this VM has none",
-            task.command
-        ))
-        .into());
+/// AOSP ("Payload exited due to signal: N (SIGxxx)"). With `drop_privileges` the payload runs as
+/// its own user with no capabilities (microdroid_manager itself keeps running as root).
+pub fn run_task(task: &Task, debuggable: bool, as_payload_user: bool) -> Result<i32> {
+    let executable = task_executable(task)?;
+    let mut command = Command::new(&executable);
+    command
+        .args(&task.args)
+        .stdin(Stdio::null())
+        .env_clear()
+        .env("PATH", "/system/bin");
+    if as_payload_user {
+        let last_cap = last_capability();
+        // SAFETY: the closure only makes async-signal-safe system calls (prctl, setgroups,
+        // setresgid, setresuid) and allocates nothing.
+        unsafe {
+            command.pre_exec(move || drop_privileges(last_cap));
+        }
     }
-    let mut command = Command::new(&task.command);
-    command.args(&task.args).stdin(Stdio::null());
     // AOSP sends payload stdio to /dev/null and its logs to the log device when debuggable; here
     // the payload's output is the log, forwarded to the console only in debuggable VMs.
     if debuggable {
@@ -38,11 +141,19 @@ pub fn run_task(task: &Task, debuggable: bool) -> Result<i32> {
     } else {
         command.stdout(Stdio::null()).stderr(Stdio::null());
     }
-    crate::log(&format!("starting payload {}", task.command));
-    let mut child = command.spawn().with_context(|| format!("starting payload {}", task.command))?;
+    crate::log(&format!("starting payload {}", executable.display()));
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting payload {}", executable.display()))?;
     let forwarders: Vec<_> = [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -57,7 +168,9 @@ pub fn run_task(task: &Task, debuggable: bool) -> Result<i32> {
     }
     match status.signal() {
         Some(signo) => {
-            let name = Signal::try_from(signo).map(|s| s.as_str()).unwrap_or("unknown signal");
+            let name = Signal::try_from(signo)
+                .map(|s| s.as_str())
+                .unwrap_or("unknown signal");
             bail!("Payload exited due to signal: {signo} ({name})")
         }
         None => bail!("payload ended with status {status:?}"),
@@ -77,7 +190,11 @@ fn forward_to_console(stream: Box<dyn Read + Send>) {
                 let text = String::from_utf8_lossy(&line);
                 let mut console = std::fs::OpenOptions::new().write(true).open("/dev/console");
                 match console.as_mut() {
-                    Ok(out) => guest_console::write_line(out, "payload", text.trim_end_matches(['\n', '\r'])),
+                    Ok(out) => guest_console::write_line(
+                        out,
+                        "payload",
+                        text.trim_end_matches(['\n', '\r']),
+                    ),
                     Err(_) => guest_console::log("payload", text.trim_end_matches(['\n', '\r'])),
                 }
             }
@@ -90,16 +207,26 @@ mod tests {
     use super::*;
 
     fn task(command: &str, args: &[&str]) -> Task {
-        Task { type_: TaskType::Executable, command: command.into(), args: args.iter().map(|s| s.to_string()).collect() }
+        Task {
+            type_: TaskType::Executable,
+            command: command.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     #[test]
     fn reports_exit_codes_and_signals() {
-        assert_eq!(run_task(&task("/bin/sh", &["-c", "exit 0"]), false).unwrap(), 0);
-        assert_eq!(run_task(&task("/bin/sh", &["-c", "exit 7"]), true).unwrap(), 7);
-        let err = run_task(&task("/bin/sh", &["-c", "kill -9 $$"]), false).unwrap_err();
+        assert_eq!(
+            run_task(&task("/bin/sh", &["-c", "exit 0"]), false, false).unwrap(),
+            0
+        );
+        assert_eq!(
+            run_task(&task("/bin/sh", &["-c", "exit 7"]), true, false).unwrap(),
+            7
+        );
+        let err = run_task(&task("/bin/sh", &["-c", "kill -9 $$"]), false, false).unwrap_err();
         assert_eq!(err.to_string(), "Payload exited due to signal: 9 (SIGKILL)");
-        let err = run_task(&task("/nonexistent/payload", &[]), false).unwrap_err();
+        let err = run_task(&task("/nonexistent/payload", &[]), false, false).unwrap_err();
         assert!(format!("{err:#}").contains("starting payload /nonexistent/payload"));
     }
 
@@ -107,13 +234,57 @@ mod tests {
     fn bad_configs_are_invalid_config_errors() {
         let dir = tempfile::tempdir().unwrap();
         let missing = load_config(&dir.path().join("none.json")).unwrap_err();
-        assert!(matches!(missing.downcast_ref(), Some(MicrodroidError::PayloadInvalidConfig(_))));
+        assert!(matches!(
+            missing.downcast_ref(),
+            Some(MicrodroidError::PayloadInvalidConfig(_))
+        ));
         let path = dir.path().join("bad.json");
         std::fs::write(&path, "{").unwrap();
         let bad = load_config(&path).unwrap_err();
-        assert!(matches!(bad.downcast_ref(), Some(MicrodroidError::PayloadInvalidConfig(_))));
-        let launcher = Task { type_: TaskType::MicrodroidLauncher, command: "lib.so".into(), args: vec![] };
-        let err = run_task(&launcher, false).unwrap_err();
-        assert!(matches!(err.downcast_ref(), Some(MicrodroidError::PayloadInvalidConfig(_))));
+        assert!(matches!(
+            bad.downcast_ref(),
+            Some(MicrodroidError::PayloadInvalidConfig(_))
+        ));
+        let launcher = Task {
+            type_: TaskType::MicrodroidLauncher,
+            command: "lib.so".into(),
+            args: vec![],
+        };
+        let err = run_task(&launcher, false, false).unwrap_err();
+        assert!(matches!(
+            err.downcast_ref(),
+            Some(MicrodroidError::PayloadInvalidConfig(_))
+        ));
+    }
+
+    /// Needs root (CI runs as root): the payload must come up as its own user with nothing in
+    /// any capability set.
+    #[test]
+    fn payload_user_has_no_capabilities() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let script = "/bin/grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status | /usr/bin/tr -s '\\t ' ' ' > $0";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        let out = dir.path().join("status");
+        let t = task("/bin/sh", &["-c", script, out.to_str().unwrap()]);
+        assert_eq!(run_task(&t, false, true).unwrap(), 0);
+        let status = std::fs::read_to_string(&out).unwrap();
+        for line in [
+            "Uid: 6000 6000 6000 6000",
+            "Gid: 6000 6000 6000 6000",
+            "CapPrm: 0000000000000000",
+            "CapEff: 0000000000000000",
+            "CapBnd: 0000000000000000",
+            "CapAmb: 0000000000000000",
+            "NoNewPrivs: 1",
+        ] {
+            assert!(status.contains(line), "{line:?} not in:\n{status}");
+        }
     }
 }

@@ -11,9 +11,13 @@ use anyhow::{ensure, Context, Result};
 use host_tools::qemu::Accel;
 use host_tools::vm::{self, VmConfig, VmResult};
 use tempfile::TempDir;
+pub use vm_service::VmEventKind;
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 pub fn kernel_dir() -> PathBuf {
@@ -55,30 +59,46 @@ pub fn build_image(changes: &ImageChanges<'_>) -> Result<TempDir> {
     Ok(dir)
 }
 
+/// vmctl's defaults (QEMU under TCG, a free CID from the host's registry, hang detection after
+/// 30 s), with the console kept in the image directory.
 pub fn vm_config(image_dir: &Path, timeout: Duration) -> VmConfig {
     VmConfig {
-        os_manifest: image_dir.join(image::MANIFEST_NAME),
-        kernel: None,
-        initrd: None,
-        memory_mib: 256,
-        cpus: 1,
         accel: Accel::Tcg,
         timeout,
-        cid: 3,
         debuggable: true,
         console_to_terminal: false,
         console_log: Some(image_dir.join("console.log")),
-        qemu: "qemu-system-x86_64".into(),
-        vhost_device_vsock: "vhost-device-vsock".into(),
-        extra_kernel_args: Vec::new(),
+        ..VmConfig::new(&image_dir.join(image::MANIFEST_NAME))
     }
 }
 
 /// Boots an image and returns what happened, printing the console for the test log.
 pub fn boot(config: &VmConfig) -> Result<VmResult> {
     let result = vm::run(config)?;
-    println!("--- console ---\n{}--- outcome: {} ({:.2} s)", String::from_utf8_lossy(&result.console), result.outcome, result.wall_time.as_secs_f64());
+    println!(
+        "--- console ---\n{}--- events:",
+        String::from_utf8_lossy(&result.console)
+    );
+    for event in &result.events {
+        println!("  {}", event.describe());
+    }
+    println!(
+        "--- outcome: {} (CID {}, {:.2} s)",
+        result.outcome,
+        result.cid,
+        result.wall_time.as_secs_f64()
+    );
     Ok(result)
+}
+
+/// The guest's notifications, without session bookkeeping (disconnects).
+pub fn payload_events(result: &VmResult) -> Vec<VmEventKind> {
+    result
+        .events
+        .iter()
+        .map(|e| e.kind.clone())
+        .filter(|k| !matches!(k, VmEventKind::Disconnected { .. }))
+        .collect()
 }
 
 pub fn console_text(result: &VmResult) -> String {

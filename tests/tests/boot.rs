@@ -4,8 +4,13 @@
 use std::process::Command;
 use std::time::Duration;
 
-use boot_tests::{boot, build_image, console_text, vm_config, workspace_root, ImageChanges};
+use boot_tests::{
+    boot, build_image, console_text, payload_events, vm_config, workspace_root, ImageChanges,
+    VmEventKind,
+};
 use host_tools::outcome::{exit_status, VmOutcome};
+use host_tools::registry::{GUEST_CID_MAX, GUEST_CID_MIN};
+use vm_service::ErrorCode;
 use vm_status::DeathReason;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -15,30 +20,73 @@ fn demo_payload_output_and_exit_code_reach_the_host() {
     let image = build_image(&ImageChanges::default()).unwrap();
     let result = boot(&vm_config(image.path(), TIMEOUT)).unwrap();
     assert_eq!(result.outcome, VmOutcome::PayloadFinished(0));
+    // The payload's result came over binder RPC, in order, from a CID in AOSP's range.
+    assert_eq!(
+        payload_events(&result),
+        [VmEventKind::PayloadStarted, VmEventKind::PayloadFinished(0)]
+    );
+    assert!(result.events.windows(2).all(|w| w[0].time <= w[1].time));
+    assert!(
+        (GUEST_CID_MIN..=GUEST_CID_MAX).contains(&result.cid),
+        "{}",
+        result.cid
+    );
     let console = console_text(&result);
-    assert!(console.contains("] payload: Hello from Microdroid"), "{console}");
-    assert!(console.contains("init: loaded 19 kernel modules"), "{console}");
+    assert!(
+        console.contains("] payload: Hello from Microdroid"),
+        "{console}"
+    );
+    // The OS disk is the VMDK view of the composite over the image's partition files.
+    assert!(
+        console.contains("init: mounted system_a read-only at /system"),
+        "{console}"
+    );
+    assert!(
+        console.contains("init: loaded 19 kernel modules"),
+        "{console}"
+    );
     assert!(console.contains("init: power off"), "{console}");
 }
 
 #[test]
 fn failing_payload_exit_code_reaches_the_host() {
     let config = r#"{"task": {"command": "/system/bin/hello_payload", "args": ["--exit", "3"]}}"#;
-    let image = build_image(&ImageChanges { vm_config: Some(config), ..Default::default() }).unwrap();
+    let image = build_image(&ImageChanges {
+        vm_config: Some(config),
+        ..Default::default()
+    })
+    .unwrap();
     let result = boot(&vm_config(image.path(), TIMEOUT)).unwrap();
     assert_eq!(result.outcome, VmOutcome::PayloadFinished(3));
     assert_eq!(result.outcome.exit_status(), 3);
+    assert_eq!(
+        payload_events(&result),
+        [VmEventKind::PayloadStarted, VmEventKind::PayloadFinished(3)]
+    );
     assert!(console_text(&result).contains("payload: exiting with status 3 as asked"));
 }
 
 #[test]
 fn payload_killed_by_a_signal_is_reported_as_such() {
     let config = r#"{"task": {"command": "/system/bin/hello_payload", "args": ["--signal", "9"]}}"#;
-    let image = build_image(&ImageChanges { vm_config: Some(config), ..Default::default() }).unwrap();
+    let image = build_image(&ImageChanges {
+        vm_config: Some(config),
+        ..Default::default()
+    })
+    .unwrap();
     let result = boot(&vm_config(image.path(), TIMEOUT)).unwrap();
-    let VmOutcome::GuestError(death) = &result.outcome else { panic!("{:?}", result.outcome) };
+    let VmOutcome::GuestError(death) = &result.outcome else {
+        panic!("{:?}", result.outcome)
+    };
     assert_eq!(death.reason, DeathReason::MicrodroidUnknownRuntimeError);
-    assert!(death.detail.as_deref().unwrap_or("").contains("Payload exited due to signal: 9 (SIGKILL)"), "{death:?}");
+    assert!(
+        death
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("Payload exited due to signal: 9 (SIGKILL)"),
+        "{death:?}"
+    );
     assert_eq!(result.outcome.exit_status(), exit_status::GUEST_ERROR);
 }
 
@@ -51,20 +99,111 @@ fn config_without_task_is_an_invalid_payload_config() {
     })
     .unwrap();
     let result = boot(&vm_config(image.path(), TIMEOUT)).unwrap();
-    let VmOutcome::GuestError(death) = &result.outcome else { panic!("{:?}", result.outcome) };
+    let VmOutcome::GuestError(death) = &result.outcome else {
+        panic!("{:?}", result.outcome)
+    };
     assert_eq!(death.reason, DeathReason::MicrodroidInvalidPayloadConfig);
     assert!(console_text(&result).contains("No task in VM config"));
+    // notifyError carried AOSP's code and the message; the payload never started.
+    let events = payload_events(&result);
+    let [VmEventKind::Error { code, message }] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(*code, ErrorCode::PAYLOAD_INVALID_CONFIG);
+    assert!(message.contains("No task in VM config"), "{message}");
+}
+
+#[test]
+fn guest_that_cannot_reach_the_host_service_says_so_on_ttys1() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let mut config = vm_config(image.path(), TIMEOUT);
+    config.serve_vm_service = false;
+    let result = boot(&config).unwrap();
+    let VmOutcome::GuestError(death) = &result.outcome else {
+        panic!("{:?}", result.outcome)
+    };
+    assert_eq!(
+        death.reason,
+        DeathReason::MicrodroidFailedToConnectToVirtualizationService
+    );
+    assert!(result.events.is_empty(), "{:?}", result.events);
+    // As AOSP: no payload runs without the host link.
+    assert!(!console_text(&result).contains("payload: Hello from Microdroid"));
+}
+
+#[test]
+fn payload_that_never_starts_is_stopped_as_a_hangup() {
+    // init runs a service that never calls notifyPayloadStarted (no microdroid_manager).
+    let rc = "service stuck /system/bin/hello_payload --hang\n    oneshot\n    console\n    poweroff_on_exit\n";
+    let image = build_image(&ImageChanges {
+        init_rc: Some(rc),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut config = vm_config(image.path(), TIMEOUT);
+    config.boot_timeout = Some(Duration::from_secs(8));
+    let result = boot(&config).unwrap();
+    assert_eq!(result.outcome, VmOutcome::Hangup { seconds: 8 });
+    assert_eq!(result.outcome.death_reason(), DeathReason::Hangup);
+    assert_eq!(result.outcome.exit_status(), exit_status::TIMEOUT);
+    assert!(
+        console_text(&result).contains("stuck: Hello from Microdroid"),
+        "{}",
+        console_text(&result)
+    );
+}
+
+#[test]
+fn two_vms_at_once_get_distinct_cids_and_cids_are_recycled() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    // A private registry, so that VMs of other tests do not take CIDs.
+    let registry = tempfile::tempdir().unwrap();
+    let config = |name: &str| {
+        let mut config = vm_config(image.path(), TIMEOUT);
+        config.runtime_dir = registry.path().to_owned();
+        config.console_log = Some(image.path().join(name));
+        config
+    };
+    let (first, second) = std::thread::scope(|s| {
+        let a = s.spawn(|| boot(&config("a.log")).unwrap());
+        let b = s.spawn(|| boot(&config("b.log")).unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(first.outcome, VmOutcome::PayloadFinished(0));
+    assert_eq!(second.outcome, VmOutcome::PayloadFinished(0));
+    let mut cids = [first.cid, second.cid];
+    cids.sort_unstable();
+    assert_eq!(cids, [GUEST_CID_MIN, GUEST_CID_MIN + 1]);
+    // Both ended: the lowest CID is free again.
+    let third = boot(&config("c.log")).unwrap();
+    assert_eq!(
+        (third.cid, third.outcome),
+        (GUEST_CID_MIN, VmOutcome::PayloadFinished(0))
+    );
 }
 
 #[test]
 fn broken_init_configuration_fails_fast_with_a_clear_message() {
     let rc = "service microdroid_manager /system/bin/microdroid_manager\n    oneshot\n    respawn_forever\n";
-    let image = build_image(&ImageChanges { init_rc: Some(rc), unchecked: true, ..Default::default() }).unwrap();
+    let image = build_image(&ImageChanges {
+        init_rc: Some(rc),
+        unchecked: true,
+        ..Default::default()
+    })
+    .unwrap();
     let result = boot(&vm_config(image.path(), TIMEOUT)).unwrap();
-    let VmOutcome::InitFailed(Some(death)) = &result.outcome else { panic!("{:?}", result.outcome) };
+    let VmOutcome::InitFailed(Some(death)) = &result.outcome else {
+        panic!("{:?}", result.outcome)
+    };
     let detail = death.detail.as_deref().unwrap_or("");
-    assert!(detail.contains("bad init configuration /system/etc/init/init.rc"), "{detail}");
-    assert!(detail.contains("line 3: unknown option \"respawn_forever\""), "{detail}");
+    assert!(
+        detail.contains("bad init configuration /system/etc/init/init.rc"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("line 3: unknown option \"respawn_forever\""),
+        "{detail}"
+    );
     assert!(console_text(&result).contains("init: FATAL: bad init configuration"));
     assert_eq!(result.outcome.exit_status(), exit_status::GUEST_ERROR);
 }
@@ -72,16 +211,34 @@ fn broken_init_configuration_fails_fast_with_a_clear_message() {
 #[test]
 fn missing_service_binary_fails_the_boot() {
     let rc = "service microdroid_manager /system/bin/no_such_manager\n    oneshot\n    poweroff_on_exit\n";
-    let image = build_image(&ImageChanges { init_rc: Some(rc), unchecked: true, ..Default::default() }).unwrap();
+    let image = build_image(&ImageChanges {
+        init_rc: Some(rc),
+        unchecked: true,
+        ..Default::default()
+    })
+    .unwrap();
     let result = boot(&vm_config(image.path(), TIMEOUT)).unwrap();
-    let VmOutcome::InitFailed(Some(death)) = &result.outcome else { panic!("{:?}", result.outcome) };
-    assert!(death.detail.as_deref().unwrap_or("").contains("starting service \"microdroid_manager\""), "{death:?}");
+    let VmOutcome::InitFailed(Some(death)) = &result.outcome else {
+        panic!("{:?}", result.outcome)
+    };
+    assert!(
+        death
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("starting service \"microdroid_manager\""),
+        "{death:?}"
+    );
 }
 
 #[test]
 fn guest_that_never_finishes_is_stopped_by_the_timeout() {
     let config = r#"{"task": {"command": "/system/bin/hello_payload", "args": ["--hang"]}}"#;
-    let image = build_image(&ImageChanges { vm_config: Some(config), ..Default::default() }).unwrap();
+    let image = build_image(&ImageChanges {
+        vm_config: Some(config),
+        ..Default::default()
+    })
+    .unwrap();
     let result = boot(&vm_config(image.path(), Duration::from_secs(15))).unwrap();
     assert_eq!(result.outcome, VmOutcome::Timeout { seconds: 15 });
     assert_eq!(result.outcome.exit_status(), exit_status::TIMEOUT);
@@ -103,9 +260,17 @@ fn kernel_panic_is_reported_as_a_crash() {
 #[test]
 fn vmctl_binary_exits_with_the_payload_status() {
     let vmctl = workspace_root().join("target/release/vmctl");
-    assert!(vmctl.exists(), "{} missing: run `make test`", vmctl.display());
+    assert!(
+        vmctl.exists(),
+        "{} missing: run `make test`",
+        vmctl.display()
+    );
     let config = r#"{"task": {"command": "/system/bin/hello_payload", "args": ["--exit", "42"]}}"#;
-    let image = build_image(&ImageChanges { vm_config: Some(config), ..Default::default() }).unwrap();
+    let image = build_image(&ImageChanges {
+        vm_config: Some(config),
+        ..Default::default()
+    })
+    .unwrap();
     let out = Command::new(&vmctl)
         .args(["run", "--timeout", "90", "--os"])
         .arg(image.path().join("vm_os.json"))
@@ -113,7 +278,78 @@ fn vmctl_binary_exits_with_the_payload_status() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(42), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(42),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(stdout.contains("Hello from Microdroid"), "{stdout}");
-    assert!(stderr.contains("vmctl: payload exited with status 42"), "{stderr}");
+    assert!(
+        stderr.contains("vmctl: payload exited with status 42"),
+        "{stderr}"
+    );
+    // Each RPC event is printed with its time.
+    assert!(stderr.contains("Z notifyPayloadStarted\n"), "{stderr}");
+    assert!(stderr.contains("Z notifyPayloadFinished(42)\n"), "{stderr}");
+}
+
+#[test]
+fn debug_none_shows_nothing_from_the_guest_but_its_exit_code() {
+    let vmctl = workspace_root().join("target/release/vmctl");
+    let config = r#"{"task": {"command": "/system/bin/hello_payload", "args": ["--exit", "42"]}}"#;
+    let image = build_image(&ImageChanges {
+        vm_config: Some(config),
+        ..Default::default()
+    })
+    .unwrap();
+    let console = image.path().join("none.log");
+    let out = Command::new(&vmctl)
+        .args([
+            "run",
+            "--debug",
+            "none",
+            "--json",
+            "--timeout",
+            "90",
+            "--os",
+        ])
+        .arg(image.path().join("vm_os.json"))
+        .arg("--console-log")
+        .arg(&console)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(42),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    // Everything the guest printed on its console: nothing at all.
+    let guest_console = std::fs::read(&console).unwrap();
+    assert!(
+        guest_console.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&guest_console)
+    );
+    assert!(
+        !stdout.contains("Hello") && !stderr.contains("Hello"),
+        "{stdout}{stderr}"
+    );
+    // stdout is JSON lines only: events, then the outcome.
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let finished = lines
+        .iter()
+        .find(|l| l["event"] == "notifyPayloadFinished")
+        .unwrap();
+    assert_eq!(finished["exit_code"], 42);
+    let exit = lines.last().unwrap();
+    assert_eq!(
+        (exit["event"].as_str(), exit["exit_status"].as_u64()),
+        (Some("exit"), Some(42))
+    );
+    assert_eq!(exit["death_reason"], "SHUTDOWN");
 }

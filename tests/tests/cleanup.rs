@@ -11,11 +11,20 @@ use host_tools::outcome::exit_status;
 fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
         // Fields after the parenthesised command name: state, ppid, ...
         let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-        if after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+        if after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(pid)
+        {
             out.push(child);
         }
     }
@@ -25,7 +34,9 @@ fn children_of(pid: u32) -> Vec<u32> {
 fn alive(pid: u32) -> bool {
     // A zombie still has a /proc entry; only count processes that are not yet reaped zombies.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -33,7 +44,11 @@ fn alive(pid: u32) -> bool {
 /// Starts vmctl on a payload that hangs and waits until the payload runs.
 fn start_hanging_vm(image: &Path, console: &Path) -> Child {
     let vmctl = workspace_root().join("target/release/vmctl");
-    assert!(vmctl.exists(), "{} missing: run `make test`", vmctl.display());
+    assert!(
+        vmctl.exists(),
+        "{} missing: run `make test`",
+        vmctl.display()
+    );
     let child = Command::new(vmctl)
         .args(["run", "--quiet", "--timeout", "120", "--os"])
         .arg(image.join("vm_os.json"))
@@ -42,7 +57,10 @@ fn start_hanging_vm(image: &Path, console: &Path) -> Child {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(console).unwrap_or_default().contains("payload: Hello from Microdroid") {
+    while !std::fs::read_to_string(console)
+        .unwrap_or_default()
+        .contains("payload: Hello from Microdroid")
+    {
         assert!(Instant::now() < deadline, "the payload did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -61,11 +79,23 @@ const HANG: &str = r#"{"task": {"command": "/system/bin/hello_payload", "args": 
 
 #[test]
 fn ctrl_c_stops_the_vm_and_its_helpers() {
-    let image = build_image(&ImageChanges { vm_config: Some(HANG), ..Default::default() }).unwrap();
+    let image = build_image(&ImageChanges {
+        vm_config: Some(HANG),
+        ..Default::default()
+    })
+    .unwrap();
     let mut vmctl = start_hanging_vm(image.path(), &image.path().join("console.log"));
     let children = children_of(vmctl.id());
-    assert_eq!(children.len(), 2, "expected QEMU and vhost-device-vsock, got {children:?}");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(vmctl.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    assert_eq!(
+        children.len(),
+        2,
+        "expected QEMU and vhost-device-vsock, got {children:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(vmctl.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let status = vmctl.wait().unwrap();
     assert_eq!(status.code(), Some(i32::from(exit_status::INTERRUPTED)));
     wait_gone(&children);
@@ -73,10 +103,18 @@ fn ctrl_c_stops_the_vm_and_its_helpers() {
 
 #[test]
 fn killing_vmctl_kills_its_children() {
-    let image = build_image(&ImageChanges { vm_config: Some(HANG), ..Default::default() }).unwrap();
+    let image = build_image(&ImageChanges {
+        vm_config: Some(HANG),
+        ..Default::default()
+    })
+    .unwrap();
     let mut vmctl = start_hanging_vm(image.path(), &image.path().join("console.log"));
     let children = children_of(vmctl.id());
-    assert_eq!(children.len(), 2, "expected QEMU and vhost-device-vsock, got {children:?}");
+    assert_eq!(
+        children.len(),
+        2,
+        "expected QEMU and vhost-device-vsock, got {children:?}"
+    );
     vmctl.kill().unwrap();
     vmctl.wait().unwrap();
     // Orphans are reparented (to us or init) and reaped there; they must be gone.

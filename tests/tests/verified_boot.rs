@@ -15,7 +15,10 @@ fn refused_boot(image: &Path) -> (String, String) {
     let VmOutcome::InitFailed(Some(death)) = &result.outcome else {
         panic!("the boot was not refused: {:?}", result.outcome)
     };
-    (death.detail.clone().unwrap_or_default(), console_text(&result))
+    (
+        death.detail.clone().unwrap_or_default(),
+        console_text(&result),
+    )
 }
 
 fn flip_byte(path: &Path, offset: usize) {
@@ -25,7 +28,10 @@ fn flip_byte(path: &Path, offset: usize) {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack.windows(needle.len()).position(|w| w == needle).expect("marker not found in the image")
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("marker not found in the image")
 }
 
 #[test]
@@ -34,9 +40,18 @@ fn good_image_mounts_system_and_vendor_through_dm_verity() {
     let result = boot(&vm_config(image.path(), TIMEOUT)).unwrap();
     let console = console_text(&result);
     assert!(console.contains("matches the bootconfig"), "{console}");
-    assert!(console.contains("init: mounted system_a read-only at /system"), "{console}");
-    assert!(console.contains("init: mounted vendor_a read-only at /vendor"), "{console}");
-    assert!(console.contains("system_a: dm-verity /dev/dm-"), "{console}");
+    assert!(
+        console.contains("init: mounted system_a read-only at /system"),
+        "{console}"
+    );
+    assert!(
+        console.contains("init: mounted vendor_a read-only at /vendor"),
+        "{console}"
+    );
+    assert!(
+        console.contains("system_a: dm-verity /dev/dm-"),
+        "{console}"
+    );
 }
 
 #[test]
@@ -44,20 +59,35 @@ fn one_flipped_byte_in_system_data_fails_the_read_and_the_boot() {
     let image = build_image(&ImageChanges::default()).unwrap();
     let super_img = image.path().join("super.img");
     // A byte of /system/etc/init/init.rc, which init must read to go on.
-    let offset = find(&std::fs::read(&super_img).unwrap(), b"Microdroid services (see libs/init_config");
+    let offset = find(
+        &std::fs::read(&super_img).unwrap(),
+        b"Microdroid services (see libs/init_config",
+    );
     flip_byte(&super_img, offset + 3);
     let (detail, console) = refused_boot(image.path());
-    assert!(detail.contains("reading /system/etc/init/init.rc"), "{detail}");
+    assert!(
+        detail.contains("reading /system/etc/init/init.rc"),
+        "{detail}"
+    );
     assert!(detail.contains("Input/output error"), "{detail}");
     assert!(console.contains("device-mapper: verity"), "{console}");
 }
 
 #[test]
 fn vbmeta_signed_by_another_key_is_refused() {
-    let other = std::fs::read_to_string(workspace_root().join("libs/avb/testkeys/testkey_rsa2048.pub.pem")).unwrap();
-    let image = build_image(&ImageChanges { trusted_key_pem: Some(&other), ..Default::default() }).unwrap();
+    let other =
+        std::fs::read_to_string(workspace_root().join("libs/avb/testkeys/testkey_rsa2048.pub.pem"))
+            .unwrap();
+    let image = build_image(&ImageChanges {
+        trusted_key_pem: Some(&other),
+        ..Default::default()
+    })
+    .unwrap();
     let (detail, _) = refused_boot(image.path());
-    assert!(detail.contains("vbmeta_a is not signed by the trusted key"), "{detail}");
+    assert!(
+        detail.contains("vbmeta_a is not signed by the trusted key"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -76,12 +106,27 @@ fn vbmeta_digest_other_than_the_bootconfig_is_refused() {
     // Two properly signed images; the second one's vbmeta is not the one the first one's
     // initramfs expects.
     let image = build_image(&ImageChanges::default()).unwrap();
-    let other_config = r#"{"task": {"command": "/system/bin/hello_payload", "args": ["--exit", "1"]}}"#;
-    let other = build_image(&ImageChanges { vm_config: Some(other_config), ..Default::default() }).unwrap();
-    std::fs::copy(other.path().join("vbmeta.img"), image.path().join("vbmeta.img")).unwrap();
+    let other_config =
+        r#"{"task": {"command": "/system/bin/hello_payload", "args": ["--exit", "1"]}}"#;
+    let other = build_image(&ImageChanges {
+        vm_config: Some(other_config),
+        ..Default::default()
+    })
+    .unwrap();
+    std::fs::copy(
+        other.path().join("vbmeta.img"),
+        image.path().join("vbmeta.img"),
+    )
+    .unwrap();
     let (detail, console) = refused_boot(image.path());
-    assert!(detail.contains("[libfs_avb] Failed to verify vbmeta digest"), "{detail}");
-    assert!(console.contains("init: FATAL: verified boot: [libfs_avb] Failed to verify vbmeta digest"), "{console}");
+    assert!(
+        detail.contains("[libfs_avb] Failed to verify vbmeta digest"),
+        "{detail}"
+    );
+    assert!(
+        console.contains("init: FATAL: verified boot: [libfs_avb] Failed to verify vbmeta digest"),
+        "{console}"
+    );
 }
 
 #[test]
@@ -92,5 +137,8 @@ fn corrupted_super_metadata_is_refused() {
     flip_byte(&super_img, 4096 + 20);
     flip_byte(&super_img, 8192 + 20);
     let (detail, _) = refused_boot(image.path());
-    assert!(detail.contains("reading the super partition's metadata"), "{detail}");
+    assert!(
+        detail.contains("reading the super partition's metadata"),
+        "{detail}"
+    );
 }

@@ -166,7 +166,8 @@ impl<'a> Fields<'a> {
     }
 
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     fn u64(&mut self) -> Option<u64> {
@@ -206,7 +207,10 @@ pub fn parse<S: Source + ?Sized>(src: &S, len: u64) -> Result<Archive, ZipError>
         check_local_header(src, e)?;
     }
     check_layout(&entries, end.cd_offset)?;
-    Ok(Archive { entries, central_directory_offset: end.cd_offset })
+    Ok(Archive {
+        entries,
+        central_directory_offset: end.cd_offset,
+    })
 }
 
 fn find_end_record<S: Source + ?Sized>(src: &S, len: u64) -> Result<EndRecord, ZipError> {
@@ -216,8 +220,10 @@ fn find_end_record<S: Source + ?Sized>(src: &S, len: u64) -> Result<EndRecord, Z
     // The tail that can hold the EOCD record, its comment and any zero padding.
     let window = len.min(EOCD_LEN + MAX_COMMENT + MAX_TRAILING_PADDING);
     let start = len - window;
-    let mut tail = vec![0u8; usize::try_from(window).map_err(|_| ZipError::NoEndOfCentralDirectory)?];
-    src.read_exact_at(&mut tail, start).map_err(io_err("reading the end of the archive"))?;
+    let mut tail =
+        vec![0u8; usize::try_from(window).map_err(|_| ZipError::NoEndOfCentralDirectory)?];
+    src.read_exact_at(&mut tail, start)
+        .map_err(io_err("reading the end of the archive"))?;
     let Some(last_nonzero) = tail.iter().rposition(|&b| b != 0) else {
         return Err(ZipError::NoEndOfCentralDirectory);
     };
@@ -272,14 +278,18 @@ fn parse_end_record<S: Source + ?Sized>(
     let mut locator = [0u8; ZIP64_LOCATOR_LEN as usize];
     let has_locator = match eocd_offset.checked_sub(ZIP64_LOCATOR_LEN) {
         Some(loc_off) => {
-            src.read_exact_at(&mut locator, loc_off).map_err(io_err("reading the zip64 locator"))?;
-            u32::from_le_bytes([locator[0], locator[1], locator[2], locator[3]]) == ZIP64_LOCATOR_SIG
+            src.read_exact_at(&mut locator, loc_off)
+                .map_err(io_err("reading the zip64 locator"))?;
+            u32::from_le_bytes([locator[0], locator[1], locator[2], locator[3]])
+                == ZIP64_LOCATOR_SIG
         }
         None => false,
     };
     if !has_locator {
         if needs_zip64 {
-            return Err(ZipError::BadZip64("EOCD fields are saturated but there is no zip64 locator"));
+            return Err(ZipError::BadZip64(
+                "EOCD fields are saturated but there is no zip64 locator",
+            ));
         }
         if disk != 0 || cd_disk != 0 || entries_here != entries {
             return Err(ZipError::MultiDisk);
@@ -304,10 +314,15 @@ fn parse_end_record<S: Source + ?Sized>(
     }
     match z64_offset.checked_add(ZIP64_EOCD_LEN) {
         Some(e) if e <= loc_off => {}
-        _ => return Err(ZipError::BadZip64("zip64 end record is not before its locator")),
+        _ => {
+            return Err(ZipError::BadZip64(
+                "zip64 end record is not before its locator",
+            ))
+        }
     }
     let mut z = [0u8; ZIP64_EOCD_LEN as usize];
-    src.read_exact_at(&mut z, z64_offset).map_err(io_err("reading the zip64 end record"))?;
+    src.read_exact_at(&mut z, z64_offset)
+        .map_err(io_err("reading the zip64 end record"))?;
     let mut zf = Fields::new(&z);
     let badrec = || ZipError::BadZip64("truncated zip64 end record");
     if zf.u32().ok_or_else(badrec)? != ZIP64_EOCD_SIG {
@@ -349,10 +364,17 @@ fn read_central_directory<S: Source + ?Sized>(
         }
     }
     if end.entries > MAX_ENTRIES {
-        return Err(ZipError::TooManyEntries { declared: end.entries, max: MAX_ENTRIES });
+        return Err(ZipError::TooManyEntries {
+            declared: end.entries,
+            max: MAX_ENTRIES,
+        });
     }
     // Every central record takes at least 46 bytes.
-    if end.entries.checked_mul(CENTRAL_LEN as u64).is_none_or(|n| n > end.cd_size) {
+    if end
+        .entries
+        .checked_mul(CENTRAL_LEN as u64)
+        .is_none_or(|n| n > end.cd_size)
+    {
         return Err(ZipError::EntryCountExceedsDirectory {
             declared: end.entries,
             directory_size: end.cd_size,
@@ -364,17 +386,23 @@ fn read_central_directory<S: Source + ?Sized>(
     let cd_len = usize::try_from(end.cd_size)
         .map_err(|_| ZipError::CentralDirectoryTooLarge { size: end.cd_size })?;
     let mut cd = vec![0u8; cd_len];
-    src.read_exact_at(&mut cd, end.cd_offset).map_err(io_err("reading the central directory"))?;
+    src.read_exact_at(&mut cd, end.cd_offset)
+        .map_err(io_err("reading the central directory"))?;
 
-    let count = usize::try_from(end.entries)
-        .map_err(|_| ZipError::TooManyEntries { declared: end.entries, max: MAX_ENTRIES })?;
+    let count = usize::try_from(end.entries).map_err(|_| ZipError::TooManyEntries {
+        declared: end.entries,
+        max: MAX_ENTRIES,
+    })?;
     let mut entries = Vec::with_capacity(count);
     let mut f = Fields::new(&cd);
     for index in 0..count {
         entries.push(parse_central_record(&mut f, index)?);
     }
     if f.pos != cd.len() {
-        return Err(ZipError::EntryCountMismatch { declared: end.entries, trailing: cd.len() - f.pos });
+        return Err(ZipError::EntryCountMismatch {
+            declared: end.entries,
+            trailing: cd.len() - f.pos,
+        });
     }
     Ok(entries)
 }
@@ -412,7 +440,12 @@ fn parse_central_record(f: &mut Fields<'_>, index: usize) -> Result<Entry, ZipEr
     let method = match method {
         0 => Method::Stored,
         8 => Method::Deflated,
-        m => return Err(ZipError::UnsupportedMethod { name: display(), method: m }),
+        m => {
+            return Err(ZipError::UnsupportedMethod {
+                name: display(),
+                method: m,
+            })
+        }
     };
 
     // Zip64 extra: fields present only for the saturated 32-bit values, in this order.
@@ -421,8 +454,9 @@ fn parse_central_record(f: &mut Fields<'_>, index: usize) -> Result<Entry, ZipEr
     let mut lho = u64::from(lho32);
     let mut disk32 = u32::from(disk);
     if usize32 == 0xffff_ffff || csize32 == 0xffff_ffff || lho32 == 0xffff_ffff || disk == 0xffff {
-        let z = find_extra(extra, ZIP64_EXTRA_ID)
-            .ok_or_else(|| ZipError::BadZip64("saturated entry field without a zip64 extra"))?;
+        let z = find_extra(extra, ZIP64_EXTRA_ID).ok_or(ZipError::BadZip64(
+            "saturated entry field without a zip64 extra",
+        ))?;
         let mut zf = Fields::new(z);
         let short = || ZipError::BadZip64("zip64 extra field too short");
         if usize32 == 0xffff_ffff {
@@ -481,21 +515,38 @@ fn check_local_header<S: Source + ?Sized>(src: &S, e: &mut Entry) -> Result<(), 
     let mut buf = vec![0u8; want];
     let mut got = 0;
     while got < want {
-        match src.read_at(&mut buf[got..], e.local_header_offset.saturating_add(got as u64)) {
+        match src.read_at(
+            &mut buf[got..],
+            e.local_header_offset.saturating_add(got as u64),
+        ) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(source) => return Err(ZipError::Io { what: "reading a local header", source }),
+            Err(source) => {
+                return Err(ZipError::Io {
+                    what: "reading a local header",
+                    source,
+                })
+            }
         }
     }
     buf.truncate(got);
     if buf.len() < LOCAL_LEN + e.name.len() {
-        return Err(ZipError::BadLocalHeader { name: e.display_name(), reason: "truncated" });
+        return Err(ZipError::BadLocalHeader {
+            name: e.display_name(),
+            reason: "truncated",
+        });
     }
     let mut f = Fields::new(&buf);
-    let trunc = || ZipError::BadLocalHeader { name: e.display_name(), reason: "truncated" };
+    let trunc = || ZipError::BadLocalHeader {
+        name: e.display_name(),
+        reason: "truncated",
+    };
     if f.u32().ok_or_else(trunc)? != LOCAL_SIG {
-        return Err(ZipError::BadLocalHeader { name: e.display_name(), reason: "bad signature" });
+        return Err(ZipError::BadLocalHeader {
+            name: e.display_name(),
+            reason: "bad signature",
+        });
     }
     let _needed = f.u16().ok_or_else(trunc)?;
     let flags = f.u16().ok_or_else(trunc)?;
@@ -557,10 +608,12 @@ fn check_local_header<S: Source + ?Sized>(src: &S, e: &mut Entry) -> Result<(), 
         }
     }
     let header_len = (LOCAL_LEN + e.name.len() + extra_len) as u64;
-    e.data_offset = e
-        .local_header_offset
-        .checked_add(header_len)
-        .ok_or(ZipError::EntryOutOfBounds { name: e.display_name() })?;
+    e.data_offset =
+        e.local_header_offset
+            .checked_add(header_len)
+            .ok_or(ZipError::EntryOutOfBounds {
+                name: e.display_name(),
+            })?;
     Ok(())
 }
 
@@ -571,7 +624,9 @@ fn check_layout(entries: &[Entry], cd_offset: u64) -> Result<(), ZipError> {
             .data_offset
             .checked_add(e.compressed_size)
             .filter(|&end| end <= cd_offset)
-            .ok_or_else(|| ZipError::EntryOutOfBounds { name: e.display_name() })?;
+            .ok_or_else(|| ZipError::EntryOutOfBounds {
+                name: e.display_name(),
+            })?;
         match e.method {
             Method::Stored if e.size != e.compressed_size => {
                 return Err(ZipError::StoredSizeMismatch {
@@ -657,8 +712,14 @@ pub(crate) mod tests {
     #[test]
     fn garbage_is_not_a_zip() {
         let z = vec![0x55u8; 1000];
-        assert!(matches!(parse(z.as_slice(), 1000), Err(ZipError::NoEndOfCentralDirectory)));
-        assert!(matches!(parse(&[][..], 0), Err(ZipError::NoEndOfCentralDirectory)));
+        assert!(matches!(
+            parse(z.as_slice(), 1000),
+            Err(ZipError::NoEndOfCentralDirectory)
+        ));
+        assert!(matches!(
+            parse(&[][..], 0),
+            Err(ZipError::NoEndOfCentralDirectory)
+        ));
     }
 
     #[test]

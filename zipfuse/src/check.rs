@@ -27,15 +27,26 @@ pub fn check_archive<S: Source + ?Sized>(src: &S, len: u64, limit: u64) -> Resul
             let want = usize::try_from((end - off).min(buf.len() as u64)).unwrap_or(buf.len());
             let n = match e.method {
                 Method::Stored => {
-                    let at = e.data_offset.checked_add(off).ok_or(ZipError::EntryOutOfBounds { name: e.display_name() })?;
+                    let at = e
+                        .data_offset
+                        .checked_add(off)
+                        .ok_or(ZipError::EntryOutOfBounds {
+                            name: e.display_name(),
+                        })?;
                     src.read_exact_at(&mut buf[..want], at)
-                        .map_err(|source| ZipError::Io { what: "reading a stored entry", source })?;
+                        .map_err(|source| ZipError::Io {
+                            what: "reading a stored entry",
+                            source,
+                        })?;
                     want
                 }
                 Method::Deflated => reader.read(src, i, e, off, &mut buf[..want])?,
             };
             if n == 0 {
-                return Err(ZipError::CorruptDeflate { name: e.display_name(), reason: "short read" });
+                return Err(ZipError::CorruptDeflate {
+                    name: e.display_name(),
+                    reason: "short read",
+                });
             }
             crc.update(&buf[..n]);
             off += n as u64;
@@ -43,7 +54,11 @@ pub fn check_archive<S: Source + ?Sized>(src: &S, len: u64, limit: u64) -> Resul
         if end == e.size && e.method == Method::Stored {
             let actual = crc.finalize();
             if actual != e.crc32 {
-                return Err(ZipError::CrcMismatch { name: e.display_name(), expected: e.crc32, actual });
+                return Err(ZipError::CrcMismatch {
+                    name: e.display_name(),
+                    expected: e.crc32,
+                    actual,
+                });
             }
         }
     }
@@ -85,7 +100,11 @@ mod tests {
                 std::fs::create_dir_all(corpus_dir()).unwrap();
                 std::fs::write(&path, &bytes).unwrap();
             } else {
-                assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name} differs from the generator");
+                assert_eq!(
+                    std::fs::read(&path).unwrap(),
+                    bytes,
+                    "{name} differs from the generator"
+                );
             }
         }
     }
@@ -111,88 +130,148 @@ mod tests {
 
     #[test]
     fn good_archive_passes() {
-        let z = testzip::zip_crate_archive(&[("a/b", b"hello".to_vec(), true), ("c", vec![3u8; 70000], false)], false);
+        let z = testzip::zip_crate_archive(
+            &[
+                ("a/b", b"hello".to_vec(), true),
+                ("c", vec![3u8; 70000], false),
+            ],
+            false,
+        );
         assert_eq!(fuzz_one(&z).unwrap(), 2);
     }
 
     #[test]
     fn truncated() {
-        assert!(matches!(check("truncated.zip"), Err(ZipError::NoEndOfCentralDirectory)));
+        assert!(matches!(
+            check("truncated.zip"),
+            Err(ZipError::NoEndOfCentralDirectory)
+        ));
     }
 
     #[test]
     fn bad_crc() {
-        assert!(matches!(check("bad_crc.zip"), Err(ZipError::CrcMismatch { .. })));
+        assert!(matches!(
+            check("bad_crc.zip"),
+            Err(ZipError::CrcMismatch { .. })
+        ));
     }
 
     #[test]
     fn bad_crc_stored() {
-        assert!(matches!(check("bad_crc_stored.zip"), Err(ZipError::CrcMismatch { .. })));
+        assert!(matches!(
+            check("bad_crc_stored.zip"),
+            Err(ZipError::CrcMismatch { .. })
+        ));
     }
 
     #[test]
     fn overlapping_entries() {
-        assert!(matches!(check("overlapping_entries.zip"), Err(ZipError::OverlappingEntries { .. })));
+        assert!(matches!(
+            check("overlapping_entries.zip"),
+            Err(ZipError::OverlappingEntries { .. })
+        ));
     }
 
     #[test]
     fn duplicate_names() {
-        assert!(matches!(check("duplicate_names.zip"), Err(ZipError::DuplicateName { .. })));
+        assert!(matches!(
+            check("duplicate_names.zip"),
+            Err(ZipError::DuplicateName { .. })
+        ));
     }
 
     #[test]
     fn traversal() {
-        assert!(matches!(check("traversal.zip"), Err(ZipError::InvalidPath { reason: "'..' component", .. })));
+        assert!(matches!(
+            check("traversal.zip"),
+            Err(ZipError::InvalidPath {
+                reason: "'..' component",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn absolute_path() {
-        assert!(matches!(check("absolute_path.zip"), Err(ZipError::InvalidPath { reason: "absolute path", .. })));
+        assert!(matches!(
+            check("absolute_path.zip"),
+            Err(ZipError::InvalidPath {
+                reason: "absolute path",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn zip_bomb() {
-        assert!(matches!(check("zip_bomb.zip"), Err(ZipError::AbsurdCompressionRatio { .. })));
+        assert!(matches!(
+            check("zip_bomb.zip"),
+            Err(ZipError::AbsurdCompressionRatio { .. })
+        ));
     }
 
     #[test]
     fn huge_entry_count() {
-        assert!(matches!(check("huge_entry_count.zip"), Err(ZipError::TooManyEntries { .. })));
+        assert!(matches!(
+            check("huge_entry_count.zip"),
+            Err(ZipError::TooManyEntries { .. })
+        ));
     }
 
     #[test]
     fn entry_count_exceeds_directory() {
-        assert!(matches!(check("entry_count_exceeds_directory.zip"), Err(ZipError::EntryCountExceedsDirectory { .. })));
+        assert!(matches!(
+            check("entry_count_exceeds_directory.zip"),
+            Err(ZipError::EntryCountExceedsDirectory { .. })
+        ));
     }
 
     #[test]
     fn central_directory_past_eof() {
-        assert!(matches!(check("central_directory_past_eof.zip"), Err(ZipError::CentralDirectoryOutOfBounds { .. })));
+        assert!(matches!(
+            check("central_directory_past_eof.zip"),
+            Err(ZipError::CentralDirectoryOutOfBounds { .. })
+        ));
     }
 
     #[test]
     fn local_header_mismatch() {
-        assert!(matches!(check("local_header_mismatch.zip"), Err(ZipError::LocalHeaderMismatch { field: "name", .. })));
+        assert!(matches!(
+            check("local_header_mismatch.zip"),
+            Err(ZipError::LocalHeaderMismatch { field: "name", .. })
+        ));
     }
 
     #[test]
     fn file_dir_conflict() {
-        assert!(matches!(check("file_dir_conflict.zip"), Err(ZipError::PathConflict { .. })));
+        assert!(matches!(
+            check("file_dir_conflict.zip"),
+            Err(ZipError::PathConflict { .. })
+        ));
     }
 
     #[test]
     fn unsupported_method() {
-        assert!(matches!(check("unsupported_method.zip"), Err(ZipError::UnsupportedMethod { method: 12, .. })));
+        assert!(matches!(
+            check("unsupported_method.zip"),
+            Err(ZipError::UnsupportedMethod { method: 12, .. })
+        ));
     }
 
     #[test]
     fn corrupt_deflate() {
-        assert!(matches!(check("corrupt_deflate.zip"), Err(ZipError::CorruptDeflate { .. })));
+        assert!(matches!(
+            check("corrupt_deflate.zip"),
+            Err(ZipError::CorruptDeflate { .. })
+        ));
     }
 
     #[test]
     fn entry_out_of_bounds() {
-        assert!(matches!(check("entry_out_of_bounds.zip"), Err(ZipError::EntryOutOfBounds { .. })));
+        assert!(matches!(
+            check("entry_out_of_bounds.zip"),
+            Err(ZipError::EntryOutOfBounds { .. })
+        ));
     }
 
     #[test]

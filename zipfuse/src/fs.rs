@@ -5,7 +5,8 @@
 //!   on this path (the sequential CRC tracker uses `try_lock` and steps aside when contended).
 //! * Deflated entries: [`DeflateReader`] (checkpoint index, cursors, block cache).
 //! * Everything is immutable, so entries and attributes get one-year TTLs, files are opened with
-//!   `FOPEN_KEEP_CACHE` and directories with `FOPEN_CACHE_DIR`.
+//!   `FOPEN_KEEP_CACHE` (or zero-message opens, which keep the cache too) and directories with
+//!   `FOPEN_CACHE_DIR`.
 
 use std::cell::RefCell;
 use std::ffi::OsStr;
@@ -90,7 +91,9 @@ struct FeedSink {
 
 impl BlockSink for FeedSink {
     fn offer(&self, entry: usize, offset: u64, data: Arc<[u8]>) {
-        let Some(&ino) = self.entry_ino.get(entry) else { return };
+        let Some(&ino) = self.entry_ino.get(entry) else {
+            return;
+        };
         // Never block a request on the feeder: drop the block when the queue is full.
         match self.tx.try_send(FeedItem { ino, offset, data }) {
             Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
@@ -103,7 +106,10 @@ impl BlockSink for FeedSink {
 /// answered by a worker thread, never by this one.
 pub fn run_feeder(rx: Receiver<FeedItem>, notifier: Notifier) {
     while let Ok(item) = rx.recv() {
-        if notifier.store(INodeNo(item.ino), item.offset, &item.data).is_err() {
+        if notifier
+            .store(INodeNo(item.ino), item.offset, &item.data)
+            .is_err()
+        {
             log::debug!("notify_store failed for inode {}", item.ino);
         }
     }
@@ -119,6 +125,8 @@ pub struct ZipFs {
     seq: Vec<Mutex<SeqCrc>>,
     total_size: u64,
     feed_rx: Mutex<Option<Receiver<FeedItem>>>,
+    /// The kernel supports zero-message opens (set in `init`).
+    no_open: bool,
 }
 
 impl ZipFs {
@@ -126,7 +134,11 @@ impl ZipFs {
     pub fn new(file: File, entries: Vec<Entry>, table: InodeTable, opts: FsOptions) -> ZipFs {
         let mut entry_ino = vec![0u64; entries.len()];
         for ino in 1..=table.len() as u64 {
-            if let Some(Node { kind: NodeKind::File { entry }, .. }) = table.get(ino) {
+            if let Some(Node {
+                kind: NodeKind::File { entry },
+                ..
+            }) = table.get(ino)
+            {
                 if let Some(slot) = entry_ino.get_mut(*entry) {
                     *slot = ino;
                 }
@@ -134,13 +146,25 @@ impl ZipFs {
         }
         let (sink, rx): (Option<Arc<dyn BlockSink>>, _) = if opts.feed_page_cache {
             let (tx, rx) = std::sync::mpsc::sync_channel(FEED_QUEUE);
-            (Some(Arc::new(FeedSink { tx, entry_ino: Arc::new(entry_ino) })), Some(rx))
+            (
+                Some(Arc::new(FeedSink {
+                    tx,
+                    entry_ino: Arc::new(entry_ino),
+                })),
+                Some(rx),
+            )
         } else {
             (None, None)
         };
         let deflate = DeflateReader::new(entries.len(), opts.deflate.clone(), sink);
-        let seq = entries.iter().map(|_| Mutex::new(SeqCrc::default())).collect();
-        let total_size = entries.iter().map(|e| e.size).fold(0u64, u64::saturating_add);
+        let seq = entries
+            .iter()
+            .map(|_| Mutex::new(SeqCrc::default()))
+            .collect();
+        let total_size = entries
+            .iter()
+            .map(|e| e.size)
+            .fold(0u64, u64::saturating_add);
         ZipFs {
             file: Arc::new(file),
             entries,
@@ -150,6 +174,7 @@ impl ZipFs {
             seq,
             total_size,
             feed_rx: Mutex::new(rx),
+            no_open: false,
         }
     }
 
@@ -210,23 +235,38 @@ impl ZipFs {
             let n = match e.method {
                 Method::Stored => self.read_stored(entry, e, offset, &mut buf[..len])?,
                 Method::Deflated => {
-                    self.deflate.read(self.file.as_ref(), entry, e, offset, &mut buf[..len])?
+                    self.deflate
+                        .read(self.file.as_ref(), entry, e, offset, &mut buf[..len])?
                 }
             };
             Ok(f(&buf[..n]))
         })
     }
 
-    fn read_stored(&self, idx: usize, e: &Entry, offset: u64, buf: &mut [u8]) -> Result<usize, ZipError> {
+    fn read_stored(
+        &self,
+        idx: usize,
+        e: &Entry,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, ZipError> {
         if offset >= e.size {
             return Ok(0);
         }
         let n = usize::try_from((e.size - offset).min(buf.len() as u64)).unwrap_or(buf.len());
-        let at = e.data_offset.checked_add(offset).ok_or(ZipError::EntryOutOfBounds { name: e.display_name() })?;
+        let at = e
+            .data_offset
+            .checked_add(offset)
+            .ok_or(ZipError::EntryOutOfBounds {
+                name: e.display_name(),
+            })?;
         self.file
             .as_ref()
             .read_exact_at(&mut buf[..n], at)
-            .map_err(|source| ZipError::Io { what: "reading a stored entry", source })?;
+            .map_err(|source| ZipError::Io {
+                what: "reading a stored entry",
+                source,
+            })?;
         self.prefetch(at, n as u64);
         self.track_crc(idx, e, offset, &buf[..n])?;
         Ok(n)
@@ -242,7 +282,9 @@ impl ZipFs {
             return;
         }
         let start = (end / PREFETCH + 1) * PREFETCH;
-        let (Ok(off), Ok(len)) = (i64::try_from(start), i64::try_from(PREFETCH)) else { return };
+        let (Ok(off), Ok(len)) = (i64::try_from(start), i64::try_from(PREFETCH)) else {
+            return;
+        };
         let _ = nix::fcntl::posix_fadvise(
             self.file.as_ref(),
             off,
@@ -254,8 +296,12 @@ impl ZipFs {
     /// CRC check of stored entries read in order from 0 to the end (best effort: out-of-order or
     /// concurrent reads just skip it).
     fn track_crc(&self, idx: usize, e: &Entry, offset: u64, data: &[u8]) -> Result<(), ZipError> {
-        let Some(slot) = self.seq.get(idx) else { return Ok(()) };
-        let Ok(mut t) = slot.try_lock() else { return Ok(()) };
+        let Some(slot) = self.seq.get(idx) else {
+            return Ok(());
+        };
+        let Ok(mut t) = slot.try_lock() else {
+            return Ok(());
+        };
         if t.verified {
             return Ok(());
         }
@@ -271,7 +317,11 @@ impl ZipFs {
             let actual = std::mem::take(&mut t.hasher).finalize();
             *t = SeqCrc::default();
             if actual != e.crc32 {
-                return Err(ZipError::CrcMismatch { name: e.display_name(), expected: e.crc32, actual });
+                return Err(ZipError::CrcMismatch {
+                    name: e.display_name(),
+                    expected: e.crc32,
+                    actual,
+                });
             }
             t.verified = true;
         }
@@ -305,11 +355,16 @@ impl ReadError {
 
 impl Filesystem for ZipFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let mut wanted = InitFlags::FUSE_PARALLEL_DIROPS;
+        // Zero-message opens: `open` answers ENOSYS once and the kernel stops sending
+        // OPEN/RELEASE for files (it then keeps the page cache, like FOPEN_KEEP_CACHE).
+        let mut wanted = InitFlags::FUSE_PARALLEL_DIROPS | InitFlags::FUSE_NO_OPEN_SUPPORT;
         if self.opts.readdirplus {
             wanted |= InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
         }
         let _ = config.add_capabilities(wanted & config.capabilities());
+        self.no_open = config
+            .capabilities()
+            .contains(InitFlags::FUSE_NO_OPEN_SUPPORT);
         if let Err(max) = config.set_max_readahead(MAX_READ as u32) {
             let _ = config.set_max_readahead(max);
         }
@@ -317,7 +372,11 @@ impl Filesystem for ZipFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.table.lookup(parent.0, name.as_bytes()).and_then(|i| Some((i, self.table.get(i)?))) {
+        match self
+            .table
+            .lookup(parent.0, name.as_bytes())
+            .and_then(|i| Some((i, self.table.get(i)?)))
+        {
             Some((ino, node)) => reply.entry(&TTL, &self.attr(ino, node), Generation(0)),
             None => reply.error(Errno::ENOENT),
         }
@@ -336,6 +395,7 @@ impl Filesystem for ZipFs {
         }
         match self.table.get(ino.0) {
             Some(n) if n.is_dir() => reply.error(Errno::EISDIR),
+            Some(_) if self.no_open => reply.error(Errno::ENOSYS),
             Some(_) => reply.opened(FileHandle(ino.0), FopenFlags::FOPEN_KEEP_CACHE),
             None => reply.error(Errno::ENOENT),
         }
@@ -379,9 +439,20 @@ impl Filesystem for ZipFs {
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let Some(node) = self.table.get(ino.0) else { return reply.error(Errno::ENOENT) };
-        let NodeKind::Dir { children, .. } = &node.kind else { return reply.error(Errno::ENOTDIR) };
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(node) = self.table.get(ino.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let NodeKind::Dir { children, .. } = &node.kind else {
+            return reply.error(Errno::ENOTDIR);
+        };
         // Offsets: 0 start, 1 after ".", 2 after "..", 2 + i + 1 after child i.
         let mut pos = offset;
         if pos == 0 {
@@ -398,9 +469,20 @@ impl Filesystem for ZipFs {
         }
         let start = usize::try_from(pos - 2).unwrap_or(usize::MAX);
         for (i, &child) in children.iter().enumerate().skip(start) {
-            let Some(c) = self.table.get(child) else { continue };
-            let kind = if c.is_dir() { FileType::Directory } else { FileType::RegularFile };
-            if reply.add(INodeNo(child), (i + 3) as u64, kind, OsStr::from_bytes(&c.name)) {
+            let Some(c) = self.table.get(child) else {
+                continue;
+            };
+            let kind = if c.is_dir() {
+                FileType::Directory
+            } else {
+                FileType::RegularFile
+            };
+            if reply.add(
+                INodeNo(child),
+                (i + 3) as u64,
+                kind,
+                OsStr::from_bytes(&c.name),
+            ) {
                 break;
             }
         }
@@ -415,8 +497,12 @@ impl Filesystem for ZipFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let Some(node) = self.table.get(ino.0) else { return reply.error(Errno::ENOENT) };
-        let NodeKind::Dir { children, .. } = &node.kind else { return reply.error(Errno::ENOTDIR) };
+        let Some(node) = self.table.get(ino.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let NodeKind::Dir { children, .. } = &node.kind else {
+            return reply.error(Errno::ENOTDIR);
+        };
         let mut pos = offset;
         if pos == 0 {
             if reply.add(ino, 1, ".", &TTL, &self.attr(ino.0, node), Generation(0)) {
@@ -426,16 +512,32 @@ impl Filesystem for ZipFs {
         }
         if pos == 1 {
             let parent = self.table.get(node.parent).unwrap_or(node);
-            if reply.add(INodeNo(node.parent), 2, "..", &TTL, &self.attr(node.parent, parent), Generation(0)) {
+            if reply.add(
+                INodeNo(node.parent),
+                2,
+                "..",
+                &TTL,
+                &self.attr(node.parent, parent),
+                Generation(0),
+            ) {
                 return reply.ok();
             }
             pos = 2;
         }
         let start = usize::try_from(pos - 2).unwrap_or(usize::MAX);
         for (i, &child) in children.iter().enumerate().skip(start) {
-            let Some(c) = self.table.get(child) else { continue };
+            let Some(c) = self.table.get(child) else {
+                continue;
+            };
             let attr = self.attr(child, c);
-            if reply.add(INodeNo(child), (i + 3) as u64, OsStr::from_bytes(&c.name), &TTL, &attr, Generation(0)) {
+            if reply.add(
+                INodeNo(child),
+                (i + 3) as u64,
+                OsStr::from_bytes(&c.name),
+                &TTL,
+                &attr,
+                Generation(0),
+            ) {
                 break;
             }
         }
@@ -448,7 +550,14 @@ impl Filesystem for ZipFs {
         reply.statfs(blocks, 0, 0, files, 0, 4096, 255, 4096);
     }
 
-    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
         // ENOSYS makes the kernel stop asking (cached per mount).
         reply.error(Errno::ENOSYS);
     }
@@ -457,8 +566,16 @@ impl Filesystem for ZipFs {
         reply.error(Errno::ENOSYS);
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        reply.ok();
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Nothing to flush; ENOSYS makes the kernel stop sending FLUSH on every close.
+        reply.error(Errno::ENOSYS);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
@@ -491,13 +608,22 @@ mod tests {
         b.stored("a/b.txt", b"hello world");
         let fs = fs_from(&b.finish());
         let ino = fs.table().resolve("a/b.txt").unwrap();
-        assert_eq!(fs.read_with(ino, 0, 100, |d| d.to_vec()).unwrap(), b"hello world");
+        assert_eq!(
+            fs.read_with(ino, 0, 100, |d| d.to_vec()).unwrap(),
+            b"hello world"
+        );
         assert_eq!(fs.read_with(ino, 6, 3, |d| d.to_vec()).unwrap(), b"wor");
         assert_eq!(fs.read_with(ino, 11, 10, |d| d.len()).unwrap(), 0);
         assert_eq!(fs.read_with(ino, u64::MAX, 10, |d| d.len()).unwrap(), 0);
         let dir = fs.table().resolve("a").unwrap();
-        assert!(matches!(fs.read_with(dir, 0, 1, |d| d.len()), Err(ReadError::IsDir)));
-        assert!(matches!(fs.read_with(999, 0, 1, |d| d.len()), Err(ReadError::NotFound)));
+        assert!(matches!(
+            fs.read_with(dir, 0, 1, |d| d.len()),
+            Err(ReadError::IsDir)
+        ));
+        assert!(matches!(
+            fs.read_with(999, 0, 1, |d| d.len()),
+            Err(ReadError::NotFound)
+        ));
     }
 
     #[test]
@@ -508,6 +634,9 @@ mod tests {
         let ino = fs.table().resolve("x").unwrap();
         assert!(fs.read_with(ino, 0, 4096, |d| d.len()).is_ok());
         let err = fs.read_with(ino, 4096, 8192, |d| d.len()).unwrap_err();
-        assert!(matches!(err, ReadError::Zip(ZipError::CrcMismatch { .. })), "{err}");
+        assert!(
+            matches!(err, ReadError::Zip(ZipError::CrcMismatch { .. })),
+            "{err}"
+        );
     }
 }

@@ -27,7 +27,11 @@ pub struct ModePolicy {
 
 impl Default for ModePolicy {
     fn default() -> Self {
-        ModePolicy { file: 0o400, exec_file: 0o500, dir: 0o500 }
+        ModePolicy {
+            file: 0o400,
+            exec_file: 0o500,
+            dir: 0o500,
+        }
     }
 }
 
@@ -85,9 +89,16 @@ impl InodeTable {
             name: Box::default(),
             perm: 0,
             size: 0,
-            kind: NodeKind::Dir { children: Vec::new(), subdirs: 0 },
+            kind: NodeKind::Dir {
+                children: Vec::new(),
+                subdirs: 0,
+            },
         };
-        let root = Node { parent: ROOT, perm: policy.dir, ..placeholder.clone() };
+        let root = Node {
+            parent: ROOT,
+            perm: policy.dir,
+            ..placeholder.clone()
+        };
         let mut nodes = Vec::with_capacity(entries.len() + 2);
         nodes.push(placeholder);
         nodes.push(root);
@@ -98,7 +109,10 @@ impl InodeTable {
 
         for (i, e) in entries.iter().enumerate() {
             let name = e.name.as_slice();
-            let invalid = |reason| ZipError::InvalidPath { name: e.display_name(), reason };
+            let invalid = |reason| ZipError::InvalidPath {
+                name: e.display_name(),
+                reason,
+            };
             if name.is_empty() {
                 return Err(invalid("empty name"));
             }
@@ -109,7 +123,11 @@ impl InodeTable {
                 return Err(invalid("absolute path"));
             }
             let is_dir = e.is_dir();
-            let path = if is_dir { &name[..name.len() - 1] } else { name };
+            let path = if is_dir {
+                &name[..name.len() - 1]
+            } else {
+                name
+            };
             let components: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
             for c in &components {
                 match *c {
@@ -126,7 +144,11 @@ impl InodeTable {
             for &c in dirs {
                 parent = match index.get(&(parent, c)) {
                     Some(&ino) if nodes[ino as usize].is_dir() => ino,
-                    Some(_) => return Err(ZipError::PathConflict { name: e.display_name() }),
+                    Some(_) => {
+                        return Err(ZipError::PathConflict {
+                            name: e.display_name(),
+                        })
+                    }
                     None => {
                         let ino = nodes.len() as u64;
                         nodes.push(Node {
@@ -134,7 +156,10 @@ impl InodeTable {
                             name: c.into(),
                             perm: policy.dir,
                             size: 0,
-                            kind: NodeKind::Dir { children: Vec::new(), subdirs: 0 },
+                            kind: NodeKind::Dir {
+                                children: Vec::new(),
+                                subdirs: 0,
+                            },
                         });
                         explicit.push(false);
                         index.insert((parent, c), ino);
@@ -147,12 +172,18 @@ impl InodeTable {
                 match index.get(&(parent, leaf)) {
                     Some(&ino) if nodes[ino as usize].is_dir() => {
                         if explicit[ino as usize] {
-                            return Err(ZipError::DuplicateName { name: e.display_name() });
+                            return Err(ZipError::DuplicateName {
+                                name: e.display_name(),
+                            });
                         }
                         explicit[ino as usize] = true;
                         nodes[ino as usize].perm = mode_bits.unwrap_or(policy.dir);
                     }
-                    Some(_) => return Err(ZipError::PathConflict { name: e.display_name() }),
+                    Some(_) => {
+                        return Err(ZipError::PathConflict {
+                            name: e.display_name(),
+                        })
+                    }
                     None => {
                         let ino = nodes.len() as u64;
                         nodes.push(Node {
@@ -160,7 +191,10 @@ impl InodeTable {
                             name: leaf.into(),
                             perm: mode_bits.unwrap_or(policy.dir),
                             size: 0,
-                            kind: NodeKind::Dir { children: Vec::new(), subdirs: 0 },
+                            kind: NodeKind::Dir {
+                                children: Vec::new(),
+                                subdirs: 0,
+                            },
                         });
                         explicit.push(true);
                         index.insert((parent, leaf), ino);
@@ -169,9 +203,15 @@ impl InodeTable {
             } else {
                 match index.get(&(parent, leaf)) {
                     Some(&ino) if nodes[ino as usize].is_dir() => {
-                        return Err(ZipError::PathConflict { name: e.display_name() })
+                        return Err(ZipError::PathConflict {
+                            name: e.display_name(),
+                        })
                     }
-                    Some(_) => return Err(ZipError::DuplicateName { name: e.display_name() }),
+                    Some(_) => {
+                        return Err(ZipError::DuplicateName {
+                            name: e.display_name(),
+                        })
+                    }
                     None => {}
                 }
                 let default = if components.first() == Some(&&b"bin"[..]) {
@@ -195,9 +235,8 @@ impl InodeTable {
 
         // Attach children to their parents, then sort each directory by name.
         let mut children: Vec<Vec<u64>> = vec![Vec::new(); nodes.len()];
-        for ino in 2..nodes.len() {
-            let p = nodes[ino].parent as usize;
-            children[p].push(ino as u64);
+        for (ino, node) in nodes.iter().enumerate().skip(2) {
+            children[node.parent as usize].push(ino as u64);
         }
         for (ino, mut list) in children.into_iter().enumerate() {
             if let NodeKind::Dir { .. } = nodes[ino].kind {
@@ -339,22 +378,51 @@ mod tests {
 
     #[test]
     fn rejects_invalid_paths() {
-        for bad in ["a/../../b", "a/..", "a/../../b/c", "a/b/../c", "..", "/abs", "a//b", "./a", "a/./b", ""] {
+        for bad in [
+            "a/../../b",
+            "a/..",
+            "a/../../b/c",
+            "a/b/../c",
+            "..",
+            "/abs",
+            "a//b",
+            "./a",
+            "a/./b",
+            "",
+        ] {
             assert!(
                 matches!(build(&[bad]), Err(ZipError::InvalidPath { .. })),
                 "{bad:?} should be rejected"
             );
         }
-        assert!(matches!(build(&["a\0b"]), Err(ZipError::InvalidPath { .. })));
+        assert!(matches!(
+            build(&["a\0b"]),
+            Err(ZipError::InvalidPath { .. })
+        ));
     }
 
     #[test]
     fn rejects_duplicates_and_conflicts() {
-        assert!(matches!(build(&["a", "a"]), Err(ZipError::DuplicateName { .. })));
-        assert!(matches!(build(&["d/", "d/"]), Err(ZipError::DuplicateName { .. })));
-        assert!(matches!(build(&["a", "a/b"]), Err(ZipError::PathConflict { .. })));
-        assert!(matches!(build(&["a/b", "a"]), Err(ZipError::PathConflict { .. })));
-        assert!(matches!(build(&["a", "a/"]), Err(ZipError::PathConflict { .. })));
+        assert!(matches!(
+            build(&["a", "a"]),
+            Err(ZipError::DuplicateName { .. })
+        ));
+        assert!(matches!(
+            build(&["d/", "d/"]),
+            Err(ZipError::DuplicateName { .. })
+        ));
+        assert!(matches!(
+            build(&["a", "a/b"]),
+            Err(ZipError::PathConflict { .. })
+        ));
+        assert!(matches!(
+            build(&["a/b", "a"]),
+            Err(ZipError::PathConflict { .. })
+        ));
+        assert!(matches!(
+            build(&["a", "a/"]),
+            Err(ZipError::PathConflict { .. })
+        ));
     }
 
     #[test]
@@ -363,8 +431,13 @@ mod tests {
         let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
         let t = build(&refs).unwrap();
         let d = t.resolve("dir").unwrap();
-        let NodeKind::Dir { children, .. } = &t.get(d).unwrap().kind else { panic!() };
+        let NodeKind::Dir { children, .. } = &t.get(d).unwrap().kind else {
+            panic!()
+        };
         assert_eq!(children.len(), 5000);
-        assert_eq!(t.lookup(d, format!("{:0100}", 4321).as_bytes()), Some(children[4321]));
+        assert_eq!(
+            t.lookup(d, format!("{:0100}", 4321).as_bytes()),
+            Some(children[4321])
+        );
     }
 }

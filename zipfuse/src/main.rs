@@ -55,7 +55,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser=error")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser=error"))
+        .init();
     let args = Args::parse();
     let ready = match (args.ready_path, args.ready_fd) {
         (Some(p), _) => Ready::Path(p),
@@ -83,6 +84,10 @@ fn main() -> anyhow::Result<()> {
         },
     };
     run(&cfg).with_context(|| {
-        format!("zipfuse {} on {}", args.zipfile.display(), args.mountpoint.display())
+        format!(
+            "zipfuse {} on {}",
+            args.zipfile.display(),
+            args.mountpoint.display()
+        )
     })
 }

@@ -104,12 +104,21 @@ pub fn load(zip: &Path, fs: FsOptions) -> Result<ZipFs, MountError> {
         .read(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(zip)
-        .map_err(|source| MountError::Open { path: zip.to_path_buf(), source })?;
+        .map_err(|source| MountError::Open {
+            path: zip.to_path_buf(),
+            source,
+        })?;
     // Works for regular files and block devices alike.
     let len = file
         .seek(SeekFrom::End(0))
-        .map_err(|source| MountError::Open { path: zip.to_path_buf(), source })?;
-    let refuse = |source| MountError::Zip { path: zip.to_path_buf(), source };
+        .map_err(|source| MountError::Open {
+            path: zip.to_path_buf(),
+            source,
+        })?;
+    let refuse = |source| MountError::Zip {
+        path: zip.to_path_buf(),
+        source,
+    };
     let archive = archive::parse(&file, len).map_err(refuse)?;
     let table = InodeTable::build(&archive.entries, ModePolicy::default()).map_err(refuse)?;
     Ok(ZipFs::new(file, archive.entries, table, fs))
@@ -130,7 +139,12 @@ pub fn mount_options(cfg: &MountConfig) -> Config {
     if cfg.noexec {
         opts.push(MountOption::NoExec);
     }
-    for o in cfg.extra_options.iter().flat_map(|s| s.split(',')).filter(|s| !s.is_empty()) {
+    for o in cfg
+        .extra_options
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+    {
         let o = match o {
             "ro" => MountOption::RO,
             "noexec" => MountOption::NoExec,
@@ -165,21 +179,25 @@ pub fn signal_ready(ready: &Ready) -> io::Result<()> {
             f.write_all(b"ready\n")
         }
         Ready::Path(path) => {
-            let is_fifo = std::fs::metadata(path).map(|m| m.file_type().is_fifo()).unwrap_or(false);
+            let is_fifo = std::fs::metadata(path)
+                .map(|m| m.file_type().is_fifo())
+                .unwrap_or(false);
             if is_fifo {
                 // Blocking open in a background thread: the waiter may open its end before or
                 // after this point, and serving never waits for it.
                 let path = path.clone();
-                thread::Builder::new().name("zipfuse-ready".into()).spawn(move || {
-                    let r = OpenOptions::new()
-                        .write(true)
-                        .custom_flags(libc::O_CLOEXEC)
-                        .open(&path)
-                        .and_then(|mut f| f.write_all(b"ready\n"));
-                    if let Err(e) = r {
-                        log::warn!("cannot write to ready FIFO {}: {e}", path.display());
-                    }
-                })?;
+                thread::Builder::new()
+                    .name("zipfuse-ready".into())
+                    .spawn(move || {
+                        let r = OpenOptions::new()
+                            .write(true)
+                            .custom_flags(libc::O_CLOEXEC)
+                            .open(&path)
+                            .and_then(|mut f| f.write_all(b"ready\n"));
+                        if let Err(e) = r {
+                            log::warn!("cannot write to ready FIFO {}: {e}", path.display());
+                        }
+                    })?;
                 return Ok(());
             }
             let mut tmp = path.as_os_str().to_owned();
@@ -203,9 +221,12 @@ pub fn set_readahead(mountpoint: &Path, kb: u32) -> io::Result<()> {
             let f: Vec<&str> = l.split(' ').collect();
             (f.len() > 4 && Path::new(&unescape_mountinfo(f[4])) == mp).then(|| f[2].to_string())
         })
-        .last()
+        .next_back()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "mount not in mountinfo"))?;
-    std::fs::write(format!("/sys/class/bdi/{dev}/read_ahead_kb"), format!("{kb}\n"))
+    std::fs::write(
+        format!("/sys/class/bdi/{dev}/read_ahead_kb"),
+        format!("{kb}\n"),
+    )
 }
 
 fn unescape_mountinfo(s: &str) -> String {
@@ -213,7 +234,10 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -237,23 +261,33 @@ pub fn run(cfg: &MountConfig) -> Result<(), MountError> {
     let _ = sigs.thread_block();
 
     let options = mount_options(cfg);
-    let mut session = Session::new(fs, &cfg.mountpoint, &options)
-        .map_err(|source| MountError::Mount { path: cfg.mountpoint.clone(), source })?;
+    let mut session =
+        Session::new(fs, &cfg.mountpoint, &options).map_err(|source| MountError::Mount {
+            path: cfg.mountpoint.clone(),
+            source,
+        })?;
     if let Some(kb) = cfg.readahead_kb {
         if let Err(e) = set_readahead(&cfg.mountpoint, kb) {
-            log::warn!("cannot set read_ahead_kb on {}: {e}", cfg.mountpoint.display());
+            log::warn!(
+                "cannot set read_ahead_kb on {}: {e}",
+                cfg.mountpoint.display()
+            );
         }
     }
     if let Some(rx) = feed {
         let notifier = session.notifier();
-        let _ = thread::Builder::new().name("zipfuse-feed".into()).spawn(move || run_feeder(rx, notifier));
+        let _ = thread::Builder::new()
+            .name("zipfuse-feed".into())
+            .spawn(move || run_feeder(rx, notifier));
     }
     let mut unmounter = session.unmount_callable();
-    let _ = thread::Builder::new().name("zipfuse-signals".into()).spawn(move || {
-        if sigs.wait().is_ok() {
-            let _ = unmounter.unmount();
-        }
-    });
+    let _ = thread::Builder::new()
+        .name("zipfuse-signals".into())
+        .spawn(move || {
+            if sigs.wait().is_ok() {
+                let _ = unmounter.unmount();
+            }
+        });
     signal_ready(&cfg.ready).map_err(MountError::Ready)?;
     session.run().map_err(MountError::Session)
 }

@@ -77,7 +77,13 @@ impl RawInflate {
             return true;
         }
         // SAFETY: the stream is initialised; `bits` is at most 7.
-        unsafe { z::inflatePrime(&mut *self.strm, c_int::from(bits.min(7)), c_int::from(value)) == z::Z_OK }
+        unsafe {
+            z::inflatePrime(
+                &mut *self.strm,
+                c_int::from(bits.min(7)),
+                c_int::from(value),
+            ) == z::Z_OK
+        }
     }
 
     /// Sets the window (the last up-to-32 KiB of output before the restart point).
@@ -111,7 +117,11 @@ impl RawInflate {
         self.strm.avail_in = in_len as u32;
         self.strm.next_out = output.as_mut_ptr();
         self.strm.avail_out = out_len as u32;
-        let flush = if stop_at_block { z::Z_BLOCK } else { z::Z_NO_FLUSH };
+        let flush = if stop_at_block {
+            z::Z_BLOCK
+        } else {
+            z::Z_NO_FLUSH
+        };
         // SAFETY: the stream is initialised; next_in/avail_in and next_out/avail_out describe the
         // live `input` and `output` slices for the duration of this call only.
         let rc = unsafe { z::inflate(&mut *self.strm, flush) };
@@ -127,7 +137,11 @@ impl RawInflate {
             z::Z_BUF_ERROR => Status::BufError,
             _ => Status::DataError,
         };
-        Step { consumed, produced, status }
+        Step {
+            consumed,
+            produced,
+            status,
+        }
     }
 
     /// After a `Z_BLOCK` step: the number of unused bits in the last consumed byte if the stream

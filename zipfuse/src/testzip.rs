@@ -75,12 +75,6 @@ impl ZipBuilder {
         self.push(name, 8, data, deflate(data))
     }
 
-    pub fn dir(&mut self, name: &str) -> &mut RawEntry {
-        let e = self.push(name, 0, b"", Vec::new());
-        e.mode = Some(0o40755);
-        e
-    }
-
     pub fn patch_method(&mut self, index: usize, method: u16) {
         self.entries[index].method = method;
     }
@@ -156,7 +150,9 @@ impl ZipBuilder {
             out.extend_from_slice(&e.name);
             out.extend_from_slice(&extra);
         }
-        let cd_size = self.cd_size_override.unwrap_or(out.len() as u64 - cd_offset);
+        let cd_size = self
+            .cd_size_override
+            .unwrap_or(out.len() as u64 - cd_offset);
         let cd_offset = self.cd_offset_override.unwrap_or(cd_offset);
         let count = self.count_override.unwrap_or(self.entries.len() as u64);
         if self.zip64_end {
@@ -179,7 +175,11 @@ impl ZipBuilder {
         out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
-        let c16 = if self.zip64_end { 0xffff } else { count.min(0xffff) as u16 };
+        let c16 = if self.zip64_end {
+            0xffff
+        } else {
+            count.min(0xffff) as u16
+        };
         out.extend_from_slice(&c16.to_le_bytes());
         out.extend_from_slice(&c16.to_le_bytes());
         let (s32, o32) = if self.zip64_end {
@@ -225,7 +225,11 @@ fn corpus_text(len: usize) -> Vec<u8> {
         s ^= s << 13;
         s ^= s >> 17;
         s ^= s << 5;
-        out.push(if s % 29 == 0 { b'\n' } else { b'a' + (s % 11) as u8 });
+        out.push(if s.is_multiple_of(29) {
+            b'\n'
+        } else {
+            b'a' + (s % 11) as u8
+        });
     }
     out
 }
@@ -238,15 +242,27 @@ pub fn bad_corpus() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     b.stored("a.txt", b"hello");
     b.deflated("b.txt", &corpus_text(5000));
     let good = b.finish();
-    v.push(("truncated.zip", good[..good.len() / 2].to_vec(), "a valid two-entry archive cut in half: no end record"));
+    v.push((
+        "truncated.zip",
+        good[..good.len() / 2].to_vec(),
+        "a valid two-entry archive cut in half: no end record",
+    ));
 
     let mut b = ZipBuilder::new();
     b.deflated("log.txt", &corpus_text(20000)).crc ^= 0xdead_beef;
-    v.push(("bad_crc.zip", b.finish(), "deflated entry whose CRC-32 (central and local) does not match its bytes"));
+    v.push((
+        "bad_crc.zip",
+        b.finish(),
+        "deflated entry whose CRC-32 (central and local) does not match its bytes",
+    ));
 
     let mut b = ZipBuilder::new();
     b.stored("data.bin", &corpus_text(3000)).crc ^= 1;
-    v.push(("bad_crc_stored.zip", b.finish(), "stored entry whose CRC-32 does not match its bytes"));
+    v.push((
+        "bad_crc_stored.zip",
+        b.finish(),
+        "stored entry whose CRC-32 does not match its bytes",
+    ));
 
     // Entry "outer" stores, inside its data, a complete local header and data of entry "inner";
     // the central directory lists both (the overlapping-file zip bomb construction).
@@ -287,12 +303,20 @@ pub fn bad_corpus() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let eocd = cd.len() - 22;
     cd[eocd + 16..eocd + 20].copy_from_slice(&(cd_off as u32).to_le_bytes());
     bytes.extend_from_slice(&cd);
-    v.push(("overlapping_entries.zip", bytes, "entry 'inner' has its local header and data inside the data of entry 'outer'"));
+    v.push((
+        "overlapping_entries.zip",
+        bytes,
+        "entry 'inner' has its local header and data inside the data of entry 'outer'",
+    ));
 
     let mut b = ZipBuilder::new();
     b.stored("same.txt", b"one");
     b.stored("same.txt", b"two");
-    v.push(("duplicate_names.zip", b.finish(), "two entries named same.txt"));
+    v.push((
+        "duplicate_names.zip",
+        b.finish(),
+        "two entries named same.txt",
+    ));
 
     let mut b = ZipBuilder::new();
     b.stored("../../etc/passwd", b"root::0:0::/:/bin/sh\n");
@@ -306,50 +330,86 @@ pub fn bad_corpus() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let e = b.deflated("bomb.bin", &[0u8; 4096]);
     e.size = 1 << 40;
     e.zip64 = true;
-    v.push(("zip_bomb.zip", b.finish(), "deflated entry of 40 compressed bytes claiming 1 TiB (zip64 sizes)"));
+    v.push((
+        "zip_bomb.zip",
+        b.finish(),
+        "deflated entry of 40 compressed bytes claiming 1 TiB (zip64 sizes)",
+    ));
 
     let mut b = ZipBuilder::new();
     b.stored("a", b"a");
     b.zip64_end = true;
     b.count_override = Some(1 << 40);
-    v.push(("huge_entry_count.zip", b.finish(), "zip64 end record declaring 2^40 entries"));
+    v.push((
+        "huge_entry_count.zip",
+        b.finish(),
+        "zip64 end record declaring 2^40 entries",
+    ));
 
     let mut b = ZipBuilder::new();
     b.stored("a", b"a");
     b.count_override = Some(0xfffe);
-    v.push(("entry_count_exceeds_directory.zip", b.finish(), "end record declaring 65534 entries for a 47-byte central directory"));
+    v.push((
+        "entry_count_exceeds_directory.zip",
+        b.finish(),
+        "end record declaring 65534 entries for a 47-byte central directory",
+    ));
 
     let mut b = ZipBuilder::new();
     b.stored("a", b"a");
     b.cd_offset_override = Some(0x7fff_0000);
-    v.push(("central_directory_past_eof.zip", b.finish(), "central directory offset 0x7fff0000, far past the end of the file"));
+    v.push((
+        "central_directory_past_eof.zip",
+        b.finish(),
+        "central directory offset 0x7fff0000, far past the end of the file",
+    ));
 
     let mut b = ZipBuilder::new();
     b.stored("good.txt", b"x").local_name = Some(b"evil.txt".to_vec());
-    v.push(("local_header_mismatch.zip", b.finish(), "local header names evil.txt, the central directory good.txt"));
+    v.push((
+        "local_header_mismatch.zip",
+        b.finish(),
+        "local header names evil.txt, the central directory good.txt",
+    ));
 
     let mut b = ZipBuilder::new();
     b.stored("a", b"file");
     b.stored("a/b", b"under a file");
-    v.push(("file_dir_conflict.zip", b.finish(), "a is a file and also the parent of a/b"));
+    v.push((
+        "file_dir_conflict.zip",
+        b.finish(),
+        "a is a file and also the parent of a/b",
+    ));
 
     let mut b = ZipBuilder::new();
     b.stored("x.bz2", b"BZh9");
     b.patch_method(0, 12);
-    v.push(("unsupported_method.zip", b.finish(), "entry with compression method 12 (bzip2)"));
+    v.push((
+        "unsupported_method.zip",
+        b.finish(),
+        "entry with compression method 12 (bzip2)",
+    ));
 
     let mut b = ZipBuilder::new();
     let e = b.deflated("c.txt", &corpus_text(30000));
     for x in e.payload.iter_mut().skip(200).step_by(5) {
         *x ^= 0x5a;
     }
-    v.push(("corrupt_deflate.zip", b.finish(), "deflated entry with every 5th compressed byte after the 200th flipped"));
+    v.push((
+        "corrupt_deflate.zip",
+        b.finish(),
+        "deflated entry with every 5th compressed byte after the 200th flipped",
+    ));
 
     let mut b = ZipBuilder::new();
     b.stored("big", b"abc").csize = 1000;
     let e = &mut b.entries[0];
     e.size = 1000;
-    v.push(("entry_out_of_bounds.zip", b.finish(), "stored entry claiming 1000 bytes where only 3 precede the central directory"));
+    v.push((
+        "entry_out_of_bounds.zip",
+        b.finish(),
+        "stored entry claiming 1000 bytes where only 3 precede the central directory",
+    ));
 
     v
 }

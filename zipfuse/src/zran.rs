@@ -183,8 +183,11 @@ impl Cursor {
 }
 
 /// Simple LRU of inflated blocks keyed by (entry, block number).
+/// (entry, block number).
+type BlockKey = (usize, u64);
+
 struct BlockCache {
-    map: HashMap<(usize, u64), (Arc<[u8]>, u64)>,
+    map: HashMap<BlockKey, (Arc<[u8]>, u64)>,
     order: BTreeMap<u64, (usize, u64)>,
     bytes: u64,
     cap: u64,
@@ -215,7 +218,9 @@ impl BlockCache {
         self.map.insert(key, (data, self.tick));
         self.order.insert(self.tick, key);
         while self.bytes > self.cap {
-            let Some((_, k)) = self.order.pop_first() else { break };
+            let Some((_, k)) = self.order.pop_first() else {
+                break;
+            };
             if let Some((d, _)) = self.map.remove(&k) {
                 self.bytes -= d.len() as u64;
             }
@@ -253,7 +258,9 @@ impl DeflateReader {
         let cap = opts.cache_bytes;
         DeflateReader {
             opts,
-            index: (0..entries).map(|_| Mutex::new(EntryIndex::default())).collect(),
+            index: (0..entries)
+                .map(|_| Mutex::new(EntryIndex::default()))
+                .collect(),
             holders: Mutex::new(HashMap::new()),
             used: AtomicU64::new(0),
             cursors: Mutex::new(Vec::new()),
@@ -290,7 +297,10 @@ impl DeflateReader {
         buf: &mut [u8],
     ) -> Result<usize, ZipError> {
         if e.method != Method::Deflated {
-            return Err(ZipError::CorruptDeflate { name: e.display_name(), reason: "not deflated" });
+            return Err(ZipError::CorruptDeflate {
+                name: e.display_name(),
+                reason: "not deflated",
+            });
         }
         if off >= e.size || buf.is_empty() {
             return Ok(0);
@@ -299,7 +309,10 @@ impl DeflateReader {
         let buf = &mut buf[..n];
         let end = off + n as u64;
         let Some(slot) = self.index.get(idx) else {
-            return Err(ZipError::CorruptDeflate { name: e.display_name(), reason: "no such entry" });
+            return Err(ZipError::CorruptDeflate {
+                name: e.display_name(),
+                reason: "no such entry",
+            });
         };
 
         if self.read_cached(idx, off, buf) {
@@ -313,7 +326,11 @@ impl DeflateReader {
         if ix.spacing == 0 {
             let per_entry = (self.opts.index_budget / 2).max(WINDOW as u64);
             let points = (per_entry / WINDOW as u64).max(1);
-            ix.spacing = e.size.div_ceil(points).next_power_of_two().max(self.opts.min_spacing);
+            ix.spacing = e
+                .size
+                .div_ceil(points)
+                .next_power_of_two()
+                .max(self.opts.min_spacing);
         }
         let tick = self.clock.fetch_add(1, Ordering::Relaxed);
         if !ix.points.is_empty() {
@@ -325,7 +342,10 @@ impl DeflateReader {
         let req = Request { start: off, end };
         let result = self.advance(src, idx, e, &mut ix, &mut cur, &req, buf);
         if let Err(err) = &result {
-            if let ZipError::CrcMismatch { expected, actual, .. } = err {
+            if let ZipError::CrcMismatch {
+                expected, actual, ..
+            } = err
+            {
                 ix.crc = Some((*expected, *actual));
                 ix.failed = Some("crc");
             } else if let ZipError::CorruptDeflate { reason, .. } = err {
@@ -341,8 +361,15 @@ impl DeflateReader {
 
     fn failure(&self, e: &Entry, reason: &'static str, crc: Option<(u32, u32)>) -> ZipError {
         match crc {
-            Some((expected, actual)) => ZipError::CrcMismatch { name: e.display_name(), expected, actual },
-            None => ZipError::CorruptDeflate { name: e.display_name(), reason },
+            Some((expected, actual)) => ZipError::CrcMismatch {
+                name: e.display_name(),
+                expected,
+                actual,
+            },
+            None => ZipError::CorruptDeflate {
+                name: e.display_name(),
+                reason,
+            },
         }
     }
 
@@ -408,7 +435,10 @@ impl DeflateReader {
             })?,
         };
         if !cur.restart(idx, point) {
-            return Err(ZipError::CorruptDeflate { name: String::new(), reason: "inflater restart failed" });
+            return Err(ZipError::CorruptDeflate {
+                name: String::new(),
+                reason: "inflater restart failed",
+            });
         }
         Ok(cur)
     }
@@ -435,7 +465,10 @@ impl DeflateReader {
         req: &Request,
         buf: &mut [u8],
     ) -> Result<(), ZipError> {
-        let corrupt = |reason| ZipError::CorruptDeflate { name: e.display_name(), reason };
+        let corrupt = |reason| ZipError::CorruptDeflate {
+            name: e.display_name(),
+            reason,
+        };
         let mut stalls = 0;
         while cur.out < req.end {
             // Refill input.
@@ -445,9 +478,15 @@ impl DeflateReader {
                     return Err(corrupt("compressed data ends before the stream does"));
                 }
                 let want = INPUT_CHUNK.min(usize::try_from(left).unwrap_or(INPUT_CHUNK));
-                let at = e.data_offset.checked_add(cur.in_next).ok_or_else(|| corrupt("offset overflow"))?;
+                let at = e
+                    .data_offset
+                    .checked_add(cur.in_next)
+                    .ok_or_else(|| corrupt("offset overflow"))?;
                 src.read_exact_at(&mut cur.inbuf[..want], at)
-                    .map_err(|source| ZipError::Io { what: "reading compressed data", source })?;
+                    .map_err(|source| ZipError::Io {
+                        what: "reading compressed data",
+                        source,
+                    })?;
                 cur.in_start = 0;
                 cur.in_end = want;
                 cur.in_next += want as u64;
@@ -456,7 +495,11 @@ impl DeflateReader {
             let last_out = ix.points.last().map_or(0, |p| p.out);
             let indexing = cur.out >= last_out && cur.out.saturating_add(ix.spacing) > last_out;
             let blk_off = (cur.out % BLOCK as u64) as usize;
-            let step = cur.inf.step(&cur.inbuf[cur.in_start..cur.in_end], &mut cur.blk[blk_off..], indexing);
+            let step = cur.inf.step(
+                &cur.inbuf[cur.in_start..cur.in_end],
+                &mut cur.blk[blk_off..],
+                indexing,
+            );
             if step.consumed > 0 {
                 cur.last_byte = cur.inbuf[cur.in_start + step.consumed - 1];
             }
@@ -493,7 +536,7 @@ impl DeflateReader {
                 stalls = 0;
             }
             // Completed block (or the entry's tail).
-            if step.produced > 0 && (cur.out % BLOCK as u64 == 0 || cur.out == e.size) {
+            if step.produced > 0 && (cur.out.is_multiple_of(BLOCK as u64) || cur.out == e.size) {
                 self.emit_block(idx, cur, req);
             }
             if indexing && cur.out >= last_out.saturating_add(ix.spacing) && cur.out < e.size {
@@ -529,7 +572,10 @@ impl DeflateReader {
 
     /// Checks the end of the stream and, for a cursor that saw everything, the CRC.
     fn finish(&self, e: &Entry, cur: &mut Cursor, last: Status) -> Result<(), ZipError> {
-        let corrupt = |reason| ZipError::CorruptDeflate { name: e.display_name(), reason };
+        let corrupt = |reason| ZipError::CorruptDeflate {
+            name: e.display_name(),
+            reason,
+        };
         if last != Status::StreamEnd {
             // All declared bytes are out; the stream must end without more output.
             let mut probe = [0u8; 1];
@@ -537,7 +583,9 @@ impl DeflateReader {
                 if cur.in_start == cur.in_end {
                     break;
                 }
-                let s = cur.inf.step(&cur.inbuf[cur.in_start..cur.in_end], &mut probe, false);
+                let s = cur
+                    .inf
+                    .step(&cur.inbuf[cur.in_start..cur.in_end], &mut probe, false);
                 cur.in_start += s.consumed;
                 if s.produced > 0 {
                     return Err(corrupt("inflates to more than the declared size"));
@@ -560,7 +608,11 @@ impl DeflateReader {
         if let Some(h) = cur.crc.take() {
             let actual = h.finalize();
             if actual != e.crc32 {
-                return Err(ZipError::CrcMismatch { name: e.display_name(), expected: e.crc32, actual });
+                return Err(ZipError::CrcMismatch {
+                    name: e.display_name(),
+                    expected: e.crc32,
+                    actual,
+                });
             }
         }
         Ok(())
@@ -666,7 +718,12 @@ mod tests {
     }
 
     fn small_opts() -> DeflateOptions {
-        DeflateOptions { min_spacing: 64 * 1024, index_budget: 4 << 20, max_cursors: 3, cache_bytes: 256 * 1024 }
+        DeflateOptions {
+            min_spacing: 64 * 1024,
+            index_budget: 4 << 20,
+            max_cursors: 3,
+            cache_bytes: 256 * 1024,
+        }
     }
 
     #[test]
@@ -677,13 +734,24 @@ mod tests {
         let mut out = vec![0u8; data.len()];
         let mut off = 0;
         while off < data.len() {
-            let n = r.read(z.as_slice(), 0, &e, off as u64, &mut out[off..(off + 128 * 1024).min(data.len())]).unwrap();
+            let n = r
+                .read(
+                    z.as_slice(),
+                    0,
+                    &e,
+                    off as u64,
+                    &mut out[off..(off + 128 * 1024).min(data.len())],
+                )
+                .unwrap();
             assert!(n > 0);
             off += n;
         }
         assert_eq!(out, data);
         assert!(r.checkpoints(0) > 5, "index built: {}", r.checkpoints(0));
-        assert_eq!(r.read(z.as_slice(), 0, &e, e.size, &mut [0u8; 10]).unwrap(), 0);
+        assert_eq!(
+            r.read(z.as_slice(), 0, &e, e.size, &mut [0u8; 10]).unwrap(),
+            0
+        );
     }
 
     #[test]
@@ -699,7 +767,9 @@ mod tests {
         assert!(points >= 8, "{points}");
         let mut s = 12345u64;
         for _ in 0..300 {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let off = (s >> 20) % (data.len() as u64 - 1);
             let len = 1 + (s as usize >> 3) % 9000;
             let mut buf = vec![0u8; len];
@@ -713,10 +783,16 @@ mod tests {
     fn index_memory_is_bounded() {
         let data = text(6 << 20, 3);
         let (z, e) = archive(&data);
-        let opts = DeflateOptions { min_spacing: 32 * 1024, index_budget: 256 * 1024, max_cursors: 2, cache_bytes: 128 * 1024 };
+        let opts = DeflateOptions {
+            min_spacing: 32 * 1024,
+            index_budget: 256 * 1024,
+            max_cursors: 2,
+            cache_bytes: 128 * 1024,
+        };
         let r = DeflateReader::new(1, opts, None);
         let mut buf = vec![0u8; 4096];
-        r.read(z.as_slice(), 0, &e, e.size - 4096, &mut buf).unwrap();
+        r.read(z.as_slice(), 0, &e, e.size - 4096, &mut buf)
+            .unwrap();
         assert!(r.index_bytes() <= 256 * 1024, "{}", r.index_bytes());
         assert!(r.checkpoints(0) >= 2);
         assert_eq!(&buf[..], &data[data.len() - 4096..]);
@@ -767,7 +843,12 @@ mod tests {
         }
         let z = b.finish();
         let a = parse(z.as_slice(), z.len() as u64).unwrap();
-        let opts = DeflateOptions { min_spacing: 32 * 1024, index_budget: 300 * 1024, max_cursors: 2, cache_bytes: 64 * 1024 };
+        let opts = DeflateOptions {
+            min_spacing: 32 * 1024,
+            index_budget: 300 * 1024,
+            max_cursors: 2,
+            cache_bytes: 64 * 1024,
+        };
         let r = DeflateReader::new(6, opts, None);
         let mut buf = vec![0u8; 1000];
         for round in 0..2 {

@@ -90,7 +90,11 @@ fn spawn(zip: &Path, extra: &[&str]) -> Result<Mounted, String> {
     let mut msg = String::new();
     File::from(r).read_to_string(&mut msg).unwrap();
     if msg == "ready\n" {
-        return Ok(Mounted { child: Some(child), mnt, _dir: dir });
+        return Ok(Mounted {
+            child: Some(child),
+            mnt,
+            _dir: dir,
+        });
     }
     let status = child.wait().unwrap();
     let mut err = String::new();
@@ -109,7 +113,11 @@ fn mount(zip: &Path, extra: &[&str]) -> Mounted {
 fn write_zip(path: &Path, files: &[(&str, &[u8], bool, u32)]) {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for (name, data, deflated, mode) in files {
-        let method = if *deflated { zip::CompressionMethod::Deflated } else { zip::CompressionMethod::Stored };
+        let method = if *deflated {
+            zip::CompressionMethod::Deflated
+        } else {
+            zip::CompressionMethod::Stored
+        };
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(method)
             .unix_permissions(*mode)
@@ -185,7 +193,10 @@ fn text(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -205,7 +216,12 @@ fn empty_zip() {
     assert_eq!(md.permissions().mode() & 0o777, 0o500);
     // `.` and `..` are listed by readdir itself.
     let out = Command::new("ls").arg("-a").arg(&m.mnt).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>(), vec![".", ".."]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        vec![".", ".."]
+    );
 }
 
 #[test]
@@ -243,7 +259,9 @@ fn nested_dirs_stored_deflated_and_hashes() {
     let z = d.path().join("tree.zip");
     let big_text = text(6 << 20, 1);
     let big_rand = pseudo_random(9 << 20, 2);
-    let small: Vec<Vec<u8>> = (0..40).map(|i| text(1000 + i * 300, 10 + i as u64)).collect();
+    let small: Vec<Vec<u8>> = (0..40)
+        .map(|i| text(1000 + i * 300, 10 + i as u64))
+        .collect();
     let mut files: Vec<(String, &[u8], bool, u32)> = vec![
         ("a/b/c/deep.txt".into(), b"deep", false, 0o644),
         ("big/text.log".into(), &big_text, true, 0o644),
@@ -253,7 +271,10 @@ fn nested_dirs_stored_deflated_and_hashes() {
     for (i, s) in small.iter().enumerate() {
         files.push((format!("res/d{}/f{i}.xml", i % 5), s, i % 3 != 0, 0o644));
     }
-    let refs: Vec<(&str, &[u8], bool, u32)> = files.iter().map(|(n, d, z, m)| (n.as_str(), *d, *z, *m)).collect();
+    let refs: Vec<(&str, &[u8], bool, u32)> = files
+        .iter()
+        .map(|(n, d, z, m)| (n.as_str(), *d, *z, *m))
+        .collect();
     write_zip(&z, &refs);
     let m = mount(&z, &[]);
     assert_eq!(names(&m.mnt), vec!["a", "big", "explicit", "res"]);
@@ -261,8 +282,18 @@ fn nested_dirs_stored_deflated_and_hashes() {
     // Second pass (page cache / kept cache) still equal.
     assert_eq!(tree_hashes(&m.mnt), zip_hashes(&z));
     // Implicit directories get 0500, explicit ones their own mode.
-    assert_eq!(fs::metadata(m.path("a/b")).unwrap().permissions().mode() & 0o777, 0o500);
-    assert_eq!(fs::metadata(m.path("explicit")).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(
+        fs::metadata(m.path("a/b")).unwrap().permissions().mode() & 0o777,
+        0o500
+    );
+    assert_eq!(
+        fs::metadata(m.path("explicit"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
     assert_eq!(fs::metadata(m.path("res")).unwrap().nlink(), 2 + 5);
     // Random reads in the deflated entry.
     let f = File::open(m.path("big/text.log")).unwrap();
@@ -282,7 +313,10 @@ fn directory_larger_than_one_readdir_buffer() {
     let d = tempfile::tempdir().unwrap();
     let z = d.path().join("dir.zip");
     let names_in: Vec<String> = (0..1500).map(|i| format!("d/{:0>100}", i)).collect();
-    let files: Vec<(&str, &[u8], bool, u32)> = names_in.iter().map(|n| (n.as_str(), &b"x"[..], false, 0o644)).collect();
+    let files: Vec<(&str, &[u8], bool, u32)> = names_in
+        .iter()
+        .map(|n| (n.as_str(), &b"x"[..], false, 0o644))
+        .collect();
     write_zip(&z, &files);
     let m = mount(&z, &[]);
     let listed = names(&m.path("d"));
@@ -291,8 +325,14 @@ fn directory_larger_than_one_readdir_buffer() {
     want.sort();
     assert_eq!(listed, want);
     // Stable order across two listings.
-    let a: Vec<_> = fs::read_dir(m.path("d")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    let b: Vec<_> = fs::read_dir(m.path("d")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let a: Vec<_> = fs::read_dir(m.path("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let b: Vec<_> = fs::read_dir(m.path("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(a, b);
 }
 
@@ -304,14 +344,34 @@ fn uid_gid_and_default_modes() {
     let d = tempfile::tempdir().unwrap();
     let z = d.path().join("ug.zip");
     // Mode 0 (no permission bits) falls back to the defaults.
-    write_zip(&z, &[("bin/tool", b"#!/bin/sh\n", false, 0), ("lib/data", b"d", false, 0)]);
+    write_zip(
+        &z,
+        &[
+            ("bin/tool", b"#!/bin/sh\n", false, 0),
+            ("lib/data", b"d", false, 0),
+        ],
+    );
     let m = mount(&z, &["-u", "100", "-g", "200"]);
     for p in ["bin", "bin/tool", "lib/data"] {
         let md = fs::metadata(m.path(p)).unwrap();
         assert_eq!((md.uid(), md.gid()), (100, 200), "{p}");
     }
-    assert_eq!(fs::metadata(m.path("bin/tool")).unwrap().permissions().mode() & 0o777, 0o500);
-    assert_eq!(fs::metadata(m.path("lib/data")).unwrap().permissions().mode() & 0o777, 0o400);
+    assert_eq!(
+        fs::metadata(m.path("bin/tool"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o500
+    );
+    assert_eq!(
+        fs::metadata(m.path("lib/data"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o400
+    );
 }
 
 #[test]
@@ -340,17 +400,29 @@ fn many_concurrent_readers() {
     let z = d.path().join("c.zip");
     let stored = Arc::new(pseudo_random(8 << 20, 5));
     let deflated = Arc::new(text(8 << 20, 6));
-    write_zip(&z, &[("s.bin", &stored, false, 0o644), ("d.txt", &deflated, true, 0o644)]);
+    write_zip(
+        &z,
+        &[
+            ("s.bin", &stored, false, 0o644),
+            ("d.txt", &deflated, true, 0o644),
+        ],
+    );
     let m = mount(&z, &["--threads", "4"]);
     let mut handles = Vec::new();
     for t in 0..8u64 {
-        let (path, data) = if t % 2 == 0 { (m.path("s.bin"), stored.clone()) } else { (m.path("d.txt"), deflated.clone()) };
+        let (path, data) = if t % 2 == 0 {
+            (m.path("s.bin"), stored.clone())
+        } else {
+            (m.path("d.txt"), deflated.clone())
+        };
         handles.push(std::thread::spawn(move || {
             let f = File::open(path).unwrap();
             let mut buf = vec![0u8; 8192];
             let mut s = t + 1;
             for _ in 0..300 {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let off = (s >> 16) % (data.len() as u64 - 8192);
                 f.read_exact_at(&mut buf, off).unwrap();
                 assert_eq!(&buf[..], &data[off as usize..off as usize + 8192]);
@@ -370,13 +442,26 @@ fn zip_on_a_loop_device_with_padding() {
     let d = tempfile::tempdir().unwrap();
     let z = d.path().join("blk.zip");
     let data = text(300_000, 9);
-    write_zip(&z, &[("assets/a.txt", &data, true, 0o644), ("b", b"bee", false, 0o644)]);
+    write_zip(
+        &z,
+        &[
+            ("assets/a.txt", &data, true, 0o644),
+            ("b", b"bee", false, 0o644),
+        ],
+    );
     let mut bytes = fs::read(&z).unwrap();
     bytes.resize(bytes.len().next_multiple_of(4096) + 4096, 0);
     fs::write(&z, &bytes).unwrap();
-    let out = Command::new("losetup").args(["-f", "--show", "-r"]).arg(&z).output().unwrap();
+    let out = Command::new("losetup")
+        .args(["-f", "--show", "-r"])
+        .arg(&z)
+        .output()
+        .unwrap();
     if !out.status.success() {
-        eprintln!("skipping: losetup failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "skipping: losetup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return;
     }
     let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -423,13 +508,34 @@ fn ready_file_and_fifo() {
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     // Open the read end first (non-blocking) so zipfuse's non-blocking open finds a reader.
     let cpath = CString::new(fifo.to_str().unwrap()).unwrap();
-    let rfd = nix::fcntl::open(cpath.as_c_str(), nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK, nix::sys::stat::Mode::empty()).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_zipfuse")).arg("-p").arg(&fifo).arg(&z).arg(&mnt).spawn().unwrap();
-    let guard = Mounted { child: Some(child), mnt: mnt.clone(), _dir: tempfile::tempdir().unwrap() };
+    let rfd = nix::fcntl::open(
+        cpath.as_c_str(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_zipfuse"))
+        .arg("-p")
+        .arg(&fifo)
+        .arg(&z)
+        .arg(&mnt)
+        .spawn()
+        .unwrap();
+    let guard = Mounted {
+        child: Some(child),
+        mnt: mnt.clone(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
     let rfd: OwnedFd = rfd;
     // Wait (bounded) for zipfuse to write; a FIFO without a writer yet reads as EOF.
-    let mut pfd = [nix::poll::PollFd::new(rfd.as_fd(), nix::poll::PollFlags::POLLIN)];
-    assert_eq!(nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10_000u16)).unwrap(), 1);
+    let mut pfd = [nix::poll::PollFd::new(
+        rfd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    assert_eq!(
+        nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10_000u16)).unwrap(),
+        1
+    );
     let mut f = File::from(rfd);
     let mut buf = [0u8; 6];
     f.read_exact(&mut buf).unwrap();
@@ -439,8 +545,18 @@ fn ready_file_and_fifo() {
 
     // Plain file: created atomically once mounted.
     let ready = d.path().join("ready");
-    let child = Command::new(env!("CARGO_BIN_EXE_zipfuse")).arg("-p").arg(&ready).arg(&z).arg(&mnt).spawn().unwrap();
-    let _guard = Mounted { child: Some(child), mnt: mnt.clone(), _dir: tempfile::tempdir().unwrap() };
+    let child = Command::new(env!("CARGO_BIN_EXE_zipfuse"))
+        .arg("-p")
+        .arg(&ready)
+        .arg(&z)
+        .arg(&mnt)
+        .spawn()
+        .unwrap();
+    let _guard = Mounted {
+        child: Some(child),
+        mnt: mnt.clone(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
     for _ in 0..500 {
         if ready.exists() {
             break;

@@ -1,14 +1,21 @@
 //! The demo payload: prints `Hello from Microdroid` and exits 0.
 //!
 //! Arguments (for the boot tests, passed through `task.args` of vm_config.json):
-//! `--exit N` exits with N; `--hang` never returns; `--signal N` kills itself with signal N.
+//! `--exit N` exits with N; `--hang` never returns; `--signal N` kills itself with signal N;
+//! `--exec PATH` runs PATH and exits with its status, or 126 if it cannot be executed (to show
+//! that extra APKs are mounted noexec).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     println!("Hello from Microdroid");
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] => ExitCode::SUCCESS,
         ["--exit", code] => match code.parse::<u8>() {
             Ok(code) => {
@@ -16,6 +23,13 @@ fn main() -> ExitCode {
                 ExitCode::from(code)
             }
             Err(_) => usage(),
+        },
+        ["--exec", path] => match std::process::Command::new(path).status() {
+            Ok(status) => ExitCode::from(u8::try_from(status.code().unwrap_or(1)).unwrap_or(1)),
+            Err(err) => {
+                eprintln!("cannot execute {path}: {err}");
+                ExitCode::from(126)
+            }
         },
         ["--hang"] => loop {
             std::thread::park();
@@ -34,7 +48,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: hello_payload [--exit N | --hang | --signal N]");
+    eprintln!("usage: hello_payload [--exit N | --hang | --signal N | --exec PATH]");
     ExitCode::from(2)
 }
 

@@ -19,6 +19,8 @@ pub struct ZipEntry {
     pub data: Vec<u8>,
     /// Alignment of the data offset; `None` = 4096 for `.so`, else 4.
     pub align: Option<u64>,
+    /// Unix permission bits recorded in the central directory (a zipfuse mount shows them).
+    pub mode: u32,
 }
 
 impl ZipEntry {
@@ -28,7 +30,14 @@ impl ZipEntry {
             name: name.into(),
             data: data.into(),
             align: None,
+            mode: 0o644,
         }
+    }
+
+    /// The same entry with Unix permission bits `mode` (e.g. 0o755 for a payload executable).
+    pub fn with_mode(mut self, mode: u32) -> Self {
+        self.mode = mode & 0o7777;
+        self
     }
 }
 
@@ -102,7 +111,7 @@ pub fn build_zip(entries: &[ZipEntry]) -> Result<Vec<u8>> {
         cd.extend_from_slice(&0u16.to_le_bytes()); // comment
         cd.extend_from_slice(&0u16.to_le_bytes()); // disk
         cd.extend_from_slice(&0u16.to_le_bytes()); // internal attrs
-        cd.extend_from_slice(&(0o100644u32 << 16).to_le_bytes()); // external: -rw-r--r--
+        cd.extend_from_slice(&((0o100000 | (e.mode & 0o7777)) << 16).to_le_bytes()); // external: regular file + mode
         cd.extend_from_slice(&offset.to_le_bytes());
         cd.extend_from_slice(name);
     }

@@ -21,7 +21,9 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use gpt_disk::{GptError, GptLayout, PartitionSpec, LINUX_FILESYSTEM_GUID, PARTITION_ALIGNMENT, SECTOR_SIZE};
+use gpt_disk::{
+    GptError, GptLayout, PartitionSpec, LINUX_FILESYSTEM_GUID, PARTITION_ALIGNMENT, SECTOR_SIZE,
+};
 use prost::Message;
 use thiserror::Error;
 use uuid::Uuid;
@@ -101,7 +103,10 @@ pub enum Error {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A partition of a composite disk, as AVF's `PartitionInfo`.
@@ -124,7 +129,13 @@ impl Partition {
     /// A partition backed by `path`, its size taken from the file.
     pub fn from_file(label: &str, path: &Path, writable: bool) -> Result<Self, Error> {
         let size = std::fs::metadata(path).map_err(io_err(path))?.len();
-        Ok(Partition { label: label.to_string(), path: path.to_path_buf(), size, writable, part_guid: None })
+        Ok(Partition {
+            label: label.to_string(),
+            path: path.to_path_buf(),
+            size,
+            writable,
+            part_guid: None,
+        })
     }
 }
 
@@ -194,7 +205,10 @@ impl CompositeLayout {
         for p in &partitions {
             check_path(&p.path)?;
             if p.writable && p.size % PARTITION_ALIGNMENT != 0 {
-                return Err(Error::UnalignedReadWrite { label: p.label.clone(), size: p.size });
+                return Err(Error::UnalignedReadWrite {
+                    label: p.label.clone(),
+                    size: p.size,
+                });
             }
             let mut spec = PartitionSpec::new(disk_guid, &p.label, p.size);
             spec.type_guid = LINUX_FILESYSTEM_GUID;
@@ -243,7 +257,12 @@ impl CompositeLayout {
                 return Err(Error::DuplicateOffset(w[0].offset));
             }
         }
-        Ok(CompositeLayout { gpt, partitions, aux, components })
+        Ok(CompositeLayout {
+            gpt,
+            partitions,
+            aux,
+            components,
+        })
     }
 
     /// Total disk size.
@@ -331,7 +350,11 @@ impl CompositeLayout {
         let mut extents = String::new();
         let mut line = |sectors: u64, path: &Path| {
             // Paths were checked in `new`.
-            let _ = writeln!(extents, "RW {sectors} FLAT \"{}\" 0", path.to_string_lossy());
+            let _ = writeln!(
+                extents,
+                "RW {sectors} FLAT \"{}\" 0",
+                path.to_string_lossy()
+            );
         };
         for c in &self.components {
             match c.kind {
@@ -344,7 +367,9 @@ impl CompositeLayout {
                         line(zero, &c.path);
                     }
                 }
-                ComponentKind::Header | ComponentKind::Footer => line(c.length / SECTOR_SIZE, &c.path),
+                ComponentKind::Header | ComponentKind::Footer => {
+                    line(c.length / SECTOR_SIZE, &c.path)
+                }
             }
         }
         format!(
@@ -383,7 +408,11 @@ pub struct OutputPaths {
 
 /// Plans the disk and writes the header, footer, zero filler, composite spec and (optionally)
 /// the VMDK descriptor. Partition files are referenced, never copied.
-pub fn create_composite_disk(disk_guid: Uuid, partitions: Vec<Partition>, out: &OutputPaths) -> Result<CompositeLayout, Error> {
+pub fn create_composite_disk(
+    disk_guid: Uuid,
+    partitions: Vec<Partition>,
+    out: &OutputPaths,
+) -> Result<CompositeLayout, Error> {
     let layout = CompositeLayout::new(disk_guid, partitions, out.aux.clone())?;
     layout.write_aux_files(&out.aux)?;
     write_file(&out.composite, &layout.composite_bytes())?;
@@ -398,14 +427,30 @@ mod tests {
     use super::*;
 
     fn aux() -> AuxPaths {
-        AuxPaths { header: "hdr.img".into(), footer: "ftr.img".into(), zero_filler: "zero.img".into() }
+        AuxPaths {
+            header: "hdr.img".into(),
+            footer: "ftr.img".into(),
+            zero_filler: "zero.img".into(),
+        }
     }
 
     fn reference_layout() -> CompositeLayout {
         let disk = Uuid::from_u128(0x12345678_1234_5678_abcd_12345678abcd);
         let parts = vec![
-            Partition { label: "vbmeta_a".into(), path: "p1.img".into(), size: 10000, writable: false, part_guid: Some(Uuid::from_u128(1)) },
-            Partition { label: "super".into(), path: "p2.img".into(), size: 8192, writable: true, part_guid: Some(Uuid::from_u128(2)) },
+            Partition {
+                label: "vbmeta_a".into(),
+                path: "p1.img".into(),
+                size: 10000,
+                writable: false,
+                part_guid: Some(Uuid::from_u128(1)),
+            },
+            Partition {
+                label: "super".into(),
+                path: "p2.img".into(),
+                size: 8192,
+                writable: true,
+                part_guid: Some(Uuid::from_u128(2)),
+            },
         ];
         CompositeLayout::new(disk, parts, aux()).unwrap_or_else(|e| unreachable!("{e}"))
     }
@@ -484,29 +529,72 @@ mod tests {
 
     #[test]
     fn rejects_unaligned_writable_and_bad_paths() {
-        let p = Partition { label: "a".into(), path: "a".into(), size: 100, writable: true, part_guid: None };
+        let p = Partition {
+            label: "a".into(),
+            path: "a".into(),
+            size: 100,
+            writable: true,
+            part_guid: None,
+        };
         assert!(matches!(
             CompositeLayout::new(Uuid::nil(), vec![p.clone()], aux()),
             Err(Error::UnalignedReadWrite { size: 100, .. })
         ));
-        let q = Partition { path: "a\"b".into(), writable: false, ..p.clone() };
-        assert!(matches!(CompositeLayout::new(Uuid::nil(), vec![q], aux()), Err(Error::UnrepresentablePath(_))));
-        let dup = Partition { writable: false, ..p.clone() };
-        assert!(matches!(CompositeLayout::new(Uuid::nil(), vec![dup.clone(), dup], aux()), Err(Error::Gpt(_))));
-        let empty = Partition { size: 0, writable: false, ..p };
-        assert!(matches!(CompositeLayout::new(Uuid::nil(), vec![empty], aux()), Err(Error::DuplicateOffset(20480))));
+        let q = Partition {
+            path: "a\"b".into(),
+            writable: false,
+            ..p.clone()
+        };
+        assert!(matches!(
+            CompositeLayout::new(Uuid::nil(), vec![q], aux()),
+            Err(Error::UnrepresentablePath(_))
+        ));
+        let dup = Partition {
+            writable: false,
+            ..p.clone()
+        };
+        assert!(matches!(
+            CompositeLayout::new(Uuid::nil(), vec![dup.clone(), dup], aux()),
+            Err(Error::Gpt(_))
+        ));
+        let empty = Partition {
+            size: 0,
+            writable: false,
+            ..p
+        };
+        assert!(matches!(
+            CompositeLayout::new(Uuid::nil(), vec![empty], aux()),
+            Err(Error::DuplicateOffset(20480))
+        ));
     }
 
     #[test]
     fn sub_sector_partition_vmdk() {
         // 1000 bytes: 2 sectors of the file (QEMU zero-fills past EOF) + 6 zero-filler sectors.
-        let p = Partition { label: "x".into(), path: "x.img".into(), size: 1000, writable: false, part_guid: None };
-        let l = CompositeLayout::new(Uuid::nil(), vec![p], aux()).unwrap_or_else(|e| unreachable!("{e}"));
+        let p = Partition {
+            label: "x".into(),
+            path: "x.img".into(),
+            size: 1000,
+            writable: false,
+            part_guid: None,
+        };
+        let l = CompositeLayout::new(Uuid::nil(), vec![p], aux())
+            .unwrap_or_else(|e| unreachable!("{e}"));
         let d = l.vmdk_descriptor();
-        assert!(d.contains("RW 2 FLAT \"x.img\" 0\nRW 6 FLAT \"zero.img\" 0\n"), "{d}");
+        assert!(
+            d.contains("RW 2 FLAT \"x.img\" 0\nRW 6 FLAT \"zero.img\" 0\n"),
+            "{d}"
+        );
         // 4096 aligned: no filler.
-        let p = Partition { label: "y".into(), path: "y.img".into(), size: 8192, writable: false, part_guid: None };
-        let l = CompositeLayout::new(Uuid::nil(), vec![p], aux()).unwrap_or_else(|e| unreachable!("{e}"));
+        let p = Partition {
+            label: "y".into(),
+            path: "y.img".into(),
+            size: 8192,
+            writable: false,
+            part_guid: None,
+        };
+        let l = CompositeLayout::new(Uuid::nil(), vec![p], aux())
+            .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(l.components().len(), 3);
     }
 }

@@ -45,7 +45,9 @@ impl ParsedComposite {
         if bytes.len() > MAX_SPEC_SIZE {
             return Err(Error::SpecTooLarge(bytes.len()));
         }
-        let body = bytes.strip_prefix(&CDISK_MAGIC[..]).ok_or(Error::BadMagic)?;
+        let body = bytes
+            .strip_prefix(&CDISK_MAGIC[..])
+            .ok_or(Error::BadMagic)?;
         let proto = CompositeDisk::decode(body)?;
         if proto.version > COMPOSITE_DISK_VERSION {
             return Err(Error::UnsupportedVersion(proto.version));
@@ -66,12 +68,17 @@ impl ParsedComposite {
                 Err(_) => return Err(Error::UnknownCapability(c.read_write_capability)),
             };
             let end = match comps.get(i + 1) {
-                Some(next) if next.offset == c.offset => return Err(Error::DuplicateOffset(c.offset)),
+                Some(next) if next.offset == c.offset => {
+                    return Err(Error::DuplicateOffset(c.offset))
+                }
                 Some(next) => next.offset,
                 None => proto.length,
             };
             if c.offset >= end || c.offset >= proto.length {
-                return Err(Error::ComponentPastEnd { offset: c.offset, length: proto.length });
+                return Err(Error::ComponentPastEnd {
+                    offset: c.offset,
+                    length: proto.length,
+                });
             }
             out.push(ParsedComponent {
                 file_path: c.file_path.clone(),
@@ -84,17 +91,27 @@ impl ParsedComposite {
         if out[0].offset != 0 {
             return Err(Error::GapAtStart(out[0].offset));
         }
-        Ok(ParsedComposite { version: proto.version, length: proto.length, components: out })
+        Ok(ParsedComposite {
+            version: proto.version,
+            length: proto.length,
+            components: out,
+        })
     }
 
     /// Reads and parses a spec file (bounded read).
     pub fn read(path: &Path) -> Result<Self, Error> {
         use std::io::Read;
-        let f = std::fs::File::open(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let f = std::fs::File::open(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut buf = Vec::new();
         f.take(MAX_SPEC_SIZE as u64 + 1)
             .read_to_end(&mut buf)
-            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+            .map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Self::parse(&buf)
     }
 }
@@ -120,7 +137,12 @@ mod tests {
             version,
             component_disks: comps
                 .into_iter()
-                .map(|(offset, rw)| ComponentDisk { file_path: format!("f{offset}"), offset, read_write_capability: rw, file_offset: 0 })
+                .map(|(offset, rw)| ComponentDisk {
+                    file_path: format!("f{offset}"),
+                    offset,
+                    read_write_capability: rw,
+                    file_offset: 0,
+                })
                 .collect(),
             length,
         };
@@ -130,7 +152,8 @@ mod tests {
 
     #[test]
     fn parses_and_sorts() {
-        let p = ParsedComposite::parse(&spec(vec![(100, 1), (0, 0)], 300, 2)).unwrap_or_else(|e| unreachable!("{e}"));
+        let p = ParsedComposite::parse(&spec(vec![(100, 1), (0, 0)], 300, 2))
+            .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(p.components[0].length, 100);
         assert_eq!(p.components[1].length, 200);
         assert!(p.components[1].writable);
@@ -138,20 +161,50 @@ mod tests {
 
     #[test]
     fn rejects() {
-        assert!(matches!(ParsedComposite::parse(b"composite_disk"), Err(Error::BadMagic)));
-        assert!(matches!(ParsedComposite::parse(&spec(vec![(0, 0)], 10, 3)), Err(Error::UnsupportedVersion(3))));
-        assert!(matches!(ParsedComposite::parse(&spec(vec![(0, 0), (0, 0)], 10, 2)), Err(Error::DuplicateOffset(0))));
-        assert!(matches!(ParsedComposite::parse(&spec(vec![(0, 0), (10, 0)], 10, 2)), Err(Error::ComponentPastEnd { offset: 10, .. })));
-        assert!(matches!(ParsedComposite::parse(&spec(vec![(0, 5)], 10, 2)), Err(Error::UnknownCapability(5))));
-        assert!(matches!(ParsedComposite::parse(&spec(vec![(4, 0)], 10, 2)), Err(Error::GapAtStart(4))));
-        assert!(matches!(ParsedComposite::parse(&spec(vec![], 10, 2)), Err(Error::NoComponents)));
-        assert!(matches!(ParsedComposite::parse(&vec![0u8; MAX_SPEC_SIZE + 1]), Err(Error::SpecTooLarge(_))));
+        assert!(matches!(
+            ParsedComposite::parse(b"composite_disk"),
+            Err(Error::BadMagic)
+        ));
+        assert!(matches!(
+            ParsedComposite::parse(&spec(vec![(0, 0)], 10, 3)),
+            Err(Error::UnsupportedVersion(3))
+        ));
+        assert!(matches!(
+            ParsedComposite::parse(&spec(vec![(0, 0), (0, 0)], 10, 2)),
+            Err(Error::DuplicateOffset(0))
+        ));
+        assert!(matches!(
+            ParsedComposite::parse(&spec(vec![(0, 0), (10, 0)], 10, 2)),
+            Err(Error::ComponentPastEnd { offset: 10, .. })
+        ));
+        assert!(matches!(
+            ParsedComposite::parse(&spec(vec![(0, 5)], 10, 2)),
+            Err(Error::UnknownCapability(5))
+        ));
+        assert!(matches!(
+            ParsedComposite::parse(&spec(vec![(4, 0)], 10, 2)),
+            Err(Error::GapAtStart(4))
+        ));
+        assert!(matches!(
+            ParsedComposite::parse(&spec(vec![], 10, 2)),
+            Err(Error::NoComponents)
+        ));
+        assert!(matches!(
+            ParsedComposite::parse(&vec![0u8; MAX_SPEC_SIZE + 1]),
+            Err(Error::SpecTooLarge(_))
+        ));
     }
 
     #[test]
     fn resolves_paths_like_crosvm() {
         let s = Path::new("/run/vm/composite.img");
-        assert_eq!(resolve_component_path(s, "/proc/self/fd/7"), PathBuf::from("/proc/self/fd/7"));
-        assert_eq!(resolve_component_path(s, "hdr.img"), PathBuf::from("/run/vm/hdr.img"));
+        assert_eq!(
+            resolve_component_path(s, "/proc/self/fd/7"),
+            PathBuf::from("/proc/self/fd/7")
+        );
+        assert_eq!(
+            resolve_component_path(s, "hdr.img"),
+            PathBuf::from("/run/vm/hdr.img")
+        );
     }
 }

@@ -5,7 +5,11 @@ use composite::fuzzing::parse_spec;
 use composite::Error;
 
 fn load(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/testdata/bad/{name}.img", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/testdata/bad/{name}.img",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 macro_rules! case {
@@ -28,15 +32,28 @@ case!(protobuf_path_not_utf8, Error::Decode(_));
 case!(version_3, Error::UnsupportedVersion(3));
 case!(no_components, Error::NoComponents);
 case!(duplicate_offset, Error::DuplicateOffset(0));
-case!(component_past_end, Error::ComponentPastEnd { offset: 10, length: 10 });
-case!(zero_length_disk, Error::ComponentPastEnd { offset: 0, length: 0 });
+case!(
+    component_past_end,
+    Error::ComponentPastEnd {
+        offset: 10,
+        length: 10
+    }
+);
+case!(
+    zero_length_disk,
+    Error::ComponentPastEnd {
+        offset: 0,
+        length: 0
+    }
+);
 case!(unknown_capability, Error::UnknownCapability(2));
 case!(empty_path, Error::EmptyPath(0));
 case!(gap_at_start, Error::GapAtStart(512));
 
 #[test]
 fn corpus_is_covered() {
-    let known = include_str!("bad_corpus.rs");
+    // Whitespace-insensitive, so that rustfmt's line breaks inside `case!(...)` do not matter.
+    let known: String = include_str!("bad_corpus.rs").split_whitespace().collect();
     let dir = format!("{}/testdata/bad", env!("CARGO_MANIFEST_DIR"));
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
@@ -45,7 +62,11 @@ fn corpus_is_covered() {
             continue;
         }
         let stem = p.file_stem().unwrap().to_string_lossy().to_string();
-        assert!(known.contains(&format!("case!({stem},")), "no test for {}", p.display());
+        assert!(
+            known.contains(&format!("case!({stem},")),
+            "no test for {}",
+            p.display()
+        );
         let _ = parse_spec(&std::fs::read(&p).unwrap());
         n += 1;
     }

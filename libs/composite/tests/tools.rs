@@ -9,12 +9,18 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use composite::{create_composite_disk, resolve_component_path, AuxPaths, OutputPaths, ParsedComposite, Partition};
+use composite::{
+    create_composite_disk, resolve_component_path, AuxPaths, OutputPaths, ParsedComposite,
+    Partition,
+};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 fn sha(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -25,13 +31,18 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn kat(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/kat").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/kat")
+        .join(name)
 }
 
 fn tool(name: &str) -> bool {
     let found = Command::new(name).arg("--help").output().is_ok();
     if !found {
-        assert!(std::env::var_os("CI").is_none(), "{name} is required under CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is required under CI"
+        );
         eprintln!("SKIP: {name} not installed");
     }
     found
@@ -59,13 +70,29 @@ fn build_kat(name: &str, p1: PathBuf, p2: PathBuf) -> Kat {
     let dir = tmpdir(name);
     let disk = Uuid::parse_str("12345678-1234-5678-abcd-12345678abcd").unwrap();
     let parts = vec![
-        Partition { label: "vbmeta_a".into(), path: p1, size: 10000, writable: false, part_guid: Some(Uuid::from_u128(1)) },
-        Partition { label: "super".into(), path: p2, size: 8192, writable: true, part_guid: Some(Uuid::from_u128(2)) },
+        Partition {
+            label: "vbmeta_a".into(),
+            path: p1,
+            size: 10000,
+            writable: false,
+            part_guid: Some(Uuid::from_u128(1)),
+        },
+        Partition {
+            label: "super".into(),
+            path: p2,
+            size: 8192,
+            writable: true,
+            part_guid: Some(Uuid::from_u128(2)),
+        },
     ];
     let out = OutputPaths {
         composite: dir.join("composite.img"),
         vmdk: Some(dir.join("composite.vmdk")),
-        aux: AuxPaths { header: dir.join("hdr.img"), footer: dir.join("ftr.img"), zero_filler: dir.join("zero.img") },
+        aux: AuxPaths {
+            header: dir.join("hdr.img"),
+            footer: dir.join("ftr.img"),
+            zero_filler: dir.join("zero.img"),
+        },
     };
     let layout = create_composite_disk(disk, parts, &out).unwrap();
     assert_eq!(layout.disk_size(), 61440);
@@ -80,10 +107,22 @@ fn build_kat(name: &str, p1: PathBuf, p2: PathBuf) -> Kat {
 #[test]
 fn known_answer_files() {
     let k = build_kat("kat", kat("p1.img"), kat("p2.img"));
-    assert_eq!(sha(&std::fs::read(&k.out.aux.header).unwrap()), "50c50315db79d7f20fee9d178a3edab18fe6019134360689112e9975930b957c");
-    assert_eq!(sha(&std::fs::read(&k.out.aux.footer).unwrap()), "f2ed9c903ac3ead71ae1d459ea164c89745107d1067f97309b30decfbde6281f");
-    assert_eq!(sha(&k.flat), "b2f0176d52039e6886c8f92a71a81b2d3adacb7467a0a4f512d808b45b327393");
-    assert_eq!(std::fs::read(&k.out.aux.zero_filler).unwrap(), vec![0u8; 4096]);
+    assert_eq!(
+        sha(&std::fs::read(&k.out.aux.header).unwrap()),
+        "50c50315db79d7f20fee9d178a3edab18fe6019134360689112e9975930b957c"
+    );
+    assert_eq!(
+        sha(&std::fs::read(&k.out.aux.footer).unwrap()),
+        "f2ed9c903ac3ead71ae1d459ea164c89745107d1067f97309b30decfbde6281f"
+    );
+    assert_eq!(
+        sha(&k.flat),
+        "b2f0176d52039e6886c8f92a71a81b2d3adacb7467a0a4f512d808b45b327393"
+    );
+    assert_eq!(
+        std::fs::read(&k.out.aux.zero_filler).unwrap(),
+        vec![0u8; 4096]
+    );
     // Reading the disk through the spec gives the flat image.
     assert_eq!(sha(&read_through_spec(&k.out.composite)), sha(&k.flat));
     std::fs::remove_dir_all(&k.dir).unwrap();
@@ -105,9 +144,17 @@ fn qemu_img_compare_vmdk_with_raw() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("Images are identical."), "{stdout}");
-    let info = Command::new("qemu-img").args(["info", "-U", "--output=json"]).arg(&vmdk).output().unwrap();
+    let info = Command::new("qemu-img")
+        .args(["info", "-U", "--output=json"])
+        .arg(&vmdk)
+        .output()
+        .unwrap();
     let info = String::from_utf8_lossy(&info.stdout);
     assert!(info.contains("\"virtual-size\": 61440"), "{info}");
     std::fs::remove_dir_all(&k.dir).unwrap();
@@ -129,13 +176,25 @@ fn sgdisk_reads_back_gpt() {
         .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
         .filter(|w| w.len() >= 7 && (w[0] == "1" || w[0] == "2"))
         .collect();
-    assert_eq!(rows[0][1..3], ["40".to_string(), "63".to_string()], "{text}");
+    assert_eq!(
+        rows[0][1..3],
+        ["40".to_string(), "63".to_string()],
+        "{text}"
+    );
     assert_eq!(rows[0].last().unwrap(), "vbmeta_a");
-    assert_eq!(rows[1][1..3], ["64".to_string(), "79".to_string()], "{text}");
+    assert_eq!(
+        rows[1][1..3],
+        ["64".to_string(), "79".to_string()],
+        "{text}"
+    );
     assert_eq!(rows[1].last().unwrap(), "super");
     assert!(text.contains("last usable sector is 86"), "{text}");
     let v = Command::new("sgdisk").arg("-v").arg(&raw).output().unwrap();
-    assert!(String::from_utf8_lossy(&v.stdout).contains("No problems found"), "{}", String::from_utf8_lossy(&v.stdout));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("No problems found"),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
     std::fs::remove_dir_all(&k.dir).unwrap();
 }
 
@@ -147,9 +206,18 @@ fn proc_self_fd_paths() {
     let fd_path = |f: &File| PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
     let k = build_kat("fd", fd_path(&f1), fd_path(&f2));
     let spec = ParsedComposite::read(&k.out.composite).unwrap();
-    assert_eq!(spec.components[1].file_path, format!("/proc/self/fd/{}", f1.as_raw_fd()));
+    assert_eq!(
+        spec.components[1].file_path,
+        format!("/proc/self/fd/{}", f1.as_raw_fd())
+    );
     assert_eq!(sha(&read_through_spec(&k.out.composite)), sha(&k.flat));
     let vmdk = std::fs::read_to_string(k.out.vmdk.as_ref().unwrap()).unwrap();
-    assert!(vmdk.contains(&format!("RW 20 FLAT \"/proc/self/fd/{}\" 0", f1.as_raw_fd())), "{vmdk}");
+    assert!(
+        vmdk.contains(&format!(
+            "RW 20 FLAT \"/proc/self/fd/{}\" 0",
+            f1.as_raw_fd()
+        )),
+        "{vmdk}"
+    );
     std::fs::remove_dir_all(&k.dir).unwrap();
 }

@@ -58,7 +58,11 @@ pub enum GptError {
     #[error("not a GPT disk: {0}")]
     NotGpt(&'static str),
     #[error("GPT {what} CRC32 is {found:#010x}, expected {expected:#010x}")]
-    BadCrc { what: &'static str, found: u32, expected: u32 },
+    BadCrc {
+        what: &'static str,
+        found: u32,
+        expected: u32,
+    },
     #[error("partition entry {index} is out of the disk's usable range")]
     EntryOutOfRange { index: usize },
 }
@@ -138,8 +142,14 @@ impl GptLayout {
                 .checked_next_multiple_of(PARTITION_ALIGNMENT)
                 .ok_or(GptError::DiskTooLarge)?;
             let offset = next;
-            next = next.checked_add(aligned_size).ok_or(GptError::DiskTooLarge)?;
-            partitions.push(PlacedPartition { spec, offset, aligned_size });
+            next = next
+                .checked_add(aligned_size)
+                .ok_or(GptError::DiskTooLarge)?;
+            partitions.push(PlacedPartition {
+                spec,
+                offset,
+                aligned_size,
+            });
         }
         let footer_offset = next;
         let disk_size = footer_offset
@@ -148,7 +158,12 @@ impl GptLayout {
         if disk_size / SECTOR_SIZE > u64::from(u32::MAX) {
             return Err(GptError::DiskTooLarge);
         }
-        Ok(GptLayout { disk_guid, partitions, footer_offset, disk_size })
+        Ok(GptLayout {
+            disk_guid,
+            partitions,
+            footer_offset,
+            disk_size,
+        })
     }
 
     pub fn disk_guid(&self) -> Uuid {
@@ -247,11 +262,19 @@ impl GptLayout {
 
     /// Writes the whole disk into `out`: table, each partition's bytes from `sources` (one reader
     /// per partition, in order, each yielding exactly the partition's size), zero padding, footer.
-    pub fn write_disk<W: Write>(&self, out: &mut W, sources: &mut [&mut dyn Read]) -> io::Result<()> {
+    pub fn write_disk<W: Write>(
+        &self,
+        out: &mut W,
+        sources: &mut [&mut dyn Read],
+    ) -> io::Result<()> {
         if sources.len() != self.partitions.len() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{} partitions but {} sources", self.partitions.len(), sources.len()),
+                format!(
+                    "{} partitions but {} sources",
+                    self.partitions.len(),
+                    sources.len()
+                ),
             ));
         }
         out.write_all(&self.header())?;
@@ -261,7 +284,10 @@ impl GptLayout {
             if copied != part.spec.size {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!("partition {:?}: {copied} of {} bytes", part.spec.label, part.spec.size),
+                    format!(
+                        "partition {:?}: {copied} of {} bytes",
+                        part.spec.label, part.spec.size
+                    ),
                 ));
             }
             out.write_all(&zeros[..part.padding() as usize])?;
@@ -271,7 +297,11 @@ impl GptLayout {
 }
 
 /// Assembles a raw GPT disk at `out` from `(label, image file)` pairs, copying each image.
-pub fn write_raw_disk(out: &Path, disk_guid: Uuid, partitions: &[(&str, &Path)]) -> io::Result<GptLayout> {
+pub fn write_raw_disk(
+    out: &Path,
+    disk_guid: Uuid,
+    partitions: &[(&str, &Path)],
+) -> io::Result<GptLayout> {
     let mut specs = Vec::with_capacity(partitions.len());
     let mut files = Vec::with_capacity(partitions.len());
     for (label, path) in partitions {
@@ -280,9 +310,11 @@ pub fn write_raw_disk(out: &Path, disk_guid: Uuid, partitions: &[(&str, &Path)])
         specs.push(PartitionSpec::new(disk_guid, label, size));
         files.push(file);
     }
-    let layout = GptLayout::new(disk_guid, specs).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let layout = GptLayout::new(disk_guid, specs)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let mut readers: Vec<&mut dyn Read> = files.iter_mut().map(|f| f as &mut dyn Read).collect();
-    let mut writer = io::BufWriter::with_capacity(1 << 20, File::create(out).map_err(|e| annotate(e, out))?);
+    let mut writer =
+        io::BufWriter::with_capacity(1 << 20, File::create(out).map_err(|e| annotate(e, out))?);
     layout.write_disk(&mut writer, &mut readers)?;
     writer.flush()?;
     Ok(layout)
@@ -319,7 +351,11 @@ pub fn read_partitions(head: &[u8]) -> Result<Vec<PartitionEntry>, GptError> {
     let expected = le_u32(&hdr[16..20]);
     let found = crc32fast::hash(&copy);
     if found != expected {
-        return Err(GptError::BadCrc { what: "header", found, expected });
+        return Err(GptError::BadCrc {
+            what: "header",
+            found,
+            expected,
+        });
     }
     let first_usable = le_u64(&hdr[40..48]);
     let last_usable = le_u64(&hdr[48..56]);
@@ -341,7 +377,11 @@ pub fn read_partitions(head: &[u8]) -> Result<Vec<PartitionEntry>, GptError> {
     let expected = le_u32(&hdr[88..92]);
     let found = crc32fast::hash(entries);
     if found != expected {
-        return Err(GptError::BadCrc { what: "entry array", found, expected });
+        return Err(GptError::BadCrc {
+            what: "entry array",
+            found,
+            expected,
+        });
     }
     let mut out = Vec::new();
     for (index, entry) in entries.chunks_exact(entry_size as usize).enumerate() {
@@ -385,7 +425,10 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     fn hex(data: &[u8]) -> String {
-        Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+        Sha256::digest(data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Python's `random.seed(1)` stream is not reproducible here, so the known-answer check
@@ -415,8 +458,14 @@ mod tests {
         let footer = layout.footer();
         assert_eq!(header.len(), 20480);
         assert_eq!(footer.len(), 20480);
-        assert_eq!(hex(&header), "50c50315db79d7f20fee9d178a3edab18fe6019134360689112e9975930b957c");
-        assert_eq!(hex(&footer), "f2ed9c903ac3ead71ae1d459ea164c89745107d1067f97309b30decfbde6281f");
+        assert_eq!(
+            hex(&header),
+            "50c50315db79d7f20fee9d178a3edab18fe6019134360689112e9975930b957c"
+        );
+        assert_eq!(
+            hex(&footer),
+            "f2ed9c903ac3ead71ae1d459ea164c89745107d1067f97309b30decfbde6281f"
+        );
         let parts = layout.partitions();
         assert_eq!((parts[0].first_lba(), parts[0].last_lba()), (40, 63));
         assert_eq!((parts[1].first_lba(), parts[1].last_lba()), (64, 79));
@@ -436,15 +485,26 @@ mod tests {
     #[test]
     fn rejects_duplicates_bad_labels_and_too_many() {
         let disk = Uuid::nil();
-        let dup = vec![PartitionSpec::new(disk, "a", 1), PartitionSpec::new(disk, "a", 1)];
-        assert_eq!(GptLayout::new(disk, dup), Err(GptError::DuplicateLabel("a".into())));
+        let dup = vec![
+            PartitionSpec::new(disk, "a", 1),
+            PartitionSpec::new(disk, "a", 1),
+        ];
+        assert_eq!(
+            GptLayout::new(disk, dup),
+            Err(GptError::DuplicateLabel("a".into()))
+        );
         let long = "x".repeat(37);
         assert_eq!(
             GptLayout::new(disk, vec![PartitionSpec::new(disk, &long, 1)]),
             Err(GptError::BadLabel(long))
         );
-        let many = (0..129).map(|i| PartitionSpec::new(disk, &format!("p{i}"), 1)).collect();
-        assert_eq!(GptLayout::new(disk, many), Err(GptError::TooManyPartitions(129)));
+        let many = (0..129)
+            .map(|i| PartitionSpec::new(disk, &format!("p{i}"), 1))
+            .collect();
+        assert_eq!(
+            GptLayout::new(disk, many),
+            Err(GptError::TooManyPartitions(129))
+        );
         let huge = vec![PartitionSpec::new(disk, "big", 3 << 40)];
         assert_eq!(GptLayout::new(disk, huge), Err(GptError::DiskTooLarge));
     }
@@ -452,16 +512,31 @@ mod tests {
     #[test]
     fn reader_rejects_corruption() {
         let header = reference_layout().header();
-        assert_eq!(read_partitions(&header[..1100]), Err(GptError::NotGpt("entry array past the end of the data")));
+        assert_eq!(
+            read_partitions(&header[..1100]),
+            Err(GptError::NotGpt("entry array past the end of the data"))
+        );
         let mut bad_sig = header.clone();
         bad_sig[512] = b'X';
-        assert!(matches!(read_partitions(&bad_sig), Err(GptError::NotGpt(_))));
+        assert!(matches!(
+            read_partitions(&bad_sig),
+            Err(GptError::NotGpt(_))
+        ));
         let mut bad_entry = header.clone();
         bad_entry[1024 + 60] ^= 1;
-        assert!(matches!(read_partitions(&bad_entry), Err(GptError::BadCrc { what: "entry array", .. })));
+        assert!(matches!(
+            read_partitions(&bad_entry),
+            Err(GptError::BadCrc {
+                what: "entry array",
+                ..
+            })
+        ));
         let mut bad_header = header;
         bad_header[512 + 40] ^= 1;
-        assert!(matches!(read_partitions(&bad_header), Err(GptError::BadCrc { what: "header", .. })));
+        assert!(matches!(
+            read_partitions(&bad_header),
+            Err(GptError::BadCrc { what: "header", .. })
+        ));
     }
 
     #[test]
@@ -472,13 +547,21 @@ mod tests {
         std::fs::write(&a, vec![0xA5u8; 10000]).unwrap();
         std::fs::write(&b, vec![0x5Au8; 8192]).unwrap();
         let disk = dir.path().join("disk.img");
-        let layout = write_raw_disk(&disk, Uuid::from_u128(7), &[("vbmeta_a", &a), ("super", &b)]).unwrap();
+        let layout = write_raw_disk(
+            &disk,
+            Uuid::from_u128(7),
+            &[("vbmeta_a", &a), ("super", &b)],
+        )
+        .unwrap();
         let bytes = std::fs::read(&disk).unwrap();
         assert_eq!(bytes.len() as u64, layout.disk_size());
         assert_eq!(&bytes[20480..30480], &vec![0xA5u8; 10000][..]);
         assert!(bytes[30480..32768].iter().all(|&b| b == 0));
         assert_eq!(&bytes[32768..40960], &vec![0x5Au8; 8192][..]);
-        let out = std::process::Command::new("sgdisk").arg("-v").arg(&disk).output();
+        let out = std::process::Command::new("sgdisk")
+            .arg("-v")
+            .arg(&disk)
+            .output();
         let out = out.expect("sgdisk (package gdisk, installed by `make setup`) must be available");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("No problems found"), "sgdisk -v: {text}");

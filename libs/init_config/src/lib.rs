@@ -74,20 +74,28 @@ impl InitConfig {
             let line = index + 1;
             let err = |message: String| ConfigError::Syntax { line, message };
             let words = split_words(raw).map_err(err)?;
-            let Some((keyword, rest)) = words.split_first() else { continue };
+            let Some((keyword, rest)) = words.split_first() else {
+                continue;
+            };
             let indented = raw.starts_with([' ', '\t']);
             if !indented {
                 if keyword != "service" {
-                    return Err(err(format!("unknown statement {keyword:?} (expected \"service\")")));
+                    return Err(err(format!(
+                        "unknown statement {keyword:?} (expected \"service\")"
+                    )));
                 }
                 let [name, path, args @ ..] = rest else {
                     return Err(err("usage: service <name> <path> [args...]".into()));
                 };
                 if !valid_name(name) {
-                    return Err(err(format!("bad service name {name:?}: use letters, digits, '_', '-', '.'")));
+                    return Err(err(format!(
+                        "bad service name {name:?}: use letters, digits, '_', '-', '.'"
+                    )));
                 }
                 if !path.starts_with('/') {
-                    return Err(err(format!("service {name:?}: path {path:?} is not absolute")));
+                    return Err(err(format!(
+                        "service {name:?}: path {path:?} is not absolute"
+                    )));
                 }
                 if !names.insert(name.clone()) {
                     return Err(err(format!("service {name:?} is defined twice")));
@@ -137,11 +145,18 @@ impl InitConfig {
                     service.poweroff_on_exit = true;
                 }
                 "setenv" => match rest {
-                    [key, value] if valid_env_key(key) => service.env.push((key.clone(), value.clone())),
+                    [key, value] if valid_env_key(key) => {
+                        service.env.push((key.clone(), value.clone()))
+                    }
                     [key, _] => return Err(err(format!("bad environment variable name {key:?}"))),
                     _ => return Err(err("usage: setenv <KEY> <VALUE>".into())),
                 },
-                other => return Err(err(format!("unknown option {other:?} in service {:?}", service.name))),
+                other => {
+                    return Err(err(format!(
+                        "unknown option {other:?} in service {:?}",
+                        service.name
+                    )))
+                }
             }
         }
         if services.is_empty() {
@@ -158,7 +173,9 @@ impl InitConfig {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 fn valid_env_key(key: &str) -> bool {
@@ -243,22 +260,40 @@ service logger /system/bin/logger --tag "a b" x   # trailing comment
     #[test]
     fn errors_name_the_line() {
         assert_eq!(syntax_error("service a /x\n    bogus\n").0, 2);
-        assert!(syntax_error("service a /x\n    bogus\n").1.contains("unknown option \"bogus\""));
+        assert!(syntax_error("service a /x\n    bogus\n")
+            .1
+            .contains("unknown option \"bogus\""));
         assert!(syntax_error("on boot\n").1.contains("unknown statement"));
         assert!(syntax_error("  oneshot\n").1.contains("outside a service"));
         assert!(syntax_error("service a x\n").1.contains("not absolute"));
-        assert!(syntax_error("service a /x\nservice a /y\n").1.contains("defined twice"));
+        assert!(syntax_error("service a /x\nservice a /y\n")
+            .1
+            .contains("defined twice"));
         assert!(syntax_error("service a\n").1.contains("usage"));
-        assert!(syntax_error("service a /x \"open\n").1.contains("unterminated"));
-        assert!(syntax_error("service a /x\n  oneshot now\n").1.contains("takes no arguments"));
-        assert!(syntax_error("service a /x\n  setenv 1A b\n").1.contains("bad environment"));
-        assert!(syntax_error("service a/b /x\n").1.contains("bad service name"));
+        assert!(syntax_error("service a /x \"open\n")
+            .1
+            .contains("unterminated"));
+        assert!(syntax_error("service a /x\n  oneshot now\n")
+            .1
+            .contains("takes no arguments"));
+        assert!(syntax_error("service a /x\n  setenv 1A b\n")
+            .1
+            .contains("bad environment"));
+        assert!(syntax_error("service a/b /x\n")
+            .1
+            .contains("bad service name"));
     }
 
     #[test]
     fn rejects_empty_and_binary() {
-        assert_eq!(InitConfig::parse(b"# nothing\n"), Err(ConfigError::NoServices));
+        assert_eq!(
+            InitConfig::parse(b"# nothing\n"),
+            Err(ConfigError::NoServices)
+        );
         assert_eq!(InitConfig::parse(&[0xff, 0xfe]), Err(ConfigError::NotUtf8));
-        assert!(matches!(InitConfig::parse(&vec![b'#'; MAX_CONFIG_SIZE + 1]), Err(ConfigError::TooLarge(_))));
+        assert!(matches!(
+            InitConfig::parse(&vec![b'#'; MAX_CONFIG_SIZE + 1]),
+            Err(ConfigError::TooLarge(_))
+        ));
     }
 }

@@ -132,7 +132,10 @@ mod tests {
            "apexes":[{"name":"com.android.art"},{"name":"{CLASSPATH}"}],
            "export_tombstones":true,"enable_authfs":true,"hugepages":true}"#;
         let c = VmPayloadConfig::from_json(compos).unwrap();
-        assert_eq!(c.task().unwrap().command, "/apex/com.android.compos/bin/compsvc");
+        assert_eq!(
+            c.task().unwrap().command,
+            "/apex/com.android.compos/bin/compsvc"
+        );
         assert_eq!(c.apexes.len(), 2);
         assert!(c.hugepages && c.enable_authfs);
     }
@@ -141,23 +144,33 @@ mod tests {
     fn rejects_bad_configs() {
         let no_task = VmPayloadConfig::from_json(br#"{"export_tombstones": true}"#).unwrap();
         assert!(matches!(no_task.task(), Err(ConfigError::NoTask)));
-        assert!(matches!(VmPayloadConfig::from_json(b"{"), Err(ConfigError::Json(_))));
+        assert!(matches!(
+            VmPayloadConfig::from_json(b"{"),
+            Err(ConfigError::Json(_))
+        ));
         assert!(matches!(
             VmPayloadConfig::from_json(br#"{"os":{"name":"linux"}}"#),
             Err(ConfigError::UnsupportedOs(_))
         ));
         let rel = VmPayloadConfig::from_json(br#"{"task":{"command":"bin/x"}}"#).unwrap();
-        assert!(matches!(rel.task(), Err(ConfigError::RelativeExecutable(_))));
+        assert!(matches!(
+            rel.task(),
+            Err(ConfigError::RelativeExecutable(_))
+        ));
         let launcher = br#"{"task":{"type":"microdroid_launcher","command":"../x.so"}}"#;
         let c = VmPayloadConfig::from_json(launcher).unwrap();
         assert!(matches!(c.task(), Err(ConfigError::BadLauncherName(_))));
         let big = vec![b' '; MAX_CONFIG_SIZE + 1];
-        assert!(matches!(VmPayloadConfig::from_json(&big), Err(ConfigError::TooLarge(_))));
+        assert!(matches!(
+            VmPayloadConfig::from_json(&big),
+            Err(ConfigError::TooLarge(_))
+        ));
     }
 
     #[test]
     fn args_extension() {
-        let c = VmPayloadConfig::from_json(br#"{"task":{"command":"/bin/x","args":["-a","b"]}}"#).unwrap();
+        let c = VmPayloadConfig::from_json(br#"{"task":{"command":"/bin/x","args":["-a","b"]}}"#)
+            .unwrap();
         assert_eq!(c.task().unwrap().args, ["-a", "b"]);
     }
 }

@@ -13,10 +13,10 @@ use crate::error::{Error, ParcelError};
 use crate::parcel::{stability, Parcel, ParcelReader};
 use crate::status::StatusCode;
 use crate::wire::{
-    Address, ConnectionHeader, NewSessionResponse, OutgoingConnectionInit, DEFAULT_VERSION, FD_MODE_NONE,
-    FLAG_ONEWAY, MAX_SUPPORTED_VERSION, PROTOCOL_VERSION_2, PROTOCOL_VERSION_EXPERIMENTAL,
-    SESSION_ID_BYTES, SPECIAL_TRANSACT_GET_MAX_THREADS, SPECIAL_TRANSACT_GET_ROOT,
-    SPECIAL_TRANSACT_GET_SESSION_ID,
+    Address, ConnectionHeader, NewSessionResponse, OutgoingConnectionInit, DEFAULT_VERSION,
+    FD_MODE_NONE, FLAG_ONEWAY, MAX_SUPPORTED_VERSION, PROTOCOL_VERSION_2,
+    PROTOCOL_VERSION_EXPERIMENTAL, SESSION_ID_BYTES, SPECIAL_TRANSACT_GET_MAX_THREADS,
+    SPECIAL_TRANSACT_GET_ROOT, SPECIAL_TRANSACT_GET_SESSION_ID,
 };
 
 /// `IBinder::FIRST_CALL_TRANSACTION`.
@@ -78,7 +78,10 @@ pub struct ClientConfig {
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        ClientConfig { version: DEFAULT_VERSION, query_session_info: true }
+        ClientConfig {
+            version: DEFAULT_VERSION,
+            query_session_info: true,
+        }
     }
 }
 
@@ -107,7 +110,12 @@ impl<S: Read + Write> RpcClient<S> {
         if config.version > MAX_SUPPORTED_VERSION {
             return Err(Error::UnsupportedVersion(config.version));
         }
-        let header = ConnectionHeader { version: config.version, options: 0, fd_mode: FD_MODE_NONE, session_id_size: 0 };
+        let header = ConnectionHeader {
+            version: config.version,
+            options: 0,
+            fd_mode: FD_MODE_NONE,
+            session_id_size: 0,
+        };
         send(&mut stream, &header.encode())?;
         send(&mut stream, &OutgoingConnectionInit::encode())?;
         let mut rb = [0u8; NewSessionResponse::SIZE];
@@ -125,16 +133,31 @@ impl<S: Read + Write> RpcClient<S> {
             shutdown: false,
         };
         if config.query_session_info {
-            let reply = client.transact_raw(Address::ZERO, SPECIAL_TRANSACT_GET_MAX_THREADS, &Parcel::new(), 0)?;
+            let reply = client.transact_raw(
+                Address::ZERO,
+                SPECIAL_TRANSACT_GET_MAX_THREADS,
+                &Parcel::new(),
+                0,
+            )?;
             let n = reply.reader().read_i32()?;
             if n <= 0 {
                 return Err(Error::Parcel(ParcelError::BadValue(n)));
             }
             client.max_threads = n as u32;
-            let reply = client.transact_raw(Address::ZERO, SPECIAL_TRANSACT_GET_SESSION_ID, &Parcel::new(), 0)?;
-            let id = reply.reader().read_byte_array()?.ok_or(ParcelError::UnexpectedNull)?;
+            let reply = client.transact_raw(
+                Address::ZERO,
+                SPECIAL_TRANSACT_GET_SESSION_ID,
+                &Parcel::new(),
+                0,
+            )?;
+            let id = reply
+                .reader()
+                .read_byte_array()?
+                .ok_or(ParcelError::UnexpectedNull)?;
             if id.len() != SESSION_ID_BYTES {
-                return Err(Error::BadSessionIdSize(u16::try_from(id.len()).unwrap_or(u16::MAX)));
+                return Err(Error::BadSessionIdSize(
+                    u16::try_from(id.len()).unwrap_or(u16::MAX),
+                ));
             }
             client.session_id = id;
         }
@@ -163,13 +186,19 @@ impl<S: Read + Write> RpcClient<S> {
 
     /// Outstanding references of a proxy: (sent to the peer, received from the peer).
     pub fn ref_counts(&self, binder: &RemoteBinder) -> Option<(u32, u32)> {
-        self.nodes.get(&binder.address).map(|n| (n.times_sent, n.times_recd))
+        self.nodes
+            .get(&binder.address)
+            .map(|n| (n.times_sent, n.times_recd))
     }
 
     /// `GET_ROOT`: the server's root object.
     pub fn get_root(&mut self) -> Result<RemoteBinder, Error> {
-        let reply = self.transact_raw(Address::ZERO, SPECIAL_TRANSACT_GET_ROOT, &Parcel::new(), 0)?;
-        let binder = reply.reader().read_strong_binder()?.ok_or(Error::NoRootObject)?;
+        let reply =
+            self.transact_raw(Address::ZERO, SPECIAL_TRANSACT_GET_ROOT, &Parcel::new(), 0)?;
+        let binder = reply
+            .reader()
+            .read_strong_binder()?
+            .ok_or(Error::NoRootObject)?;
         let address = binder.address;
         if !address.is_recognized() {
             return Err(self.fail(Error::BadAddress(address.0)));
@@ -180,7 +209,10 @@ impl<S: Read + Write> RpcClient<S> {
         }
         let node = self.nodes.entry(address).or_default();
         node.times_recd = node.times_recd.saturating_add(1);
-        Ok(RemoteBinder { address, stability: binder.stability })
+        Ok(RemoteBinder {
+            address,
+            stability: binder.stability,
+        })
     }
 
     /// `INTERFACE_TRANSACTION`: the descriptor of a remote object.
@@ -192,13 +224,20 @@ impl<S: Read + Write> RpcClient<S> {
 
     /// `PING_TRANSACTION`.
     pub fn ping(&mut self, target: &RemoteBinder) -> Result<(), Error> {
-        self.transact(target, PING_TRANSACTION, &Parcel::new(), 0).map(|_| ())
+        self.transact(target, PING_TRANSACTION, &Parcel::new(), 0)
+            .map(|_| ())
     }
 
     /// Sends a transaction to `target` and, unless it is oneway, waits for its reply while
     /// handling interleaved `DEC_STRONG`s. User codes require the target's stability to
     /// include SYSTEM, as libbinder's `BpBinder::transact` does.
-    pub fn transact(&mut self, target: &RemoteBinder, code: u32, data: &Parcel, flags: u32) -> Result<Option<Reply>, Error> {
+    pub fn transact(
+        &mut self,
+        target: &RemoteBinder,
+        code: u32,
+        data: &Parcel,
+        flags: u32,
+    ) -> Result<Option<Reply>, Error> {
         if (FIRST_CALL_TRANSACTION..=LAST_CALL_TRANSACTION).contains(&code)
             && target.stability & stability::SYSTEM != stability::SYSTEM
         {
@@ -211,10 +250,17 @@ impl<S: Read + Write> RpcClient<S> {
             self.send_transact(target.address, code, data, flags)?;
             return Ok(None);
         }
-        self.transact_raw(target.address, code, data, flags).map(Some)
+        self.transact_raw(target.address, code, data, flags)
+            .map(Some)
     }
 
-    fn send_transact(&mut self, address: Address, code: u32, data: &Parcel, flags: u32) -> Result<(), Error> {
+    fn send_transact(
+        &mut self,
+        address: Address,
+        code: u32,
+        data: &Parcel,
+        flags: u32,
+    ) -> Result<(), Error> {
         if self.shutdown {
             return Err(Error::Shutdown);
         }
@@ -234,7 +280,13 @@ impl<S: Read + Write> RpcClient<S> {
         r.map_err(|e| self.fail(e))
     }
 
-    fn transact_raw(&mut self, address: Address, code: u32, data: &Parcel, flags: u32) -> Result<Reply, Error> {
+    fn transact_raw(
+        &mut self,
+        address: Address,
+        code: u32,
+        data: &Parcel,
+        flags: u32,
+    ) -> Result<Reply, Error> {
         self.send_transact(address, code, data, flags)?;
         loop {
             let cmd = match read_command(&mut self.stream, self.version) {
@@ -267,9 +319,16 @@ impl<S: Read + Write> RpcClient<S> {
     }
 
     fn apply_dec_strong(&mut self, address: Address, amount: u32) -> Result<(), Error> {
-        let node = self.nodes.get_mut(&address).ok_or(Error::DecStrongUnknownAddress(address.0))?;
+        let node = self
+            .nodes
+            .get_mut(&address)
+            .ok_or(Error::DecStrongUnknownAddress(address.0))?;
         if amount > node.times_sent {
-            return Err(Error::DecStrongUnderflow { address: address.0, amount, held: node.times_sent });
+            return Err(Error::DecStrongUnderflow {
+                address: address.0,
+                amount,
+                held: node.times_sent,
+            });
         }
         node.times_sent -= amount;
         Ok(())

@@ -85,7 +85,11 @@ pub fn parse_command(command: Command, body: &[u8], version: u32) -> Result<Inco
             let rest = &body[TransactionHeader::SIZE..];
             let (data, objects) = split_parcel(rest, header.parcel_data_size, version)?;
             check_objects(data, &objects, version)?;
-            Ok(Incoming::Transact(IncomingTransaction { header, data: data.to_vec(), objects }))
+            Ok(Incoming::Transact(IncomingTransaction {
+                header,
+                data: data.to_vec(),
+                objects,
+            }))
         }
         Command::Reply => {
             let rh = ReplyHeader::decode(body, version)?;
@@ -99,7 +103,11 @@ pub fn parse_command(command: Command, body: &[u8], version: u32) -> Result<Inco
             }
             let (data, objects) = split_parcel(rest, rh.parcel_data_size, version)?;
             check_objects(data, &objects, version)?;
-            Ok(Incoming::Reply(IncomingReply { status: StatusCode::OK, data: data.to_vec(), objects }))
+            Ok(Incoming::Reply(IncomingReply {
+                status: StatusCode::OK,
+                data: data.to_vec(),
+                objects,
+            }))
         }
         Command::DecStrong => Ok(Incoming::DecStrong(DecStrong::decode(body)?)),
     }
@@ -134,7 +142,13 @@ fn frame(command: Command, body: Vec<u8>, version: u32) -> Result<Vec<u8>, Error
         return Err(Error::OutgoingTooLarge(body.len()));
     }
     let mut out = Vec::with_capacity(WireHeader::SIZE + body.len());
-    out.extend_from_slice(&WireHeader { command, body_size: size }.encode());
+    out.extend_from_slice(
+        &WireHeader {
+            command,
+            body_size: size,
+        }
+        .encode(),
+    );
     out.extend_from_slice(&body);
     Ok(out)
 }
@@ -148,13 +162,18 @@ pub fn encode_transact(
     async_number: u64,
     parcel: &Parcel,
 ) -> Result<Vec<u8>, Error> {
-    let data_size = u32::try_from(parcel.len()).map_err(|_| Error::OutgoingTooLarge(parcel.len()))?;
+    let data_size =
+        u32::try_from(parcel.len()).map_err(|_| Error::OutgoingTooLarge(parcel.len()))?;
     let th = TransactionHeader {
         address,
         code,
         flags,
         async_number,
-        parcel_data_size: if version >= PROTOCOL_VERSION_1 { data_size } else { 0 },
+        parcel_data_size: if version >= PROTOCOL_VERSION_1 {
+            data_size
+        } else {
+            0
+        },
     };
     let mut body = th.encode().to_vec();
     body.extend_from_slice(parcel.data());
@@ -165,9 +184,18 @@ pub fn encode_transact(
 /// Bytes of a REPLY command. A non-OK status carries no parcel.
 pub fn encode_reply(version: u32, status: StatusCode, parcel: &Parcel) -> Result<Vec<u8>, Error> {
     let empty = Parcel::new();
-    let parcel = if status == StatusCode::OK { parcel } else { &empty };
-    let data_size = u32::try_from(parcel.len()).map_err(|_| Error::OutgoingTooLarge(parcel.len()))?;
-    let mut body = ReplyHeader { status: status.0, parcel_data_size: data_size }.encode(version);
+    let parcel = if status == StatusCode::OK {
+        parcel
+    } else {
+        &empty
+    };
+    let data_size =
+        u32::try_from(parcel.len()).map_err(|_| Error::OutgoingTooLarge(parcel.len()))?;
+    let mut body = ReplyHeader {
+        status: status.0,
+        parcel_data_size: data_size,
+    }
+    .encode(version);
     body.extend_from_slice(parcel.data());
     body.extend_from_slice(&object_table(parcel, version));
     frame(Command::Reply, body, version)
@@ -176,7 +204,13 @@ pub fn encode_reply(version: u32, status: StatusCode, parcel: &Parcel) -> Result
 /// Bytes of a DEC_STRONG command.
 pub fn encode_dec_strong(address: Address, amount: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(WireHeader::SIZE + DecStrong::SIZE);
-    out.extend_from_slice(&WireHeader { command: Command::DecStrong, body_size: DecStrong::SIZE as u32 }.encode());
+    out.extend_from_slice(
+        &WireHeader {
+            command: Command::DecStrong,
+            body_size: DecStrong::SIZE as u32,
+        }
+        .encode(),
+    );
     out.extend_from_slice(&DecStrong { address, amount }.encode());
     out
 }

@@ -21,7 +21,10 @@ pub struct MemStream<'a> {
 impl<'a> MemStream<'a> {
     /// A stream whose peer sends `input` and then closes.
     pub fn new(input: &'a [u8]) -> Self {
-        MemStream { input: Cursor::new(input), output: Vec::new() }
+        MemStream {
+            input: Cursor::new(input),
+            output: Vec::new(),
+        }
     }
 }
 
@@ -52,7 +55,12 @@ impl Binder for FuzzService {
     fn descriptor(&self) -> &str {
         "android.system.virtualmachineservice.IVirtualMachineService"
     }
-    fn on_transact(&self, code: u32, data: &mut ParcelReader<'_>, reply: &mut Parcel) -> Result<(), StatusCode> {
+    fn on_transact(
+        &self,
+        code: u32,
+        data: &mut ParcelReader<'_>,
+        reply: &mut Parcel,
+    ) -> Result<(), StatusCode> {
         match code {
             1 | 2 => {}
             3 => {
@@ -82,7 +90,13 @@ pub fn client_bytes(input: &[u8]) -> Result<(), Error> {
         Some((v, rest)) => (u32::from(v % 3), rest),
         None => (1, input),
     };
-    let mut client = RpcClient::connect_with(MemStream::new(rest), ClientConfig { version, query_session_info: true })?;
+    let mut client = RpcClient::connect_with(
+        MemStream::new(rest),
+        ClientConfig {
+            version,
+            query_session_info: true,
+        },
+    )?;
     let root = client.get_root()?;
     client.interface_descriptor(&root)?;
     let mut p = Parcel::new();

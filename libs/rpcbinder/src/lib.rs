@@ -21,7 +21,10 @@ pub mod status;
 pub mod vsock;
 pub mod wire;
 
-pub use client::{ClientConfig, RemoteBinder, Reply, RpcClient, FIRST_CALL_TRANSACTION, INTERFACE_TRANSACTION, PING_TRANSACTION};
+pub use client::{
+    ClientConfig, RemoteBinder, Reply, RpcClient, FIRST_CALL_TRANSACTION, INTERFACE_TRANSACTION,
+    PING_TRANSACTION,
+};
 pub use error::{Error, ParcelError};
 pub use parcel::{BinderRef, Parcel, ParcelReader};
 pub use server::{Binder, RpcServer, SessionEnd};

@@ -134,7 +134,8 @@ impl Parcel {
                 self.write_i32(stability::UNDECLARED);
             }
             Some((address, stab)) => {
-                self.binder_offsets.push(u32::try_from(self.data.len()).unwrap_or(u32::MAX));
+                self.binder_offsets
+                    .push(u32::try_from(self.data.len()).unwrap_or(u32::MAX));
                 self.write_i32(TYPE_BINDER);
                 self.data.extend_from_slice(&address.0.to_le_bytes());
                 self.write_i32(stab);
@@ -195,13 +196,23 @@ pub struct ParcelReader<'a> {
 impl<'a> ParcelReader<'a> {
     /// Reader over parcel data, without an object table (v0/v1 semantics).
     pub fn new(data: &'a [u8]) -> Self {
-        ParcelReader { data, pos: 0, objects: &[], check_binder_table: false }
+        ParcelReader {
+            data,
+            pos: 0,
+            objects: &[],
+            check_binder_table: false,
+        }
     }
 
     /// Reader over parcel data with its object table. With `binders_in_table` (protocol v2)
     /// every non-null binder must be listed.
     pub fn with_objects(data: &'a [u8], objects: &'a [u32], binders_in_table: bool) -> Self {
-        ParcelReader { data, pos: 0, objects, check_binder_table: binders_in_table }
+        ParcelReader {
+            data,
+            pos: 0,
+            objects,
+            check_binder_table: binders_in_table,
+        }
     }
 
     /// Current read position.
@@ -217,7 +228,11 @@ impl<'a> ParcelReader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], ParcelError> {
         let avail = self.remaining();
         if n > avail {
-            return Err(ParcelError::NotEnoughData { offset: self.pos, needed: n, available: avail });
+            return Err(ParcelError::NotEnoughData {
+                offset: self.pos,
+                needed: n,
+                available: avail,
+            });
         }
         let start = self.pos;
         self.pos += n;
@@ -231,7 +246,13 @@ impl<'a> ParcelReader<'a> {
         Ok(&b[..n])
     }
 
-    fn seek_within(&mut self, start: usize, size: i32, avail: usize, err: fn(i32) -> ParcelError) -> Result<(), ParcelError> {
+    fn seek_within(
+        &mut self,
+        start: usize,
+        size: i32,
+        avail: usize,
+        err: fn(i32) -> ParcelError,
+    ) -> Result<(), ParcelError> {
         let sz = usize::try_from(size).map_err(|_| err(size))?;
         if sz > avail {
             return Err(err(size));
@@ -279,16 +300,21 @@ impl<'a> ParcelReader<'a> {
         let Some(units) = self.read_len()? else {
             return Ok(None);
         };
-        let nbytes = units
-            .checked_mul(2)
-            .and_then(|n| n.checked_add(2))
-            .ok_or(ParcelError::BadLength(i32::try_from(units).unwrap_or(i32::MAX)))?;
+        let nbytes =
+            units
+                .checked_mul(2)
+                .and_then(|n| n.checked_add(2))
+                .ok_or(ParcelError::BadLength(
+                    i32::try_from(units).unwrap_or(i32::MAX),
+                ))?;
         let b = self.take_padded(nbytes)?;
         let (text, term) = b.split_at(nbytes - 2);
         if term != [0, 0] {
             return Err(ParcelError::StringNotTerminated);
         }
-        let u16s = text.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+        let u16s = text
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]));
         char::decode_utf16(u16s)
             .collect::<Result<String, _>>()
             .map(Some)
@@ -314,7 +340,10 @@ impl<'a> ParcelReader<'a> {
         if token.as_deref() == Some(descriptor) {
             Ok(())
         } else {
-            Err(ParcelError::InterfaceMismatch { expected: descriptor.to_string(), actual: token })
+            Err(ParcelError::InterfaceMismatch {
+                expected: descriptor.to_string(),
+                actual: token,
+            })
         }
     }
 
@@ -416,14 +445,29 @@ mod tests {
         let cases: Vec<Case> = vec![
             (Box::new(|p| p.write_i32(-1)), "ffffffff"),
             (Box::new(|p| p.write_i64(17)), "1100000000000000"),
-            (Box::new(|p| p.write_str("baba")), "04000000620061006200610000000000"),
-            (Box::new(|p| p.write_str("abab")), "04000000610062006100620000000000"),
+            (
+                Box::new(|p| p.write_str("baba")),
+                "04000000620061006200610000000000",
+            ),
+            (
+                Box::new(|p| p.write_str("abab")),
+                "04000000610062006100620000000000",
+            ),
             (Box::new(|p| p.write_string16(None)), "ffffffff"),
             (Box::new(|p| p.write_str("")), "0000000000000000"),
-            (Box::new(|p| p.write_byte_array(Some(&[0, 17, 255]))), "030000000011ff00"),
-            (Box::new(|p| p.write_byte_array(Some(&[0xff, 0, 17]))), "03000000ff001100"),
+            (
+                Box::new(|p| p.write_byte_array(Some(&[0, 17, 255]))),
+                "030000000011ff00",
+            ),
+            (
+                Box::new(|p| p.write_byte_array(Some(&[0xff, 0, 17]))),
+                "03000000ff001100",
+            ),
             (Box::new(|p| p.write_bool(true)), "01000000"),
-            (Box::new(|p| p.write_strong_binder(None)), "0000000000000000"),
+            (
+                Box::new(|p| p.write_strong_binder(None)),
+                "0000000000000000",
+            ),
             (Box::new(|p| p.write_status(&Status::ok())), "00000000"),
             (
                 Box::new(|p| p.write_status(&Status::exception(ExceptionCode(7), ":D"))),
@@ -433,7 +477,10 @@ mod tests {
                 Box::new(|p| p.write_status(&Status::service_specific(8, ":/"))),
                 "f8ffffff020000003a002f00000000000000000008000000",
             ),
-            (Box::new(|p| p.write_interface_token("tok")), "0300000074006f006b000000"),
+            (
+                Box::new(|p| p.write_interface_token("tok")),
+                "0300000074006f006b000000",
+            ),
         ];
         for (i, (f, want)) in cases.iter().enumerate() {
             let mut p = Parcel::new();
@@ -496,7 +543,10 @@ mod tests {
     #[test]
     fn bad_inputs() {
         let mut r = ParcelReader::new(&[5, 0, 0, 0, b'a', 0]);
-        assert!(matches!(r.read_string16(), Err(ParcelError::NotEnoughData { .. })));
+        assert!(matches!(
+            r.read_string16(),
+            Err(ParcelError::NotEnoughData { .. })
+        ));
         let mut r = ParcelReader::new(&[0xfe, 0xff, 0xff, 0xff]);
         assert_eq!(r.read_string16(), Err(ParcelError::BadLength(-2)));
         let mut r = ParcelReader::new(&[1, 0, 0, 0, b'a', 0, 1, 0]);
@@ -504,7 +554,10 @@ mod tests {
         let mut r = ParcelReader::new(&[1, 0, 0, 0, 0x00, 0xd8, 0, 0]);
         assert_eq!(r.read_string16(), Err(ParcelError::InvalidUtf16));
         let mut r = ParcelReader::new(&[0xff, 0xff, 0xff, 0x7f]);
-        assert!(matches!(r.read_byte_array(), Err(ParcelError::NotEnoughData { .. })));
+        assert!(matches!(
+            r.read_byte_array(),
+            Err(ParcelError::NotEnoughData { .. })
+        ));
         let mut r = ParcelReader::new(&[2, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(r.read_strong_binder(), Err(ParcelError::BadBinderType(2)));
         let mut p = Parcel::new();
@@ -517,10 +570,19 @@ mod tests {
         let mut p = Parcel::new();
         p.write_strong_binder(Some((Address(3), stability::SYSTEM)));
         let mut r = ParcelReader::with_objects(p.data(), &[], true);
-        assert_eq!(r.read_strong_binder(), Err(ParcelError::BinderNotInObjectTable(0)));
+        assert_eq!(
+            r.read_strong_binder(),
+            Err(ParcelError::BinderNotInObjectTable(0))
+        );
         let table = [0u32];
         let mut r = ParcelReader::with_objects(p.data(), &table, true);
-        assert_eq!(r.read_strong_binder(), Ok(Some(BinderRef { address: Address(3), stability: 0x0c })));
+        assert_eq!(
+            r.read_strong_binder(),
+            Ok(Some(BinderRef {
+                address: Address(3),
+                stability: 0x0c
+            }))
+        );
     }
 
     #[test]
@@ -536,6 +598,9 @@ mod tests {
         assert_eq!(v, Ok(Some(vec![0xaa, 0xbb])));
         assert_eq!(r.read_i32(), Ok(7));
         let mut r = ParcelReader::new(&[1, 0, 0, 0, 3, 0, 0, 0]);
-        assert_eq!(r.read_parcelable(|r| r.read_i32()), Err(ParcelError::BadParcelableSize(3)));
+        assert_eq!(
+            r.read_parcelable(|r| r.read_i32()),
+            Err(ParcelError::BadParcelableSize(3))
+        );
     }
 }

@@ -10,16 +10,22 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
-use crate::client::{EXTENSION_TRANSACTION, FIRST_CALL_TRANSACTION, INTERFACE_TRANSACTION, LAST_CALL_TRANSACTION, PING_TRANSACTION};
-use crate::conn::{encode_dec_strong, encode_reply, read_command, read_exact_or_closed, send, Incoming, IncomingTransaction};
+use crate::client::{
+    EXTENSION_TRANSACTION, FIRST_CALL_TRANSACTION, INTERFACE_TRANSACTION, LAST_CALL_TRANSACTION,
+    PING_TRANSACTION,
+};
+use crate::conn::{
+    encode_dec_strong, encode_reply, read_command, read_exact_or_closed, send, Incoming,
+    IncomingTransaction,
+};
 use crate::error::Error;
 use crate::parcel::{stability, Parcel, ParcelReader};
 use crate::status::StatusCode;
 use crate::wire::{
     Address, ConnectionHeader, NewSessionResponse, OutgoingConnectionInit, ADDRESS_OPTION_CREATED,
-    ADDRESS_OPTION_FOR_SERVER, CONNECTION_OPTION_INCOMING, DEFAULT_VERSION, FD_MODE_NONE, FLAG_ONEWAY,
-    MAX_SUPPORTED_VERSION, PROTOCOL_VERSION_2, SESSION_ID_BYTES, SPECIAL_TRANSACT_GET_MAX_THREADS,
-    SPECIAL_TRANSACT_GET_ROOT, SPECIAL_TRANSACT_GET_SESSION_ID,
+    ADDRESS_OPTION_FOR_SERVER, CONNECTION_OPTION_INCOMING, DEFAULT_VERSION, FD_MODE_NONE,
+    FLAG_ONEWAY, MAX_SUPPORTED_VERSION, PROTOCOL_VERSION_2, SESSION_ID_BYTES,
+    SPECIAL_TRANSACT_GET_MAX_THREADS, SPECIAL_TRANSACT_GET_ROOT, SPECIAL_TRANSACT_GET_SESSION_ID,
 };
 
 /// A local binder object served to clients.
@@ -32,7 +38,12 @@ pub trait Binder: Send + Sync {
     /// `data` is positioned after the (already checked) interface token. An `Err` becomes the
     /// transport status of the reply and `reply` is discarded; AIDL exceptions are written
     /// into `reply` as a `Status` with `Ok(())`.
-    fn on_transact(&self, code: u32, data: &mut ParcelReader<'_>, reply: &mut Parcel) -> Result<(), StatusCode>;
+    fn on_transact(
+        &self,
+        code: u32,
+        data: &mut ParcelReader<'_>,
+        reply: &mut Parcel,
+    ) -> Result<(), StatusCode>;
 }
 
 /// How a session ended without a protocol error.
@@ -93,7 +104,11 @@ fn random_session_id() -> Result<[u8; SESSION_ID_BYTES], Error> {
 impl RpcServer {
     /// A server for `root`, offering protocol v1 (Android 14/15).
     pub fn new(root: Arc<dyn Binder>) -> Self {
-        RpcServer { root, max_version: DEFAULT_VERSION, sessions: Mutex::new(HashSet::new()) }
+        RpcServer {
+            root,
+            max_version: DEFAULT_VERSION,
+            sessions: Mutex::new(HashSet::new()),
+        }
     }
 
     /// Sets the highest protocol version offered (clamped to what this crate speaks:
@@ -128,14 +143,24 @@ impl RpcServer {
         let version = header.version.min(self.max_version);
         send(&mut stream, &NewSessionResponse { version }.encode())?;
         let id = random_session_id()?;
-        let guard = SessionGuard { sessions: &self.sessions, id };
+        let guard = SessionGuard {
+            sessions: &self.sessions,
+            id,
+        };
         if let Ok(mut s) = self.sessions.lock() {
             s.insert(id);
         }
         let mut ib = [0u8; OutgoingConnectionInit::SIZE];
         read_exact_or_closed(&mut stream, &mut ib)?;
         OutgoingConnectionInit::check(&ib)?;
-        let mut session = Session { server: self, stream, version, id, root: RootNode::default(), next_id: 0 };
+        let mut session = Session {
+            server: self,
+            stream,
+            version,
+            id,
+            root: RootNode::default(),
+            next_id: 0,
+        };
         let r = session.run();
         drop(guard);
         r
@@ -144,10 +169,18 @@ impl RpcServer {
     /// Attach of an extra connection to an existing session. A callback (INCOMING) connection
     /// gets "cci" and is held open (this server never calls back); extra outgoing
     /// connections exceed our single thread and are refused, as libbinder does.
-    fn attach<S: Read + Write>(&self, mut stream: S, header: ConnectionHeader) -> Result<SessionEnd, Error> {
+    fn attach<S: Read + Write>(
+        &self,
+        mut stream: S,
+        header: ConnectionHeader,
+    ) -> Result<SessionEnd, Error> {
         let mut id = [0u8; SESSION_ID_BYTES];
         stream.read_exact(&mut id)?;
-        let known = self.sessions.lock().map(|s| s.contains(&id)).unwrap_or(false);
+        let known = self
+            .sessions
+            .lock()
+            .map(|s| s.contains(&id))
+            .unwrap_or(false);
         if !known {
             return Err(Error::UnknownSession);
         }
@@ -207,7 +240,11 @@ impl<S: Read + Write> Session<'_, S> {
             return Err(Error::DecStrongUnknownAddress(address.0));
         }
         if amount > self.root.times_sent {
-            return Err(Error::DecStrongUnderflow { address: address.0, amount, held: self.root.times_sent });
+            return Err(Error::DecStrongUnderflow {
+                address: address.0,
+                amount,
+                held: self.root.times_sent,
+            });
         }
         self.root.times_sent -= amount;
         if self.root.times_sent == 0 && self.root.times_recd == 0 {
@@ -245,7 +282,10 @@ impl<S: Read + Write> Session<'_, S> {
         self.root.times_recd = self.root.times_recd.saturating_add(1);
         if !two_way {
             if t.header.async_number != self.root.async_number {
-                return Err(Error::AsyncNumberMismatch { expected: self.root.async_number, got: t.header.async_number });
+                return Err(Error::AsyncNumberMismatch {
+                    expected: self.root.async_number,
+                    got: t.header.async_number,
+                });
             }
             self.root.async_number = self.root.async_number.wrapping_add(1);
         }
@@ -296,7 +336,10 @@ impl<S: Read + Write> Session<'_, S> {
                 let address = match self.root.address {
                     Some(a) => a,
                     None => {
-                        let a = Address::new(ADDRESS_OPTION_CREATED | ADDRESS_OPTION_FOR_SERVER, self.next_id);
+                        let a = Address::new(
+                            ADDRESS_OPTION_CREATED | ADDRESS_OPTION_FOR_SERVER,
+                            self.next_id,
+                        );
                         self.next_id = self.next_id.wrapping_add(1);
                         self.root.address = Some(a);
                         a

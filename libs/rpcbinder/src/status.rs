@@ -157,27 +157,47 @@ pub struct Status {
 impl Status {
     /// EX_NONE.
     pub fn ok() -> Self {
-        Status { exception: ExceptionCode::NONE, message: String::new(), error_code: 0 }
+        Status {
+            exception: ExceptionCode::NONE,
+            message: String::new(),
+            error_code: 0,
+        }
     }
 
     /// An exception with a message (`Status::fromExceptionCode(ex, msg)`).
     pub fn exception(exception: ExceptionCode, message: impl Into<String>) -> Self {
-        Status { exception, message: message.into(), error_code: 0 }
+        Status {
+            exception,
+            message: message.into(),
+            error_code: 0,
+        }
     }
 
     /// EX_SERVICE_SPECIFIC with `code` (`Status::fromServiceSpecificError`).
     pub fn service_specific(code: i32, message: impl Into<String>) -> Self {
-        Status { exception: ExceptionCode::SERVICE_SPECIFIC, message: message.into(), error_code: code }
+        Status {
+            exception: ExceptionCode::SERVICE_SPECIFIC,
+            message: message.into(),
+            error_code: code,
+        }
     }
 
     /// A transport failure: the reply carries `code` as its transport status and no parcel.
     pub fn transport(code: StatusCode) -> Self {
-        Status { exception: ExceptionCode::TRANSACTION_FAILED, message: String::new(), error_code: code.0 }
+        Status {
+            exception: ExceptionCode::TRANSACTION_FAILED,
+            message: String::new(),
+            error_code: code.0,
+        }
     }
 
     /// Builds a status as read from a parcel (no validation beyond the parcel format).
     pub(crate) fn from_parts(exception: ExceptionCode, message: String, error_code: i32) -> Self {
-        Status { exception, message, error_code }
+        Status {
+            exception,
+            message,
+            error_code,
+        }
     }
 
     /// True for EX_NONE.

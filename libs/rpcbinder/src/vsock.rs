@@ -24,7 +24,13 @@ pub fn get_local_cid() -> io::Result<u32> {
     let mut cid: u32 = 0;
     // SAFETY: the ioctl writes one u32 to the valid pointer we pass; the fd is open for the
     // duration of the call.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), IOCTL_VM_SOCKETS_GET_LOCAL_CID as _, &mut cid as *mut u32) };
+    let r = unsafe {
+        libc::ioctl(
+            f.as_raw_fd(),
+            IOCTL_VM_SOCKETS_GET_LOCAL_CID as _,
+            &mut cid as *mut u32,
+        )
+    };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -51,7 +57,8 @@ impl VsockStream {
     /// `SO_VM_SOCKETS_CONNECT_TIMEOUT` (None = the kernel's default, 2 s).
     pub fn connect(cid: u32, port: u32, timeout: Option<Duration>) -> io::Result<Self> {
         // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        let raw =
+            unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -82,7 +89,12 @@ impl VsockStream {
         Ok(s)
     }
 
-    fn set_timeout(&self, level: libc::c_int, opt: libc::c_int, t: Option<Duration>) -> io::Result<()> {
+    fn set_timeout(
+        &self,
+        level: libc::c_int,
+        opt: libc::c_int,
+        t: Option<Duration>,
+    ) -> io::Result<()> {
         let tv = match t {
             Some(d) => {
                 if d.is_zero() {
@@ -93,7 +105,10 @@ impl VsockStream {
                     tv_usec: libc::suseconds_t::from(d.subsec_micros() as i32),
                 }
             }
-            None => libc::timeval { tv_sec: 0, tv_usec: 0 },
+            None => libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
         };
         // SAFETY: `tv` is a valid timeval and the length matches its size.
         let r = unsafe {
@@ -125,7 +140,13 @@ impl VsockStream {
 impl Read for VsockStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        let n = unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+            )
+        };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -137,7 +158,12 @@ impl Write for VsockStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // SAFETY: `buf` is valid for reads of `buf.len()` bytes. MSG_NOSIGNAL avoids SIGPIPE.
         let n = unsafe {
-            libc::send(self.fd.as_raw_fd(), buf.as_ptr() as *const libc::c_void, buf.len(), libc::MSG_NOSIGNAL)
+            libc::send(
+                self.fd.as_raw_fd(),
+                buf.as_ptr() as *const libc::c_void,
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
         };
         if n < 0 {
             return Err(io::Error::last_os_error());

@@ -145,7 +145,9 @@ impl NewSessionResponse {
 
     /// Decodes the response.
     pub fn decode(b: &[u8; Self::SIZE]) -> Self {
-        NewSessionResponse { version: u32_at(b, 0) }
+        NewSessionResponse {
+            version: u32_at(b, 0),
+        }
     }
 }
 
@@ -229,7 +231,10 @@ impl WireHeader {
         let body_size = u32_at(b, 4);
         let max = max_body_size(version);
         if body_size > max {
-            return Err(Error::BodyTooLarge { size: body_size, max });
+            return Err(Error::BodyTooLarge {
+                size: body_size,
+                max,
+            });
         }
         Ok(WireHeader { command, body_size })
     }
@@ -308,7 +313,11 @@ impl TransactionHeader {
     pub fn decode(body: &[u8]) -> Result<Self, Error> {
         let size = u32::try_from(body.len()).unwrap_or(u32::MAX);
         if body.len() < Self::SIZE {
-            return Err(Error::BodyTooSmall { command: "TRANSACT", size, min: Self::SIZE as u32 });
+            return Err(Error::BodyTooSmall {
+                command: "TRANSACT",
+                size,
+                min: Self::SIZE as u32,
+            });
         }
         Ok(TransactionHeader {
             address: Address(u64_at(body, 0)),
@@ -366,7 +375,10 @@ impl ReplyHeader {
             // v0: the rest of the body is the parcel (bounded by the body limit).
             (body.len() - min) as u32
         };
-        Ok(ReplyHeader { status, parcel_data_size })
+        Ok(ReplyHeader {
+            status,
+            parcel_data_size,
+        })
     }
 }
 
@@ -394,9 +406,14 @@ impl DecStrong {
     /// Decodes a DEC_STRONG body, whose size must be exactly 16.
     pub fn decode(body: &[u8]) -> Result<Self, Error> {
         if body.len() != Self::SIZE {
-            return Err(Error::DecStrongBodySize(u32::try_from(body.len()).unwrap_or(u32::MAX)));
+            return Err(Error::DecStrongBodySize(
+                u32::try_from(body.len()).unwrap_or(u32::MAX),
+            ));
         }
-        Ok(DecStrong { address: Address(u64_at(body, 0)), amount: u32_at(body, 8) })
+        Ok(DecStrong {
+            address: Address(u64_at(body, 0)),
+            amount: u32_at(body, 8),
+        })
     }
 }
 
@@ -405,7 +422,11 @@ impl DecStrong {
 /// At v0 the whole rest is parcel data. At v1+ `parcel_data_size` bytes are data and the
 /// remainder, which must be a multiple of 4, is a table of u32 offsets, each of which must
 /// satisfy `offset + 4 < data.len()` (libbinder's check).
-pub fn split_parcel(rest: &[u8], parcel_data_size: u32, version: u32) -> Result<(&[u8], Vec<u32>), Error> {
+pub fn split_parcel(
+    rest: &[u8],
+    parcel_data_size: u32,
+    version: u32,
+) -> Result<(&[u8], Vec<u32>), Error> {
     if version < PROTOCOL_VERSION_1 {
         return Ok((rest, Vec::new()));
     }
@@ -418,7 +439,9 @@ pub fn split_parcel(rest: &[u8], parcel_data_size: u32, version: u32) -> Result<
     }
     let (data, table) = rest.split_at(data_len);
     if table.len() % 4 != 0 {
-        return Err(Error::ObjectTableMisaligned(u32::try_from(table.len()).unwrap_or(u32::MAX)));
+        return Err(Error::ObjectTableMisaligned(
+            u32::try_from(table.len()).unwrap_or(u32::MAX),
+        ));
     }
     let mut objects = Vec::with_capacity(table.len() / 4);
     for chunk in table.chunks_exact(4) {
@@ -427,7 +450,10 @@ pub fn split_parcel(rest: &[u8], parcel_data_size: u32, version: u32) -> Result<
         let off = u32::from_le_bytes(a);
         let in_range = matches!((off as usize).checked_add(4), Some(e) if e < data.len());
         if !in_range {
-            return Err(Error::ObjectOffsetOutOfRange { offset: off, data_size: parcel_data_size });
+            return Err(Error::ObjectOffsetOutOfRange {
+                offset: off,
+                data_size: parcel_data_size,
+            });
         }
         objects.push(off);
     }
@@ -440,36 +466,75 @@ mod tests {
 
     #[test]
     fn connection_header_roundtrip() {
-        let h = ConnectionHeader { version: 1, options: 0, fd_mode: 0, session_id_size: 0 };
+        let h = ConnectionHeader {
+            version: 1,
+            options: 0,
+            fd_mode: 0,
+            session_id_size: 0,
+        };
         assert_eq!(h.encode(), [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(ConnectionHeader::decode(&h.encode()), h);
-        let a = ConnectionHeader { version: 2, options: 1, fd_mode: 0, session_id_size: 32 };
-        assert_eq!(&a.encode()[..], &[2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0][..]);
+        let a = ConnectionHeader {
+            version: 2,
+            options: 1,
+            fd_mode: 0,
+            session_id_size: 32,
+        };
+        assert_eq!(
+            &a.encode()[..],
+            &[2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0][..]
+        );
     }
 
     #[test]
     fn header_rejects_unknown_command_and_oversize() {
         let mut b = [0u8; 16];
         b[0] = 3;
-        assert!(matches!(WireHeader::decode(&b, 1), Err(Error::UnknownCommand(3))));
+        assert!(matches!(
+            WireHeader::decode(&b, 1),
+            Err(Error::UnknownCommand(3))
+        ));
         let mut b = [0u8; 16];
         b[4..8].copy_from_slice(&100_001u32.to_le_bytes());
-        assert!(matches!(WireHeader::decode(&b, 1), Err(Error::BodyTooLarge { size: 100_001, max: 100_000 })));
+        assert!(matches!(
+            WireHeader::decode(&b, 1),
+            Err(Error::BodyTooLarge {
+                size: 100_001,
+                max: 100_000
+            })
+        ));
         assert!(WireHeader::decode(&b, 2).is_ok());
     }
 
     #[test]
     fn split_parcel_checks() {
         let rest = [0u8; 10];
-        assert!(matches!(split_parcel(&rest, 11, 1), Err(Error::ParcelSizeExceedsBody { .. })));
-        assert!(matches!(split_parcel(&rest, 8, 1), Err(Error::ObjectTableMisaligned(2))));
+        assert!(matches!(
+            split_parcel(&rest, 11, 1),
+            Err(Error::ParcelSizeExceedsBody { .. })
+        ));
+        assert!(matches!(
+            split_parcel(&rest, 8, 1),
+            Err(Error::ObjectTableMisaligned(2))
+        ));
         let mut rest = vec![0u8; 8];
         rest.extend_from_slice(&4u32.to_le_bytes());
-        assert!(matches!(split_parcel(&rest, 8, 1), Err(Error::ObjectOffsetOutOfRange { offset: 4, .. })));
+        assert!(matches!(
+            split_parcel(&rest, 8, 1),
+            Err(Error::ObjectOffsetOutOfRange { offset: 4, .. })
+        ));
         let mut rest = vec![0u8; 8];
         rest.extend_from_slice(&3u32.to_le_bytes());
-        assert_eq!(split_parcel(&rest, 8, 1).ok().map(|(_, o)| o), Some(vec![3]));
-        assert_eq!(split_parcel(&rest, 8, 0).ok().map(|(d, o)| (d.len(), o.len())), Some((12, 0)));
+        assert_eq!(
+            split_parcel(&rest, 8, 1).ok().map(|(_, o)| o),
+            Some(vec![3])
+        );
+        assert_eq!(
+            split_parcel(&rest, 8, 0)
+                .ok()
+                .map(|(d, o)| (d.len(), o.len())),
+            Some((12, 0))
+        );
     }
 
     #[test]

@@ -8,7 +8,10 @@ use rpcbinder::fuzzing::{client_bytes, parse_parcel, serve_bytes};
 use rpcbinder::{Error, ParcelError};
 
 fn load(sub: &str, name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/bad").join(sub).join(format!("{name}.bin"));
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/bad")
+        .join(sub)
+        .join(format!("{name}.bin"));
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -51,20 +54,61 @@ mod server {
     server_case!(fd_mode_unix, Error::UnsupportedFdMode(1));
     server_case!(unknown_session, Error::UnknownSession);
     server_case!(unknown_command, Error::UnknownCommand(7));
-    server_case!(body_too_large, Error::BodyTooLarge { size: 100_001, max: 100_000 });
-    server_case!(transact_body_too_small, Error::BodyTooSmall { command: "TRANSACT", size: 16, min: 40 });
+    server_case!(
+        body_too_large,
+        Error::BodyTooLarge {
+            size: 100_001,
+            max: 100_000
+        }
+    );
+    server_case!(
+        transact_body_too_small,
+        Error::BodyTooSmall {
+            command: "TRANSACT",
+            size: 16,
+            min: 40
+        }
+    );
     server_case!(truncated_body, Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof);
     server_case!(dec_strong_bad_size, Error::DecStrongBodySize(12));
     server_case!(object_table_misaligned, Error::ObjectTableMisaligned(2));
-    server_case!(parcel_size_exceeds_body, Error::ParcelSizeExceedsBody { parcel: 1000, .. });
-    server_case!(object_offset_out_of_range, Error::ObjectOffsetOutOfRange { offset: 120, data_size: 124 });
+    server_case!(
+        parcel_size_exceeds_body,
+        Error::ParcelSizeExceedsBody { parcel: 1000, .. }
+    );
+    server_case!(
+        object_offset_out_of_range,
+        Error::ObjectOffsetOutOfRange {
+            offset: 120,
+            data_size: 124
+        }
+    );
     server_case!(fd_object_in_v1, Error::ObjectsNotAllowed(1));
-    server_case!(dec_strong_unknown_address, Error::DecStrongUnknownAddress(3));
-    server_case!(dec_strong_underflow, Error::DecStrongUnderflow { amount: 2, held: 1, .. });
+    server_case!(
+        dec_strong_unknown_address,
+        Error::DecStrongUnknownAddress(3)
+    );
+    server_case!(
+        dec_strong_underflow,
+        Error::DecStrongUnderflow {
+            amount: 2,
+            held: 1,
+            ..
+        }
+    );
     server_case!(bad_address_options, Error::BadAddress(7));
-    server_case!(unknown_local_address, Error::UnknownLocalAddress(0x0000_0005_0000_0003));
+    server_case!(
+        unknown_local_address,
+        Error::UnknownLocalAddress(0x0000_0005_0000_0003)
+    );
     server_case!(reply_to_server, Error::UnexpectedReply);
-    server_case!(oneway_async_gap, Error::AsyncNumberMismatch { expected: 0, got: 5 });
+    server_case!(
+        oneway_async_gap,
+        Error::AsyncNumberMismatch {
+            expected: 0,
+            got: 5
+        }
+    );
 }
 
 mod client {
@@ -74,11 +118,27 @@ mod client {
     client_case!(short_session_id, Error::BadSessionIdSize(4));
     client_case!(null_root, Error::NoRootObject);
     client_case!(root_not_for_server, Error::UnknownLocalAddress(1));
-    client_case!(dec_strong_unknown, Error::DecStrongUnknownAddress(0x0000_0009_0000_0003));
-    client_case!(reply_too_small, Error::BodyTooSmall { command: "REPLY", size: 8, min: 20 });
+    client_case!(
+        dec_strong_unknown,
+        Error::DecStrongUnknownAddress(0x0000_0009_0000_0003)
+    );
+    client_case!(
+        reply_too_small,
+        Error::BodyTooSmall {
+            command: "REPLY",
+            size: 8,
+            min: 20
+        }
+    );
     client_case!(nested_transact_to_client, Error::UnexpectedTransaction(3));
-    client_case!(v2_binder_not_in_table, Error::Parcel(ParcelError::BinderNotInObjectTable(0)));
-    client_case!(descriptor_not_terminated, Error::Parcel(ParcelError::StringNotTerminated));
+    client_case!(
+        v2_binder_not_in_table,
+        Error::Parcel(ParcelError::BinderNotInObjectTable(0))
+    );
+    client_case!(
+        descriptor_not_terminated,
+        Error::Parcel(ParcelError::StringNotTerminated)
+    );
 }
 
 mod parcel {
@@ -87,9 +147,19 @@ mod parcel {
     parcel_case!(string_invalid_utf16, ParcelError::InvalidUtf16);
     parcel_case!(string_negative_length, ParcelError::BadLength(-2));
     parcel_case!(string_huge_length, ParcelError::NotEnoughData { .. });
-    parcel_case!(bytes_truncated, ParcelError::NotEnoughData { needed: 16, available: 4, .. });
+    parcel_case!(
+        bytes_truncated,
+        ParcelError::NotEnoughData {
+            needed: 16,
+            available: 4,
+            ..
+        }
+    );
     parcel_case!(binder_bad_type, ParcelError::BadBinderType(2));
-    parcel_case!(status_stack_header_too_big, ParcelError::BadStatusHeader(100));
+    parcel_case!(
+        status_stack_header_too_big,
+        ParcelError::BadStatusHeader(100)
+    );
     parcel_case!(status_fat_header_negative, ParcelError::BadStatusHeader(-4));
     parcel_case!(parcelable_size_too_small, ParcelError::BadParcelableSize(3));
     parcel_case!(parcelable_size_past_end, ParcelError::BadParcelableSize(64));
@@ -102,13 +172,18 @@ mod parcel {
 #[test]
 fn corpus_is_covered_and_survives_all_entries() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/bad");
-    let known = include_str!("bad_corpus.rs");
+    // Whitespace-insensitive, so that rustfmt's line breaks inside `case!(...)` do not matter.
+    let known: String = include_str!("bad_corpus.rs").split_whitespace().collect();
     let mut n = 0;
     for sub in ["server", "client", "parcel"] {
         for entry in std::fs::read_dir(root.join(sub)).unwrap() {
             let path = entry.unwrap().path();
             let stem = path.file_stem().unwrap().to_string_lossy().to_string();
-            assert!(known.contains(&format!("_case!({stem},")), "no test for {}", path.display());
+            assert!(
+                known.contains(&format!("_case!({stem},")),
+                "no test for {}",
+                path.display()
+            );
             let data = std::fs::read(&path).unwrap();
             let _ = serve_bytes(&data);
             let _ = client_bytes(&data);

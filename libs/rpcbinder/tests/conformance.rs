@@ -10,14 +10,18 @@ use std::thread;
 use std::time::Duration;
 
 use rpcbinder::{
-    Binder, ClientConfig, Error, Parcel, ParcelReader, RpcClient, RpcServer, SessionEnd, Status, StatusCode,
+    Binder, ClientConfig, Error, Parcel, ParcelReader, RpcClient, RpcServer, SessionEnd, Status,
+    StatusCode,
 };
 
 const DESCRIPTOR: &str = "android.system.virtualmachineservice.IVirtualMachineService";
 
 fn unhex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -47,11 +51,16 @@ const REPLY_MAX_THREADS: &str =
     "01000000 18000000 00000000 00000000  00000000 04000000 000000000000000000000000  01000000";
 const REPLY_ROOT_V1: &str = "01000000 24000000 00000000 00000000  00000000 10000000 000000000000000000000000  01000000 03000000 00000000 0c000000";
 const TXN_NTF: &str = "00000000 28000000 0000000000000000  03000000 00000000 46544e5f 00000000 0000000000000000 00000000 000000000000000000000000";
-const DEC_STRONG_ROOT_1: &str = "02000000 10000000 0000000000000000 03000000 00000000 01000000 00000000";
-const REPLY_OK_V1: &str = "01000000 18000000 00000000 00000000 00000000 04000000 00000000 00000000 00000000 00000000";
+const DEC_STRONG_ROOT_1: &str =
+    "02000000 10000000 0000000000000000 03000000 00000000 01000000 00000000";
+const REPLY_OK_V1: &str =
+    "01000000 18000000 00000000 00000000 00000000 04000000 00000000 00000000 00000000 00000000";
 
 fn reply_ntf() -> String {
-    format!("01000000 90000000 0000000000000000 00000000 7c000000 000000000000000000000000 {}", token_hex())
+    format!(
+        "01000000 90000000 0000000000000000 00000000 7c000000 000000000000000000000000 {}",
+        token_hex()
+    )
 }
 
 /// notifyPayloadFinished(42) TRANSACT, byte for byte as in §10 (184 bytes).
@@ -71,7 +80,12 @@ impl Binder for TestService {
     fn descriptor(&self) -> &str {
         DESCRIPTOR
     }
-    fn on_transact(&self, code: u32, data: &mut ParcelReader<'_>, reply: &mut Parcel) -> Result<(), StatusCode> {
+    fn on_transact(
+        &self,
+        code: u32,
+        data: &mut ParcelReader<'_>,
+        reply: &mut Parcel,
+    ) -> Result<(), StatusCode> {
         let mut args = Vec::new();
         while let Ok(v) = data.read_i32() {
             args.extend_from_slice(&v.to_le_bytes());
@@ -87,8 +101,16 @@ impl Binder for TestService {
     }
 }
 
-fn start_server(max_version: u32) -> (UnixStream, thread::JoinHandle<Result<SessionEnd, Error>>, Arc<TestService>) {
-    let svc = Arc::new(TestService { calls: Default::default() });
+fn start_server(
+    max_version: u32,
+) -> (
+    UnixStream,
+    thread::JoinHandle<Result<SessionEnd, Error>>,
+    Arc<TestService>,
+) {
+    let svc = Arc::new(TestService {
+        calls: Default::default(),
+    });
     let server = RpcServer::new(svc.clone()).with_max_version(max_version);
     let (a, b) = UnixStream::pair().unwrap();
     a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -110,7 +132,11 @@ fn send(s: &mut UnixStream, bytes: &str) {
 
 fn expect_eof(s: &mut UnixStream) {
     let mut b = [0u8; 1];
-    assert_eq!(s.read(&mut b).unwrap(), 0, "server should close the session");
+    assert_eq!(
+        s.read(&mut b).unwrap(),
+        0,
+        "server should close the session"
+    );
 }
 
 /// The whole §10 transcript, with a scripted libbinder/NDK client against our server.
@@ -123,7 +149,10 @@ fn server_v1_worked_example() {
     send(&mut c, &special(1));
     expect(&mut c, REPLY_MAX_THREADS);
     send(&mut c, &special(2));
-    expect(&mut c, "01000000 38000000 00000000 00000000 00000000 24000000 000000000000000000000000 20000000");
+    expect(
+        &mut c,
+        "01000000 38000000 00000000 00000000 00000000 24000000 000000000000000000000000 20000000",
+    );
     let mut id = [0u8; 32];
     c.read_exact(&mut id).unwrap();
     send(&mut c, &special(0));
@@ -139,7 +168,10 @@ fn server_v1_worked_example() {
     send(&mut c, DEC_STRONG_ROOT_1);
     expect_eof(&mut c);
     assert_eq!(h.join().unwrap().unwrap(), SessionEnd::Released);
-    assert_eq!(svc.calls.lock().unwrap().as_slice(), &[(3, vec![42, 0, 0, 0])]);
+    assert_eq!(
+        svc.calls.lock().unwrap().as_slice(),
+        &[(3, vec![42, 0, 0, 0])]
+    );
 }
 
 /// DEC_STRONG accounting with two GET_ROOTs: one DEC_STRONG per transaction, and the session
@@ -157,15 +189,28 @@ fn server_dec_strong_accounting() {
     // PING on the root: DEC_STRONG(root,1) then an empty OK reply.
     send(&mut c, "00000000 28000000 0000000000000000 03000000 00000000 474e505f 00000000 0000000000000000 00000000 000000000000000000000000");
     expect(&mut c, DEC_STRONG_ROOT_1);
-    expect(&mut c, "01000000 14000000 0000000000000000 00000000 00000000 000000000000000000000000");
+    expect(
+        &mut c,
+        "01000000 14000000 0000000000000000 00000000 00000000 000000000000000000000000",
+    );
     send(&mut c, DEC_STRONG_ROOT_1);
     // Still one reference outstanding: session alive, answers GET_MAX_THREADS.
     send(&mut c, &special(1));
     expect(&mut c, REPLY_MAX_THREADS);
     // Releasing more than outstanding is a protocol error (A16 terminates the session).
-    send(&mut c, "02000000 10000000 0000000000000000 03000000 00000000 02000000 00000000");
+    send(
+        &mut c,
+        "02000000 10000000 0000000000000000 03000000 00000000 02000000 00000000",
+    );
     expect_eof(&mut c);
-    assert!(matches!(h.join().unwrap(), Err(Error::DecStrongUnderflow { amount: 2, held: 1, .. })));
+    assert!(matches!(
+        h.join().unwrap(),
+        Err(Error::DecStrongUnderflow {
+            amount: 2,
+            held: 1,
+            ..
+        })
+    ));
 }
 
 /// v0 (Android 13): 4-byte RpcWireReply, no parcelDataSize, no object table.
@@ -176,13 +221,19 @@ fn server_negotiates_v0_reply_format() {
     send(&mut c, CCI);
     expect(&mut c, "00000000 00000000");
     send(&mut c, &special(0));
-    expect(&mut c, "01000000 14000000 0000000000000000 00000000 01000000 03000000 00000000 0c000000");
+    expect(
+        &mut c,
+        "01000000 14000000 0000000000000000 00000000 01000000 03000000 00000000 0c000000",
+    );
     let mut txn = unhex(&txn_finished_42());
     txn[40..44].copy_from_slice(&[0, 0, 0, 0]); // v0: parcelDataSize is reserved
     c.write_all(&txn).unwrap();
     expect(&mut c, DEC_STRONG_ROOT_1);
     // §10 variant: v0 reply of Status::ok().
-    expect(&mut c, "01000000 08000000 0000000000000000 00000000 00000000");
+    expect(
+        &mut c,
+        "01000000 08000000 0000000000000000 00000000 00000000",
+    );
     drop(c);
     assert_eq!(h.join().unwrap().unwrap(), SessionEnd::Closed);
 }
@@ -230,21 +281,35 @@ fn server_bad_token_and_unknown_code() {
     // code 1 with an empty parcel: no token.
     send(&mut c, "00000000 28000000 0000000000000000 03000000 00000000 01000000 00000000 0000000000000000 00000000 000000000000000000000000");
     expect(&mut c, DEC_STRONG_ROOT_1);
-    expect(&mut c, "01000000 14000000 0000000000000000 c3ffffff 00000000 000000000000000000000000");
+    expect(
+        &mut c,
+        "01000000 14000000 0000000000000000 c3ffffff 00000000 000000000000000000000000",
+    );
     let mut t = unhex(&txn_finished_42());
     t[24] = 99; // code 99
     c.write_all(&t).unwrap();
     expect(&mut c, DEC_STRONG_ROOT_1);
-    expect(&mut c, "01000000 14000000 0000000000000000 b6ffffff 00000000 000000000000000000000000");
+    expect(
+        &mut c,
+        "01000000 14000000 0000000000000000 b6ffffff 00000000 000000000000000000000000",
+    );
     // A wrong token in a full parcel is BAD_TYPE too (INT32_MIN+1 = 0x80000001).
     let mut t = unhex(&txn_finished_42());
     t[60] = b'A';
     c.write_all(&t).unwrap();
     expect(&mut c, DEC_STRONG_ROOT_1);
-    expect(&mut c, "01000000 14000000 0000000000000000 01000080 00000000 000000000000000000000000");
+    expect(
+        &mut c,
+        "01000000 14000000 0000000000000000 01000080 00000000 000000000000000000000000",
+    );
     drop(c);
     h.join().unwrap().unwrap();
-    assert!(svc.calls.lock().unwrap().iter().all(|(code, _)| *code == 99));
+    assert!(svc
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(code, _)| *code == 99));
 }
 
 /// Rejection paths of the reference §12.2: each terminates the session with its own error.
@@ -263,23 +328,35 @@ fn server_rejections() {
         e
     }
     // bodySize < 40
-    assert!(matches!(run("00000000 10000000 0000000000000000 00000000000000000000000000000000"), Error::BodyTooSmall { min: 40, .. }));
+    assert!(matches!(
+        run("00000000 10000000 0000000000000000 00000000000000000000000000000000"),
+        Error::BodyTooSmall { min: 40, .. }
+    ));
     // DEC_STRONG bodySize != 16
-    assert!(matches!(run("02000000 0c000000 0000000000000000 030000000000000001000000"), Error::DecStrongBodySize(12)));
+    assert!(matches!(
+        run("02000000 0c000000 0000000000000000 030000000000000001000000"),
+        Error::DecStrongBodySize(12)
+    ));
     // object table not a multiple of 4: parcelDataSize 0 with 2 trailing bytes
     assert!(matches!(
         run("00000000 2a000000 0000000000000000 03000000 00000000 01000000 00000000 0000000000000000 00000000 000000000000000000000000 0000"),
         Error::ObjectTableMisaligned(2)
     ));
     // unknown command
-    assert!(matches!(run("07000000 00000000 0000000000000000"), Error::UnknownCommand(7)));
+    assert!(matches!(
+        run("07000000 00000000 0000000000000000"),
+        Error::UnknownCommand(7)
+    ));
     // unknown address option bits -> BAD_VALUE reply and terminate
     assert!(matches!(
         run("00000000 28000000 0000000000000000 07000000 00000000 01000000 00000000 0000000000000000 00000000 000000000000000000000000"),
         Error::BadAddress(7)
     ));
     // body above the 100 KB limit
-    assert!(matches!(run("00000000 a1860100 0000000000000000"), Error::BodyTooLarge { size: 100_001, .. }));
+    assert!(matches!(
+        run("00000000 a1860100 0000000000000000"),
+        Error::BodyTooLarge { size: 100_001, .. }
+    ));
     // REPLY to a server
     assert!(matches!(run(REPLY_OK_V1), Error::UnexpectedReply));
 }
@@ -292,20 +369,32 @@ fn server_rejects_bad_handshakes() {
     drop(c);
     let (mut c, h, _) = start_server(1);
     send(&mut c, "01000000 00 00 0000000000000000 1000"); // session id size 16
-    assert!(matches!(h.join().unwrap(), Err(Error::BadSessionIdSize(16))));
+    assert!(matches!(
+        h.join().unwrap(),
+        Err(Error::BadSessionIdSize(16))
+    ));
     drop(c);
     let (mut c, h, _) = start_server(1);
     send(&mut c, CONN_HEADER_V1);
     send(&mut c, "63636100 00000000"); // "cca"
     expect(&mut c, NEW_SESSION_V1);
-    assert!(matches!(h.join().unwrap(), Err(Error::BadConnectionInit(_))));
+    assert!(matches!(
+        h.join().unwrap(),
+        Err(Error::BadConnectionInit(_))
+    ));
     let (mut c, h, _) = start_server(1);
-    send(&mut c, &format!("01000000 00 00 0000000000000000 2000 {}", "11".repeat(32)));
+    send(
+        &mut c,
+        &format!("01000000 00 00 0000000000000000 2000 {}", "11".repeat(32)),
+    );
     assert!(matches!(h.join().unwrap(), Err(Error::UnknownSession)));
     drop(c);
     let (mut c, h, _) = start_server(1);
     send(&mut c, "01000000 00 01 0000000000000000 0000"); // fd mode UNIX
-    assert!(matches!(h.join().unwrap(), Err(Error::UnsupportedFdMode(1))));
+    assert!(matches!(
+        h.join().unwrap(),
+        Err(Error::UnsupportedFdMode(1))
+    ));
     drop(c);
 }
 
@@ -313,7 +402,9 @@ fn server_rejects_bad_handshakes() {
 /// "cci" on it.
 #[test]
 fn server_accepts_callback_attach() {
-    let svc = Arc::new(TestService { calls: Default::default() });
+    let svc = Arc::new(TestService {
+        calls: Default::default(),
+    });
     let server = Arc::new(RpcServer::new(svc).with_max_version(2));
     let (mut c, s1) = UnixStream::pair().unwrap();
     let srv = server.clone();
@@ -329,7 +420,10 @@ fn server_accepts_callback_attach() {
     let (mut cb, s2) = UnixStream::pair().unwrap();
     let srv = server.clone();
     let h2 = thread::spawn(move || srv.serve_connection(s2));
-    send(&mut cb, &format!("02000000 01 00 0000000000000000 2000 {}", hex(&id)));
+    send(
+        &mut cb,
+        &format!("02000000 01 00 0000000000000000 2000 {}", hex(&id)),
+    );
     expect(&mut cb, CCI);
     drop(cb);
     assert_eq!(h2.join().unwrap().unwrap(), SessionEnd::CallbackClosed);
@@ -393,7 +487,10 @@ fn client_rejections() {
         expect(&mut s, CCI);
         send(&mut s, "02000000 00000000");
     });
-    assert!(matches!(RpcClient::connect(c), Err(Error::UnsupportedVersion(2))));
+    assert!(matches!(
+        RpcClient::connect(c),
+        Err(Error::UnsupportedVersion(2))
+    ));
     peer.join().unwrap();
 
     let (c, mut s) = UnixStream::pair().unwrap();
@@ -404,12 +501,29 @@ fn client_rejections() {
         expect(&mut s, &special(0));
         send(&mut s, REPLY_ROOT_V1);
         expect(&mut s, TXN_NTF);
-        send(&mut s, "02000000 10000000 0000000000000000 03000000 00000000 02000000 00000000");
+        send(
+            &mut s,
+            "02000000 10000000 0000000000000000 03000000 00000000 02000000 00000000",
+        );
         s
     });
-    let mut client = RpcClient::connect_with(c, ClientConfig { version: 1, query_session_info: false }).unwrap();
+    let mut client = RpcClient::connect_with(
+        c,
+        ClientConfig {
+            version: 1,
+            query_session_info: false,
+        },
+    )
+    .unwrap();
     let root = client.get_root().unwrap();
-    assert!(matches!(client.interface_descriptor(&root), Err(Error::DecStrongUnderflow { amount: 2, held: 1, .. })));
+    assert!(matches!(
+        client.interface_descriptor(&root),
+        Err(Error::DecStrongUnderflow {
+            amount: 2,
+            held: 1,
+            ..
+        })
+    ));
     assert!(matches!(client.ping(&root), Err(Error::Shutdown)));
     drop(peer.join().unwrap());
 
@@ -422,19 +536,34 @@ fn client_rejections() {
         send(&mut s, REPLY_ROOT_V1);
         expect(&mut s, TXN_NTF);
         send(&mut s, DEC_STRONG_ROOT_1);
-        send(&mut s, "01000000 14000000 0000000000000000 b6ffffff 00000000 000000000000000000000000");
+        send(
+            &mut s,
+            "01000000 14000000 0000000000000000 b6ffffff 00000000 000000000000000000000000",
+        );
         s
     });
-    let mut client = RpcClient::connect_with(c, ClientConfig { version: 1, query_session_info: false }).unwrap();
+    let mut client = RpcClient::connect_with(
+        c,
+        ClientConfig {
+            version: 1,
+            query_session_info: false,
+        },
+    )
+    .unwrap();
     let root = client.get_root().unwrap();
-    assert!(matches!(client.interface_descriptor(&root), Err(Error::TransactionFailed(StatusCode::UNKNOWN_TRANSACTION))));
+    assert!(matches!(
+        client.interface_descriptor(&root),
+        Err(Error::TransactionFailed(StatusCode::UNKNOWN_TRANSACTION))
+    ));
     drop(peer.join().unwrap());
 }
 
 /// Our client against our server over a Unix socket pair, many calls.
 #[test]
 fn client_server_loopback() {
-    let svc = Arc::new(TestService { calls: Default::default() });
+    let svc = Arc::new(TestService {
+        calls: Default::default(),
+    });
     let server = RpcServer::new(svc.clone());
     let (a, b) = UnixStream::pair().unwrap();
     let h = thread::spawn(move || server.serve_connection(b));
@@ -452,7 +581,10 @@ fn client_server_loopback() {
     for _ in 0..2 {
         let mut p = Parcel::new();
         p.write_interface_token(DESCRIPTOR);
-        assert!(client.transact(&root, 1, &p, rpcbinder::wire::FLAG_ONEWAY).unwrap().is_none());
+        assert!(client
+            .transact(&root, 1, &p, rpcbinder::wire::FLAG_ONEWAY)
+            .unwrap()
+            .is_none());
     }
     client.ping(&root).unwrap();
     client.release(root).unwrap();

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rpcbinder::{RpcServer, Status};
-use vm_service::{ErrorCode, VirtualMachineService, VirtualMachineServiceBinder, VirtualMachineServiceClient};
+use vm_service::{
+    ErrorCode, VirtualMachineService, VirtualMachineServiceBinder, VirtualMachineServiceClient,
+};
 
 struct Sink;
 
@@ -28,7 +30,11 @@ impl VirtualMachineService for Sink {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let calls: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(20_000);
+    let calls: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(20_000);
     let (a, b) = UnixStream::pair()?;
     let server = RpcServer::new(Arc::new(VirtualMachineServiceBinder(Sink)));
     let handle = std::thread::spawn(move || server.serve_connection(b));
@@ -47,7 +53,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     client.close()?;
     let _ = handle.join();
     lat.sort();
-    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(Duration::ZERO);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(Duration::ZERO)
+    };
     println!(
         "{{\"bench\":\"rpc_roundtrip_unix\",\"calls\":{calls},\"round_trips_per_sec\":{:.0},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1}}}",
         calls as f64 / total.as_secs_f64(),

@@ -58,7 +58,8 @@ pub struct VirtualMachineServiceClient<S: Read + Write> {
 
 impl<S: Read + Write> std::fmt::Debug for VirtualMachineServiceClient<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VirtualMachineServiceClient").finish_non_exhaustive()
+        f.debug_struct("VirtualMachineServiceClient")
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,9 +73,16 @@ impl VirtualMachineServiceClient<VsockStream> {
     }
 
     /// Connects to an explicit vsock address (e.g. port 5000 for Android 13 hosts).
-    pub fn connect_vsock_port(cid: u32, port: u32, timeout: Option<Duration>) -> Result<Self, ClientError> {
-        let s = VsockStream::connect(cid, port, timeout).map_err(|source| ClientError::Connect { cid, port, source })?;
-        let set = s.set_read_timeout(timeout).and_then(|()| s.set_write_timeout(timeout));
+    pub fn connect_vsock_port(
+        cid: u32,
+        port: u32,
+        timeout: Option<Duration>,
+    ) -> Result<Self, ClientError> {
+        let s = VsockStream::connect(cid, port, timeout)
+            .map_err(|source| ClientError::Connect { cid, port, source })?;
+        let set = s
+            .set_read_timeout(timeout)
+            .and_then(|()| s.set_write_timeout(timeout));
         set.map_err(|source| ClientError::Connect { cid, port, source })?;
         Self::connect(s)
     }
@@ -94,9 +102,18 @@ impl<S: Read + Write> VirtualMachineServiceClient<S> {
         let root = rpc.get_root()?;
         let descriptor = rpc.interface_descriptor(&root)?;
         if descriptor != DESCRIPTOR {
-            return Err(rpcbinder::Error::DescriptorMismatch { expected: DESCRIPTOR.to_string(), actual: descriptor }.into());
+            return Err(rpcbinder::Error::DescriptorMismatch {
+                expected: DESCRIPTOR.to_string(),
+                actual: descriptor,
+            }
+            .into());
         }
-        Ok(VirtualMachineServiceClient { inner: Mutex::new(Inner { rpc, root: Some(root) }) })
+        Ok(VirtualMachineServiceClient {
+            inner: Mutex::new(Inner {
+                rpc,
+                root: Some(root),
+            }),
+        })
     }
 
     fn call(&self, code: u32, args: impl FnOnce(&mut Parcel)) -> Result<Reply, ClientError> {
@@ -142,7 +159,11 @@ impl<S: Read + Write> VirtualMachineServiceClient<S> {
     }
 
     /// `requestAttestation(byte[] csr, boolean testMode) -> Certificate[]` (code 5).
-    pub fn request_attestation(&self, csr: &[u8], test_mode: bool) -> Result<Vec<Certificate>, ClientError> {
+    pub fn request_attestation(
+        &self,
+        csr: &[u8],
+        test_mode: bool,
+    ) -> Result<Vec<Certificate>, ClientError> {
         let reply = self.call(codes::REQUEST_ATTESTATION, |p| {
             p.write_byte_array(Some(csr));
             p.write_bool(test_mode);
@@ -153,12 +174,16 @@ impl<S: Read + Write> VirtualMachineServiceClient<S> {
         let n = usize::try_from(n).map_err(|_| rpcbinder::ParcelError::BadLength(n))?;
         // Each element takes at least 8 bytes: bound the allocation by what is there.
         if n > r.remaining() / 8 {
-            return Err(rpcbinder::ParcelError::BadLength(i32::try_from(n).unwrap_or(i32::MAX)).into());
+            return Err(
+                rpcbinder::ParcelError::BadLength(i32::try_from(n).unwrap_or(i32::MAX)).into(),
+            );
         }
         let mut certs = Vec::with_capacity(n);
         for _ in 0..n {
             let der = r.read_parcelable(|r| r.read_byte_array())?;
-            certs.push(Certificate { encoded_certificate: der.unwrap_or_default() });
+            certs.push(Certificate {
+                encoded_certificate: der.unwrap_or_default(),
+            });
         }
         Ok(certs)
     }

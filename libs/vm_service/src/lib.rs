@@ -14,8 +14,9 @@ pub mod types;
 
 pub use client::{ClientError, VirtualMachineServiceClient};
 pub use server::{
-    attestation_unsupported, secretkeeper_absent, vsock_uds_path, wait_for_event, Certificate, HostService,
-    ServiceListener, VirtualMachineService, VirtualMachineServiceBinder, VmEvent, VmEventKind,
+    attestation_unsupported, secretkeeper_absent, vsock_uds_path, wait_for_event, Certificate,
+    HostService, ServiceListener, VirtualMachineService, VirtualMachineServiceBinder, VmEvent,
+    VmEventKind,
 };
 pub use types::{DeathReason, ErrorCode, InvalidTransition, PayloadState, PayloadStateMachine};
 

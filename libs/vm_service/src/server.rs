@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use rpcbinder::{Binder, ExceptionCode, Parcel, ParcelReader, RpcServer, SessionEnd, Status, StatusCode};
+use rpcbinder::{
+    Binder, ExceptionCode, Parcel, ParcelReader, RpcServer, SessionEnd, Status, StatusCode,
+};
 
 use crate::types::{ErrorCode, PayloadState, PayloadStateMachine};
 use crate::{codes, DESCRIPTOR};
@@ -26,7 +28,10 @@ pub struct Certificate {
 /// `EX_UNSUPPORTED_OPERATION`, as virtualizationservice answers when no remotely provisioned
 /// component is declared.
 pub fn attestation_unsupported() -> Status {
-    Status::exception(ExceptionCode::UNSUPPORTED_OPERATION, "attestation is not supported by this host")
+    Status::exception(
+        ExceptionCode::UNSUPPORTED_OPERATION,
+        "attestation is not supported by this host",
+    )
 }
 
 /// The status `getSecretkeeper` answers when there is no Secretkeeper: transport status
@@ -48,7 +53,11 @@ pub trait VirtualMachineService: Send + Sync {
     /// Code 4.
     fn notify_error(&self, error_code: ErrorCode, message: &str) -> Result<(), Status>;
     /// Code 5. Default: [`attestation_unsupported`].
-    fn request_attestation(&self, _csr: &[u8], _test_mode: bool) -> Result<Vec<Certificate>, Status> {
+    fn request_attestation(
+        &self,
+        _csr: &[u8],
+        _test_mode: bool,
+    ) -> Result<Vec<Certificate>, Status> {
         Err(attestation_unsupported())
     }
     /// Code 6 (returns an `ISecretkeeper`, which this host never has). Default:
@@ -82,7 +91,12 @@ impl<T: VirtualMachineService> Binder for VirtualMachineServiceBinder<T> {
         DESCRIPTOR
     }
 
-    fn on_transact(&self, code: u32, data: &mut ParcelReader<'_>, reply: &mut Parcel) -> Result<(), StatusCode> {
+    fn on_transact(
+        &self,
+        code: u32,
+        data: &mut ParcelReader<'_>,
+        reply: &mut Parcel,
+    ) -> Result<(), StatusCode> {
         let svc = &self.0;
         match code {
             codes::NOTIFY_PAYLOAD_STARTED => write_result(reply, svc.notify_payload_started()),
@@ -103,9 +117,13 @@ impl<T: VirtualMachineService> Binder for VirtualMachineServiceBinder<T> {
                 match svc.request_attestation(&csr, test_mode) {
                     Ok(certs) => {
                         reply.write_status(&Status::ok());
-                        reply.write_i32(i32::try_from(certs.len()).map_err(|_| StatusCode::NO_MEMORY)?);
+                        reply.write_i32(
+                            i32::try_from(certs.len()).map_err(|_| StatusCode::NO_MEMORY)?,
+                        );
                         for c in &certs {
-                            reply.write_parcelable(|p| p.write_byte_array(Some(&c.encoded_certificate)));
+                            reply.write_parcelable(|p| {
+                                p.write_byte_array(Some(&c.encoded_certificate))
+                            });
                         }
                         Ok(())
                     }
@@ -180,23 +198,46 @@ impl HostService {
     pub fn new(cid: u32) -> (Self, Arc<PayloadStateMachine>, Receiver<VmEvent>) {
         let (tx, rx) = mpsc::channel();
         let state = Arc::new(PayloadStateMachine::new());
-        (HostService { cid, state: state.clone(), events: tx }, state, rx)
+        (
+            HostService {
+                cid,
+                state: state.clone(),
+                events: tx,
+            },
+            state,
+            rx,
+        )
     }
 
     fn emit(&self, kind: VmEventKind) {
         // The receiver may be gone (host shutting down): nothing to report to then.
-        let _ = self.events.send(VmEvent { time: SystemTime::now(), cid: self.cid, kind });
+        let _ = self.events.send(VmEvent {
+            time: SystemTime::now(),
+            cid: self.cid,
+            kind,
+        });
     }
 
-    fn transition(&self, method: &'static str, to: PayloadState, kind: VmEventKind) -> Result<(), Status> {
+    fn transition(
+        &self,
+        method: &'static str,
+        to: PayloadState,
+        kind: VmEventKind,
+    ) -> Result<(), Status> {
         match self.state.update(to) {
             Ok(()) => {
                 self.emit(kind);
                 Ok(())
             }
             Err(e) => {
-                self.emit(VmEventKind::Rejected { method, state: e.from });
-                Err(Status::exception(ExceptionCode::ILLEGAL_STATE, e.to_string()))
+                self.emit(VmEventKind::Rejected {
+                    method,
+                    state: e.from,
+                });
+                Err(Status::exception(
+                    ExceptionCode::ILLEGAL_STATE,
+                    e.to_string(),
+                ))
             }
         }
     }
@@ -209,19 +250,34 @@ impl HostService {
 
 impl VirtualMachineService for HostService {
     fn notify_payload_started(&self) -> Result<(), Status> {
-        self.transition("notifyPayloadStarted", PayloadState::Started, VmEventKind::PayloadStarted)
+        self.transition(
+            "notifyPayloadStarted",
+            PayloadState::Started,
+            VmEventKind::PayloadStarted,
+        )
     }
     fn notify_payload_ready(&self) -> Result<(), Status> {
-        self.transition("notifyPayloadReady", PayloadState::Ready, VmEventKind::PayloadReady)
+        self.transition(
+            "notifyPayloadReady",
+            PayloadState::Ready,
+            VmEventKind::PayloadReady,
+        )
     }
     fn notify_payload_finished(&self, exit_code: i32) -> Result<(), Status> {
-        self.transition("notifyPayloadFinished", PayloadState::Finished, VmEventKind::PayloadFinished(exit_code))
+        self.transition(
+            "notifyPayloadFinished",
+            PayloadState::Finished,
+            VmEventKind::PayloadFinished(exit_code),
+        )
     }
     fn notify_error(&self, code: ErrorCode, message: &str) -> Result<(), Status> {
         self.transition(
             "notifyError",
             PayloadState::Finished,
-            VmEventKind::Error { code, message: message.to_string() },
+            VmEventKind::Error {
+                code,
+                message: message.to_string(),
+            },
         )
     }
 }
@@ -261,7 +317,9 @@ impl ServiceListener {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let service = Arc::new(service);
-        let server = Arc::new(RpcServer::new(Arc::new(VirtualMachineServiceBinder(service.clone()))));
+        let server = Arc::new(RpcServer::new(Arc::new(VirtualMachineServiceBinder(
+            service.clone(),
+        ))));
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
@@ -277,7 +335,11 @@ impl ServiceListener {
                 });
             }
         });
-        ServiceListener { path, stop, thread: Some(thread) }
+        ServiceListener {
+            path,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// The socket path.
@@ -328,7 +390,11 @@ impl<T: VirtualMachineService + ?Sized> VirtualMachineService for Arc<T> {
 }
 
 /// Reads events until `pred` matches or `timeout` passes (test and CLI helper).
-pub fn wait_for_event(rx: &Receiver<VmEvent>, timeout: Duration, pred: impl Fn(&VmEvent) -> bool) -> Option<VmEvent> {
+pub fn wait_for_event(
+    rx: &Receiver<VmEvent>,
+    timeout: Duration,
+    pred: impl Fn(&VmEvent) -> bool,
+) -> Option<VmEvent> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let left = deadline.checked_duration_since(std::time::Instant::now())?;

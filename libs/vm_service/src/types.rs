@@ -86,23 +86,44 @@ impl DeathReason {
         (DeathReason::START_FAILED, "START_FAILED"),
         (DeathReason::REBOOT, "REBOOT"),
         (DeathReason::CRASH, "CRASH"),
-        (DeathReason::PVM_FIRMWARE_PUBLIC_KEY_MISMATCH, "PVM_FIRMWARE_PUBLIC_KEY_MISMATCH"),
-        (DeathReason::PVM_FIRMWARE_INSTANCE_IMAGE_CHANGED, "PVM_FIRMWARE_INSTANCE_IMAGE_CHANGED"),
+        (
+            DeathReason::PVM_FIRMWARE_PUBLIC_KEY_MISMATCH,
+            "PVM_FIRMWARE_PUBLIC_KEY_MISMATCH",
+        ),
+        (
+            DeathReason::PVM_FIRMWARE_INSTANCE_IMAGE_CHANGED,
+            "PVM_FIRMWARE_INSTANCE_IMAGE_CHANGED",
+        ),
         (
             DeathReason::MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE,
             "MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE",
         ),
-        (DeathReason::MICRODROID_PAYLOAD_HAS_CHANGED, "MICRODROID_PAYLOAD_HAS_CHANGED"),
-        (DeathReason::MICRODROID_PAYLOAD_VERIFICATION_FAILED, "MICRODROID_PAYLOAD_VERIFICATION_FAILED"),
-        (DeathReason::MICRODROID_INVALID_PAYLOAD_CONFIG, "MICRODROID_INVALID_PAYLOAD_CONFIG"),
-        (DeathReason::MICRODROID_UNKNOWN_RUNTIME_ERROR, "MICRODROID_UNKNOWN_RUNTIME_ERROR"),
+        (
+            DeathReason::MICRODROID_PAYLOAD_HAS_CHANGED,
+            "MICRODROID_PAYLOAD_HAS_CHANGED",
+        ),
+        (
+            DeathReason::MICRODROID_PAYLOAD_VERIFICATION_FAILED,
+            "MICRODROID_PAYLOAD_VERIFICATION_FAILED",
+        ),
+        (
+            DeathReason::MICRODROID_INVALID_PAYLOAD_CONFIG,
+            "MICRODROID_INVALID_PAYLOAD_CONFIG",
+        ),
+        (
+            DeathReason::MICRODROID_UNKNOWN_RUNTIME_ERROR,
+            "MICRODROID_UNKNOWN_RUNTIME_ERROR",
+        ),
         (DeathReason::HANGUP, "HANGUP"),
         (DeathReason::WATCHDOG_REBOOT, "WATCHDOG_REBOOT"),
     ];
 
     /// AIDL name, when known.
     pub fn name(self) -> Option<&'static str> {
-        Self::NAMES.iter().find(|(d, _)| *d == self).map(|(_, n)| *n)
+        Self::NAMES
+            .iter()
+            .find(|(d, _)| *d == self)
+            .map(|(_, n)| *n)
     }
 
     /// Maps the failure-reason line the guest writes to ttyS1, as `crosvm.rs::death_reason`
@@ -194,7 +215,9 @@ impl Default for PayloadStateMachine {
 impl PayloadStateMachine {
     /// Starts in [`PayloadState::Starting`].
     pub fn new() -> Self {
-        PayloadStateMachine { state: std::sync::Mutex::new(PayloadState::Starting) }
+        PayloadStateMachine {
+            state: std::sync::Mutex::new(PayloadState::Starting),
+        }
     }
 
     /// Current state.
@@ -232,7 +255,10 @@ mod tests {
         assert_eq!(m.update(PayloadState::Ready), Ok(()));
         assert_eq!(
             m.update(PayloadState::Started),
-            Err(InvalidTransition { from: PayloadState::Ready, to: PayloadState::Started })
+            Err(InvalidTransition {
+                from: PayloadState::Ready,
+                to: PayloadState::Started
+            })
         );
         assert_eq!(m.update(PayloadState::Finished), Ok(()));
         assert_eq!(m.update(PayloadState::Hangup), Ok(()));
@@ -246,7 +272,9 @@ mod tests {
     #[test]
     fn death_reason_from_serial() {
         assert_eq!(
-            DeathReason::from_failure_reason("MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE\n"),
+            DeathReason::from_failure_reason(
+                "MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE\n"
+            ),
             Some(DeathReason::MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE)
         );
         assert_eq!(

@@ -10,13 +10,16 @@ use std::time::Duration;
 
 use rpcbinder::{ExceptionCode, Status};
 use vm_service::{
-    wait_for_event, ClientError, ErrorCode, HostService, PayloadState, ServiceListener, VirtualMachineServiceBinder,
-    VirtualMachineServiceClient, VmEventKind, DESCRIPTOR,
+    wait_for_event, ClientError, ErrorCode, HostService, PayloadState, ServiceListener,
+    VirtualMachineServiceBinder, VirtualMachineServiceClient, VmEventKind, DESCRIPTOR,
 };
 
 fn unhex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -55,14 +58,22 @@ fn txn(code: u32, args: &str) -> String {
 
 fn reply(parcel: &str) -> String {
     let len = unhex(parcel).len();
-    format!("01000000 {} 0000000000000000 00000000 {} 000000000000000000000000 {parcel}", le32((20 + len) as i32), le32(len as i32))
+    format!(
+        "01000000 {} 0000000000000000 00000000 {} 000000000000000000000000 {parcel}",
+        le32((20 + len) as i32),
+        le32(len as i32)
+    )
 }
 
 fn reply_error(status: i32) -> String {
-    format!("01000000 14000000 0000000000000000 {} 00000000 000000000000000000000000", le32(status))
+    format!(
+        "01000000 14000000 0000000000000000 {} 00000000 000000000000000000000000",
+        le32(status)
+    )
 }
 
-const DEC_STRONG_ROOT_1: &str = "02000000 10000000 0000000000000000 03000000 00000000 01000000 00000000";
+const DEC_STRONG_ROOT_1: &str =
+    "02000000 10000000 0000000000000000 03000000 00000000 01000000 00000000";
 const STATUS_OK: &str = "00000000";
 
 fn illegal_state(msg: &str) -> String {
@@ -119,8 +130,14 @@ fn client_sends_exact_bytes_per_method() {
             (txn(1, ""), reply(STATUS_OK)),
             (txn(2, ""), reply(STATUS_OK)),
             (txn(3, "2a000000"), reply(STATUS_OK)),
-            (txn(4, &format!("02000000 {}", s16("oops"))), reply(STATUS_OK)),
-            (txn(5, "03000000 01020300 01000000"), reply("00000000 01000000 01000000 0c000000 02000000 aabb0000")),
+            (
+                txn(4, &format!("02000000 {}", s16("oops"))),
+                reply(STATUS_OK),
+            ),
+            (
+                txn(5, "03000000 01020300 01000000"),
+                reply("00000000 01000000 01000000 0c000000 02000000 aabb0000"),
+            ),
             (txn(1, ""), reply(&illegal_state("again"))),
         ];
         for (req, rep) in calls {
@@ -136,7 +153,9 @@ fn client_sends_exact_bytes_per_method() {
     client.notify_payload_started().unwrap();
     client.notify_payload_ready().unwrap();
     client.notify_payload_finished(42).unwrap();
-    client.notify_error(ErrorCode::PAYLOAD_CHANGED, "oops").unwrap();
+    client
+        .notify_error(ErrorCode::PAYLOAD_CHANGED, "oops")
+        .unwrap();
     let certs = client.request_attestation(&[1, 2, 3], true).unwrap();
     assert_eq!(certs.len(), 1);
     assert_eq!(certs[0].encoded_certificate, vec![0xaa, 0xbb]);
@@ -161,20 +180,41 @@ fn host_replies_exact_bytes_per_method() {
     let (mut c, s) = UnixStream::pair().unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let h = thread::spawn(move || server.serve_connection(s));
-    c.write_all(&unhex("01000000 00 00 0000000000000000 0000 63636900 00000000")).unwrap();
+    c.write_all(&unhex(
+        "01000000 00 00 0000000000000000 0000 63636900 00000000",
+    ))
+    .unwrap();
     expect(&mut c, "01000000 00000000");
     c.write_all(&unhex("00000000 28000000 0000000000000000 0000000000000000 00000000 00000000 0000000000000000 00000000 000000000000000000000000")).unwrap();
     expect(&mut c, &reply("01000000 03000000 00000000 0c000000"));
-    let unsupported = format!("f9ffffff {} 00000000", s16("attestation is not supported by this host"));
+    let unsupported = format!(
+        "f9ffffff {} 00000000",
+        s16("attestation is not supported by this host")
+    );
     let cases: Vec<(String, String)> = vec![
         (txn(1, ""), reply(STATUS_OK)),
-        (txn(1, ""), reply(&illegal_state("Invalid payload state transition from Started to Started"))),
+        (
+            txn(1, ""),
+            reply(&illegal_state(
+                "Invalid payload state transition from Started to Started",
+            )),
+        ),
         (txn(2, ""), reply(STATUS_OK)),
-        (txn(1, ""), reply(&illegal_state("Invalid payload state transition from Ready to Started"))),
+        (
+            txn(1, ""),
+            reply(&illegal_state(
+                "Invalid payload state transition from Ready to Started",
+            )),
+        ),
         (txn(5, "03000000 01020300 01000000"), reply(&unsupported)),
         (txn(6, ""), reply_error(-2)),
         (txn(3, "2a000000"), reply(STATUS_OK)),
-        (txn(4, &format!("02000000 {}", s16("oops"))), reply(&illegal_state("Invalid payload state transition from Finished to Finished"))),
+        (
+            txn(4, &format!("02000000 {}", s16("oops"))),
+            reply(&illegal_state(
+                "Invalid payload state transition from Finished to Finished",
+            )),
+        ),
         // truncated argument: NOT_ENOUGH_DATA transport status
         (txn(3, ""), reply_error(-61)),
         (txn(7, ""), reply_error(-74)),
@@ -194,11 +234,20 @@ fn host_replies_exact_bytes_per_method() {
         kinds,
         vec![
             VmEventKind::PayloadStarted,
-            VmEventKind::Rejected { method: "notifyPayloadStarted", state: PayloadState::Started },
+            VmEventKind::Rejected {
+                method: "notifyPayloadStarted",
+                state: PayloadState::Started
+            },
             VmEventKind::PayloadReady,
-            VmEventKind::Rejected { method: "notifyPayloadStarted", state: PayloadState::Ready },
+            VmEventKind::Rejected {
+                method: "notifyPayloadStarted",
+                state: PayloadState::Ready
+            },
             VmEventKind::PayloadFinished(42),
-            VmEventKind::Rejected { method: "notifyError", state: PayloadState::Finished },
+            VmEventKind::Rejected {
+                method: "notifyError",
+                state: PayloadState::Finished
+            },
         ]
     );
 }
@@ -215,12 +264,16 @@ fn end_to_end_over_unix_socket() {
     let mut listener = ServiceListener::bind(&path, svc).unwrap();
     let before = std::time::SystemTime::now();
     let stream = UnixStream::connect(&path).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let client = VirtualMachineServiceClient::connect(stream).unwrap();
     client.notify_payload_started().unwrap();
     client.notify_payload_ready().unwrap();
     client.notify_payload_finished(7).unwrap();
-    assert!(matches!(client.notify_payload_ready(), Err(ClientError::Service(s)) if s.exception_code() == ExceptionCode::ILLEGAL_STATE));
+    assert!(
+        matches!(client.notify_payload_ready(), Err(ClientError::Service(s)) if s.exception_code() == ExceptionCode::ILLEGAL_STATE)
+    );
     drop(client);
     let mut got = Vec::new();
     while let Some(e) = wait_for_event(&events, Duration::from_secs(5), |_| true) {
@@ -238,7 +291,10 @@ fn end_to_end_over_unix_socket() {
             VmEventKind::PayloadStarted,
             VmEventKind::PayloadReady,
             VmEventKind::PayloadFinished(7),
-            VmEventKind::Rejected { method: "notifyPayloadReady", state: PayloadState::Finished },
+            VmEventKind::Rejected {
+                method: "notifyPayloadReady",
+                state: PayloadState::Finished
+            },
             VmEventKind::Disconnected { error: None },
         ]
     );
@@ -255,11 +311,19 @@ fn error_path_end_to_end() {
     let (a, b) = UnixStream::pair().unwrap();
     let h = thread::spawn(move || server.serve_connection(b));
     let client = VirtualMachineServiceClient::connect(a).unwrap();
-    client.notify_error(ErrorCode::PAYLOAD_VERIFICATION_FAILED, "bad apk ✗").unwrap();
+    client
+        .notify_error(ErrorCode::PAYLOAD_VERIFICATION_FAILED, "bad apk ✗")
+        .unwrap();
     client.close().unwrap();
     h.join().unwrap().unwrap();
     assert_eq!(state.get(), PayloadState::Finished);
     let e = events.recv_timeout(Duration::from_secs(1)).unwrap();
-    assert_eq!(e.kind, VmEventKind::Error { code: ErrorCode::PAYLOAD_VERIFICATION_FAILED, message: "bad apk ✗".into() });
+    assert_eq!(
+        e.kind,
+        VmEventKind::Error {
+            code: ErrorCode::PAYLOAD_VERIFICATION_FAILED,
+            message: "bad apk ✗".into()
+        }
+    );
     let _ = Status::ok();
 }

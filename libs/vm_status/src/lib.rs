@@ -1,12 +1,10 @@
 //! How a Microdroid VM ends, as both sides of the VM boundary see it.
 //!
-//! The guest has three ways to tell the host why it stopped, all of which survive a guest that
-//! dies early:
+//! Payload events (started, ready, finished, error) travel over binder RPC (`libs/vm_service`).
+//! Besides that link, the guest has two ways to tell the host why it stopped, both of which
+//! survive a guest that dies early or never reaches the host service:
 //! - the **death-reason serial port** (`/dev/ttyS1`, AOSP's `FAILURE_SERIAL_DEVICE`): one line,
 //!   AOSP's strings (reference/aosp-guest.md §5.7), `PREFIX|detail`;
-//! - the **payload status port** (`/dev/ttyS2`): one line per payload event. This carries what
-//!   AOSP sends over binder RPC (`notifyPayloadStarted`, `notifyPayloadFinished(code)`) until the
-//!   RPC link exists;
 //! - the **exit device**: PID 1 ends the VM through QEMU's `isa-debug-exit` when it cannot go on,
 //!   so QEMU's own exit status says "init failed" even when nothing else could be written.
 
@@ -14,8 +12,6 @@ use std::fmt;
 
 /// The death-reason serial device in the guest.
 pub const DEATH_REASON_DEVICE: &str = "/dev/ttyS1";
-/// The payload status serial device in the guest.
-pub const PAYLOAD_STATUS_DEVICE: &str = "/dev/ttyS2";
 
 /// I/O port of QEMU's `isa-debug-exit` device (`-device isa-debug-exit,iobase=0xf4,iosize=0x04`).
 pub const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -34,6 +30,30 @@ pub enum ErrorCode {
     PayloadVerificationFailed = 1,
     PayloadChanged = 2,
     PayloadInvalidConfig = 3,
+}
+
+impl ErrorCode {
+    /// The code for a wire value; `None` for values this build does not know (AIDL enums are open).
+    pub const fn from_i32(value: i32) -> Option<Self> {
+        match value {
+            0 => Some(Self::Unknown),
+            1 => Some(Self::PayloadVerificationFailed),
+            2 => Some(Self::PayloadChanged),
+            3 => Some(Self::PayloadInvalidConfig),
+            _ => None,
+        }
+    }
+
+    /// The death reason the host gives a VM whose guest sent `notifyError(code)` but wrote
+    /// nothing to ttyS1 (when both arrive, the ttyS1 line decides, as in AOSP's crosvm.rs).
+    pub const fn death_reason(self) -> DeathReason {
+        match self {
+            Self::PayloadVerificationFailed => DeathReason::MicrodroidPayloadVerificationFailed,
+            Self::PayloadChanged => DeathReason::MicrodroidPayloadHasChanged,
+            Self::PayloadInvalidConfig => DeathReason::MicrodroidInvalidPayloadConfig,
+            Self::Unknown => DeathReason::MicrodroidUnknownRuntimeError,
+        }
+    }
 }
 
 /// The classes of guest failure the host must tell apart, with their AOSP death-reason strings.
@@ -76,7 +96,9 @@ impl FailureClass {
     /// The line written to ttyS1. Only the catch-all class carries a detail, as in AOSP.
     pub fn death_reason_line(self, detail: &str) -> String {
         match self {
-            Self::UnknownRuntimeError => format!("{}|{}", self.death_reason_prefix(), one_line(detail)),
+            Self::UnknownRuntimeError => {
+                format!("{}|{}", self.death_reason_prefix(), one_line(detail))
+            }
             _ => self.death_reason_prefix().to_owned(),
         }
     }
@@ -164,49 +186,22 @@ pub fn parse_death_reason(raw: &[u8]) -> Option<ReportedDeath> {
             DeathReason::MicrodroidFailedToConnectToVirtualizationService
         }
         "MICRODROID_PAYLOAD_HAS_CHANGED" => DeathReason::MicrodroidPayloadHasChanged,
-        "MICRODROID_PAYLOAD_VERIFICATION_FAILED" => DeathReason::MicrodroidPayloadVerificationFailed,
+        "MICRODROID_PAYLOAD_VERIFICATION_FAILED" => {
+            DeathReason::MicrodroidPayloadVerificationFailed
+        }
         "MICRODROID_INVALID_PAYLOAD_CONFIG" => DeathReason::MicrodroidInvalidPayloadConfig,
         "MICRODROID_UNKNOWN_RUNTIME_ERROR" => DeathReason::MicrodroidUnknownRuntimeError,
         "PVM_FIRMWARE_PUBLIC_KEY_MISMATCH" => DeathReason::PvmFirmwarePublicKeyMismatch,
         "PVM_FIRMWARE_INSTANCE_IMAGE_CHANGED" => DeathReason::PvmFirmwareInstanceImageChanged,
         "HANGUP" => DeathReason::Hangup,
-        _ => return Some(ReportedDeath { reason: DeathReason::Unknown, detail: Some(text.to_owned()) }),
+        _ => {
+            return Some(ReportedDeath {
+                reason: DeathReason::Unknown,
+                detail: Some(text.to_owned()),
+            })
+        }
     };
     Some(ReportedDeath { reason, detail })
-}
-
-/// One event on the payload status port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayloadEvent {
-    Started,
-    Ready,
-    /// The payload exited on its own with this code.
-    Finished(i32),
-}
-
-impl PayloadEvent {
-    pub fn to_line(self) -> String {
-        match self {
-            Self::Started => "payload-started\n".to_owned(),
-            Self::Ready => "payload-ready\n".to_owned(),
-            Self::Finished(code) => format!("payload-finished {code}\n"),
-        }
-    }
-
-    pub fn parse_line(line: &str) -> Option<Self> {
-        match line.trim().split_once(' ').unwrap_or((line.trim(), "")) {
-            ("payload-started", "") => Some(Self::Started),
-            ("payload-ready", "") => Some(Self::Ready),
-            ("payload-finished", code) => code.parse().ok().map(Self::Finished),
-            _ => None,
-        }
-    }
-}
-
-/// All events in what the guest wrote to the status port; lines that do not parse are skipped
-/// (the port is a raw serial line and may hold noise after a crash).
-pub fn parse_payload_events(raw: &[u8]) -> Vec<PayloadEvent> {
-    String::from_utf8_lossy(raw).lines().filter_map(PayloadEvent::parse_line).collect()
 }
 
 #[cfg(test)]
@@ -223,7 +218,25 @@ mod tests {
             FailureClass::UnknownRuntimeError.death_reason_line("a\nb"),
             "MICRODROID_UNKNOWN_RUNTIME_ERROR|a b"
         );
-        assert_eq!(FailureClass::PayloadChanged.error_code(), ErrorCode::PayloadChanged);
+        assert_eq!(
+            FailureClass::PayloadChanged.error_code(),
+            ErrorCode::PayloadChanged
+        );
+        for class in [
+            FailureClass::PayloadChanged,
+            FailureClass::PayloadVerificationFailed,
+            FailureClass::PayloadInvalidConfig,
+            FailureClass::UnknownRuntimeError,
+        ] {
+            // The host's reading of notifyError agrees with the guest's ttyS1 line.
+            let code = ErrorCode::from_i32(class.error_code() as i32).unwrap();
+            let line = class.death_reason_line("x");
+            assert_eq!(
+                Some(code.death_reason()),
+                parse_death_reason(line.as_bytes()).map(|d| d.reason)
+            );
+        }
+        assert_eq!(ErrorCode::from_i32(9), None);
     }
 
     #[test]
@@ -234,20 +247,13 @@ mod tests {
         assert_eq!(r.reason, DeathReason::MicrodroidUnknownRuntimeError);
         assert_eq!(r.detail.as_deref(), Some("boom: x|y"));
         let r = parse_death_reason(b"MICRODROID_PAYLOAD_VERIFICATION_FAILED").unwrap();
-        assert_eq!((r.reason, r.detail), (DeathReason::MicrodroidPayloadVerificationFailed, None));
+        assert_eq!(
+            (r.reason, r.detail),
+            (DeathReason::MicrodroidPayloadVerificationFailed, None)
+        );
         let r = parse_death_reason(b"garbage").unwrap();
         assert_eq!(r.reason, DeathReason::Unknown);
         assert_eq!(r.reason as i32, 2);
-    }
-
-    #[test]
-    fn payload_events_round_trip() {
-        for ev in [PayloadEvent::Started, PayloadEvent::Ready, PayloadEvent::Finished(-3)] {
-            assert_eq!(PayloadEvent::parse_line(&ev.to_line()), Some(ev));
-        }
-        let raw = b"payload-started\r\nnoise\npayload-finished 7\r\n";
-        assert_eq!(parse_payload_events(raw), [PayloadEvent::Started, PayloadEvent::Finished(7)]);
-        assert_eq!(PayloadEvent::parse_line("payload-finished x"), None);
     }
 
     #[test]

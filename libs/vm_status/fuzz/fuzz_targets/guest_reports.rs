@@ -3,5 +3,4 @@
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let _ = vm_status::parse_death_reason(data);
-    let _ = vm_status::parse_payload_events(data);
 });

@@ -1,0 +1,259 @@
+//! App payloads on the host (AVF's `vm run-app`): the payload disk, and the developer's tools
+//! to package, sign and make the idsig of an APK.
+//!
+//! The payload disk is a GPT whose partitions come in AOSP's order
+//! (reference/aosp-guest.md §1.1): `payload-metadata` first, then `microdroid-apex-<i>`,
+//! `microdroid-apk`, `microdroid-apk-idsig`, `extra-apk-<i>`, `extra-idsig-<i>`; every partition
+//! is zero-padded to 4 KiB by the disk layout (`libs/gpt`, `libs/composite`), which dm-verity
+//! and the v4 tree both expect.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use payload_metadata::{Metadata, Payload, PayloadConfig};
+
+/// The Android SDK level the idsig and signatures are made for (the guest's, Android 15).
+pub const SDK_VERSION: u32 = 35;
+/// Where the guest mounts the APK; a config path names a file under it.
+pub const APK_MOUNT_POINT: &str = "/mnt/apk";
+
+/// What the payload runs: a config file in the APK, or a binary from its `lib/x86_64/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadSpec {
+    ConfigPath(String),
+    BinaryName(String),
+}
+
+/// An app to run: its APK and idsig, and extra APKs (their idsigs are made here).
+#[derive(Debug, Clone)]
+pub struct AppPayload {
+    pub apk: PathBuf,
+    pub idsig: PathBuf,
+    pub payload: PayloadSpec,
+    pub extra_apks: Vec<PathBuf>,
+}
+
+/// The payload metadata the guest reads, as AOSP's `make_metadata_file` fills it in.
+pub fn payload_metadata(app: &AppPayload) -> Result<Metadata> {
+    let payload = match &app.payload {
+        PayloadSpec::ConfigPath(path) => {
+            ensure!(
+                !path.starts_with('/') && !path.split('/').any(|c| c == ".."),
+                "config path {path:?} must be relative to the APK root"
+            );
+            Payload::ConfigPath(format!("{APK_MOUNT_POINT}/{path}"))
+        }
+        PayloadSpec::BinaryName(name) => {
+            ensure!(
+                !name.is_empty() && !name.contains('/'),
+                "payload binary name {name:?} must be a file name"
+            );
+            Payload::Config(PayloadConfig {
+                payload_binary_name: name.clone(),
+                extra_apk_count: u32::try_from(app.extra_apks.len())
+                    .context("too many extra APKs")?,
+            })
+        }
+    };
+    Ok(Metadata::for_app(&[], payload))
+}
+
+/// Writes what the payload disk needs into `work_dir` and returns its partitions, in order.
+pub fn payload_disk_partitions(
+    app: &AppPayload,
+    work_dir: &Path,
+) -> Result<Vec<(String, PathBuf)>> {
+    for path in [&app.apk, &app.idsig] {
+        ensure!(path.is_file(), "{} is not a file", path.display());
+    }
+    let metadata_path = work_dir.join("payload-metadata.img");
+    let bytes = payload_metadata::to_bytes_padded(&payload_metadata(app)?, 4096)?;
+    fs::write(&metadata_path, bytes)
+        .with_context(|| format!("writing {}", metadata_path.display()))?;
+    let mut partitions = vec![
+        ("payload-metadata".to_owned(), metadata_path),
+        ("microdroid-apk".to_owned(), app.apk.clone()),
+        ("microdroid-apk-idsig".to_owned(), app.idsig.clone()),
+    ];
+    for (i, extra) in app.extra_apks.iter().enumerate() {
+        let idsig = work_dir.join(format!("extra-idsig-{i}.idsig"));
+        create_idsig(extra, &idsig)
+            .with_context(|| format!("making the idsig of extra APK {}", extra.display()))?;
+        partitions.push((format!("extra-apk-{i}"), extra.clone()));
+        partitions.push((format!("extra-idsig-{i}"), idsig));
+    }
+    Ok(partitions)
+}
+
+/// `apksigner`'s v4 idsig of an APK (unsigned, as AVF makes them for the VM).
+pub fn create_idsig(apk: &Path, out: &Path) -> Result<()> {
+    let mut file = File::open(apk).with_context(|| format!("opening {}", apk.display()))?;
+    let (signature, tree) = idsig::create(&mut file, SDK_VERSION, None)
+        .with_context(|| format!("hashing {}", apk.display()))?;
+    fs::write(out, signature.to_bytes(&tree)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
+
+/// A file to put in an APK: path inside it, source file, Unix mode.
+#[derive(Debug, Clone)]
+pub struct ApkFile {
+    pub path: String,
+    pub source: PathBuf,
+    pub mode: u32,
+}
+
+/// Packages files into a zip (stored, `.so` and executables page aligned) and signs it with
+/// APK Signature Schemes v2 and v3. Files under `lib/` and `bin/` keep mode 0755 so that the
+/// guest can run them from the zipfuse mount.
+pub fn package_apk(files: &[ApkFile], key: &Path, cert: &Path, out: &Path) -> Result<()> {
+    let mut entries = Vec::with_capacity(files.len());
+    for file in files {
+        ensure!(
+            !file.path.starts_with('/') && !file.path.split('/').any(|c| c == ".." || c.is_empty()),
+            "bad APK path {:?}",
+            file.path
+        );
+        let data =
+            fs::read(&file.source).with_context(|| format!("reading {}", file.source.display()))?;
+        let mut entry =
+            apksig::zipwrite::ZipEntry::new(file.path.clone(), data).with_mode(file.mode);
+        if file.mode & 0o111 != 0 {
+            entry.align = Some(4096);
+        }
+        entries.push(entry);
+    }
+    let zip = apksig::zipwrite::build_zip(&entries)?;
+    let config = apksig::sign::SigningConfig::from_files(key, cert)?;
+    fs::write(out, apksig::sign::sign(&zip, &config)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
+
+/// The files under `dir`, in sorted order, as APK entries: executables under `lib/` and `bin/`
+/// get 0755, the rest 0644.
+pub fn apk_files_from_dir(dir: &Path) -> Result<Vec<ApkFile>> {
+    let mut files = Vec::new();
+    collect(dir, dir, &mut files)?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    if files.is_empty() {
+        bail!("{} has no files", dir.display());
+    }
+    Ok(files)
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<ApkFile>) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect(root, &path, out)?;
+        } else {
+            let rel = path.strip_prefix(root)?.to_string_lossy().into_owned();
+            let executable = rel.starts_with("lib/") || rel.starts_with("bin/");
+            out.push(ApkFile {
+                path: rel,
+                source: path,
+                mode: if executable { 0o755 } else { 0o644 },
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_key() -> (PathBuf, PathBuf) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../libs/apksig/testkeys");
+        (dir.join("testkey.pk8"), dir.join("testkey.x509.pem"))
+    }
+
+    #[test]
+    fn metadata_matches_aosp() {
+        let app = AppPayload {
+            apk: "a.apk".into(),
+            idsig: "a.idsig".into(),
+            payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
+            extra_apks: vec![],
+        };
+        let md = payload_metadata(&app).unwrap();
+        assert_eq!(md.version, 1);
+        assert_eq!(
+            md.payload,
+            Some(Payload::ConfigPath("/mnt/apk/assets/vm_config.json".into()))
+        );
+        let apk = md.apk.unwrap();
+        assert_eq!(
+            (
+                apk.payload_partition_name.as_str(),
+                apk.idsig_partition_name.as_str()
+            ),
+            ("microdroid-apk", "microdroid-apk-idsig")
+        );
+        let bad = AppPayload {
+            payload: PayloadSpec::ConfigPath("../x".into()),
+            ..app.clone()
+        };
+        assert!(payload_metadata(&bad).is_err());
+        let bin = AppPayload {
+            payload: PayloadSpec::BinaryName("hello".into()),
+            extra_apks: vec!["x.apk".into()],
+            ..app
+        };
+        let Some(Payload::Config(config)) = payload_metadata(&bin).unwrap().payload else {
+            panic!()
+        };
+        assert_eq!(
+            (config.payload_binary_name.as_str(), config.extra_apk_count),
+            ("hello", 1)
+        );
+    }
+
+    #[test]
+    fn packaged_apk_verifies_and_disk_partitions_are_in_aosp_order() {
+        let (key, cert) = test_key();
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(tree.join("lib/x86_64")).unwrap();
+        fs::create_dir_all(tree.join("assets")).unwrap();
+        fs::write(tree.join("lib/x86_64/payload"), vec![0x7f; 10000]).unwrap();
+        fs::write(tree.join("assets/vm_config.json"), b"{}").unwrap();
+        let files = apk_files_from_dir(&tree).unwrap();
+        assert_eq!(
+            files
+                .iter()
+                .map(|f| (f.path.as_str(), f.mode))
+                .collect::<Vec<_>>(),
+            [
+                ("assets/vm_config.json", 0o644),
+                ("lib/x86_64/payload", 0o755)
+            ]
+        );
+        let apk = dir.path().join("app.apk");
+        package_apk(&files, &key, &cert, &apk).unwrap();
+        apksig::verify(&mut File::open(&apk).unwrap(), SDK_VERSION).unwrap();
+        let idsig = dir.path().join("app.apk.idsig");
+        create_idsig(&apk, &idsig).unwrap();
+        idsig::V4Signature::read_from(&mut File::open(&idsig).unwrap()).unwrap();
+        let app = AppPayload {
+            apk: apk.clone(),
+            idsig,
+            payload: PayloadSpec::BinaryName("payload".into()),
+            extra_apks: vec![apk],
+        };
+        let parts = payload_disk_partitions(&app, dir.path()).unwrap();
+        let labels: Vec<&str> = parts.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "payload-metadata",
+                "microdroid-apk",
+                "microdroid-apk-idsig",
+                "extra-apk-0",
+                "extra-idsig-0"
+            ]
+        );
+    }
+}

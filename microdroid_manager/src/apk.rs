@@ -1,0 +1,193 @@
+//! The APK payload, verified before anything in it runs (reference/aosp-guest.md §5.3–5.4):
+//!
+//! 1. **apkdmverity**: dm-verity over the APK's block device, with the Merkle tree from its v4
+//!    idsig (reached through a loop device, because the tree starts at an offset inside the
+//!    idsig that dm-verity cannot express) and the idsig's root hash. Every block read from
+//!    `/dev/block/mapper/<name>` is then checked against that root.
+//! 2. **v3 signature**: the whole APK is verified by reading it through the verity device, which
+//!    binds the idsig's root hash to the content the developer signed.
+//! 3. **zipfuse** mounts the verified device read-only; microdroid_manager waits on a pipe for
+//!    the mount (zipfuse's `--ready-fd`), without polling.
+//!
+//! Every failure of steps 1 and 2 is `PayloadVerificationFailed`.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use devmapper::{DeviceMapper, Target};
+
+use crate::error::MicrodroidError;
+
+pub const BY_NAME: &str = "/dev/block/by-name";
+pub const MAPPER_DIR: &str = "/dev/block/mapper";
+pub const MAIN_APK_PARTITION: &str = "microdroid-apk";
+pub const MAIN_IDSIG_PARTITION: &str = "microdroid-apk-idsig";
+pub const APK_MOUNT_POINT: &str = "/mnt/apk";
+pub const EXTRA_APK_MOUNT_DIR: &str = "/mnt/extra-apk";
+pub const ZIPFUSE_BIN: &str = "/system/bin/zipfuse";
+/// `ro.build.version.sdk` of the Microdroid this guest stands in for (Android 15).
+pub const SDK_VERSION: u32 = 35;
+const BLOCK_SIZE: u64 = 4096;
+
+fn verification_failed(err: anyhow::Error) -> anyhow::Error {
+    MicrodroidError::PayloadVerificationFailed(format!("{err:#}")).into()
+}
+
+fn block_device_size(path: &Path) -> Result<u64> {
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    file.seek(SeekFrom::End(0))
+        .with_context(|| format!("sizing {}", path.display()))
+}
+
+fn dev_numbers(path: &Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = std::fs::metadata(path)
+        .with_context(|| format!("stat {}", path.display()))?
+        .rdev();
+    Ok(format!(
+        "{}:{}",
+        nix::sys::stat::major(rdev),
+        nix::sys::stat::minor(rdev)
+    ))
+}
+
+/// Puts dm-verity over `apk` with the tree and root hash of `idsig`; returns the verified
+/// device, `/dev/block/mapper/<name>`.
+pub fn apkdmverity(apk: &Path, idsig: &Path, name: &str) -> Result<PathBuf> {
+    (|| {
+        let mut idsig_file =
+            File::open(idsig).with_context(|| format!("opening {}", idsig.display()))?;
+        let signature = idsig::V4Signature::read_from(&mut idsig_file)
+            .with_context(|| format!("parsing {}", idsig.display()))?;
+        let root = signature.root_hash()?;
+        let data_size = block_device_size(apk)?;
+        ensure!(
+            data_size % BLOCK_SIZE == 0,
+            "{} is {data_size} bytes, not a multiple of {BLOCK_SIZE}",
+            apk.display()
+        );
+        let tree_size = u64::from(signature.merkle_tree_size);
+        let layout = verity::Layout::new(data_size, &verity::Params::apk_v4())?;
+        let expected_tree = layout.num_hash_blocks(&verity::Params::apk_v4()) * BLOCK_SIZE;
+        ensure!(
+            tree_size >= expected_tree,
+            "the idsig's Merkle tree is {tree_size} bytes; {} bytes of APK need {expected_tree}",
+            data_size
+        );
+        let tree =
+            loopdev::LoopDevice::attach_read_only(idsig, signature.merkle_tree_offset, tree_size)?;
+        let target = verity::DmVerityTarget {
+            data_dev: dev_numbers(apk)?,
+            hash_dev: dev_numbers(tree.path())?,
+            data_block_size: BLOCK_SIZE as u32,
+            hash_block_size: BLOCK_SIZE as u32,
+            num_data_blocks: data_size / BLOCK_SIZE,
+            hash_start_block: 0,
+            root_digest: root,
+            salt: Vec::new(),
+            optional_args: Vec::new(),
+        };
+        let dm = DeviceMapper::open().context("opening /dev/mapper/control")?;
+        let device = dm
+            .create(name, None, &[Target::from(&target)], true)
+            .with_context(|| format!("creating dm-verity {name}"))?;
+        // The verity table holds the loop device now; ours can go.
+        drop(tree);
+        std::fs::create_dir_all(MAPPER_DIR)?;
+        let link = Path::new(MAPPER_DIR).join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(device.path(), &link)?;
+        Ok(link)
+    })()
+    .with_context(|| format!("apkdmverity {}", apk.display()))
+    .map_err(verification_failed)
+}
+
+/// Verifies the APK's v3 (or v2) signature, reading every byte through the verified device.
+pub fn verify_signature(device: &Path) -> Result<apksig::SignerInfo> {
+    (|| {
+        let mut file =
+            File::open(device).with_context(|| format!("opening {}", device.display()))?;
+        apksig::verify(&mut file, SDK_VERSION)
+            .with_context(|| format!("verifying the APK signature on {}", device.display()))
+    })()
+    .map_err(verification_failed)
+}
+
+/// A zipfuse mount, alive while its daemon runs.
+pub struct ZipfuseMount {
+    pub mount_point: PathBuf,
+    pub daemon: Child,
+}
+
+/// Mounts `device` at `mount_point` with zipfuse and waits until the mount is up: zipfuse
+/// writes `ready` to the pipe we hand it once mount(2) has succeeded, or exits.
+pub fn mount_zipfuse(
+    device: &Path,
+    mount_point: &Path,
+    noexec: bool,
+    uid: u32,
+    gid: u32,
+) -> Result<ZipfuseMount> {
+    std::fs::create_dir_all(mount_point)
+        .with_context(|| format!("creating {}", mount_point.display()))?;
+    let (read_end, write_end): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe().context("creating the ready pipe")?;
+    nix::fcntl::fcntl(
+        read_end.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    let mut command = Command::new(ZIPFUSE_BIN);
+    command
+        .arg("--ready-fd")
+        .arg(write_end.as_raw_fd().to_string());
+    if noexec {
+        command.arg("--noexec");
+    }
+    command
+        .args(["-u", &uid.to_string(), "-g", &gid.to_string()])
+        .arg(device)
+        .arg(mount_point)
+        .stdin(Stdio::null());
+    let mut daemon = command
+        .spawn()
+        .with_context(|| format!("starting {ZIPFUSE_BIN}"))?;
+    // Only zipfuse may hold the write end, so that its exit means end of file here.
+    drop(write_end);
+    let mut answer = String::new();
+    File::from(read_end)
+        .read_to_string(&mut answer)
+        .context("waiting for zipfuse")?;
+    if answer.trim() != "ready" {
+        let status = daemon.wait().context("reaping zipfuse")?;
+        bail!(
+            "zipfuse failed to mount {} on {} ({status})",
+            device.display(),
+            mount_point.display()
+        );
+    }
+    Ok(ZipfuseMount {
+        mount_point: mount_point.to_path_buf(),
+        daemon,
+    })
+}
+
+/// The extra APK partitions, `extra-apk-<i>` with `extra-idsig-<i>`, in numeric order.
+pub fn extra_apk_partitions(count: usize) -> Result<Vec<(PathBuf, PathBuf)>> {
+    (0..count)
+        .map(|i| {
+            let apk = Path::new(BY_NAME).join(format!("extra-apk-{i}"));
+            let idsig = Path::new(BY_NAME).join(format!("extra-idsig-{i}"));
+            if !apk.exists() || !idsig.exists() {
+                return Err(anyhow!(
+                    "the payload disk has no partitions extra-apk-{i} and extra-idsig-{i}"
+                ));
+            }
+            Ok((apk, idsig))
+        })
+        .collect()
+}
