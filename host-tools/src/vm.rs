@@ -36,6 +36,11 @@ const VMM_STOP_GRACE: Duration = Duration::from_secs(2);
 const EVENT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// AOSP's `BOOT_HANGUP_TIMEOUT`: the payload must have started by then.
 pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Names in the run directory: the vhost-user socket of the vsock backend, the console socket
+/// QEMU connects to, and the file behind the guest's death-reason port (ttyS1).
+const VHOST_SOCKET: &str = "vhost.sock";
+const CONSOLE_SOCKET: &str = "console.sock";
+const DEATH_REASON_FILE: &str = "ttyS1";
 
 #[derive(Debug, Clone)]
 pub struct VmConfig {
@@ -268,9 +273,9 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
     lease.publish(&record)?;
 
     let disks = assemble_vm_disks(config, &manifest, &image_dir, dir)?;
-    let death_reason_file = dir.join("ttyS1");
-    let console_socket = dir.join("console.sock");
-    let vhost_socket = dir.join("vhost.sock");
+    let death_reason_file = dir.join(DEATH_REASON_FILE);
+    let console_socket = dir.join(CONSOLE_SOCKET);
+    let vhost_socket = dir.join(VHOST_SOCKET);
     let vsock_uds = dir.join("vm.vsock");
 
     // Signals first, so that Ctrl-C at any point below still cleans up (guards drop on return).
@@ -330,25 +335,7 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
                     UnixListener::bind(&console_socket).context("binding the console socket")?;
                 let console_thread =
                     start_console_reader(listener, &console_log, config.console_to_terminal)?;
-                let qemu_config = QemuConfig {
-                    qemu: config.qemu.clone(),
-                    accel: config.accel,
-                    memory_mib: config.memory_mib,
-                    cpus: config.cpus,
-                    kernel,
-                    initrd,
-                    cmdline,
-                    disks: disks
-                        .iter()
-                        .map(|d| (d.vmdk.clone(), d.writable()))
-                        .collect(),
-                    vhost_vsock_socket: vhost_socket.clone(),
-                    console_socket: console_socket.clone(),
-                    death_reason_file: death_reason_file.clone(),
-                    bios: Path::new(QBOOT_ROM)
-                        .exists()
-                        .then(|| PathBuf::from(QBOOT_ROM)),
-                };
+                let qemu_config = qemu_config(config, &disks, kernel, initrd, cmdline, dir);
                 let mut command = Command::new(&qemu_config.qemu);
                 command
                     .args(qemu_config.argv())
@@ -503,6 +490,32 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
     result
 }
 
+/// The QEMU command line's inputs; the sockets and the death-reason file are in the run
+/// directory under the names `run` uses.
+fn qemu_config(
+    config: &VmConfig,
+    disks: &[VmDisk],
+    kernel: PathBuf,
+    initrd: PathBuf,
+    cmdline: String,
+    dir: &Path,
+) -> QemuConfig {
+    QemuConfig {
+        qemu: config.qemu.clone(),
+        accel: config.accel,
+        memory_mib: config.memory_mib,
+        cpus: config.cpus,
+        kernel,
+        initrd,
+        cmdline,
+        disks: disks.iter().map(|d| (d.vmdk.clone(), d.writable())).collect(),
+        vhost_vsock_socket: dir.join(VHOST_SOCKET),
+        console_socket: dir.join(CONSOLE_SOCKET),
+        death_reason_file: dir.join(DEATH_REASON_FILE),
+        bios: Path::new(QBOOT_ROM).exists().then(|| PathBuf::from(QBOOT_ROM)),
+    }
+}
+
 /// The crosvm command line and the files it inherits (`/proc/self/fd/N`), AVF style.
 #[allow(clippy::too_many_arguments)]
 fn crosvm_config(
@@ -562,28 +575,10 @@ pub fn command_line(
         .console_log
         .clone()
         .unwrap_or_else(|| dir.join("console.log"));
-    let death_reason_file = dir.join("ttyS1");
+    let death_reason_file = dir.join(DEATH_REASON_FILE);
     match config.vmm {
         Vmm::Qemu => {
-            let qemu = QemuConfig {
-                qemu: config.qemu.clone(),
-                accel: config.accel,
-                memory_mib: config.memory_mib,
-                cpus: config.cpus,
-                kernel,
-                initrd,
-                cmdline,
-                disks: disks
-                    .iter()
-                    .map(|d| (d.vmdk.clone(), d.writable()))
-                    .collect(),
-                vhost_vsock_socket: dir.join("vhost.sock"),
-                console_socket: dir.join("console.sock"),
-                death_reason_file,
-                bios: Path::new(QBOOT_ROM)
-                    .exists()
-                    .then(|| PathBuf::from(QBOOT_ROM)),
-            };
+            let qemu = qemu_config(config, &disks, kernel, initrd, cmdline, dir);
             let mut argv = vec![qemu.qemu.display().to_string()];
             argv.extend(qemu.argv());
             Ok((argv, None))
@@ -591,7 +586,7 @@ pub fn command_line(
         Vmm::Crosvm => {
             File::create(&console_log)?;
             File::create(&death_reason_file)?;
-            let vhost = dir.join("vhost.sock");
+            let vhost = dir.join(VHOST_SOCKET);
             let (crosvm, preserved) = crosvm_config(
                 config,
                 &disks,

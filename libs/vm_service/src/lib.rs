@@ -18,7 +18,7 @@ pub use server::{
     HostService, ServiceListener, VirtualMachineService, VirtualMachineServiceBinder, VmEvent,
     VmEventKind,
 };
-pub use types::{DeathReason, ErrorCode, InvalidTransition, PayloadState, PayloadStateMachine};
+pub use types::{ErrorCode, InvalidTransition, PayloadState, PayloadStateMachine};
 
 /// The interface descriptor (interface token).
 pub const DESCRIPTOR: &str = "android.system.virtualmachineservice.IVirtualMachineService";

@@ -1,4 +1,5 @@
-//! AIDL types: `ErrorCode`, `DeathReason`, `PayloadState`.
+//! AIDL types on the wire: `ErrorCode` (as received: any i32), `PayloadState`.
+//! `DeathReason` and the ttyS1 death-reason strings are `vm_status`'s, the one crate for them.
 
 use std::fmt;
 
@@ -36,121 +37,6 @@ impl fmt::Display for ErrorCode {
         match self.name() {
             Some(n) => f.write_str(n),
             None => write!(f, "ErrorCode({})", self.0),
-        }
-    }
-}
-
-/// `android.system.virtualizationservice.DeathReason`: why a VM ended (host side).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DeathReason(pub i32);
-
-impl DeathReason {
-    /// INFRASTRUCTURE_ERROR.
-    pub const INFRASTRUCTURE_ERROR: DeathReason = DeathReason(0);
-    /// KILLED.
-    pub const KILLED: DeathReason = DeathReason(1);
-    /// UNKNOWN.
-    pub const UNKNOWN: DeathReason = DeathReason(2);
-    /// SHUTDOWN.
-    pub const SHUTDOWN: DeathReason = DeathReason(3);
-    /// START_FAILED.
-    pub const START_FAILED: DeathReason = DeathReason(4);
-    /// REBOOT.
-    pub const REBOOT: DeathReason = DeathReason(5);
-    /// CRASH.
-    pub const CRASH: DeathReason = DeathReason(6);
-    /// PVM_FIRMWARE_PUBLIC_KEY_MISMATCH.
-    pub const PVM_FIRMWARE_PUBLIC_KEY_MISMATCH: DeathReason = DeathReason(7);
-    /// PVM_FIRMWARE_INSTANCE_IMAGE_CHANGED.
-    pub const PVM_FIRMWARE_INSTANCE_IMAGE_CHANGED: DeathReason = DeathReason(8);
-    /// MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE.
-    pub const MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE: DeathReason = DeathReason(11);
-    /// MICRODROID_PAYLOAD_HAS_CHANGED.
-    pub const MICRODROID_PAYLOAD_HAS_CHANGED: DeathReason = DeathReason(12);
-    /// MICRODROID_PAYLOAD_VERIFICATION_FAILED.
-    pub const MICRODROID_PAYLOAD_VERIFICATION_FAILED: DeathReason = DeathReason(13);
-    /// MICRODROID_INVALID_PAYLOAD_CONFIG.
-    pub const MICRODROID_INVALID_PAYLOAD_CONFIG: DeathReason = DeathReason(14);
-    /// MICRODROID_UNKNOWN_RUNTIME_ERROR.
-    pub const MICRODROID_UNKNOWN_RUNTIME_ERROR: DeathReason = DeathReason(15);
-    /// HANGUP: the payload did not become ready in time.
-    pub const HANGUP: DeathReason = DeathReason(16);
-    /// WATCHDOG_REBOOT.
-    pub const WATCHDOG_REBOOT: DeathReason = DeathReason(17);
-
-    const NAMES: [(DeathReason, &'static str); 16] = [
-        (DeathReason::INFRASTRUCTURE_ERROR, "INFRASTRUCTURE_ERROR"),
-        (DeathReason::KILLED, "KILLED"),
-        (DeathReason::UNKNOWN, "UNKNOWN"),
-        (DeathReason::SHUTDOWN, "SHUTDOWN"),
-        (DeathReason::START_FAILED, "START_FAILED"),
-        (DeathReason::REBOOT, "REBOOT"),
-        (DeathReason::CRASH, "CRASH"),
-        (
-            DeathReason::PVM_FIRMWARE_PUBLIC_KEY_MISMATCH,
-            "PVM_FIRMWARE_PUBLIC_KEY_MISMATCH",
-        ),
-        (
-            DeathReason::PVM_FIRMWARE_INSTANCE_IMAGE_CHANGED,
-            "PVM_FIRMWARE_INSTANCE_IMAGE_CHANGED",
-        ),
-        (
-            DeathReason::MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE,
-            "MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE",
-        ),
-        (
-            DeathReason::MICRODROID_PAYLOAD_HAS_CHANGED,
-            "MICRODROID_PAYLOAD_HAS_CHANGED",
-        ),
-        (
-            DeathReason::MICRODROID_PAYLOAD_VERIFICATION_FAILED,
-            "MICRODROID_PAYLOAD_VERIFICATION_FAILED",
-        ),
-        (
-            DeathReason::MICRODROID_INVALID_PAYLOAD_CONFIG,
-            "MICRODROID_INVALID_PAYLOAD_CONFIG",
-        ),
-        (
-            DeathReason::MICRODROID_UNKNOWN_RUNTIME_ERROR,
-            "MICRODROID_UNKNOWN_RUNTIME_ERROR",
-        ),
-        (DeathReason::HANGUP, "HANGUP"),
-        (DeathReason::WATCHDOG_REBOOT, "WATCHDOG_REBOOT"),
-    ];
-
-    /// AIDL name, when known.
-    pub fn name(self) -> Option<&'static str> {
-        Self::NAMES
-            .iter()
-            .find(|(d, _)| *d == self)
-            .map(|(_, n)| *n)
-    }
-
-    /// Maps the failure-reason line the guest writes to ttyS1, as `crosvm.rs::death_reason`
-    /// does: the part before the first `|` names the reason (the rest is detail). Only the
-    /// guest-reported reasons are recognised; anything else is None.
-    pub fn from_failure_reason(line: &str) -> Option<DeathReason> {
-        let prefix = line.split('|').next().unwrap_or("").trim();
-        [
-            DeathReason::PVM_FIRMWARE_PUBLIC_KEY_MISMATCH,
-            DeathReason::PVM_FIRMWARE_INSTANCE_IMAGE_CHANGED,
-            DeathReason::MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE,
-            DeathReason::MICRODROID_PAYLOAD_HAS_CHANGED,
-            DeathReason::MICRODROID_PAYLOAD_VERIFICATION_FAILED,
-            DeathReason::MICRODROID_INVALID_PAYLOAD_CONFIG,
-            DeathReason::MICRODROID_UNKNOWN_RUNTIME_ERROR,
-            DeathReason::HANGUP,
-        ]
-        .into_iter()
-        .find(|d| d.name() == Some(prefix))
-    }
-}
-
-impl fmt::Display for DeathReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.name() {
-            Some(n) => f.write_str(n),
-            None => write!(f, "DeathReason({})", self.0),
         }
     }
 }
@@ -270,19 +156,7 @@ mod tests {
     }
 
     #[test]
-    fn death_reason_from_serial() {
-        assert_eq!(
-            DeathReason::from_failure_reason(
-                "MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE\n"
-            ),
-            Some(DeathReason::MICRODROID_FAILED_TO_CONNECT_TO_VIRTUALIZATION_SERVICE)
-        );
-        assert_eq!(
-            DeathReason::from_failure_reason("MICRODROID_UNKNOWN_RUNTIME_ERROR|boom: x"),
-            Some(DeathReason::MICRODROID_UNKNOWN_RUNTIME_ERROR)
-        );
-        assert_eq!(DeathReason::from_failure_reason("KILLED"), None);
-        assert_eq!(DeathReason::HANGUP.to_string(), "HANGUP");
+    fn unknown_error_codes_display_their_value() {
         assert_eq!(ErrorCode(9).to_string(), "ErrorCode(9)");
     }
 }
