@@ -508,11 +508,16 @@ fn qemu_config(
         kernel,
         initrd,
         cmdline,
-        disks: disks.iter().map(|d| (d.vmdk.clone(), d.writable())).collect(),
+        disks: disks
+            .iter()
+            .map(|d| (d.vmdk.clone(), d.writable()))
+            .collect(),
         vhost_vsock_socket: dir.join(VHOST_SOCKET),
         console_socket: dir.join(CONSOLE_SOCKET),
         death_reason_file: dir.join(DEATH_REASON_FILE),
-        bios: Path::new(QBOOT_ROM).exists().then(|| PathBuf::from(QBOOT_ROM)),
+        bios: Path::new(QBOOT_ROM)
+            .exists()
+            .then(|| PathBuf::from(QBOOT_ROM)),
     }
 }
 

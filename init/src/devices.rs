@@ -154,15 +154,14 @@ impl DeviceManager {
                     ));
                 }
             }
-            "remove" => {
+            "remove"
                 if self
                     .by_name
                     .get(name)
-                    .is_some_and(|t| t.ends_with(&event.devname))
-                {
-                    self.by_name.remove(name);
-                    let _ = fs::remove_file(&link);
-                }
+                    .is_some_and(|t| t.ends_with(&event.devname)) =>
+            {
+                self.by_name.remove(name);
+                let _ = fs::remove_file(&link);
             }
             _ => {}
         }

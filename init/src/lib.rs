@@ -17,6 +17,8 @@
 //! port, then the VM ends through the exit device so the host sees a failure. PID 1 never
 //! unwraps runtime data; a panic (a bug) takes the same fatal path.
 
+// Tests may unwrap: a failing assertion is the point there.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 pub mod console;
 pub mod devices;
 pub mod first_stage;

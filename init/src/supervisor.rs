@@ -267,11 +267,10 @@ impl Supervisor {
     fn handle_signals(&mut self) -> Option<Outcome> {
         let mut stop = None;
         while let Ok(Some(info)) = self.signals.read_signal() {
-            match Signal::try_from(info.ssi_signo as i32) {
-                Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) => {
-                    stop = Some(Outcome::Signalled(sig))
-                }
-                _ => {}
+            if let Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) =
+                Signal::try_from(info.ssi_signo as i32)
+            {
+                stop = Some(Outcome::Signalled(sig));
             }
         }
         // SIGCHLD coalesces: reap everything that has exited.

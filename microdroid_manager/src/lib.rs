@@ -7,6 +7,8 @@
 //! steps slot in before the payload runs: the instance partition, APK and APEX verification, and
 //! zipfuse.
 
+// Tests may unwrap: a failing assertion is the point there.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 pub mod apk;
 pub mod error;
 pub mod host_link;

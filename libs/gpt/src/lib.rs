@@ -14,6 +14,8 @@
 //! The guest kernel reads the partition names into `PARTNAME`, from which PID 1 creates
 //! `/dev/block/by-name/<label>`.
 
+// Tests may unwrap: a failing assertion is the point there.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -343,7 +345,7 @@ pub fn read_partitions(head: &[u8]) -> Result<Vec<PartitionEntry>, GptError> {
         return Err(GptError::NotGpt("no \"EFI PART\" signature at LBA 1"));
     }
     let header_size = le_u32(&hdr[12..16]);
-    if header_size < GPT_HEADER_SIZE || header_size > 512 {
+    if !(GPT_HEADER_SIZE..=512).contains(&header_size) {
         return Err(GptError::NotGpt("header size out of range"));
     }
     let mut copy = hdr[..header_size as usize].to_vec();

@@ -15,6 +15,8 @@
 //! Options are indented under their service. Arguments are separated by whitespace; a double
 //! quoted argument may contain spaces. Errors name the line.
 
+// Tests may unwrap: a failing assertion is the point there.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 use std::collections::HashSet;
 
 use thiserror::Error;

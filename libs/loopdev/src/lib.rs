@@ -5,6 +5,8 @@
 //! (Linux 5.8+) attaches the backing file, offset, size limit and flags in one call, so there is
 //! no window in which the device is attached without its limits.
 
+// Tests may unwrap: a failing assertion is the point there.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};

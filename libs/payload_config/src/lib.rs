@@ -4,6 +4,8 @@
 //!
 //! One extension: `task.args`, a list of arguments for an `executable` task. AOSP ignores the key.
 
+// Tests may unwrap: a failing assertion is the point there.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 

@@ -8,6 +8,8 @@
 //! - the **exit device**: PID 1 ends the VM through QEMU's `isa-debug-exit` when it cannot go on,
 //!   so QEMU's own exit status says "init failed" even when nothing else could be written.
 
+// Tests may unwrap: a failing assertion is the point there.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 use std::fmt;
 
 /// The death-reason serial device in the guest.
