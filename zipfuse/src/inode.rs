@@ -84,7 +84,9 @@ pub struct InodeTable {
 impl InodeTable {
     /// Builds the tree; refuses invalid paths, duplicates and file/directory conflicts.
     pub fn build(entries: &[Entry], policy: ModePolicy) -> Result<InodeTable, ZipError> {
-        let placeholder = Node {
+        // Inode 0 does not exist in FUSE; an empty directory node fills the slot so that inode
+        // numbers index `nodes` directly.
+        let unused_slot = Node {
             parent: 0,
             name: Box::default(),
             perm: 0,
@@ -97,10 +99,10 @@ impl InodeTable {
         let root = Node {
             parent: ROOT,
             perm: policy.dir,
-            ..placeholder.clone()
+            ..unused_slot.clone()
         };
         let mut nodes = Vec::with_capacity(entries.len() + 2);
-        nodes.push(placeholder);
+        nodes.push(unused_slot);
         nodes.push(root);
         // (parent, name) -> inode, used only while building.
         let mut index: HashMap<(u64, &[u8]), u64> = HashMap::with_capacity(entries.len() * 2);

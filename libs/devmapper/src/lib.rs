@@ -12,7 +12,10 @@
 //! let dm = devmapper::DeviceMapper::open()?;
 //! // dm-linear over the super partition, then dm-verity on top of it
 //! let lin = dm.create("system_a", None, &[devmapper::Target::linear(0, 200, "/dev/vda2", 2048)], true)?;
-//! # let tree: verity::HashTree = unimplemented!();
+//! // The tree of the partition's data (here built in memory; in the guest it comes from a
+//! // signed descriptor), stored on the same device after 25 data blocks.
+//! let tree = verity::HashTree::build(&[0u8; 25 * 4096], &verity::Params::new(&[0x5a; 32]).map_err(|e| devmapper::Error::InvalidArgument(e.to_string()))?)
+//!     .map_err(|e| devmapper::Error::InvalidArgument(e.to_string()))?;
 //! let target = tree.dm_target(&lin.dev_string(), &lin.dev_string(), 25);
 //! let ver = dm.create("system-verity", None, &[devmapper::Target::from(&target)], true)?;
 //! println!("mount {}", ver.path().display());
