@@ -12,11 +12,10 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
-use devmapper::{DeviceMapper, DmDevice, Target};
+use anyhow::{anyhow, Context, Result};
+use devmapper::{DeviceMapper, Target};
 
 use crate::console::log;
 
@@ -75,30 +74,6 @@ pub fn verify_vbmeta(device: &Path, anchor: &TrustAnchor) -> Result<avb::VbmetaI
     })
 }
 
-/// `major:minor` of a block device, for device-mapper tables.
-fn dev_numbers(path: &Path) -> Result<String> {
-    let meta = std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
-    if !meta.file_type().is_block_device() {
-        bail!("{} is not a block device", path.display());
-    }
-    use std::os::unix::fs::MetadataExt;
-    let rdev = meta.rdev();
-    Ok(format!(
-        "{}:{}",
-        nix::sys::stat::major(rdev),
-        nix::sys::stat::minor(rdev)
-    ))
-}
-
-fn link_mapper(device: &DmDevice, name: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(MAPPER_DIR)?;
-    let link = Path::new(MAPPER_DIR).join(name);
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(device.path(), &link)
-        .with_context(|| format!("linking {}", link.display()))?;
-    Ok(link)
-}
-
 /// The logical partitions of `super`, ready to map.
 pub struct SuperPartitions {
     metadata: liblp::Metadata,
@@ -112,7 +87,8 @@ impl SuperPartitions {
             .with_context(|| format!("opening {}", super_device.display()))?;
         let metadata =
             liblp::read_metadata(&file, 0).context("reading the super partition's metadata")?;
-        let super_dev = dev_numbers(super_device)?;
+        let super_dev = devmapper::block_device_numbers(super_device)
+            .with_context(|| format!("device numbers of {}", super_device.display()))?;
         let dm = DeviceMapper::open().context("opening /dev/mapper/control")?;
         Ok(SuperPartitions {
             metadata,
@@ -144,7 +120,7 @@ impl SuperPartitions {
             .dm
             .create(&logical, None, &table, true)
             .with_context(|| format!("creating dm-linear {logical}"))?;
-        link_mapper(&linear, &logical)?;
+        linear.link_by_name(Path::new(MAPPER_DIR))?;
         let descriptor = vbmeta
             .hashtree(name)
             .ok_or_else(|| anyhow!("vbmeta has no hashtree descriptor for {name}"))?;
@@ -156,7 +132,7 @@ impl SuperPartitions {
             .dm
             .create(&verity_name, None, &[Target::from(&target)], true)
             .with_context(|| format!("creating dm-verity {verity_name}"))?;
-        link_mapper(&verity, &verity_name)?;
+        verity.link_by_name(Path::new(MAPPER_DIR))?;
         log(&format!(
             "{logical}: dm-verity {} over dm-linear {} (root {})",
             verity.path().display(),

@@ -43,18 +43,6 @@ fn block_device_size(path: &Path) -> Result<u64> {
         .with_context(|| format!("sizing {}", path.display()))
 }
 
-fn dev_numbers(path: &Path) -> Result<String> {
-    use std::os::unix::fs::MetadataExt;
-    let rdev = std::fs::metadata(path)
-        .with_context(|| format!("stat {}", path.display()))?
-        .rdev();
-    Ok(format!(
-        "{}:{}",
-        nix::sys::stat::major(rdev),
-        nix::sys::stat::minor(rdev)
-    ))
-}
-
 /// Puts dm-verity over `apk` with the tree and root hash of `idsig`; returns the verified
 /// device, `/dev/block/mapper/<name>`.
 pub fn apkdmverity(apk: &Path, idsig: &Path, name: &str) -> Result<PathBuf> {
@@ -81,8 +69,8 @@ pub fn apkdmverity(apk: &Path, idsig: &Path, name: &str) -> Result<PathBuf> {
         let tree =
             loopdev::LoopDevice::attach_read_only(idsig, signature.merkle_tree_offset, tree_size)?;
         let target = verity::DmVerityTarget {
-            data_dev: dev_numbers(apk)?,
-            hash_dev: dev_numbers(tree.path())?,
+            data_dev: devmapper::block_device_numbers(apk)?,
+            hash_dev: devmapper::block_device_numbers(tree.path())?,
             data_block_size: BLOCK_SIZE as u32,
             hash_block_size: BLOCK_SIZE as u32,
             num_data_blocks: data_size / BLOCK_SIZE,
@@ -97,11 +85,7 @@ pub fn apkdmverity(apk: &Path, idsig: &Path, name: &str) -> Result<PathBuf> {
             .with_context(|| format!("creating dm-verity {name}"))?;
         // The verity table holds the loop device now; ours can go.
         drop(tree);
-        std::fs::create_dir_all(MAPPER_DIR)?;
-        let link = Path::new(MAPPER_DIR).join(name);
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(device.path(), &link)?;
-        Ok(link)
+        Ok(device.link_by_name(Path::new(MAPPER_DIR))?)
     })()
     .with_context(|| format!("apkdmverity {}", apk.display()))
     .map_err(verification_failed)

@@ -181,7 +181,32 @@ pub struct DmDevice {
     pub minor: u32,
 }
 
+/// `major:minor` of a block device node, the form a table parameter takes without depending on
+/// the node's path (`/dev/block/by-name/*` links, loop devices).
+pub fn block_device_numbers(path: &Path) -> Result<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(path)?;
+    if !meta.file_type().is_block_device() {
+        return Err(Error::InvalidArgument(format!("{} is not a block device", path.display())));
+    }
+    let (major, minor) = decode_dev(meta.rdev());
+    Ok(format!("{major}:{minor}"))
+}
+
 impl DmDevice {
+    /// Links `dir/<name>` to this device's node, as ueventd does for `/dev/block/mapper/<name>`
+    /// (there is no udev in the guest). Replaces an existing link.
+    pub fn link_by_name(&self, dir: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let link = dir.join(&self.name);
+        match std::fs::remove_file(&link) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        std::os::unix::fs::symlink(self.path(), &link)?;
+        Ok(link)
+    }
+
     /// `/dev/dm-<minor>` (devtmpfs creates it; see [`DmDevice::create_node`] otherwise).
     pub fn path(&self) -> PathBuf {
         PathBuf::from(format!("/dev/dm-{}", self.minor))
