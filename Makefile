@@ -6,7 +6,7 @@ BUILD        := build
 GUEST_TARGET := x86_64-unknown-linux-gnu
 GUEST_BIN    := target/$(GUEST_TARGET)/release
 HOST_BIN     := target/release
-GUEST_CRATES := -p init -p microdroid_manager -p zipfuse -p hello_payload
+GUEST_CRATES := -p init -p microdroid_manager -p zipfuse -p apexd_lite -p hello_payload
 APP          := $(BUILD)/hello-app
 # Guest binaries are static; --target keeps RUSTFLAGS away from build scripts and proc-macros.
 GUEST_RUSTFLAGS := -C target-feature=+crt-static

@@ -32,6 +32,43 @@ pub struct AppPayload {
     pub idsig: PathBuf,
     pub payload: PayloadSpec,
     pub extra_apks: Vec<PathBuf>,
+    /// APEXes, activated by the guest's apexd at /apex/<name> (`microdroid-apex-<i>`).
+    pub apexes: Vec<PathBuf>,
+}
+
+/// An APEX of the payload disk: its file and its manifest's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadApex {
+    pub name: String,
+    pub path: PathBuf,
+    pub last_update_seconds: u64,
+}
+
+/// The app's APEXes in partition order: sorted by name (AOSP's order), names unique. Each file
+/// is parsed (not verified: the guest does that) for its manifest name.
+pub fn payload_apexes(app: &AppPayload) -> Result<Vec<PayloadApex>> {
+    let mut apexes = Vec::with_capacity(app.apexes.len());
+    for path in &app.apexes {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let parsed =
+            apex::ApexFile::parse(&file).with_context(|| format!("reading {}", path.display()))?;
+        let last_update_seconds = file
+            .metadata()?
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        apexes.push(PayloadApex {
+            name: parsed.manifest.name,
+            path: path.clone(),
+            last_update_seconds,
+        });
+    }
+    apexes.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(pair) = apexes.windows(2).find(|w| w[0].name == w[1].name) {
+        bail!("two APEXes are named {}", pair[0].name);
+    }
+    Ok(apexes)
 }
 
 /// The payload metadata the guest reads, as AOSP's `make_metadata_file` fills it in.
@@ -56,7 +93,12 @@ pub fn payload_metadata(app: &AppPayload) -> Result<Metadata> {
             })
         }
     };
-    Ok(Metadata::for_app(&[], payload))
+    let apexes = payload_apexes(app)?;
+    let listed: Vec<(&str, u64, bool)> = apexes
+        .iter()
+        .map(|a| (a.name.as_str(), a.last_update_seconds, false))
+        .collect();
+    Ok(Metadata::for_app(&listed, payload))
 }
 
 /// Writes what the payload disk needs into `work_dir` and returns its partitions, in order.
@@ -71,11 +113,12 @@ pub fn payload_disk_partitions(
     let bytes = payload_metadata::to_bytes_padded(&payload_metadata(app)?, 4096)?;
     fs::write(&metadata_path, bytes)
         .with_context(|| format!("writing {}", metadata_path.display()))?;
-    let mut partitions = vec![
-        ("payload-metadata".to_owned(), metadata_path),
-        ("microdroid-apk".to_owned(), app.apk.clone()),
-        ("microdroid-apk-idsig".to_owned(), app.idsig.clone()),
-    ];
+    let mut partitions = vec![("payload-metadata".to_owned(), metadata_path)];
+    for (i, apex) in payload_apexes(app)?.into_iter().enumerate() {
+        partitions.push((format!("microdroid-apex-{i}"), apex.path));
+    }
+    partitions.push(("microdroid-apk".to_owned(), app.apk.clone()));
+    partitions.push(("microdroid-apk-idsig".to_owned(), app.idsig.clone()));
     for (i, extra) in app.extra_apks.iter().enumerate() {
         let idsig = work_dir.join(format!("extra-idsig-{i}.idsig"));
         create_idsig(extra, &idsig)
@@ -177,6 +220,7 @@ mod tests {
             idsig: "a.idsig".into(),
             payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
             extra_apks: vec![],
+            apexes: vec![],
         };
         let md = payload_metadata(&app).unwrap();
         assert_eq!(md.version, 1);
@@ -242,13 +286,41 @@ mod tests {
             idsig,
             payload: PayloadSpec::BinaryName("payload".into()),
             extra_apks: vec![apk],
+            apexes: vec![],
         };
+        let key = avb::SigningKey::from_pem_file(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../libs/avb/testkeys/testkey_rsa2048.pem"),
+        )
+        .unwrap();
+        let (apex_b, apex_a) = (dir.path().join("b.apex"), dir.path().join("a.apex"));
+        apex::write::build_apex(&tree, "com.example.b", 1, &key, &apex_b).unwrap();
+        apex::write::build_apex(&tree, "com.example.a", 2, &key, &apex_a).unwrap();
+        let app = AppPayload {
+            apexes: vec![apex_b.clone(), apex_a.clone()],
+            ..app
+        };
+        let names: Vec<String> = payload_metadata(&app)
+            .unwrap()
+            .apexes
+            .iter()
+            .map(|a| format!("{} {}", a.name, a.partition_name))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "com.example.a microdroid-apex-0",
+                "com.example.b microdroid-apex-1"
+            ]
+        );
         let parts = payload_disk_partitions(&app, dir.path()).unwrap();
+        assert_eq!((&parts[1].1, &parts[2].1), (&apex_a, &apex_b));
         let labels: Vec<&str> = parts.iter().map(|(l, _)| l.as_str()).collect();
         assert_eq!(
             labels,
             [
                 "payload-metadata",
+                "microdroid-apex-0",
+                "microdroid-apex-1",
                 "microdroid-apk",
                 "microdroid-apk-idsig",
                 "extra-apk-0",

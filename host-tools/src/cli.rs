@@ -68,6 +68,24 @@ pub enum Cmd {
         #[arg(long, requires = "key")]
         cert: Option<PathBuf>,
     },
+    /// Package a directory as an APEX: an erofs apex_payload.img with an AVB hashtree footer
+    /// signed by the key, its apex_pubkey, and apex_manifest.pb, in a zip of stored entries.
+    PackageApex {
+        /// The APEX's contents, e.g. bin/<executable>; mounted at /apex/<name> in the guest.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The APEX name (manifest `name`), e.g. com.example.hello.
+        #[arg(long)]
+        name: String,
+        /// The APEX version (manifest `version`).
+        #[arg(long)]
+        version: i64,
+        #[arg(long)]
+        out: PathBuf,
+        /// AVB signing key (RSA PEM); default: the public test key libs/avb/testkeys/testkey_rsa4096.pem.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
     /// Sign an existing zip or APK with APK Signature Schemes v2 and v3.
     SignApk {
         input: PathBuf,
@@ -119,6 +137,10 @@ pub struct RunAppArgs {
     /// Extra APKs, mounted noexec at /mnt/extra-apk/<i>; their idsigs are made here.
     #[arg(long = "extra-apk")]
     pub extra_apks: Vec<PathBuf>,
+    /// APEXes (`vmctl package-apex`), verified by the guest's apexd and mounted at
+    /// /apex/<name>; repeatable.
+    #[arg(long = "apex")]
+    pub apexes: Vec<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -202,6 +224,13 @@ pub fn main(cli: Cli) -> ExitCode {
             key,
             cert,
         } => package_apk(&dir, &out, key.as_deref(), cert.as_deref()),
+        Cmd::PackageApex {
+            dir,
+            name,
+            version,
+            out,
+            key,
+        } => package_apex(&dir, &name, version, &out, key.as_deref()),
         Cmd::SignApk {
             input,
             output,
@@ -273,6 +302,7 @@ fn run_app(args: &RunAppArgs) -> ExitCode {
         idsig: args.idsig.clone(),
         payload,
         extra_apks: args.extra_apks.clone(),
+        apexes: args.apexes.clone(),
     });
     config.instance = Some(args.instance.clone());
     run(&args.run, config)
@@ -295,6 +325,28 @@ fn package_apk(dir: &Path, out: &Path, key: Option<&Path>, cert: Option<&Path>) 
             app::package_apk(&files, &key, &cert, out)
         }
     }
+}
+
+/// The public test key `package-apex` signs with when given none (libs/avb/testkeys/README.md).
+const TEST_APEX_KEY: &str = include_str!("../../libs/avb/testkeys/testkey_rsa4096.pem");
+
+fn package_apex(
+    dir: &Path,
+    name: &str,
+    version: i64,
+    out: &Path,
+    key: Option<&Path>,
+) -> Result<()> {
+    let key = match key {
+        Some(path) => avb::SigningKey::from_pem_file(path)
+            .with_context(|| format!("reading the key {}", path.display()))?,
+        None => {
+            eprintln!("vmctl: signing with the public AVB test key (libs/avb/testkeys); pass --key for a real one");
+            avb::SigningKey::from_pem(TEST_APEX_KEY)?
+        }
+    };
+    apex::write::build_apex(dir, name, version, &key, out)?;
+    Ok(())
 }
 
 fn sign_apk(input: &Path, output: &Path, key: &Path, cert: &Path) -> Result<()> {

@@ -42,7 +42,7 @@ pub const TEST_AVB_KEY_PEM: &str = include_str!("../../libs/avb/testkeys/testkey
 pub const MANIFEST_NAME: &str = "vm_os.json";
 
 /// Where the guest binaries go on the system partition.
-pub const SYSTEM_BINARIES: &[&str] = &["microdroid_manager", "zipfuse", "hello_payload"];
+pub const SYSTEM_BINARIES: &[&str] = &["microdroid_manager", "zipfuse", "apexd", "hello_payload"];
 
 /// The default service configuration.
 pub const DEFAULT_INIT_RC: &str = include_str!("../data/init.rc");

@@ -7,12 +7,14 @@
 //! including when the host service cannot be reached at all.
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use rpcbinder::vsock::VsockStream;
-use vm_service::VirtualMachineServiceClient;
+use rpcbinder::{Status, StatusCode};
+use vm_service::{ClientError, VirtualMachineServiceClient};
 use vm_status::FailureClass;
 
 use crate::error::MicrodroidError;
@@ -27,11 +29,39 @@ pub trait HostLink {
     fn notify_payload_finished(&mut self, exit_code: i32) -> Result<()>;
     /// `notifyError` with the class's AOSP `ErrorCode` and the message.
     fn notify_error(&mut self, class: FailureClass, message: &str) -> Result<()>;
+    /// A handle on the same link for the payload service's thread, which forwards the
+    /// payload's `notifyPayloadReady` while the main thread waits for the payload.
+    fn ready_notifier(&self) -> Arc<dyn ReadyNotifier>;
+}
+
+/// `notifyPayloadReady` from another thread than the link's owner. The host's AIDL status comes
+/// back unchanged (e.g. EX_ILLEGAL_STATE for a second ready), so that the payload gets what the
+/// host answered, as AOSP's microdroid_manager returns the host call's `binder::Result`.
+pub trait ReadyNotifier: Send + Sync {
+    fn notify_payload_ready(&self) -> Result<(), Status>;
+}
+
+/// The client serializes calls on its own lock, so one connection serves both threads.
+impl<S: Read + Write + Send> ReadyNotifier for VirtualMachineServiceClient<S> {
+    fn notify_payload_ready(&self) -> Result<(), Status> {
+        VirtualMachineServiceClient::notify_payload_ready(self).map_err(host_error_status)
+    }
+}
+
+/// What the payload sees when the host call fails: the host's exception as is; a transport
+/// status as is; a broken or timed-out link as `DEAD_OBJECT`, what libbinder reports for a
+/// session that is gone.
+fn host_error_status(err: ClientError) -> Status {
+    match err {
+        ClientError::Service(status) => status,
+        ClientError::Rpc(rpcbinder::Error::TransactionFailed(code)) => Status::transport(code),
+        _ => Status::transport(StatusCode::DEAD_OBJECT),
+    }
 }
 
 /// The IVirtualMachineService client over vsock.
 pub struct RpcHostLink {
-    client: VirtualMachineServiceClient<VsockStream>,
+    client: Arc<VirtualMachineServiceClient<VsockStream>>,
 }
 
 impl RpcHostLink {
@@ -39,7 +69,9 @@ impl RpcHostLink {
     /// listening, a failed session setup) is `FailedToConnectToVirtualizationService`.
     pub fn connect(timeout: Duration) -> Result<Self, MicrodroidError> {
         VirtualMachineServiceClient::connect_vsock(Some(timeout))
-            .map(|client| RpcHostLink { client })
+            .map(|client| RpcHostLink {
+                client: Arc::new(client),
+            })
             .map_err(|e| MicrodroidError::FailedToConnectToVirtualizationService(e.to_string()))
     }
 }
@@ -66,6 +98,9 @@ impl HostLink for RpcHostLink {
             .notify_error(code, message)
             .context("notifyError")
     }
+    fn ready_notifier(&self) -> Arc<dyn ReadyNotifier> {
+        self.client.clone()
+    }
 }
 
 /// Writes the failure's AOSP death-reason line to `device` (ttyS1) in one write and waits for
@@ -81,7 +116,7 @@ pub fn write_death_reason(device: &str, class: FailureClass, message: &str) -> s
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::os::unix::net::UnixStream;
 
     use vm_service::{HostService, VirtualMachineServiceBinder, VmEventKind};
@@ -89,7 +124,7 @@ mod tests {
     use super::*;
 
     /// The same client as `RpcHostLink`, over a Unix socket pair instead of vsock.
-    struct TestLink(VirtualMachineServiceClient<UnixStream>);
+    pub(crate) struct TestLink(pub(crate) Arc<VirtualMachineServiceClient<UnixStream>>);
 
     impl HostLink for TestLink {
         fn notify_payload_started(&mut self) -> Result<()> {
@@ -106,16 +141,22 @@ mod tests {
                 .0
                 .notify_error(vm_service::ErrorCode(class.error_code() as i32), message)?)
         }
+        fn ready_notifier(&self) -> Arc<dyn ReadyNotifier> {
+            self.0.clone()
+        }
     }
 
-    fn serve() -> (TestLink, std::sync::mpsc::Receiver<vm_service::VmEvent>) {
+    /// A guest link to a fresh host service over a Unix socket pair, and the host's events.
+    pub(crate) fn serve() -> (TestLink, std::sync::mpsc::Receiver<vm_service::VmEvent>) {
         let (guest, host) = UnixStream::pair().unwrap();
         let (service, _state, events) = HostService::new(2048);
         let server =
             rpcbinder::RpcServer::new(std::sync::Arc::new(VirtualMachineServiceBinder(service)));
         std::thread::spawn(move || server.serve_connection(host));
         (
-            TestLink(VirtualMachineServiceClient::connect(guest).unwrap()),
+            TestLink(Arc::new(
+                VirtualMachineServiceClient::connect(guest).unwrap(),
+            )),
             events,
         )
     }

@@ -13,6 +13,7 @@ pub mod apk;
 pub mod error;
 pub mod host_link;
 pub mod payload;
+pub mod payload_service;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ pub const PAYLOAD_CONFIG_PATH: &str = "/system/etc/vm_config.json";
 pub const PAYLOAD_METADATA_PARTITION: &str = "payload-metadata";
 /// Kernel command line flag set by the host for debuggable VMs.
 pub const DEBUGGABLE_FLAG: &str = "androidboot.microdroid.debuggable=1";
+/// apexd on the system partition (crate apexd_lite).
+pub const APEXD_BIN: &str = "/system/bin/apexd";
 
 /// Whether `log` writes to the console: only in debuggable VMs (AOSP logs to /dev/null at
 /// debug level NONE).
@@ -90,12 +93,14 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
         let task = config
             .task()
             .map_err(|e| MicrodroidError::PayloadInvalidConfig(e.to_string()))?;
+        let _payload_service = payload_service::start(host.ready_notifier())?;
         host.notify_payload_started()?;
         return payload::run_task(task, debuggable, true).context("running the payload");
     }
     let metadata =
         payload_metadata::read_path(&metadata_device).context("reading the payload metadata")?;
     let _mounts = mount_apk_payload()?;
+    run_apexd()?;
     let config = match &metadata.payload {
         Some(payload_metadata::Payload::ConfigPath(path)) => payload::resolve_config(
             payload::PayloadSource::ConfigFile(&config_path_in_apk(path)?),
@@ -114,6 +119,7 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
         .task()
         .map_err(|e| MicrodroidError::PayloadInvalidConfig(e.to_string()))?;
     let _extra_mounts = mount_extra_apks(config.extra_apks.len())?;
+    let _payload_service = payload_service::start(host.ready_notifier())?;
     host.notify_payload_started()?;
     payload::run_task(task, debuggable, true).context("running the payload")
 }
@@ -145,6 +151,29 @@ fn mount_apk_payload() -> Result<apk::ZipfuseMount> {
     )?;
     log(&format!("zipfuse: APK mounted at {}", apk::APK_MOUNT_POINT));
     Ok(mount)
+}
+
+/// apexd, as AOSP's `ctl.start apexd-vm`: verifies the payload disk's APEXes and mounts them at
+/// /apex/<name>; any failure is a payload verification failure.
+fn run_apexd() -> Result<()> {
+    let output = std::process::Command::new(APEXD_BIN)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("starting {APEXD_BIN}"))
+        .map_err(|e| MicrodroidError::PayloadVerificationFailed(format!("{e:#}")))?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .for_each(log);
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(MicrodroidError::PayloadVerificationFailed(format!(
+            "APEX verification failed ({}): {}",
+            output.status,
+            stderr.trim()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Extra APKs: verified the same way, mounted noexec at /mnt/extra-apk/<i>.

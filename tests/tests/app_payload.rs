@@ -53,6 +53,7 @@ fn app(apk: PathBuf, idsig: PathBuf) -> AppPayload {
         idsig,
         payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
         extra_apks: vec![],
+        apexes: vec![],
     }
 }
 

@@ -10,7 +10,7 @@ use boot_tests::{
 };
 use host_tools::outcome::{exit_status, VmOutcome};
 use host_tools::registry::{GUEST_CID_MAX, GUEST_CID_MIN};
-use vm_service::ErrorCode;
+use vm_service::{ErrorCode, PayloadState};
 use vm_status::DeathReason;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -20,10 +20,16 @@ fn demo_payload_output_and_exit_code_reach_the_host() {
     let image = build_image(&ImageChanges::default()).unwrap();
     let result = boot(&vm_config(image.path(), TIMEOUT)).unwrap();
     assert_eq!(result.outcome, VmOutcome::PayloadFinished(0));
-    // The payload's result came over binder RPC, in order, from a CID in AOSP's range.
+    // The payload's result came over binder RPC, in AOSP's order (microdroid_manager reports
+    // started before spawning the payload, which then calls ready through IVmPayloadService),
+    // from a CID in AOSP's range.
     assert_eq!(
         payload_events(&result),
-        [VmEventKind::PayloadStarted, VmEventKind::PayloadFinished(0)]
+        [
+            VmEventKind::PayloadStarted,
+            VmEventKind::PayloadReady,
+            VmEventKind::PayloadFinished(0)
+        ]
     );
     assert!(result.events.windows(2).all(|w| w[0].time <= w[1].time));
     assert!(
@@ -61,9 +67,50 @@ fn failing_payload_exit_code_reaches_the_host() {
     assert_eq!(result.outcome.exit_status(), 3);
     assert_eq!(
         payload_events(&result),
-        [VmEventKind::PayloadStarted, VmEventKind::PayloadFinished(3)]
+        [
+            VmEventKind::PayloadStarted,
+            VmEventKind::PayloadReady,
+            VmEventKind::PayloadFinished(3)
+        ]
     );
     assert!(console_text(&result).contains("payload: exiting with status 3 as asked"));
+}
+
+#[test]
+fn second_ready_is_refused_by_the_host_and_the_payload_is_told() {
+    let config = r#"{"task": {"command": "/system/bin/hello_payload", "args": ["--ready-twice"]}}"#;
+    let image = build_image(&ImageChanges {
+        vm_config: Some(config),
+        ..Default::default()
+    })
+    .unwrap();
+    let result = boot(&vm_config(image.path(), TIMEOUT)).unwrap();
+    // The payload exits 0 only if its second ready came back refused.
+    assert_eq!(result.outcome, VmOutcome::PayloadFinished(0));
+    assert_eq!(
+        payload_events(&result),
+        [
+            VmEventKind::PayloadStarted,
+            VmEventKind::PayloadReady,
+            VmEventKind::Rejected {
+                method: "notifyPayloadReady",
+                state: PayloadState::Ready
+            },
+            VmEventKind::PayloadFinished(0)
+        ]
+    );
+    let console = console_text(&result);
+    assert!(
+        console.contains(
+            "payload: second notifyPayloadReady refused: service error: EX_ILLEGAL_STATE (-5): \
+             Invalid payload state transition from Ready to Ready"
+        ),
+        "{console}"
+    );
+    assert!(
+        console.contains("microdroid_manager: notifyPayloadReady refused by the host"),
+        "{console}"
+    );
 }
 
 #[test]
@@ -242,8 +289,13 @@ fn guest_that_never_finishes_is_stopped_by_the_timeout() {
     let result = boot(&vm_config(image.path(), Duration::from_secs(15))).unwrap();
     assert_eq!(result.outcome, VmOutcome::Timeout { seconds: 15 });
     assert_eq!(result.outcome.exit_status(), exit_status::TIMEOUT);
-    // It did boot and start the payload before hanging.
+    // It did boot, start the payload and report ready before hanging: hang detection (which
+    // waits for started) left it alone, the overall timeout stopped it.
     assert!(console_text(&result).contains("payload: Hello from Microdroid"));
+    assert_eq!(
+        payload_events(&result),
+        [VmEventKind::PayloadStarted, VmEventKind::PayloadReady]
+    );
 }
 
 #[test]
@@ -290,6 +342,7 @@ fn vmctl_binary_exits_with_the_payload_status() {
     );
     // Each RPC event is printed with its time.
     assert!(stderr.contains("Z notifyPayloadStarted\n"), "{stderr}");
+    assert!(stderr.contains("Z notifyPayloadReady\n"), "{stderr}");
     assert!(stderr.contains("Z notifyPayloadFinished(42)\n"), "{stderr}");
 }
 

@@ -187,7 +187,10 @@ pub fn block_device_numbers(path: &Path) -> Result<String> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let meta = std::fs::metadata(path)?;
     if !meta.file_type().is_block_device() {
-        return Err(Error::InvalidArgument(format!("{} is not a block device", path.display())));
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a block device",
+            path.display()
+        )));
     }
     let (major, minor) = decode_dev(meta.rdev());
     Ok(format!("{major}:{minor}"))

@@ -1,0 +1,72 @@
+//! The payload's API, after AOSP's `libvm_payload` (`AVmPayload_*`): one process-wide
+//! connection to microdroid_manager's service, made on first use.
+
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::{
+    ClientError, VmPayloadServiceClient, VM_APK_CONTENTS_PATH, VM_PAYLOAD_SERVICE_SOCKET_PATH,
+};
+
+/// Errors of the payload API.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadApiError {
+    /// The service socket could not be reached.
+    #[error("cannot connect to {VM_PAYLOAD_SERVICE_SOCKET_PATH}: {0}")]
+    Connect(#[source] io::Error),
+    /// The session failed or the service refused the call (e.g. a second notifyPayloadReady:
+    /// `ClientError::Service` with EX_ILLEGAL_STATE, forwarded from the host).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The connection lock was poisoned by a panic in another thread.
+    #[error("payload service connection lock poisoned")]
+    Poisoned,
+}
+
+impl PayloadApiError {
+    /// True when there is no service socket at all: the program is not running as a Microdroid
+    /// payload (e.g. run on the host).
+    pub fn is_not_in_vm(&self) -> bool {
+        matches!(self, PayloadApiError::Connect(e) if e.kind() == io::ErrorKind::NotFound)
+    }
+
+    /// The AIDL status the service answered, if it answered with an exception.
+    pub fn service_status(&self) -> Option<&rpcbinder::Status> {
+        match self {
+            PayloadApiError::Client(ClientError::Service(status)) => Some(status),
+            _ => None,
+        }
+    }
+}
+
+type Service = Arc<VmPayloadServiceClient<UnixStream>>;
+
+static SERVICE: Mutex<Option<Service>> = Mutex::new(None);
+
+/// The process's connection to the service, connecting on first use (AOSP's
+/// `get_vm_payload_service`). Blocking, without timeouts, as AOSP's client.
+fn service() -> Result<Service, PayloadApiError> {
+    let mut cached = SERVICE.lock().map_err(|_| PayloadApiError::Poisoned)?;
+    if let Some(service) = cached.as_ref() {
+        return Ok(service.clone());
+    }
+    let stream =
+        UnixStream::connect(VM_PAYLOAD_SERVICE_SOCKET_PATH).map_err(PayloadApiError::Connect)?;
+    let service = Arc::new(VmPayloadServiceClient::connect(stream)?);
+    *cached = Some(service.clone());
+    Ok(service)
+}
+
+/// `AVmPayload_notifyPayloadReady`: tells the host, through microdroid_manager, that the payload
+/// is ready to serve. Returns once the host has accepted it; a second call is refused by the host
+/// with EX_ILLEGAL_STATE (see [`PayloadApiError::service_status`]).
+pub fn notify_payload_ready() -> Result<(), PayloadApiError> {
+    Ok(service()?.notify_payload_ready()?)
+}
+
+/// `AVmPayload_getApkContentsPath`: where the payload's APK is mounted.
+pub fn apk_contents_path() -> &'static Path {
+    Path::new(VM_APK_CONTENTS_PATH)
+}
