@@ -99,6 +99,8 @@ impl QemuConfig {
             "-chardev",
             &format!("socket,id=vsock,path={}", self.vhost_vsock_socket.display()),
         ]);
+        // Entropy for the guest's CRNG, as AVF's VMs have.
+        push(&["-device", "virtio-rng-pci"]);
         push(&["-device", "vhost-user-vsock-pci,chardev=vsock"]);
         push(&["-device", "pvpanic", "-action", "panic=exit-failure"]);
         push(&[

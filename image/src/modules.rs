@@ -11,6 +11,9 @@ pub const GUEST_MODULES: &[&str] = &[
     "pvpanic",
     "pvpanic-mmio",
     "virtio_pci",
+    // An entropy source: without it the first read of /dev/urandom (an RPC session id) waits
+    // about a second for jitter entropy under TCG.
+    "virtio-rng",
     "virtio_blk",
     "dm-verity",
     "loop",
