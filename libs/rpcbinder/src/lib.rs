@@ -15,6 +15,7 @@ pub mod conn;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod interface;
 pub mod parcel;
 pub mod server;
 pub mod status;
@@ -26,6 +27,7 @@ pub use client::{
     PING_TRANSACTION,
 };
 pub use error::{Error, ParcelError};
+pub use interface::{CallError, InterfaceClient, SessionOutcome, UnixSocketServer};
 pub use parcel::{BinderRef, Parcel, ParcelReader};
 pub use server::{Binder, RpcServer, SessionEnd};
 pub use status::{ExceptionCode, Status, StatusCode};

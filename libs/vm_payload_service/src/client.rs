@@ -1,10 +1,9 @@
 //! The payload's side: a typed `IVmPayloadService` client (the generated "Bp" proxy).
 
 use std::io::{Read, Write};
-use std::sync::Mutex;
 
 use rpcbinder::{
-    ClientConfig, Parcel, ParcelError, ParcelReader, RemoteBinder, Reply, RpcClient, Status,
+    CallError, ClientConfig, InterfaceClient, Parcel, ParcelError, ParcelReader, Reply, Status,
 };
 
 use crate::{codes, AttestationResult, Certificate, DESCRIPTOR};
@@ -30,15 +29,20 @@ impl From<ParcelError> for ClientError {
     }
 }
 
-struct Inner<S: Read + Write> {
-    rpc: RpcClient<S>,
-    root: Option<RemoteBinder>,
+impl From<CallError> for ClientError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Rpc(e) => ClientError::Rpc(e),
+            CallError::Service(status) => ClientError::Service(status),
+            CallError::Poisoned => ClientError::Poisoned,
+        }
+    }
 }
 
 /// A connected `IVmPayloadService` proxy. Thread-safe: calls are serialized on the one
 /// connection. Dropping it releases the root reference (DEC_STRONG), as libbinder does.
 pub struct VmPayloadServiceClient<S: Read + Write> {
-    inner: Mutex<Inner<S>>,
+    proxy: InterfaceClient<S>,
 }
 
 impl<S: Read + Write> std::fmt::Debug for VmPayloadServiceClient<S> {
@@ -58,39 +62,15 @@ impl<S: Read + Write> VmPayloadServiceClient<S> {
 
     /// As [`Self::connect`] with an explicit protocol configuration.
     pub fn connect_with(stream: S, config: ClientConfig) -> Result<Self, ClientError> {
-        let mut rpc = RpcClient::connect_with(stream, config)?;
-        let root = rpc.get_root()?;
-        let descriptor = rpc.interface_descriptor(&root)?;
-        if descriptor != DESCRIPTOR {
-            return Err(rpcbinder::Error::DescriptorMismatch {
-                expected: DESCRIPTOR.to_string(),
-                actual: descriptor,
-            }
-            .into());
-        }
         Ok(VmPayloadServiceClient {
-            inner: Mutex::new(Inner {
-                rpc,
-                root: Some(root),
-            }),
+            proxy: InterfaceClient::connect(stream, config, DESCRIPTOR)?,
         })
     }
 
     /// Sends one call; returns the reply when its status is EX_NONE, positioned by the caller
     /// after the status.
     fn call(&self, code: u32, args: impl FnOnce(&mut Parcel)) -> Result<Reply, ClientError> {
-        let mut inner = self.inner.lock().map_err(|_| ClientError::Poisoned)?;
-        let root = inner.root.ok_or(rpcbinder::Error::Shutdown)?;
-        let mut p = Parcel::new();
-        p.write_interface_token(DESCRIPTOR);
-        args(&mut p);
-        let reply = inner.rpc.transact(&root, code, &p, 0)?;
-        let reply = reply.ok_or(rpcbinder::Error::UnexpectedReply)?;
-        let status = reply.reader().read_status()?;
-        if !status.is_ok() {
-            return Err(ClientError::Service(status));
-        }
-        Ok(reply)
+        Ok(self.proxy.call(code, args)?)
     }
 
     /// Reads a non-null `byte[]` result after the status.
@@ -149,11 +129,7 @@ impl<S: Read + Write> VmPayloadServiceClient<S> {
 
     /// Releases the root reference (DEC_STRONG) and ends the session.
     pub fn close(self) -> Result<(), ClientError> {
-        let mut inner = self.inner.lock().map_err(|_| ClientError::Poisoned)?;
-        if let Some(root) = inner.root.take() {
-            inner.rpc.release(root)?;
-        }
-        Ok(())
+        Ok(self.proxy.close()?)
     }
 }
 
@@ -176,15 +152,4 @@ fn read_attestation_result(r: &mut ParcelReader<'_>) -> Result<AttestationResult
         private_key,
         certificate_chain,
     })
-}
-
-impl<S: Read + Write> Drop for VmPayloadServiceClient<S> {
-    fn drop(&mut self) {
-        if let Ok(mut inner) = self.inner.lock() {
-            if let Some(root) = inner.root.take() {
-                // Best effort, as a proxy destructor: the peer may already be gone.
-                let _ = inner.rpc.release(root);
-            }
-        }
-    }
 }

@@ -3,13 +3,14 @@
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use rpcbinder::{Binder, ExceptionCode, Parcel, ParcelReader, RpcServer, Status, StatusCode};
+use rpcbinder::{
+    Binder, ExceptionCode, Parcel, ParcelReader, RpcServer, SessionOutcome, Status, StatusCode,
+    UnixSocketServer,
+};
 
 use crate::{codes, AttestationResult, DESCRIPTOR};
 
@@ -182,9 +183,7 @@ fn write_attestation_result(p: &mut Parcel, r: AttestationResult) {
 /// [`PayloadServiceListener::stop`] or drop.
 #[derive(Debug)]
 pub struct PayloadServiceListener {
-    path: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    server: UnixSocketServer,
 }
 
 impl PayloadServiceListener {
@@ -192,14 +191,9 @@ impl PayloadServiceListener {
     /// [`crate::VM_PAYLOAD_SERVICE_SOCKET_MODE`]) and starts serving `service` on a background
     /// thread. The socket accepts connections as soon as this returns.
     pub fn bind(path: &Path, mode: u32, service: Arc<dyn VmPayloadService>) -> io::Result<Self> {
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let listener = UnixListener::bind(path)?;
+        let server = UnixSocketServer::bind(path, Self::rpc_server(service), Self::on_session_end)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-        Ok(Self::serve(listener, path.to_path_buf(), service))
+        Ok(PayloadServiceListener { server })
     }
 
     /// Serves on an already bound listener whose path is `path` (used to wake it on stop).
@@ -208,52 +202,32 @@ impl PayloadServiceListener {
         path: PathBuf,
         service: Arc<dyn VmPayloadService>,
     ) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop_requested = stop.clone();
-        let server = Arc::new(RpcServer::new(Arc::new(VmPayloadServiceBinder(service))));
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop_requested.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = conn else { continue };
-                let server = server.clone();
-                // A payload session's end (or its protocol error) concerns only that payload
-                // connection: nothing to report.
-                std::thread::spawn(move || {
-                    let _ = server.serve_connection(stream);
-                });
-            }
-        });
         PayloadServiceListener {
-            path,
-            stop,
-            thread: Some(thread),
+            server: UnixSocketServer::serve(
+                listener,
+                path,
+                Self::rpc_server(service),
+                Self::on_session_end,
+            ),
         }
     }
 
+    fn rpc_server(service: Arc<dyn VmPayloadService>) -> RpcServer {
+        RpcServer::new(Arc::new(VmPayloadServiceBinder(service)))
+    }
+
+    /// A payload session's end (or its protocol error) concerns only that payload connection:
+    /// nothing to report.
+    fn on_session_end(_outcome: SessionOutcome) {}
+
     /// The socket path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.server.path()
     }
 
     /// Stops accepting and removes the socket file. Sessions already running end when their
     /// peer goes away.
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            // Wake the blocking accept.
-            if let Ok(s) = UnixStream::connect(&self.path) {
-                drop(s);
-                let _ = t.join();
-            }
-        }
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-impl Drop for PayloadServiceListener {
-    fn drop(&mut self) {
-        self.stop();
+        self.server.stop();
     }
 }

@@ -1,11 +1,10 @@
 //! Guest side: a typed `IVirtualMachineService` client (the generated "Bp" proxy).
 
 use std::io::{Read, Write};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use rpcbinder::vsock::{get_local_cid, VsockStream, VMADDR_CID_HOST};
-use rpcbinder::{ClientConfig, Parcel, RemoteBinder, Reply, RpcClient, Status};
+use rpcbinder::{CallError, ClientConfig, InterfaceClient, Parcel, Reply, Status};
 
 use crate::server::Certificate;
 use crate::types::ErrorCode;
@@ -45,15 +44,20 @@ impl From<rpcbinder::ParcelError> for ClientError {
     }
 }
 
-struct Inner<S: Read + Write> {
-    rpc: RpcClient<S>,
-    root: Option<RemoteBinder>,
+impl From<CallError> for ClientError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Rpc(e) => ClientError::Rpc(e),
+            CallError::Service(status) => ClientError::Service(status),
+            CallError::Poisoned => ClientError::Poisoned,
+        }
+    }
 }
 
 /// A connected `IVirtualMachineService` proxy. Thread-safe: calls are serialized on the one
 /// connection. Dropping it releases the root reference (DEC_STRONG), as libbinder does.
 pub struct VirtualMachineServiceClient<S: Read + Write> {
-    inner: Mutex<Inner<S>>,
+    proxy: InterfaceClient<S>,
 }
 
 impl<S: Read + Write> std::fmt::Debug for VirtualMachineServiceClient<S> {
@@ -98,41 +102,17 @@ impl<S: Read + Write> VirtualMachineServiceClient<S> {
 
     /// As [`Self::connect`] with an explicit protocol configuration.
     pub fn connect_with(stream: S, config: ClientConfig) -> Result<Self, ClientError> {
-        let mut rpc = RpcClient::connect_with(stream, config)?;
-        let root = rpc.get_root()?;
-        let descriptor = rpc.interface_descriptor(&root)?;
-        if descriptor != DESCRIPTOR {
-            return Err(rpcbinder::Error::DescriptorMismatch {
-                expected: DESCRIPTOR.to_string(),
-                actual: descriptor,
-            }
-            .into());
-        }
         Ok(VirtualMachineServiceClient {
-            inner: Mutex::new(Inner {
-                rpc,
-                root: Some(root),
-            }),
+            proxy: InterfaceClient::connect(stream, config, DESCRIPTOR)?,
         })
     }
 
     fn call(&self, code: u32, args: impl FnOnce(&mut Parcel)) -> Result<Reply, ClientError> {
-        let mut inner = self.inner.lock().map_err(|_| ClientError::Poisoned)?;
-        let root = inner.root.ok_or(rpcbinder::Error::Shutdown)?;
-        let mut p = Parcel::new();
-        p.write_interface_token(DESCRIPTOR);
-        args(&mut p);
-        let reply = inner.rpc.transact(&root, code, &p, 0)?;
-        let reply = reply.ok_or(rpcbinder::Error::UnexpectedReply)?;
-        let status = reply.reader().read_status()?;
-        if !status.is_ok() {
-            return Err(ClientError::Service(status));
-        }
-        Ok(reply)
+        Ok(self.proxy.call(code, args)?)
     }
 
     fn call_void(&self, code: u32, args: impl FnOnce(&mut Parcel)) -> Result<(), ClientError> {
-        self.call(code, args).map(|_| ())
+        Ok(self.proxy.call_void(code, args)?)
     }
 
     /// `notifyPayloadStarted()` (code 1).
@@ -188,23 +168,8 @@ impl<S: Read + Write> VirtualMachineServiceClient<S> {
         Ok(certs)
     }
 
-    /// Releases the root reference (DEC_STRONG) and ends the session.
+    /// Releases the root reference (DEC_STRONG) and ends the session (dropping does it too).
     pub fn close(self) -> Result<(), ClientError> {
-        let mut inner = self.inner.lock().map_err(|_| ClientError::Poisoned)?;
-        if let Some(root) = inner.root.take() {
-            inner.rpc.release(root)?;
-        }
-        Ok(())
-    }
-}
-
-impl<S: Read + Write> Drop for VirtualMachineServiceClient<S> {
-    fn drop(&mut self) {
-        if let Ok(mut inner) = self.inner.lock() {
-            if let Some(root) = inner.root.take() {
-                // Best effort, as a proxy destructor: the peer may already be gone.
-                let _ = inner.rpc.release(root);
-            }
-        }
+        Ok(self.proxy.close()?)
     }
 }

@@ -2,16 +2,15 @@
 //! event-reporting implementation with the payload state machine, and a Unix-socket listener.
 
 use std::io;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use rpcbinder::{
-    Binder, ExceptionCode, Parcel, ParcelReader, RpcServer, SessionEnd, Status, StatusCode,
+    Binder, ExceptionCode, Parcel, ParcelReader, RpcServer, SessionEnd, SessionOutcome, Status,
+    StatusCode, UnixSocketServer,
 };
 
 use crate::types::{ErrorCode, PayloadState, PayloadStateMachine};
@@ -283,12 +282,11 @@ impl VirtualMachineService for HostService {
 }
 
 /// Serves a [`HostService`] on a Unix socket (vhost-device-vsock's `<uds>_<port>`), one thread
-/// per connection, until [`ServiceListener::stop`] or drop.
+/// per connection, until [`ServiceListener::stop`] or drop. A session's end is reported to the
+/// service (a guest that disconnects, or breaks the protocol).
 #[derive(Debug)]
 pub struct ServiceListener {
-    path: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    server: UnixSocketServer,
 }
 
 /// The socket path vhost-device-vsock connects to for guest→host port `port`:
@@ -303,68 +301,40 @@ impl ServiceListener {
     /// Binds `path` (removing a stale socket file first) and starts serving `service`.
     /// Call this before the VM boots.
     pub fn bind(path: &Path, service: HostService) -> io::Result<Self> {
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let listener = UnixListener::bind(path)?;
-        Ok(Self::serve(listener, path.to_path_buf(), service))
+        let (server, on_session_end) = Self::parts(service);
+        Ok(ServiceListener {
+            server: UnixSocketServer::bind(path, server, on_session_end)?,
+        })
     }
 
     /// Serves on an already bound listener whose path is `path` (used to wake it on stop).
     pub fn serve(listener: UnixListener, path: PathBuf, service: HostService) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let service = Arc::new(service);
-        let server = Arc::new(RpcServer::new(Arc::new(VirtualMachineServiceBinder(
-            service.clone(),
-        ))));
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = conn else { continue };
-                let server = server.clone();
-                let service = service.clone();
-                std::thread::spawn(move || match server.serve_connection(stream) {
-                    Ok(SessionEnd::CallbackClosed) => {}
-                    Ok(_) => service.report_disconnect(None),
-                    Err(e) => service.report_disconnect(Some(e.to_string())),
-                });
-            }
-        });
+        let (server, on_session_end) = Self::parts(service);
         ServiceListener {
-            path,
-            stop,
-            thread: Some(thread),
+            server: UnixSocketServer::serve(listener, path, server, on_session_end),
         }
+    }
+
+    fn parts(service: HostService) -> (RpcServer, impl Fn(SessionOutcome) + Send + Sync + 'static) {
+        let service = Arc::new(service);
+        let server = RpcServer::new(Arc::new(VirtualMachineServiceBinder(service.clone())));
+        let on_session_end = move |outcome: SessionOutcome| match outcome {
+            Ok(SessionEnd::CallbackClosed) => {}
+            Ok(_) => service.report_disconnect(None),
+            Err(e) => service.report_disconnect(Some(e.to_string())),
+        };
+        (server, on_session_end)
     }
 
     /// The socket path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.server.path()
     }
 
     /// Stops accepting, removes the socket file. Sessions already running end when their
     /// peer goes away.
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            // Wake the blocking accept.
-            if let Ok(s) = UnixStream::connect(&self.path) {
-                drop(s);
-                let _ = t.join();
-            }
-        }
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-impl Drop for ServiceListener {
-    fn drop(&mut self) {
-        self.stop();
+        self.server.stop();
     }
 }
 
