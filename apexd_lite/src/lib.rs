@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use apex::{ApexFile, Expectations, VerifiedApex};
@@ -209,15 +209,6 @@ pub fn verify_all(by_name: &Path, apexes: &[ApexPayload]) -> Result<Vec<Verified
     Ok(verified)
 }
 
-/// `major:minor` of a block device node.
-fn dev_numbers(path: &Path) -> std::io::Result<String> {
-    let rdev = fs::metadata(path)?.rdev();
-    Ok(format!(
-        "{}:{}",
-        nix::sys::stat::major(rdev),
-        nix::sys::stat::minor(rdev)
-    ))
-}
 
 /// An empty directory to mount on (AOSP: the mount point must be empty).
 fn empty_dir(path: &Path) -> Result<(), Cause> {
@@ -242,7 +233,7 @@ pub fn activate(apex: VerifiedBlockApex, apex_root: &Path) -> Result<ActiveApex,
     let loop_device =
         loopdev::LoopDevice::attach_read_only(&apex.device, payload.offset, payload.size)
             .map_err(|e| fail("attaching a loop device to apex_payload.img", e.into()))?;
-    let loop_dev = dev_numbers(loop_device.path())
+    let loop_dev = devmapper::block_device_numbers(loop_device.path())
         .map_err(|e| fail("attaching a loop device to apex_payload.img", e.into()))?;
     let mut target = apex
         .verified
