@@ -209,7 +209,6 @@ pub fn verify_all(by_name: &Path, apexes: &[ApexPayload]) -> Result<Vec<Verified
     Ok(verified)
 }
 
-
 /// An empty directory to mount on (AOSP: the mount point must be empty).
 fn empty_dir(path: &Path) -> Result<(), Cause> {
     fs::create_dir_all(path)?;

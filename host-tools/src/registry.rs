@@ -256,7 +256,10 @@ mod tests {
     /// serde_json's default float parser can be one ULP off; records must read back exactly.
     #[test]
     fn start_time_survives_the_json_round_trip() {
-        let original = VmRecord { started_at: 1795245365.6830459, ..record(2048) };
+        let original = VmRecord {
+            started_at: 1795245365.6830459,
+            ..record(2048)
+        };
         let text = serde_json::to_string(&original).unwrap();
         assert_eq!(serde_json::from_str::<VmRecord>(&text).unwrap(), original);
     }

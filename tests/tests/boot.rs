@@ -50,9 +50,22 @@ fn demo_payload_output_and_exit_code_reach_the_host() {
     // init loads every module the builder put in modules.load.
     let kernel = boot_tests::kernel_dir();
     let release = image::kernel_release(&kernel).unwrap();
-    let dep = std::fs::read_to_string(kernel.join("root/lib/modules").join(release).join("modules.dep")).unwrap();
-    let expected = image::modules::ModuleDeps::parse(&dep).unwrap().load_order(image::modules::GUEST_MODULES).unwrap().len();
-    assert!(console.contains(&format!("init: loaded {expected} kernel modules")), "{console}");
+    let dep = std::fs::read_to_string(
+        kernel
+            .join("root/lib/modules")
+            .join(release)
+            .join("modules.dep"),
+    )
+    .unwrap();
+    let expected = image::modules::ModuleDeps::parse(&dep)
+        .unwrap()
+        .load_order(image::modules::GUEST_MODULES)
+        .unwrap()
+        .len();
+    assert!(
+        console.contains(&format!("init: loaded {expected} kernel modules")),
+        "{console}"
+    );
     assert!(console.contains("init: power off"), "{console}");
 }
 

@@ -109,7 +109,8 @@ fn detached_vm_is_listed_followed_and_stopped() {
     assert!(
         table
             .lines()
-            .any(|l| l.starts_with(&cid.to_string()) && (l.contains("started") || l.contains("ready"))),
+            .any(|l| l.starts_with(&cid.to_string())
+                && (l.contains("started") || l.contains("ready"))),
         "{table}"
     );
 
