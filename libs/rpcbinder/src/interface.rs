@@ -33,15 +33,16 @@ pub enum CallError {
     Poisoned,
 }
 
+/// The session and its root object; `None` once closed (the connection is dropped with it).
 struct Proxy<S: Read + Write> {
     rpc: RpcClient<S>,
-    root: Option<RemoteBinder>,
+    root: RemoteBinder,
 }
 
 /// A proxy for the root object of a session, which implements the interface `descriptor`.
 pub struct InterfaceClient<S: Read + Write> {
     descriptor: &'static str,
-    proxy: Mutex<Proxy<S>>,
+    proxy: Mutex<Option<Proxy<S>>>,
 }
 
 impl<S: Read + Write> std::fmt::Debug for InterfaceClient<S> {
@@ -70,18 +71,16 @@ impl<S: Read + Write> InterfaceClient<S> {
         }
         Ok(InterfaceClient {
             descriptor,
-            proxy: Mutex::new(Proxy {
-                rpc,
-                root: Some(root),
-            }),
+            proxy: Mutex::new(Some(Proxy { rpc, root })),
         })
     }
 
     /// Sends transaction `code` with the interface token and the arguments `args` writes.
     /// Returns the reply when its status is EX_NONE; read it after the status header.
     pub fn call(&self, code: u32, args: impl FnOnce(&mut Parcel)) -> Result<Reply, CallError> {
-        let mut proxy = self.proxy.lock().map_err(|_| CallError::Poisoned)?;
-        let root = proxy.root.ok_or(Error::Shutdown)?;
+        let mut guard = self.proxy.lock().map_err(|_| CallError::Poisoned)?;
+        let proxy = guard.as_mut().ok_or(Error::Shutdown)?;
+        let root = proxy.root;
         let mut parcel = Parcel::new();
         parcel.write_interface_token(self.descriptor);
         args(&mut parcel);
@@ -101,13 +100,15 @@ impl<S: Read + Write> InterfaceClient<S> {
         self.call(code, args).map(|_| ())
     }
 
-    /// Releases the root reference (DEC_STRONG), which ends the session.
+    /// Releases the root reference (DEC_STRONG) and closes the connection: the session ends
+    /// with its last reference, as in libbinder. Later calls fail with `Error::Shutdown`.
     pub fn close(&self) -> Result<(), CallError> {
-        let mut proxy = self.proxy.lock().map_err(|_| CallError::Poisoned)?;
-        if let Some(root) = proxy.root.take() {
-            proxy.rpc.release(root)?;
+        let mut guard = self.proxy.lock().map_err(|_| CallError::Poisoned)?;
+        match guard.take() {
+            // Dropping the session after the release closes the stream.
+            Some(mut proxy) => Ok(proxy.rpc.release(proxy.root)?),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -128,7 +128,9 @@ impl<S: Read + Write> VmPayloadServiceClient<S> {
     }
 
     /// Releases the root reference (DEC_STRONG) and ends the session.
-    pub fn close(self) -> Result<(), ClientError> {
+    /// Calls after it fail with a shutdown error. Takes `&self` so that a proxy shared between
+    /// threads (an `Arc`) can be closed while other holders let go of it in their own time.
+    pub fn close(&self) -> Result<(), ClientError> {
         Ok(self.proxy.close()?)
     }
 }
