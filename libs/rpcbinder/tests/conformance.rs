@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use rpc_wire_oracle::{expect, hex, s16, unhex, DEC_STRONG_ROOT_1};
 use rpcbinder::{
     Binder, ClientConfig, Error, Parcel, ParcelReader, RpcClient, RpcServer, SessionEnd, Status,
     StatusCode,
@@ -16,25 +17,9 @@ use rpcbinder::{
 
 const DESCRIPTOR: &str = "android.system.virtualmachineservice.IVirtualMachineService";
 
-fn unhex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// String16 of the descriptor, as in §10 (124 bytes).
 fn token_hex() -> String {
-    let mut s = hex(&(DESCRIPTOR.len() as u32).to_le_bytes());
-    for u in DESCRIPTOR.encode_utf16() {
-        s += &hex(&u.to_le_bytes());
-    }
-    s + "0000"
+    s16(DESCRIPTOR)
 }
 
 // ---- §10 vectors (protocol v1) ----
@@ -51,8 +36,6 @@ const REPLY_MAX_THREADS: &str =
     "01000000 18000000 00000000 00000000  00000000 04000000 000000000000000000000000  01000000";
 const REPLY_ROOT_V1: &str = "01000000 24000000 00000000 00000000  00000000 10000000 000000000000000000000000  01000000 03000000 00000000 0c000000";
 const TXN_NTF: &str = "00000000 28000000 0000000000000000  03000000 00000000 46544e5f 00000000 0000000000000000 00000000 000000000000000000000000";
-const DEC_STRONG_ROOT_1: &str =
-    "02000000 10000000 0000000000000000 03000000 00000000 01000000 00000000";
 const REPLY_OK_V1: &str =
     "01000000 18000000 00000000 00000000 00000000 04000000 00000000 00000000 00000000 00000000";
 
@@ -117,13 +100,6 @@ fn start_server(
     b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let h = thread::spawn(move || server.serve_connection(b));
     (a, h, svc)
-}
-
-fn expect(s: &mut UnixStream, want: &str) {
-    let want = unhex(want);
-    let mut got = vec![0u8; want.len()];
-    s.read_exact(&mut got).unwrap();
-    assert_eq!(hex(&got), hex(&want));
 }
 
 fn send(s: &mut UnixStream, bytes: &str) {

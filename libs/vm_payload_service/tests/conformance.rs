@@ -8,6 +8,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::thread;
+
+use rpc_wire_oracle::{
+    expect, handshake_peer, hex, reply, reply_error, s16, txn, unhex, DEC_STRONG_ROOT_1, STATUS_OK,
+};
 use std::time::Duration;
 
 use rpcbinder::{ExceptionCode, Status, StatusCode};
@@ -20,70 +24,8 @@ use vm_service::{
     VmEventKind,
 };
 
-fn unhex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Independent String16 encoder (test oracle).
-fn s16(s: &str) -> String {
-    let units: Vec<u16> = s.encode_utf16().collect();
-    let mut out = hex(&(units.len() as u32).to_le_bytes());
-    for u in &units {
-        out += &hex(&u.to_le_bytes());
-    }
-    out += "0000";
-    if units.len() & 1 == 0 {
-        out += "0000";
-    }
-    out
-}
-
-fn le32(v: i32) -> String {
-    hex(&v.to_le_bytes())
-}
-
-/// TRANSACT to the root {3,0}, two-way, v1.
-fn txn(code: u32, args: &str) -> String {
-    let parcel = format!("{}{}", s16(DESCRIPTOR), args);
-    let len = unhex(&parcel).len();
-    format!(
-        "00000000 {} 0000000000000000 0300000000000000 {} 00000000 0000000000000000 {} 000000000000000000000000 {parcel}",
-        le32((40 + len) as i32),
-        le32(code as i32),
-        le32(len as i32)
-    )
-}
-
-fn reply(parcel: &str) -> String {
-    let len = unhex(parcel).len();
-    format!(
-        "01000000 {} 0000000000000000 00000000 {} 000000000000000000000000 {parcel}",
-        le32((20 + len) as i32),
-        le32(len as i32)
-    )
-}
-
-fn reply_error(status: i32) -> String {
-    format!(
-        "01000000 14000000 0000000000000000 {} 00000000 000000000000000000000000",
-        le32(status)
-    )
-}
-
-const DEC_STRONG_ROOT_1: &str =
-    "02000000 10000000 0000000000000000 03000000 00000000 01000000 00000000";
-const STATUS_OK: &str = "00000000";
-
 fn exception(code: ExceptionCode, msg: &str) -> String {
-    format!("{} {} 00000000", le32(code.0), s16(msg))
+    rpc_wire_oracle::exception(code.0, msg)
 }
 
 /// notifyPayloadReady() as AOSP's libvm_payload sends it over the session: 172 bytes,
@@ -108,38 +50,15 @@ const NOTIFY_PAYLOAD_READY_REPLY: &str = concat!(
 #[test]
 fn notify_payload_ready_vectors() {
     assert_eq!(unhex(NOTIFY_PAYLOAD_READY_REQUEST).len(), 172);
-    assert_eq!(hex(&unhex(&txn(1, ""))), NOTIFY_PAYLOAD_READY_REQUEST);
+    assert_eq!(
+        hex(&unhex(&txn(DESCRIPTOR, 1, ""))),
+        NOTIFY_PAYLOAD_READY_REQUEST
+    );
     assert_eq!(s16(DESCRIPTOR).len() / 2, 116);
     assert_eq!(
         hex(&unhex(&format!("{DEC_STRONG_ROOT_1}{}", reply(STATUS_OK)))),
         NOTIFY_PAYLOAD_READY_REPLY
     );
-}
-
-fn expect(s: &mut UnixStream, want: &str) {
-    let want = unhex(want);
-    let mut got = vec![0u8; want.len()];
-    s.read_exact(&mut got).unwrap();
-    assert_eq!(hex(&got), hex(&want));
-}
-
-/// A libbinder server's side of the session setup, as seen by the payload's client.
-fn handshake_peer(s: &mut UnixStream) {
-    let mut b = [0u8; 24];
-    s.read_exact(&mut b).unwrap();
-    assert_eq!(hex(&b), "010000000000000000000000000000006363690000000000");
-    s.write_all(&unhex("01000000 00000000")).unwrap();
-    for (code, rep) in [
-        (1u8, reply("01000000")),
-        (2, reply(&format!("20000000 {}", "77".repeat(32)))),
-        (0, reply("01000000 03000000 00000000 0c000000")),
-    ] {
-        expect(s, &format!("00000000 28000000 0000000000000000 0000000000000000 {code:02x}000000 00000000 0000000000000000 00000000 000000000000000000000000"));
-        s.write_all(&unhex(&rep)).unwrap();
-    }
-    expect(s, "00000000 28000000 0000000000000000 0300000000000000 46544e5f 00000000 0000000000000000 00000000 000000000000000000000000");
-    s.write_all(&unhex(DEC_STRONG_ROOT_1)).unwrap();
-    s.write_all(&unhex(&reply(&s16(DESCRIPTOR)))).unwrap();
 }
 
 /// The payload's client vs a scripted libbinder server: exact request bytes of every method and
@@ -150,24 +69,24 @@ fn client_sends_exact_bytes_per_method() {
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let peer = thread::spawn(move || {
-        handshake_peer(&mut s);
+        handshake_peer(&mut s, DESCRIPTOR);
         let illegal = exception(
             ExceptionCode::ILLEGAL_STATE,
             "Invalid payload state transition from Ready to Ready",
         );
         let calls: Vec<(String, String)> = vec![
             (NOTIFY_PAYLOAD_READY_REQUEST.into(), reply(STATUS_OK)),
-            (txn(1, ""), reply(&illegal)),
+            (txn(DESCRIPTOR, 1, ""), reply(&illegal)),
             // getVmInstanceSecret("id", 32) -> [0xaa; 3]
             (
-                txn(2, "02000000 69640000 20000000"),
+                txn(DESCRIPTOR, 2, "02000000 69640000 20000000"),
                 reply("00000000 03000000 aaaaaa00"),
             ),
-            (txn(3, ""), reply("00000000 01000000 01000000")),
-            (txn(4, ""), reply("00000000 00000000")),
+            (txn(DESCRIPTOR, 3, ""), reply("00000000 01000000 01000000")),
+            (txn(DESCRIPTOR, 4, ""), reply("00000000 00000000")),
             // requestAttestation([1,2,3], false) -> { privateKey [9], chain [[0xbb, 0xcc]] }
             (
-                txn(5, "03000000 01020300 00000000"),
+                txn(DESCRIPTOR, 5, "03000000 01020300 00000000"),
                 reply("00000000 01000000 20000000 01000000 09000000 01000000 01000000 0c000000 02000000 bbcc0000"),
             ),
         ];
@@ -252,39 +171,45 @@ fn service_replies_exact_bytes_per_method() {
     let cases: Vec<(String, String)> = vec![
         (NOTIFY_PAYLOAD_READY_REQUEST.into(), reply(STATUS_OK)),
         (
-            txn(1, ""),
+            txn(DESCRIPTOR, 1, ""),
             reply(&exception(
                 ExceptionCode::ILLEGAL_STATE,
                 "Invalid payload state transition from Ready to Ready",
             )),
         ),
         (
-            txn(2, "02000000 69640000 21000000"),
+            txn(DESCRIPTOR, 2, "02000000 69640000 21000000"),
             reply(&exception(
                 ExceptionCode::ILLEGAL_ARGUMENT,
                 "size 33 not in range (0..=32)",
             )),
         ),
         (
-            txn(2, "02000000 69640000 20000000"),
+            txn(DESCRIPTOR, 2, "02000000 69640000 20000000"),
             unsupported("getVmInstanceSecret"),
         ),
-        (txn(3, ""), unsupported("getDiceAttestationChain")),
-        (txn(4, ""), unsupported("getDiceAttestationCdi")),
         (
-            txn(5, "03000000 01020300 01000000"),
+            txn(DESCRIPTOR, 3, ""),
+            unsupported("getDiceAttestationChain"),
+        ),
+        (txn(DESCRIPTOR, 4, ""), unsupported("getDiceAttestationCdi")),
+        (
+            txn(DESCRIPTOR, 5, "03000000 01020300 01000000"),
             unsupported("requestAttestation"),
         ),
         // A null identifier: UNEXPECTED_NULL; a missing size: NOT_ENOUGH_DATA.
         (
-            txn(2, "ffffffff 20000000"),
+            txn(DESCRIPTOR, 2, "ffffffff 20000000"),
             reply_error(StatusCode::UNEXPECTED_NULL.0),
         ),
         (
-            txn(2, "02000000 69640000"),
+            txn(DESCRIPTOR, 2, "02000000 69640000"),
             reply_error(StatusCode::NOT_ENOUGH_DATA.0),
         ),
-        (txn(6, ""), reply_error(StatusCode::UNKNOWN_TRANSACTION.0)),
+        (
+            txn(DESCRIPTOR, 6, ""),
+            reply_error(StatusCode::UNKNOWN_TRANSACTION.0),
+        ),
     ];
     for (req, rep) in cases {
         c.write_all(&unhex(&req)).unwrap();
@@ -366,7 +291,8 @@ fn payload_ready_reaches_the_host_and_refusals_come_back() {
     listener.stop();
     assert!(!path.exists());
     drop(listener);
-    Arc::try_unwrap(host_link).unwrap().close().unwrap();
+    // The server's connection threads may still hold the link for a moment: close, not unwrap.
+    host_link.close().unwrap();
     host_thread.join().unwrap().unwrap();
     let kinds: Vec<VmEventKind> = events.try_iter().map(|e| e.kind).collect();
     assert_eq!(

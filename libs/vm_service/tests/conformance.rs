@@ -6,6 +6,10 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::thread;
+
+use rpc_wire_oracle::{
+    expect, handshake_peer, hex, reply, reply_error, s16, txn, unhex, DEC_STRONG_ROOT_1, STATUS_OK,
+};
 use std::time::Duration;
 
 use rpcbinder::{ExceptionCode, Status};
@@ -14,70 +18,8 @@ use vm_service::{
     VirtualMachineServiceBinder, VirtualMachineServiceClient, VmEventKind, DESCRIPTOR,
 };
 
-fn unhex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Independent String16 encoder (test oracle).
-fn s16(s: &str) -> String {
-    let units: Vec<u16> = s.encode_utf16().collect();
-    let mut out = hex(&(units.len() as u32).to_le_bytes());
-    for u in &units {
-        out += &hex(&u.to_le_bytes());
-    }
-    out += "0000";
-    if units.len() & 1 == 0 {
-        out += "0000";
-    }
-    out
-}
-
-fn le32(v: i32) -> String {
-    hex(&v.to_le_bytes())
-}
-
-/// TRANSACT to the root {3,0}, two-way, v1.
-fn txn(code: u32, args: &str) -> String {
-    let parcel = format!("{}{}", s16(DESCRIPTOR), args);
-    let len = unhex(&parcel).len();
-    format!(
-        "00000000 {} 0000000000000000 0300000000000000 {} 00000000 0000000000000000 {} 000000000000000000000000 {parcel}",
-        le32((40 + len) as i32),
-        le32(code as i32),
-        le32(len as i32)
-    )
-}
-
-fn reply(parcel: &str) -> String {
-    let len = unhex(parcel).len();
-    format!(
-        "01000000 {} 0000000000000000 00000000 {} 000000000000000000000000 {parcel}",
-        le32((20 + len) as i32),
-        le32(len as i32)
-    )
-}
-
-fn reply_error(status: i32) -> String {
-    format!(
-        "01000000 14000000 0000000000000000 {} 00000000 000000000000000000000000",
-        le32(status)
-    )
-}
-
-const DEC_STRONG_ROOT_1: &str =
-    "02000000 10000000 0000000000000000 03000000 00000000 01000000 00000000";
-const STATUS_OK: &str = "00000000";
-
 fn illegal_state(msg: &str) -> String {
-    format!("fbffffff {} 00000000", s16(msg))
+    rpc_wire_oracle::exception(-5, msg) // EX_ILLEGAL_STATE
 }
 
 /// Per-method request vectors, checked against the reference's worked example where it
@@ -86,36 +28,11 @@ fn illegal_state(msg: &str) -> String {
 /// true) is token + 03000000 01020300 + 01000000.
 #[test]
 fn request_vectors_match_reference() {
-    let fin = unhex(&txn(3, "2a000000"));
+    let fin = unhex(&txn(DESCRIPTOR, 3, "2a000000"));
     assert_eq!(fin.len(), 184);
     assert_eq!(hex(&fin[..0x38]), hex(&unhex("00000000 a8000000 00000000 00000000 03000000 00000000 03000000 00000000 0000000000000000 80000000 000000000000000000000000")));
     assert_eq!(s16(DESCRIPTOR).len() / 2, 124);
     assert_eq!(s16("oops"), "040000006f006f007000730000000000");
-}
-
-fn handshake_peer(s: &mut UnixStream) {
-    let mut b = [0u8; 24];
-    s.read_exact(&mut b).unwrap();
-    assert_eq!(hex(&b), "010000000000000000000000000000006363690000000000");
-    s.write_all(&unhex("01000000 00000000")).unwrap();
-    for (code, rep) in [
-        (1u8, reply("01000000")),
-        (2, reply(&format!("20000000 {}", "77".repeat(32)))),
-        (0, reply("01000000 03000000 00000000 0c000000")),
-    ] {
-        expect(s, &format!("00000000 28000000 0000000000000000 0000000000000000 {code:02x}000000 00000000 0000000000000000 00000000 000000000000000000000000"));
-        s.write_all(&unhex(&rep)).unwrap();
-    }
-    expect(s, "00000000 28000000 0000000000000000 0300000000000000 46544e5f 00000000 0000000000000000 00000000 000000000000000000000000");
-    s.write_all(&unhex(DEC_STRONG_ROOT_1)).unwrap();
-    s.write_all(&unhex(&reply(&s16(DESCRIPTOR)))).unwrap();
-}
-
-fn expect(s: &mut UnixStream, want: &str) {
-    let want = unhex(want);
-    let mut got = vec![0u8; want.len()];
-    s.read_exact(&mut got).unwrap();
-    assert_eq!(hex(&got), hex(&want));
 }
 
 /// Guest client vs a scripted libbinder server: exact request bytes of every method.
@@ -125,20 +42,20 @@ fn client_sends_exact_bytes_per_method() {
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let peer = thread::spawn(move || {
-        handshake_peer(&mut s);
+        handshake_peer(&mut s, DESCRIPTOR);
         let calls: Vec<(String, String)> = vec![
-            (txn(1, ""), reply(STATUS_OK)),
-            (txn(2, ""), reply(STATUS_OK)),
-            (txn(3, "2a000000"), reply(STATUS_OK)),
+            (txn(DESCRIPTOR, 1, ""), reply(STATUS_OK)),
+            (txn(DESCRIPTOR, 2, ""), reply(STATUS_OK)),
+            (txn(DESCRIPTOR, 3, "2a000000"), reply(STATUS_OK)),
             (
-                txn(4, &format!("02000000 {}", s16("oops"))),
+                txn(DESCRIPTOR, 4, &format!("02000000 {}", s16("oops"))),
                 reply(STATUS_OK),
             ),
             (
-                txn(5, "03000000 01020300 01000000"),
+                txn(DESCRIPTOR, 5, "03000000 01020300 01000000"),
                 reply("00000000 01000000 01000000 0c000000 02000000 aabb0000"),
             ),
-            (txn(1, ""), reply(&illegal_state("again"))),
+            (txn(DESCRIPTOR, 1, ""), reply(&illegal_state("again"))),
         ];
         for (req, rep) in calls {
             expect(&mut s, &req);
@@ -192,32 +109,35 @@ fn host_replies_exact_bytes_per_method() {
         s16("attestation is not supported by this host")
     );
     let cases: Vec<(String, String)> = vec![
-        (txn(1, ""), reply(STATUS_OK)),
+        (txn(DESCRIPTOR, 1, ""), reply(STATUS_OK)),
         (
-            txn(1, ""),
+            txn(DESCRIPTOR, 1, ""),
             reply(&illegal_state(
                 "Invalid payload state transition from Started to Started",
             )),
         ),
-        (txn(2, ""), reply(STATUS_OK)),
+        (txn(DESCRIPTOR, 2, ""), reply(STATUS_OK)),
         (
-            txn(1, ""),
+            txn(DESCRIPTOR, 1, ""),
             reply(&illegal_state(
                 "Invalid payload state transition from Ready to Started",
             )),
         ),
-        (txn(5, "03000000 01020300 01000000"), reply(&unsupported)),
-        (txn(6, ""), reply_error(-2)),
-        (txn(3, "2a000000"), reply(STATUS_OK)),
         (
-            txn(4, &format!("02000000 {}", s16("oops"))),
+            txn(DESCRIPTOR, 5, "03000000 01020300 01000000"),
+            reply(&unsupported),
+        ),
+        (txn(DESCRIPTOR, 6, ""), reply_error(-2)),
+        (txn(DESCRIPTOR, 3, "2a000000"), reply(STATUS_OK)),
+        (
+            txn(DESCRIPTOR, 4, &format!("02000000 {}", s16("oops"))),
             reply(&illegal_state(
                 "Invalid payload state transition from Finished to Finished",
             )),
         ),
         // truncated argument: NOT_ENOUGH_DATA transport status
-        (txn(3, ""), reply_error(-61)),
-        (txn(7, ""), reply_error(-74)),
+        (txn(DESCRIPTOR, 3, ""), reply_error(-61)),
+        (txn(DESCRIPTOR, 7, ""), reply_error(-74)),
     ];
     for (req, rep) in cases {
         c.write_all(&unhex(&req)).unwrap();
