@@ -319,15 +319,7 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
 
         let mut backend =
             start_vsock_backend(config, cid, dir, &vhost_socket, &vsock_uds, &event_rx)?;
-        let kernel = config
-            .kernel
-            .clone()
-            .unwrap_or_else(|| image_dir.join(&manifest.kernel));
-        let initrd = config
-            .initrd
-            .clone()
-            .unwrap_or_else(|| image_dir.join(&manifest.initrd));
-        let cmdline = kernel_cmdline(config.debuggable, &config.extra_kernel_args);
+        let (kernel, initrd, cmdline) = boot_inputs(config, &manifest, &image_dir);
         let vmm_stderr_path = dir.join("vmm.stderr");
         let (mut vmm, console_thread, _preserved) = match config.vmm {
             Vmm::Qemu => {
@@ -490,6 +482,28 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
     result
 }
 
+/// What the VM boots: the manifest's kernel and initramfs unless the config overrides them, and
+/// the kernel command line for the config's debug level.
+fn boot_inputs(
+    config: &VmConfig,
+    manifest: &OsManifest,
+    image_dir: &Path,
+) -> (PathBuf, PathBuf, String) {
+    let kernel = config
+        .kernel
+        .clone()
+        .unwrap_or_else(|| image_dir.join(&manifest.kernel));
+    let initrd = config
+        .initrd
+        .clone()
+        .unwrap_or_else(|| image_dir.join(&manifest.initrd));
+    (
+        kernel,
+        initrd,
+        kernel_cmdline(config.debuggable, &config.extra_kernel_args),
+    )
+}
+
 /// The QEMU command line's inputs; the sockets and the death-reason file are in the run
 /// directory under the names `run` uses.
 fn qemu_config(
@@ -567,15 +581,7 @@ pub fn command_line(
 ) -> Result<(Vec<String>, Option<PreservedFiles>)> {
     let (manifest, image_dir) = OsManifest::load(&config.os_manifest)?;
     let disks = assemble_vm_disks(config, &manifest, &image_dir, dir)?;
-    let kernel = config
-        .kernel
-        .clone()
-        .unwrap_or_else(|| image_dir.join(&manifest.kernel));
-    let initrd = config
-        .initrd
-        .clone()
-        .unwrap_or_else(|| image_dir.join(&manifest.initrd));
-    let cmdline = kernel_cmdline(config.debuggable, &config.extra_kernel_args);
+    let (kernel, initrd, cmdline) = boot_inputs(config, &manifest, &image_dir);
     let console_log = config
         .console_log
         .clone()
