@@ -272,26 +272,15 @@ pub struct HashTree {
 impl HashTree {
     /// Builds the tree over `data` (zero-padding a short last block).
     pub fn build(data: &[u8], params: &Params) -> Result<Self> {
-        let layout = Layout::new(data.len() as u64, params)?;
-        let mut tree = alloc_zeroed(layout.tree_size)?;
-        let base = params.salted_hasher();
-        let dbs = params.data_block_size as usize;
-        let root_digest = if let Some(level0) = layout.levels.first() {
-            let (off, n) = level_range(level0)?;
-            let out = tree
-                .get_mut(off..off + n * DIGEST_SIZE)
-                .ok_or(Error::SizeOutOfRange("level 0"))?;
-            hash_blocks_parallel(&base, data, dbs, out);
-            finish_upper_levels(&mut tree, &layout, params)?
-        } else {
-            hash_one_block(&base, data, dbs)
-        };
-        Ok(Self {
-            params: params.clone(),
-            layout,
-            root_digest,
-            tree,
-        })
+        Self::assemble(
+            data.len() as u64,
+            params,
+            |base, dbs, level0| {
+                hash_blocks_parallel(base, data, dbs, level0);
+                Ok(())
+            },
+            || Ok(data.to_vec()),
+        )
     }
 
     /// Builds the tree over exactly `data_size` bytes read from `reader`, streaming.
@@ -300,45 +289,44 @@ impl HashTree {
         data_size: u64,
         params: &Params,
     ) -> Result<Self> {
-        let layout = Layout::new(data_size, params)?;
-        let mut tree = alloc_zeroed(layout.tree_size)?;
-        let base = params.salted_hasher();
-        let dbs = params.data_block_size as usize;
-        let root_digest = if let Some(level0) = layout.levels.first() {
-            let (off, n) = level_range(level0)?;
-            let out = tree
-                .get_mut(off..off + n * DIGEST_SIZE)
-                .ok_or(Error::SizeOutOfRange("level 0"))?;
-            for_each_chunk(reader, data_size, dbs, |block_index, chunk| {
-                let start = usize::try_from(block_index)
-                    .ok()
-                    .and_then(|b| b.checked_mul(DIGEST_SIZE))
-                    .ok_or(Error::SizeOutOfRange("block index"))?;
-                let nblocks = chunk.len().div_ceil(dbs);
-                let dst = out
-                    .get_mut(start..start + nblocks * DIGEST_SIZE)
-                    .ok_or(Error::SizeOutOfRange("level 0 slice"))?;
-                hash_blocks_parallel(&base, chunk, dbs, dst);
-                Ok(())
-            })?;
-            finish_upper_levels(&mut tree, &layout, params)?
-        } else {
-            let mut block = Vec::new();
-            reader.take(data_size).read_to_end(&mut block)?;
-            if block.len() as u64 != data_size {
-                return Err(Error::Truncated {
-                    expected: data_size,
-                    actual: block.len() as u64,
-                });
-            }
-            hash_one_block(&base, &block, dbs)
-        };
-        Ok(Self {
-            params: params.clone(),
-            layout,
-            root_digest,
-            tree,
-        })
+        // Both closures need the reader; only one of them runs.
+        let reader = std::cell::RefCell::new(reader);
+        Self::assemble(
+            data_size,
+            params,
+            |base, dbs, level0| {
+                for_each_chunk(
+                    &mut **reader.borrow_mut(),
+                    data_size,
+                    dbs,
+                    |block_index, chunk| {
+                        let start = usize::try_from(block_index)
+                            .ok()
+                            .and_then(|b| b.checked_mul(DIGEST_SIZE))
+                            .ok_or(Error::SizeOutOfRange("block index"))?;
+                        let nblocks = chunk.len().div_ceil(dbs);
+                        let dst = level0
+                            .get_mut(start..start + nblocks * DIGEST_SIZE)
+                            .ok_or(Error::SizeOutOfRange("level 0 slice"))?;
+                        hash_blocks_parallel(base, chunk, dbs, dst);
+                        Ok(())
+                    },
+                )
+            },
+            || {
+                let mut block = Vec::new();
+                (&mut **reader.borrow_mut())
+                    .take(data_size)
+                    .read_to_end(&mut block)?;
+                if block.len() as u64 != data_size {
+                    return Err(Error::Truncated {
+                        expected: data_size,
+                        actual: block.len() as u64,
+                    });
+                }
+                Ok(block)
+            },
+        )
     }
 
     /// Builds the tree over a whole file (its current length is the data size).
@@ -356,6 +344,29 @@ impl HashTree {
         data_size: u64,
         params: &Params,
     ) -> Result<Self> {
+        Self::assemble(
+            data_size,
+            params,
+            |base, dbs, level0| level0_from_file(file, offset, data_size, dbs, base, level0),
+            || {
+                let len =
+                    usize::try_from(data_size).map_err(|_| Error::SizeOutOfRange("data size"))?;
+                let mut block = vec![0u8; len];
+                read_exact_at(file, &mut block, offset, data_size)?;
+                Ok(block)
+            },
+        )
+    }
+
+    /// What every builder shares: the layout, the tree buffer, level 0 filled by `fill_level0`
+    /// (salted hasher, data block size, level-0 digests), the upper levels, the root. Data of at
+    /// most one block has no tree: its root is the hash of that block, read by `single_block`.
+    fn assemble(
+        data_size: u64,
+        params: &Params,
+        fill_level0: impl FnOnce(&Sha256, usize, &mut [u8]) -> Result<()>,
+        single_block: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<Self> {
         let layout = Layout::new(data_size, params)?;
         let mut tree = alloc_zeroed(layout.tree_size)?;
         let base = params.salted_hasher();
@@ -365,16 +376,10 @@ impl HashTree {
             let out = tree
                 .get_mut(off..off + n * DIGEST_SIZE)
                 .ok_or(Error::SizeOutOfRange("level 0"))?;
-            level0_from_file(file, offset, data_size, dbs, &base, out)?;
+            fill_level0(&base, dbs, out)?;
             finish_upper_levels(&mut tree, &layout, params)?
         } else {
-            let mut block = vec![0u8; dbs];
-            let len = usize::try_from(data_size).map_err(|_| Error::SizeOutOfRange("data size"))?;
-            let dst = block
-                .get_mut(..len)
-                .ok_or(Error::SizeOutOfRange("data size"))?;
-            read_exact_at(file, dst, offset, data_size)?;
-            hash_one_block(&base, &block, dbs)
+            hash_one_block(&base, &single_block()?, dbs)
         };
         Ok(Self {
             params: params.clone(),
