@@ -114,15 +114,21 @@ fn detached_vm_is_listed_followed_and_stopped() {
         "{table}"
     );
 
-    let console = vmctl(
-        registry.path(),
-        &["console", &cid.to_string(), "--no-follow"],
-    );
-    assert!(
-        text(&console.stdout).contains("payload: Hello from Microdroid"),
-        "{}",
-        text(&console.stdout)
-    );
+    // The console travels by serial port and log file, not with the RPC events, so it may
+    // trail the payload state by a moment.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let console = vmctl(
+            registry.path(),
+            &["console", &cid.to_string(), "--no-follow"],
+        );
+        let console = text(&console.stdout);
+        if console.contains("payload: Hello from Microdroid") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{console}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let stop = vmctl(registry.path(), &["stop", &cid.to_string()]);
     assert!(stop.status.success(), "{}", text(&stop.stderr));
