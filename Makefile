@@ -37,13 +37,20 @@ app: build
 	rm -rf $(APP)/tree && mkdir -p $(APP)/tree/assets $(APP)/tree/lib/x86_64
 	cp examples/hello-app/vm_config.json $(APP)/tree/assets/vm_config.json
 	cp $(GUEST_BIN)/hello_payload $(APP)/tree/lib/x86_64/hello_payload
-	$(VMCTL) package-apk --dir $(APP)/tree --out $(APP)/hello-app.apk
+	# The version code follows the payload binary's build time: a rebuilt payload is an update
+	# of the same app (same signer), which the instance accepts and keeps its secrets for.
+	$(VMCTL) package-apk --dir $(APP)/tree --out $(APP)/hello-app.apk \
+	    --package com.example.microdroid.hello --version-code $$(stat -c %Y $(GUEST_BIN)/hello_payload)
 	$(VMCTL) create-idsig $(APP)/hello-app.apk $(APP)/hello-app.apk.idsig
 
-## run: set up, build, boot the demo app's payload from its signed APK and print its result
+## run: set up, build, boot the demo app's payload from its signed APK and print its result.
+## The instance and its encrypted storage are kept per OS image (the OS is part of the VM's
+## identity): run twice and the payload counts "boot 1", then "boot 2" with the same secret.
 run: setup image app
+	os=$$(cat $(BUILD)/image/vmlinuz $(BUILD)/image/initramfs.img $(BUILD)/image/vbmeta.img | sha256sum | cut -c1-12); \
 	$(VMCTL) run-app --os $(BUILD)/image/vm_os.json --apk $(APP)/hello-app.apk \
-	    --idsig $(APP)/hello-app.apk.idsig --instance $(APP)/instance.img \
+	    --idsig $(APP)/hello-app.apk.idsig --instance $(APP)/instance-$$os.img \
+	    --storage $(APP)/storage-$$os.img --storage-size 8388608 \
 	    --config-path assets/vm_config.json --console-log $(BUILD)/console.log
 
 ## test: set up, then every test: unit, host integration, boot tests

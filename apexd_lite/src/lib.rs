@@ -1,7 +1,11 @@
 //! apexd in VM mode (AOSP `OnStartInVmMode`, reference/aosp-guest.md §7.2–7.4), for the block
 //! APEXes of the payload disk:
 //!
-//! 1. read the payload metadata; APEX *i* is on partition `microdroid-apex-<i>`;
+//! 1. read `/apex/vm-payload-metadata`: the payload metadata as microdroid_manager rewrote it
+//!    after verifying each APEX and checking it against the instance's record, every APEX
+//!    pinned (public key, root digest, name, version); an unpinned APEX is refused, so apexd
+//!    trusts only what the manager verified and recorded (AOSP's TOCTOU fix, b/199371341).
+//!    APEX *i* is on partition `microdroid-apex-<i>`;
 //! 2. verify each APEX (`libs/apex`): its payload image's vbmeta is signed by its bundled
 //!    `apex_pubkey`, and the key, root digest, name and version the metadata pins match;
 //! 3. a read-only loop device over the `apex_payload.img` entry's bytes, dm-verity on top with the
@@ -26,8 +30,10 @@ use payload_metadata::ApexPayload;
 /// Where things are; [`Config::default`] is the guest's layout.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The payload metadata partition.
+    /// The pinned payload metadata microdroid_manager wrote.
     pub metadata: PathBuf,
+    /// Refuse an APEX whose key or root digest the metadata does not pin.
+    pub require_pins: bool,
     /// `/dev/block/by-name`.
     pub by_name: PathBuf,
     /// `/apex`.
@@ -37,12 +43,16 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            metadata: PathBuf::from("/dev/block/by-name/payload-metadata"),
+            metadata: PathBuf::from(PINNED_METADATA),
+            require_pins: true,
             by_name: PathBuf::from("/dev/block/by-name"),
             apex_root: PathBuf::from("/apex"),
         }
     }
 }
+
+/// Where microdroid_manager writes the pinned metadata (AOSP's path).
+pub const PINNED_METADATA: &str = "/apex/vm-payload-metadata";
 
 /// The list apexd writes, AOSP's file name.
 pub const INFO_LIST: &str = "apex-info-list.xml";
@@ -192,9 +202,28 @@ pub fn verify_block_apex(
 
 /// Verifies every APEX of `apexes`; names must be unique.
 pub fn verify_all(by_name: &Path, apexes: &[ApexPayload]) -> Result<Vec<VerifiedBlockApex>, Error> {
+    verify_all_checked(by_name, apexes, false)
+}
+
+/// [`verify_all`], refusing unpinned APEXes when `require_pins`.
+pub fn verify_all_checked(
+    by_name: &Path,
+    apexes: &[ApexPayload],
+    require_pins: bool,
+) -> Result<Vec<VerifiedBlockApex>, Error> {
     let mut names = HashSet::new();
     let mut verified = Vec::with_capacity(apexes.len());
     for (index, entry) in apexes.iter().enumerate() {
+        if require_pins && (entry.public_key.is_empty() || entry.root_digest.is_empty()) {
+            return Err(Error::Activation {
+                apex: entry.name.clone(),
+                partition: entry.partition_name.clone(),
+                step: "checking the metadata",
+                cause: Box::new(Cause::Invalid(
+                    "its key and root digest are not pinned by microdroid_manager".into(),
+                )),
+            });
+        }
         let apex = verify_block_apex(by_name, index, entry)?;
         if !names.insert(apex.apex.manifest.name.clone()) {
             return Err(Error::Activation {
@@ -347,7 +376,7 @@ pub fn run(config: &Config) -> Result<Vec<ActiveApex>, Error> {
             path: config.metadata.clone(),
             source,
         })?;
-    let verified = verify_all(&config.by_name, &metadata.apexes)?;
+    let verified = verify_all_checked(&config.by_name, &metadata.apexes, config.require_pins)?;
     let mut active = Vec::with_capacity(verified.len());
     for apex in verified {
         let activated = activate(apex, &config.apex_root)?;

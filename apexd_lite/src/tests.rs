@@ -49,6 +49,20 @@ fn verifies_every_apex_of_the_metadata() {
     );
     assert!(xml.contains(&expected), "{xml}");
     assert!(xml.ends_with("</apex-info-list>\n"));
+    // apexd itself takes only pinned APEXes.
+    let text = verify_all_checked(&by_name, &entries, true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.ends_with("checking the metadata: its key and root digest are not pinned by microdroid_manager"),
+        "{text}"
+    );
+    let mut pinned = entries.clone();
+    for (entry, apex) in pinned.iter_mut().zip(&verified) {
+        entry.public_key = apex.apex.public_key.clone();
+        entry.root_digest = apex.verified.hashtree.root_digest.clone();
+    }
+    assert_eq!(verify_all_checked(&by_name, &pinned, true).unwrap().len(), 2);
 }
 
 #[test]
@@ -109,6 +123,7 @@ fn no_apexes_writes_an_empty_list_and_missing_metadata_is_an_error() {
     .unwrap();
     let config = Config {
         metadata: metadata.clone(),
+        require_pins: true,
         by_name: dir.path().join("by-name"),
         apex_root: dir.path().join("apex"),
     };

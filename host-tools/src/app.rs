@@ -174,6 +174,90 @@ pub fn package_apk(files: &[ApkFile], key: &Path, cert: &Path, out: &Path) -> Re
     Ok(())
 }
 
+/// The APK manifest `package-apk` writes.
+#[derive(Debug, Clone)]
+pub struct ManifestOptions {
+    /// Package name; `None`: `org.microdroid.<output file stem>`.
+    pub package: Option<String>,
+    pub version_code: u64,
+    pub min_sdk_version: u32,
+}
+
+/// File name of the binary manifest inside an APK.
+pub const MANIFEST_ENTRY: &str = "AndroidManifest.xml";
+
+/// The package name `package-apk` uses when none is given: `org.microdroid.<stem>` with the
+/// stem's characters that a Java package name cannot hold replaced by `_`.
+pub fn default_package_name(out: &Path) -> String {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut name: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert(0, 'p');
+    }
+    format!("org.microdroid.{name}")
+}
+
+/// The binary AndroidManifest.xml of an APK: package, version code (split into versionCode and
+/// versionCodeMajor), minSdkVersion and targetSdkVersion, no code (the payload is native).
+pub fn manifest_bytes(package: &str, options: &ManifestOptions) -> Result<Vec<u8>> {
+    ensure!(
+        !package.is_empty()
+            && package.split('.').count() >= 2
+            && package
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')),
+        "package name {package:?} is not a Java package name (e.g. com.example.app)"
+    );
+    let mut spec = axml::ManifestSpec::new(package, options.version_code);
+    spec.min_sdk_version = Some(options.min_sdk_version);
+    spec.target_sdk_version = Some(SDK_VERSION);
+    spec.has_code = Some(false);
+    Ok(axml::write_manifest(&spec))
+}
+
+/// The files of `dir` as APK entries, plus a binary AndroidManifest.xml written into
+/// `scratch` from `options`, unless `dir` has its own (which is then checked to parse).
+pub fn apk_files_with_manifest(
+    dir: &Path,
+    out: &Path,
+    options: &ManifestOptions,
+    scratch: &Path,
+) -> Result<Vec<ApkFile>> {
+    let mut files = apk_files_from_dir(dir)?;
+    if let Some(own) = files.iter().find(|f| f.path == MANIFEST_ENTRY) {
+        let bytes = fs::read(&own.source)?;
+        let info = axml::parse_manifest(&bytes)
+            .with_context(|| format!("{} is not a binary AndroidManifest.xml", own.source.display()))?;
+        eprintln!(
+            "vmctl: using {} (package {}, version code {})",
+            own.source.display(),
+            info.package,
+            info.version_code
+        );
+        return Ok(files);
+    }
+    let package = options
+        .package
+        .clone()
+        .unwrap_or_else(|| default_package_name(out));
+    let path = scratch.join(MANIFEST_ENTRY);
+    fs::write(&path, manifest_bytes(&package, options)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    files.push(ApkFile {
+        path: MANIFEST_ENTRY.to_owned(),
+        source: path,
+        mode: 0o644,
+    });
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
 /// The files under `dir`, in sorted order, as APK entries: executables under `lib/` and `bin/`
 /// get 0755, the rest 0644.
 pub fn apk_files_from_dir(dir: &Path) -> Result<Vec<ApkFile>> {

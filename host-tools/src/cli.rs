@@ -39,6 +39,14 @@ pub enum DebugLevel {
     Full,
 }
 
+/// AOSP's `PartitionType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PartitionType {
+    Raw,
+    Instance,
+    Encryptedstore,
+}
+
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Boot the OS image, run its payload, and exit with the payload's status.
@@ -67,6 +75,27 @@ pub enum Cmd {
         /// X.509 certificate (PEM or DER) of the key.
         #[arg(long, requires = "key")]
         cert: Option<PathBuf>,
+        /// The package name written into the APK's binary AndroidManifest.xml (default: from
+        /// the output file name, org.microdroid.<name>). Ignored with --manifest.
+        #[arg(long)]
+        package: Option<String>,
+        /// The version code (versionCode | versionCodeMajor << 32): rollback protection
+        /// refuses a lower one for the same instance.
+        #[arg(long, default_value_t = 1)]
+        version_code: u64,
+        /// minSdkVersion in the manifest.
+        #[arg(long, default_value_t = 34)]
+        min_sdk_version: u32,
+    },
+    /// Create a partition image (AOSP's `vm create-partition`): an instance image
+    /// ("Android-VM-instance" header), an encrypted-storage image ("UNFORMATTED-STORAGE"), or a
+    /// raw zero-filled one; sparse, the size rounded up to 4 KiB. An existing file is refused.
+    CreatePartition {
+        path: PathBuf,
+        /// Size in bytes.
+        size: u64,
+        #[arg(long = "type", value_enum, default_value_t = PartitionType::Raw)]
+        partition_type: PartitionType,
     },
     /// Package a directory as an APEX: an erofs apex_payload.img with an AVB hashtree footer
     /// signed by the key, its apex_pubkey, and apex_manifest.pb, in a zip of stored entries.
@@ -141,6 +170,14 @@ pub struct RunAppArgs {
     /// /apex/<name>; repeatable.
     #[arg(long = "apex")]
     pub apexes: Vec<PathBuf>,
+    /// Encrypted storage for the payload (AOSP's `--storage`): partition `encryptedstore`,
+    /// dm-crypt in the guest with a key from the VM's secret, ext4, at /mnt/encryptedstore.
+    /// Created if missing.
+    #[arg(long)]
+    pub storage: Option<PathBuf>,
+    /// Size in bytes of a storage image created by --storage (default 10 MiB).
+    #[arg(long, requires = "storage")]
+    pub storage_size: Option<u64>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -202,6 +239,10 @@ pub struct RunArgs {
     /// Extra kernel command-line arguments.
     #[arg(long = "kernel-arg")]
     pub kernel_args: Vec<String>,
+    /// The host's device secret, root of every VM's DICE chain (created on first use, mode
+    /// 0600). Default: $VMCTL_STATE_DIR/device_secret, or /var/lib/vmctl/device_secret.
+    #[arg(long)]
+    pub device_secret: Option<PathBuf>,
     /// Testing: do not serve IVirtualMachineService, so that the guest cannot reach the host.
     #[arg(long, hide = true)]
     pub no_vm_service: bool,
@@ -223,7 +264,25 @@ pub fn main(cli: Cli) -> ExitCode {
             out,
             key,
             cert,
-        } => package_apk(&dir, &out, key.as_deref(), cert.as_deref()),
+            package,
+            version_code,
+            min_sdk_version,
+        } => package_apk(
+            &dir,
+            &out,
+            key.as_deref(),
+            cert.as_deref(),
+            &app::ManifestOptions {
+                package,
+                version_code,
+                min_sdk_version,
+            },
+        ),
+        Cmd::CreatePartition {
+            path,
+            size,
+            partition_type,
+        } => create_partition(&path, size, partition_type),
         Cmd::PackageApex {
             dir,
             name,
@@ -278,6 +337,11 @@ pub fn vm_config(args: &RunArgs) -> VmConfig {
         serve_vm_service: !args.no_vm_service,
         app: None,
         instance: None,
+        storage: None,
+        device_secret: args
+            .device_secret
+            .clone()
+            .unwrap_or_else(crate::identity::default_device_secret_path),
     }
 }
 
@@ -305,6 +369,12 @@ fn run_app(args: &RunAppArgs) -> ExitCode {
         apexes: args.apexes.clone(),
     });
     config.instance = Some(args.instance.clone());
+    config.storage = args.storage.clone().map(|path| {
+        (
+            path,
+            args.storage_size.unwrap_or(crate::disk::NEW_STORAGE_SIZE),
+        )
+    });
     run(&args.run, config)
 }
 
@@ -312,8 +382,32 @@ fn run_app(args: &RunAppArgs) -> ExitCode {
 const TEST_APK_KEY: &[u8] = include_bytes!("../../libs/apksig/testkeys/testkey.pk8");
 const TEST_APK_CERT: &[u8] = include_bytes!("../../libs/apksig/testkeys/testkey.x509.pem");
 
-fn package_apk(dir: &Path, out: &Path, key: Option<&Path>, cert: Option<&Path>) -> Result<()> {
-    let files = app::apk_files_from_dir(dir)?;
+fn create_partition(path: &Path, size: u64, partition_type: PartitionType) -> Result<()> {
+    match partition_type {
+        PartitionType::Instance => instance::create_instance_file(path, size)?,
+        PartitionType::Encryptedstore => instance::create_storage_file(path, size)?,
+        PartitionType::Raw => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            file.set_len(size.div_ceil(4096) * 4096)
+                .with_context(|| format!("sizing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn package_apk(
+    dir: &Path,
+    out: &Path,
+    key: Option<&Path>,
+    cert: Option<&Path>,
+    manifest: &app::ManifestOptions,
+) -> Result<()> {
+    let manifest_dir = tempfile::tempdir()?;
+    let files = app::apk_files_with_manifest(dir, out, manifest, manifest_dir.path())?;
     match (key, cert) {
         (Some(key), Some(cert)) => app::package_apk(&files, key, cert, out),
         _ => {

@@ -24,6 +24,9 @@ pub struct CrosvmConfig {
     pub console: Option<PathBuf>,
     pub death_reason: PathBuf,
     pub vhost_vsock_socket: PathBuf,
+    /// The DICE handover, passed as crosvm's x86 fw_cfg file (`--fw-cfg`), the same item QEMU
+    /// gets: microdroid_manager reads it from `/sys/firmware/qemu_fw_cfg`.
+    pub dice_handover: PathBuf,
 }
 
 impl CrosvmConfig {
@@ -65,6 +68,14 @@ impl CrosvmConfig {
             "--vhost-user".into(),
             format!("type=vsock,socket={}", self.vhost_vsock_socket.display()),
         ]);
+        a.extend([
+            "--fw-cfg".into(),
+            format!(
+                "name={},path={}",
+                dice::FW_CFG_HANDOVER_NAME,
+                self.dice_handover.display()
+            ),
+        ]);
         a.push(self.kernel.display().to_string());
         a
     }
@@ -98,6 +109,7 @@ mod tests {
             console: Some("/proc/self/fd/13".into()),
             death_reason: "/proc/self/fd/14".into(),
             vhost_vsock_socket: "/run/vhost.sock".into(),
+            dice_handover: "/run/dice-handover.cbor".into(),
         }
     }
 
@@ -123,6 +135,8 @@ mod tests {
             "/proc/self/fd/12",
             "--vhost-user",
             "type=vsock,socket=/run/vhost.sock",
+            "--fw-cfg",
+            "name=opt/microdroid/dice_handover,path=/run/dice-handover.cbor",
             // The kernel is the positional argument, last.
             "/proc/self/fd/10",
         ];

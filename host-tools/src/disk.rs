@@ -10,6 +10,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use nix::fcntl::{Flock, FlockArg};
 use composite::{create_composite_disk, AuxPaths, CompositeLayout, OutputPaths, Partition};
 use image::PartitionEntry;
 use uuid::Uuid;
@@ -20,7 +21,11 @@ pub const PAYLOAD_DISK_GUID: Uuid = Uuid::from_u128(0x2a6f_93c4_51d8_4e07_b3a2_c
 pub const INSTANCE_DISK_GUID: Uuid = Uuid::from_u128(0x8e4b_0c17_d2a9_4f63_a05c_3b71_e6d8_2f94);
 /// The instance partition's label and the size of a new instance image (AVF's default, 10 MiB).
 pub const INSTANCE_PARTITION: &str = "vm-instance";
-pub const NEW_INSTANCE_SIZE: u64 = 10 << 20;
+pub const NEW_INSTANCE_SIZE: u64 = instance::DEFAULT_INSTANCE_SIZE;
+/// The encrypted storage partition's label (AOSP's), on the instance disk.
+pub const STORAGE_PARTITION: &str = "encryptedstore";
+/// The size of a new storage image when `--storage-size` is not given.
+pub const NEW_STORAGE_SIZE: u64 = 10 << 20;
 
 /// One disk of one VM, in its run directory.
 #[derive(Debug)]
@@ -104,18 +109,81 @@ pub fn assemble_payload_disk(app: &crate::app::AppPayload, dir: &Path) -> Result
     assemble_disk("payload", PAYLOAD_DISK_GUID, partitions, dir)
 }
 
-/// The writable instance disk; a missing instance image is created (zero-filled, 10 MiB).
-pub fn assemble_instance_disk(instance: &Path, dir: &Path) -> Result<VmDisk> {
+/// Creates a missing instance image in AOSP's format (`vm create-partition --type instance`:
+/// the "Android-VM-instance" header, sparse, 10 MiB). An existing one is left as it is.
+pub fn ensure_instance_file(instance: &Path) -> Result<()> {
     if !instance.exists() {
-        let file =
-            File::create(instance).with_context(|| format!("creating {}", instance.display()))?;
-        file.set_len(NEW_INSTANCE_SIZE)
-            .with_context(|| format!("sizing {}", instance.display()))?;
+        instance::create_instance_file(instance, NEW_INSTANCE_SIZE)
+            .with_context(|| format!("creating the instance image {}", instance.display()))?;
     }
+    Ok(())
+}
+
+/// Creates a missing encrypted-storage image (`encryptedstore`: "UNFORMATTED-STORAGE", sparse,
+/// `size` rounded up to 4 KiB); the guest formats it on first use.
+pub fn ensure_storage_file(storage: &Path, size: u64) -> Result<()> {
+    if !storage.exists() {
+        instance::create_storage_file(storage, size)
+            .with_context(|| format!("creating the storage image {}", storage.display()))?;
+    }
+    Ok(())
+}
+
+/// Exclusive locks on the VM's instance and storage images, held while it runs: a second VM on
+/// the same files is refused (two guests writing one instance would tear it).
+pub fn lock_instance_files(config: &crate::vm::VmConfig) -> Result<Vec<Flock<File>>> {
+    let mut locks = Vec::new();
+    // Created here if missing, so that they can be locked before anything reads them.
+    if let Some(instance) = &config.instance {
+        ensure_instance_file(instance)?;
+    }
+    if let Some((storage, size)) = &config.storage {
+        ensure_storage_file(storage, *size)?;
+    }
+    let files = config
+        .instance
+        .iter()
+        .cloned()
+        .chain(config.storage.iter().map(|(p, _)| p.clone()));
+    for path in files {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => locks.push(lock),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => anyhow::bail!(
+                "{} is in use by another running VM: one VM at a time may use an instance",
+                path.display()
+            ),
+            Err((_, e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+    }
+    Ok(locks)
+}
+
+/// The writable instance disk: `vm-instance`, and `encryptedstore` when the VM has storage.
+pub fn assemble_instance_disk(
+    instance: &Path,
+    storage: Option<&(PathBuf, u64)>,
+    dir: &Path,
+) -> Result<VmDisk> {
+    ensure_instance_file(instance)?;
     let path = std::path::absolute(instance).context("resolving the instance image")?;
-    let partition = Partition::from_file(INSTANCE_PARTITION, &path, true)
-        .with_context(|| format!("reading {}", path.display()))?;
-    assemble_disk("instance", INSTANCE_DISK_GUID, vec![partition], dir)
+    let mut partitions = vec![Partition::from_file(INSTANCE_PARTITION, &path, true)
+        .with_context(|| format!("reading {}", path.display()))?];
+    if let Some((storage, size)) = storage {
+        ensure_storage_file(storage, *size)?;
+        let path = std::path::absolute(storage).context("resolving the storage image")?;
+        partitions.push(
+            Partition::from_file(STORAGE_PARTITION, &path, true)
+                .with_context(|| format!("reading {}", path.display()))?,
+        );
+    }
+    assemble_disk("instance", INSTANCE_DISK_GUID, partitions, dir)
 }
 
 /// All disks of a VM, in AVF's order: OS, then (for an app) payload and instance.
@@ -130,7 +198,11 @@ pub fn assemble_vm_disks(
         disks.push(assemble_payload_disk(app, dir)?);
     }
     if let Some(instance) = &config.instance {
-        disks.push(assemble_instance_disk(instance, dir)?);
+        disks.push(assemble_instance_disk(
+            instance,
+            config.storage.as_ref(),
+            dir,
+        )?);
     }
     Ok(disks)
 }

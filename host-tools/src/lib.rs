@@ -17,6 +17,7 @@ pub mod children;
 pub mod cli;
 pub mod crosvm;
 pub mod disk;
+pub mod identity;
 pub mod outcome;
 pub mod qemu;
 pub mod registry;

@@ -39,6 +39,8 @@ pub struct QemuConfig {
     pub death_reason_file: PathBuf,
     /// `Some` when the firmware exists on this host.
     pub bios: Option<PathBuf>,
+    /// fw_cfg files (name, host file): the DICE handover.
+    pub fw_cfg_files: Vec<(String, PathBuf)>,
 }
 
 impl QemuConfig {
@@ -102,6 +104,9 @@ impl QemuConfig {
         // Entropy for the guest's CRNG, as AVF's VMs have.
         push(&["-device", "virtio-rng-pci"]);
         push(&["-device", "vhost-user-vsock-pci,chardev=vsock"]);
+        for (name, file) in &self.fw_cfg_files {
+            push(&["-fw_cfg", &format!("name={name},file={}", file.display())]);
+        }
         push(&["-device", "pvpanic", "-action", "panic=exit-failure"]);
         push(&[
             "-device",
@@ -155,6 +160,7 @@ mod tests {
             console_socket: "/run/console.sock".into(),
             death_reason_file: "/run/ttyS1".into(),
             bios: None,
+            fw_cfg_files: vec![("opt/x".into(), "/run/h".into())],
         }
     }
 
@@ -166,6 +172,7 @@ mod tests {
     fn argv_has_the_devices_microdroid_needs() {
         let argv = config().argv();
         assert!(has(&argv, ["-accel", "tcg"]));
+        assert!(has(&argv, ["-fw_cfg", "name=opt/x,file=/run/h"]));
         assert!(has(
             &argv,
             ["-object", "memory-backend-memfd,id=mem,size=256M,share=on"]

@@ -41,6 +41,8 @@ pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(30);
 const VHOST_SOCKET: &str = "vhost.sock";
 const CONSOLE_SOCKET: &str = "console.sock";
 const DEATH_REASON_FILE: &str = "ttyS1";
+/// The DICE handover for the guest, read by QEMU into fw_cfg.
+const DICE_HANDOVER_FILE: &str = "dice-handover.cbor";
 
 #[derive(Debug, Clone)]
 pub struct VmConfig {
@@ -75,6 +77,11 @@ pub struct VmConfig {
     pub app: Option<crate::app::AppPayload>,
     /// The instance image (`vm-instance`, writable), created if missing.
     pub instance: Option<PathBuf>,
+    /// The encrypted storage image (`encryptedstore`, on the instance disk), created if missing
+    /// with this size in bytes.
+    pub storage: Option<(PathBuf, u64)>,
+    /// The host's device secret, the UDS of the VM's DICE chain (created if missing).
+    pub device_secret: PathBuf,
 }
 
 impl VmConfig {
@@ -102,6 +109,8 @@ impl VmConfig {
             serve_vm_service: true,
             app: None,
             instance: None,
+            storage: None,
+            device_secret: crate::identity::default_device_secret_path(),
         }
     }
 }
@@ -272,6 +281,31 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
     };
     lease.publish(&record)?;
 
+    // One VM at a time per instance (and its storage): the lock lives as long as this run.
+    let _instance_locks = crate::disk::lock_instance_files(config)?;
+    let (kernel, initrd, cmdline) = boot_inputs(config, &manifest, &image_dir);
+    let handover_path = dir.join(DICE_HANDOVER_FILE);
+    match prepare_identity(config, &manifest, &image_dir, &kernel, &initrd, &cmdline, true) {
+        Ok(handover) => crate::identity::write_handover(&handover_path, &handover)?,
+        Err(err) => {
+            let Some(refusal) = err.downcast_ref::<crate::identity::InstanceRefusal>() else {
+                return Err(err);
+            };
+            // As pvmfw: the instance recorded another OS or debug level; nothing boots.
+            return Ok(VmResult {
+                cid,
+                outcome: VmOutcome::GuestError(vm_status::ReportedDeath {
+                    reason: vm_status::DeathReason::PvmFirmwareInstanceImageChanged,
+                    detail: Some(refusal.to_string()),
+                }),
+                events: Vec::new(),
+                console_log,
+                console: Vec::new(),
+                wall_time: started.elapsed(),
+            });
+        }
+    }
+
     let disks = assemble_vm_disks(config, &manifest, &image_dir, dir)?;
     let death_reason_file = dir.join(DEATH_REASON_FILE);
     let console_socket = dir.join(CONSOLE_SOCKET);
@@ -319,7 +353,6 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
 
         let mut backend =
             start_vsock_backend(config, cid, dir, &vhost_socket, &vsock_uds, &event_rx)?;
-        let (kernel, initrd, cmdline) = boot_inputs(config, &manifest, &image_dir);
         let vmm_stderr_path = dir.join("vmm.stderr");
         let (mut vmm, console_thread, _preserved) = match config.vmm {
             Vmm::Qemu => {
@@ -504,6 +537,39 @@ fn boot_inputs(
     )
 }
 
+/// The guest's DICE handover for this boot: the host's device secret as UDS, the OS measured,
+/// and (with `record` and an instance) the instance's pvmfw entry checked or recorded. A
+/// refusal is an error carrying `identity::InstanceRefusal`.
+fn prepare_identity(
+    config: &VmConfig,
+    manifest: &OsManifest,
+    image_dir: &Path,
+    kernel: &Path,
+    initrd: &Path,
+    cmdline: &str,
+    record: bool,
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let vbmeta = manifest
+        .os_disk
+        .iter()
+        .find(|p| p.label == image::VBMETA_PARTITION_LABEL)
+        .map(|p| image_dir.join(&p.path))
+        .with_context(|| {
+            format!(
+                "the OS manifest has no {} partition to measure",
+                image::VBMETA_PARTITION_LABEL
+            )
+        })?;
+    let os = crate::identity::measure(kernel, initrd, cmdline, &vbmeta)?;
+    let uds = crate::identity::load_or_create_device_secret(&config.device_secret)
+        .context("loading the host's device secret")?;
+    let instance = config.instance.as_deref().filter(|_| record);
+    if let Some(path) = instance {
+        crate::disk::ensure_instance_file(path)?;
+    }
+    crate::identity::make_handover(&uds, &os, config.debuggable, instance)
+}
+
 /// The QEMU command line's inputs; the sockets and the death-reason file are in the run
 /// directory under the names `run` uses.
 fn qemu_config(
@@ -532,6 +598,10 @@ fn qemu_config(
         bios: Path::new(QBOOT_ROM)
             .exists()
             .then(|| PathBuf::from(QBOOT_ROM)),
+        fw_cfg_files: vec![(
+            dice::FW_CFG_HANDOVER_NAME.to_owned(),
+            dir.join(DICE_HANDOVER_FILE),
+        )],
     }
 }
 
@@ -568,6 +638,7 @@ fn crosvm_config(
         },
         death_reason: preserved.add(death_reason_file, true)?,
         vhost_vsock_socket: vhost_socket.to_owned(),
+        dice_handover: dir.join(DICE_HANDOVER_FILE),
     };
     Ok((crosvm_config, preserved))
 }
@@ -582,6 +653,9 @@ pub fn command_line(
     let (manifest, image_dir) = OsManifest::load(&config.os_manifest)?;
     let disks = assemble_vm_disks(config, &manifest, &image_dir, dir)?;
     let (kernel, initrd, cmdline) = boot_inputs(config, &manifest, &image_dir);
+    // The handover as it would be, without reading or recording the instance's entry.
+    let handover = prepare_identity(config, &manifest, &image_dir, &kernel, &initrd, &cmdline, false)?;
+    crate::identity::write_handover(&dir.join(DICE_HANDOVER_FILE), &handover)?;
     let console_log = config
         .console_log
         .clone()

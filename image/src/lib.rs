@@ -18,6 +18,7 @@
 // Tests may unwrap: a failing assertion is the point there.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 pub mod cpio;
+pub mod elfdeps;
 pub mod modules;
 pub mod verified;
 
@@ -68,7 +69,13 @@ pub struct ImageSpec {
     /// PEM public key the initramfs trusts; by default the signing key's. Tests set another to
     /// build an image whose vbmeta the guest must refuse.
     pub trusted_key_pem: Option<String>,
+    /// Debian programs carried on the system partition (host file, name in `bin/`), with their
+    /// shared libraries and loader in `lib64/` ([`elfdeps`]).
+    pub host_programs: Vec<(PathBuf, String)>,
 }
+
+/// The host programs the guest needs: mke2fs formats the encrypted store on first use.
+pub const DEFAULT_HOST_PROGRAMS: &[(&str, &str)] = &[("/sbin/mke2fs", "mke2fs")];
 
 impl ImageSpec {
     pub fn new(kernel_dir: &Path, bin_dir: &Path) -> Self {
@@ -80,6 +87,10 @@ impl ImageSpec {
             validate: true,
             avb_key_pem: TEST_AVB_KEY_PEM.to_owned(),
             trusted_key_pem: None,
+            host_programs: DEFAULT_HOST_PROGRAMS
+                .iter()
+                .map(|(path, name)| (PathBuf::from(path), (*name).to_owned()))
+                .collect(),
         }
     }
 }
@@ -245,6 +256,10 @@ pub fn system_files(spec: &ImageSpec) -> Result<Vec<FsFile>> {
             read_binary(&spec.bin_dir, name)?,
             0o755,
         ));
+    }
+    for (dest, source) in elfdeps::resolve(&spec.host_programs, elfdeps::DEFAULT_LIBRARY_DIRS)? {
+        let data = fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
+        files.push((dest, data, 0o755));
     }
     files.push(("etc/init/init.rc".into(), spec.init_rc.clone(), 0o644));
     files.push(("etc/vm_config.json".into(), spec.vm_config.clone(), 0o644));

@@ -20,6 +20,13 @@ pub const GUEST_MODULES: &[&str] = &[
     "erofs",
     "fuse",
     "vmw_vsock_virtio_transport",
+    // The DICE handover from the host (fw_cfg); microdroid_manager removes it once read.
+    "qemu_fw_cfg",
+    // The encrypted store: dm-crypt with AES-XTS over ECB (no HCTR2 in this kernel; the
+    // guest has no modprobe for the kernel to load crypto templates on demand).
+    "dm-crypt",
+    "ecb",
+    "xts",
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]

@@ -175,3 +175,39 @@ pub fn extra_apk_partitions(count: usize) -> Result<Vec<(PathBuf, PathBuf)>> {
         })
         .collect()
 }
+
+/// What the instance records of an APK (AOSP `ApkData`): the idsig's root hash, SHA-512 of the
+/// signer's certificate, and the package name and version code from the binary
+/// AndroidManifest.xml read through the verified mount at `mount_point`. An APK without a
+/// readable manifest cannot be pinned, so it is refused (AOSP falls back to "" and 0).
+pub fn apk_data(
+    idsig: &Path,
+    signer: &apksig::SignerInfo,
+    mount_point: &Path,
+) -> Result<instance::ApkData> {
+    use sha2::{Digest, Sha512};
+    (|| {
+        let mut idsig_file =
+            File::open(idsig).with_context(|| format!("opening {}", idsig.display()))?;
+        let root_hash = idsig::V4Signature::read_from(&mut idsig_file)
+            .with_context(|| format!("parsing {}", idsig.display()))?
+            .root_hash()?
+            .to_vec();
+        let certificate = signer
+            .certificates
+            .first()
+            .ok_or_else(|| anyhow!("the signer has no certificate"))?;
+        let manifest_path = mount_point.join("AndroidManifest.xml");
+        let manifest = std::fs::read(&manifest_path)
+            .with_context(|| format!("the APK has no readable {}", manifest_path.display()))?;
+        let info = axml::parse_manifest(&manifest)
+            .with_context(|| format!("parsing {}", manifest_path.display()))?;
+        Ok(instance::ApkData {
+            root_hash,
+            cert_hash: Sha512::digest(certificate).to_vec(),
+            package_name: info.package,
+            version_code: info.version_code,
+        })
+    })()
+    .map_err(verification_failed)
+}

@@ -10,17 +10,22 @@
 // Tests may unwrap: a failing assertion is the point there.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 pub mod apk;
+pub mod encrypted_store;
 pub mod error;
 pub mod host_link;
+pub mod identity;
 pub mod payload;
 pub mod payload_service;
+pub mod sealed_state;
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use vm_status::DEATH_REASON_DEVICE;
+use zeroize::Zeroizing;
 
 use crate::error::{failure_class, MicrodroidError};
 use crate::host_link::{write_death_reason, HostLink, RpcHostLink, RPC_TIMEOUT};
@@ -88,19 +93,43 @@ pub fn run_and_report(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> 
 fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
     let metadata_device = Path::new(apk::BY_NAME).join(PAYLOAD_METADATA_PARTITION);
     if !metadata_device.exists() {
-        // No payload disk: the payload named on the system partition.
+        // No payload disk: the payload named on the system partition. It has no instance, so
+        // no secrets; the handover is still taken, so that fw_cfg is gone before it runs.
+        if let Err(err) = identity::take_handover(Path::new(identity::FW_CFG_SYSFS_BY_NAME)) {
+            log(&format!("no DICE identity for a system payload: {err:#}"));
+        }
         let config = payload::load_config(Path::new(PAYLOAD_CONFIG_PATH))?;
         let task = config
             .task()
             .map_err(|e| MicrodroidError::PayloadInvalidConfig(e.to_string()))?;
-        let _payload_service = payload_service::start(host.ready_notifier())?;
+        let _payload_service = payload_service::start(host.ready_notifier(), None)?;
         host.notify_payload_started()?;
         return payload::run_task(task, debuggable, true).context("running the payload");
     }
     let metadata =
         payload_metadata::read_path(&metadata_device).context("reading the payload metadata")?;
-    let _mounts = mount_apk_payload()?;
-    run_apexd()?;
+    // The host's DICE handover, taken before anything of the payload is read.
+    let handover = identity::take_handover(Path::new(identity::FW_CFG_SYSFS_BY_NAME))
+        .context("taking the VM's DICE identity from the host")?;
+    log("DICE handover read; fw_cfg driver removed");
+    let instance_path = Path::new(apk::BY_NAME).join(sealed_state::INSTANCE_PARTITION);
+    let mut instance_image = sealed_state::InstanceDisk::open(&instance_path)?;
+    let instance_key = Zeroizing::new(instance::microdroid_key(&handover.cdis.cdi_seal));
+    let saved = instance_image
+        .read_microdroid_data(&instance_key)
+        .map_err(|e| match e {
+            instance::Error::Decrypt => anyhow::anyhow!(
+                "the instance image's record does not decrypt with this VM's sealing key: it was \
+                 sealed for another OS, debug level or host, or it was tampered with"
+            ),
+            other => anyhow::Error::from(other).context("reading the instance image"),
+        })?;
+    log(match &saved {
+        Some(_) => "instance image: record found",
+        None => "instance image: no record (first boot)",
+    });
+
+    let (_mounts, apk_data) = mount_apk_payload()?;
     let config = match &metadata.payload {
         Some(payload_metadata::Payload::ConfigPath(path)) => payload::resolve_config(
             payload::PayloadSource::ConfigFile(&config_path_in_apk(path)?),
@@ -118,19 +147,97 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
     let task = config
         .task()
         .map_err(|e| MicrodroidError::PayloadInvalidConfig(e.to_string()))?;
-    let _extra_mounts = mount_extra_apks(config.extra_apks.len())?;
-    let _payload_service = payload_service::start(host.ready_notifier())?;
+    let (_extra_mounts, extra_apks_data) = mount_extra_apks(config.extra_apks.len())?;
+    let apex_data = verify_apexes(&metadata)?;
+    let mut salt = vec![0u8; dice::HIDDEN_SIZE];
+    getrandom::getrandom(&mut salt).context("reading random bytes")?;
+    let now = instance::MicrodroidData {
+        salt,
+        apk_data,
+        extra_apks_data,
+        apex_data,
+    };
+    let (record, decision) = sealed_state::reconcile(saved.as_ref(), &now)?;
+    match &decision {
+        sealed_state::Decision::Unchanged => log("instance image: the payload matches its record"),
+        sealed_state::Decision::FirstBoot => {
+            instance_image
+                .write_microdroid_data(&instance_key, &record)
+                .context("recording the payload in the instance image")?;
+            log("instance image: payload recorded");
+        }
+        sealed_state::Decision::Update(updates) => {
+            instance_image
+                .write_microdroid_data(&instance_key, &record)
+                .context("recording the update in the instance image")?;
+            log(&format!("instance image: update recorded ({})", updates.join("; ")));
+        }
+    }
+    drop(instance_image);
+    pin_apexes(&metadata, &record.apex_data)?;
+    run_apexd()?;
+
+    let payload_identity = match &metadata.payload {
+        Some(payload_metadata::Payload::ConfigPath(path)) => {
+            identity::PayloadIdentity::ConfigPath(path.clone())
+        }
+        Some(payload_metadata::Payload::Config(config)) => {
+            identity::PayloadIdentity::BinaryName(config.payload_binary_name.clone())
+        }
+        None => unreachable_payload()?,
+    };
+    let node = identity::payload_node(&handover, &payload_identity, &record, debuggable)?;
+    drop(handover);
+    let vm_secret = identity::VmSecret::new(&node.cdis);
+    let storage_device = Path::new(apk::BY_NAME).join(encrypted_store::STORAGE_PARTITION);
+    let store = if storage_device.exists() {
+        let key = vm_secret.encrypted_store_key()?;
+        let store = encrypted_store::open(
+            &storage_device,
+            Path::new(encrypted_store::MOUNT_POINT),
+            &key,
+            payload::PAYLOAD_UID,
+            payload::PAYLOAD_GID,
+        )
+        .map_err(|e| anyhow::anyhow!("encrypted storage: {e:#}"))?;
+        log(&format!(
+            "encrypted storage {} at {}",
+            if store.formatted_now { "formatted and mounted" } else { "mounted" },
+            encrypted_store::MOUNT_POINT
+        ));
+        Some(store)
+    } else {
+        None
+    };
+    let secrets = Arc::new(payload_service::PayloadSecrets {
+        vm_secret,
+        dice_chain: node.chain.clone(),
+        cdi_attest: Zeroizing::new(node.cdis.cdi_attest),
+    });
+    drop(node);
+    let _payload_service = payload_service::start(host.ready_notifier(), Some(secrets))?;
     host.notify_payload_started()?;
-    payload::run_task(task, debuggable, true).context("running the payload")
+    let result = payload::run_task(task, debuggable, true).context("running the payload");
+    if let Some(store) = &store {
+        if let Err(err) = store.sync() {
+            log(&format!("syncing the encrypted storage: {err:#}"));
+        }
+    }
+    result
+}
+
+fn unreachable_payload<T>() -> Result<T> {
+    Err(MicrodroidError::PayloadInvalidConfig("No payload config in metadata".into()).into())
 }
 
 /// The main APK: dm-verity from its idsig, its signature checked through the verified device,
-/// then mounted at /mnt/apk.
-fn mount_apk_payload() -> Result<apk::ZipfuseMount> {
+/// then mounted at /mnt/apk. Returns the mount and what the instance records of the APK.
+fn mount_apk_payload() -> Result<(apk::ZipfuseMount, instance::ApkData)> {
     let by_name = Path::new(apk::BY_NAME);
+    let idsig_path = by_name.join(apk::MAIN_IDSIG_PARTITION);
     let device = apk::apkdmverity(
         &by_name.join(apk::MAIN_APK_PARTITION),
-        &by_name.join(apk::MAIN_IDSIG_PARTITION),
+        &idsig_path,
         apk::MAIN_APK_PARTITION,
     )?;
     log(&format!(
@@ -150,11 +257,58 @@ fn mount_apk_payload() -> Result<apk::ZipfuseMount> {
         payload::PAYLOAD_GID,
     )?;
     log(&format!("zipfuse: APK mounted at {}", apk::APK_MOUNT_POINT));
-    Ok(mount)
+    let data = apk::apk_data(&idsig_path, &signer, Path::new(apk::APK_MOUNT_POINT))?;
+    log(&format!(
+        "APK is package {} version code {}",
+        data.package_name, data.version_code
+    ));
+    Ok((mount, data))
 }
 
-/// apexd, as AOSP's `ctl.start apexd-vm`: verifies the payload disk's APEXes and mounts them at
-/// /apex/<name>; any failure is a payload verification failure.
+/// Verifies each APEX of the metadata (as apexd will, again, against these values) and returns
+/// what the instance records of them, in metadata order.
+fn verify_apexes(metadata: &payload_metadata::Metadata) -> Result<Vec<instance::ApexData>> {
+    let verified = apexd_lite::verify_all(Path::new(apk::BY_NAME), &metadata.apexes)
+        .map_err(|e| MicrodroidError::PayloadVerificationFailed(format!("{e:#}")))?;
+    Ok(metadata
+        .apexes
+        .iter()
+        .zip(verified)
+        .map(|(entry, apex)| instance::ApexData {
+            name: entry.name.clone(),
+            manifest_name: Some(apex.apex.manifest.name.clone()),
+            manifest_version: Some(apex.apex.manifest.version),
+            public_key: apex.apex.public_key.clone(),
+            root_digest: apex.verified.hashtree.root_digest.clone(),
+            last_update_seconds: entry.last_update_seconds,
+            is_factory: entry.is_factory,
+        })
+        .collect())
+}
+
+/// Writes `/apex/vm-payload-metadata`: the metadata with every APEX pinned to what the
+/// instance recorded, for apexd.
+fn pin_apexes(
+    metadata: &payload_metadata::Metadata,
+    recorded: &[instance::ApexData],
+) -> Result<()> {
+    let mut pinned = metadata.clone();
+    for (entry, apex) in pinned.apexes.iter_mut().zip(recorded) {
+        entry.public_key = apex.public_key.clone();
+        entry.root_digest = apex.root_digest.clone();
+        entry.manifest_name = apex.manifest_name.clone().unwrap_or_default();
+        entry.manifest_version = apex.manifest_version.unwrap_or(0);
+    }
+    let path = Path::new(apexd_lite::PINNED_METADATA);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, payload_metadata::to_bytes(&pinned)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// apexd, as AOSP's `ctl.start apexd-vm`: verifies the payload disk's APEXes against the pinned
+/// metadata and mounts them at /apex/<name>; any failure is a payload verification failure.
 fn run_apexd() -> Result<()> {
     let output = std::process::Command::new(APEXD_BIN)
         .stdin(std::process::Stdio::null())
@@ -177,12 +331,13 @@ fn run_apexd() -> Result<()> {
 }
 
 /// Extra APKs: verified the same way, mounted noexec at /mnt/extra-apk/<i>.
-fn mount_extra_apks(count: usize) -> Result<Vec<apk::ZipfuseMount>> {
+fn mount_extra_apks(count: usize) -> Result<(Vec<apk::ZipfuseMount>, Vec<instance::ApkData>)> {
     let mut mounts = Vec::with_capacity(count);
+    let mut data = Vec::with_capacity(count);
     for (i, (apk_device, idsig_device)) in apk::extra_apk_partitions(count)?.into_iter().enumerate()
     {
         let device = apk::apkdmverity(&apk_device, &idsig_device, &format!("extra-apk-{i}"))?;
-        apk::verify_signature(&device)?;
+        let signer = apk::verify_signature(&device)?;
         let mount_point = Path::new(apk::EXTRA_APK_MOUNT_DIR).join(i.to_string());
         mounts.push(apk::mount_zipfuse(
             &device,
@@ -191,12 +346,13 @@ fn mount_extra_apks(count: usize) -> Result<Vec<apk::ZipfuseMount>> {
             payload::PAYLOAD_UID,
             payload::PAYLOAD_GID,
         )?);
+        data.push(apk::apk_data(&idsig_device, &signer, &mount_point)?);
         log(&format!(
             "zipfuse: extra APK {i} mounted noexec at {}",
             mount_point.display()
         ));
     }
-    Ok(mounts)
+    Ok((mounts, data))
 }
 
 /// The config path from the metadata must name a file inside the mounted APK.

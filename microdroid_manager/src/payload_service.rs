@@ -5,28 +5,49 @@
 //! It is served on a background thread from before the payload is spawned until it has exited.
 //! `notifyPayloadReady` is forwarded to the host over the host link, and the host's answer goes
 //! back to the payload unchanged: a second ready, or a ready after the payload finished, is the
-//! host's EX_ILLEGAL_STATE. The other methods answer EX_UNSUPPORTED_OPERATION (no instance
-//! secrets or DICE yet; `vm_payload_service::unsupported`).
+//! host's EX_ILLEGAL_STATE. `getVmInstanceSecret`, `getDiceAttestationChain` and
+//! `getDiceAttestationCdi` answer from the payload's DICE node (see `identity`); a VM without
+//! one (no instance) answers EX_UNSUPPORTED_OPERATION, as does `requestAttestation` (no remote
+//! attestation service here).
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use rpcbinder::Status;
+use rpcbinder::{ExceptionCode, Status};
+use zeroize::Zeroizing;
 use vm_payload_service::{
     PayloadServiceListener, VmPayloadService, VM_PAYLOAD_SERVICE_SOCKET_MODE,
     VM_PAYLOAD_SERVICE_SOCKET_PATH,
 };
 
 use crate::host_link::ReadyNotifier;
+use crate::identity::VmSecret;
 
 /// Mode of `/dev/socket` when we create it, as Android's init does: the payload (uid 6000) must
 /// be able to reach the socket inside.
 const SOCKET_DIR_MODE: u32 = 0o755;
 
+/// What the payload's DICE node gives the payload: secrets derived from its CDI_Seal (never
+/// the CDI_Seal itself), its chain and its CDI_Attest.
+pub struct PayloadSecrets {
+    pub vm_secret: VmSecret,
+    pub dice_chain: Vec<u8>,
+    pub cdi_attest: Zeroizing<[u8; dice::CDI_SIZE]>,
+}
+
 struct PayloadService {
     host: Arc<dyn ReadyNotifier>,
+    secrets: Option<Arc<PayloadSecrets>>,
+}
+
+impl PayloadService {
+    fn secrets(&self, method: &str) -> Result<&PayloadSecrets, Status> {
+        self.secrets
+            .as_deref()
+            .ok_or_else(|| vm_payload_service::unsupported(method))
+    }
 }
 
 impl VmPayloadService for PayloadService {
@@ -36,16 +57,49 @@ impl VmPayloadService for PayloadService {
             crate::log(&format!("notifyPayloadReady refused by the host: {status}"))
         })
     }
+
+    fn get_vm_instance_secret(&self, identifier: &[u8], size: i32) -> Result<Vec<u8>, Status> {
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|s| *s <= vm_payload_service::MAX_INSTANCE_SECRET_SIZE as usize)
+            .ok_or_else(|| {
+                Status::exception(
+                    ExceptionCode::ILLEGAL_ARGUMENT,
+                    format!("size {size} not in range (0..=32)"),
+                )
+            })?;
+        let secret = self
+            .secrets("getVmInstanceSecret")?
+            .vm_secret
+            .instance_secret(identifier, size)
+            .map_err(|e| Status::service_specific(-1, format!("{e:#}")))?;
+        Ok(secret.to_vec())
+    }
+
+    fn get_dice_attestation_chain(&self) -> Result<Vec<u8>, Status> {
+        Ok(self.secrets("getDiceAttestationChain")?.dice_chain.clone())
+    }
+
+    fn get_dice_attestation_cdi(&self) -> Result<Vec<u8>, Status> {
+        Ok(self.secrets("getDiceAttestationCdi")?.cdi_attest.to_vec())
+    }
 }
 
 /// Binds `/dev/socket/vm_payload_service` (mode 0666) and serves the payload on a background
 /// thread. Serving stops, and the socket is removed, when the returned listener is dropped.
-pub fn start(host: Arc<dyn ReadyNotifier>) -> Result<PayloadServiceListener> {
-    start_at(Path::new(VM_PAYLOAD_SERVICE_SOCKET_PATH), host)
+pub fn start(
+    host: Arc<dyn ReadyNotifier>,
+    secrets: Option<Arc<PayloadSecrets>>,
+) -> Result<PayloadServiceListener> {
+    start_at(Path::new(VM_PAYLOAD_SERVICE_SOCKET_PATH), host, secrets)
 }
 
 /// [`start`] on another socket path (tests); its directory is created if missing.
-pub fn start_at(path: &Path, host: Arc<dyn ReadyNotifier>) -> Result<PayloadServiceListener> {
+pub fn start_at(
+    path: &Path,
+    host: Arc<dyn ReadyNotifier>,
+    secrets: Option<Arc<PayloadSecrets>>,
+) -> Result<PayloadServiceListener> {
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -56,7 +110,7 @@ pub fn start_at(path: &Path, host: Arc<dyn ReadyNotifier>) -> Result<PayloadServ
     let listener = PayloadServiceListener::bind(
         path,
         VM_PAYLOAD_SERVICE_SOCKET_MODE,
-        Arc::new(PayloadService { host }),
+        Arc::new(PayloadService { host, secrets }),
     )
     .with_context(|| format!("serving IVmPayloadService on {}", path.display()))?;
     crate::log(&format!(
@@ -91,7 +145,7 @@ mod tests {
         let (mut link, events) = serve();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("socket/vm_payload_service");
-        let listener = start_at(&path, link.ready_notifier()).unwrap();
+        let listener = start_at(&path, link.ready_notifier(), None).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o666);
         assert_eq!(mode(dir.path().join("socket").as_path()), 0o755);
@@ -128,5 +182,33 @@ mod tests {
                 VmEventKind::PayloadFinished(0),
             ]
         );
+    }
+
+    #[test]
+    fn secrets_chain_and_cdi_are_served_without_the_seal() {
+        let (link, _events) = serve();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("socket/vm_payload_service");
+        let cdis = dice::CdiValues {
+            cdi_attest: [1; 32],
+            cdi_seal: [2; 32],
+        };
+        let secrets = Arc::new(PayloadSecrets {
+            vm_secret: VmSecret::new(&cdis),
+            dice_chain: vec![0x82, 0x01, 0x02],
+            cdi_attest: Zeroizing::new(cdis.cdi_attest),
+        });
+        let listener = start_at(&path, link.ready_notifier(), Some(secrets.clone())).unwrap();
+        let payload = VmPayloadServiceClient::connect(UnixStream::connect(&path).unwrap()).unwrap();
+        let secret = payload.get_vm_instance_secret(b"id", 32).unwrap();
+        assert_eq!(secret, secrets.vm_secret.instance_secret(b"id", 32).unwrap().to_vec());
+        assert_ne!(secret, vec![2u8; 32]);
+        assert_eq!(payload.get_vm_instance_secret(b"id", 0).unwrap(), Vec::<u8>::new());
+        let too_big = refusal(payload.get_vm_instance_secret(b"id", 33).map(|_| ()));
+        assert_eq!(too_big.exception_code(), ExceptionCode::ILLEGAL_ARGUMENT);
+        assert_eq!(payload.get_dice_attestation_chain().unwrap(), vec![0x82, 0x01, 0x02]);
+        assert_eq!(payload.get_dice_attestation_cdi().unwrap(), vec![1u8; 32]);
+        payload.close().unwrap();
+        drop(listener);
     }
 }

@@ -68,6 +68,8 @@ pub fn vm_config(image_dir: &Path, timeout: Duration) -> VmConfig {
         debuggable: true,
         console_to_terminal: false,
         console_log: Some(image_dir.join("console.log")),
+        // Each test image has its own host identity, kept beside it.
+        device_secret: image_dir.join("device_secret"),
         ..VmConfig::new(&image_dir.join(image::MANIFEST_NAME))
     }
 }
@@ -103,4 +105,18 @@ pub fn payload_events(result: &VmResult) -> Vec<VmEventKind> {
 
 pub fn console_text(result: &VmResult) -> String {
     String::from_utf8_lossy(&result.console).into_owned()
+}
+
+/// Writes a binary AndroidManifest.xml (package, version code) into an APK tree, as
+/// `vmctl package-apk` does: the guest pins the APK by them.
+pub fn write_manifest(tree: &Path, package: &str, version_code: u64) {
+    let options = host_tools::app::ManifestOptions {
+        package: Some(package.to_owned()),
+        version_code,
+        min_sdk_version: 34,
+    };
+    let bytes = host_tools::app::manifest_bytes(package, &options)
+        .unwrap_or_else(|e| panic!("writing the manifest of {package}: {e:#}"));
+    std::fs::write(tree.join(host_tools::app::MANIFEST_ENTRY), bytes)
+        .unwrap_or_else(|e| panic!("writing the manifest into {}: {e}", tree.display()));
 }

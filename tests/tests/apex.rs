@@ -29,6 +29,7 @@ fn make_apk(dir: &Path) -> (PathBuf, PathBuf) {
     let tree = dir.join("apk.tree");
     fs::create_dir_all(tree.join("assets")).unwrap();
     fs::write(tree.join("assets/vm_config.json"), CONFIG).unwrap();
+    boot_tests::write_manifest(&tree, "com.example.test", 1);
     let keys = workspace_root().join("libs/apksig/testkeys");
     let apk = dir.join("app.apk");
     package_apk(
@@ -46,7 +47,18 @@ fn make_apk(dir: &Path) -> (PathBuf, PathBuf) {
 /// An APEX holding bin/hello_payload, its payload signed by `signer`, with `apex_pubkey` =
 /// `bundled`'s public key.
 fn make_apex(dir: &Path, signer: &avb::SigningKey, bundled: &avb::SigningKey) -> PathBuf {
-    let tree = dir.join("apex.tree");
+    make_apex_version(dir, signer, bundled, 1, "hello.apex")
+}
+
+/// [`make_apex`] with a version, written to `file_name`.
+fn make_apex_version(
+    dir: &Path,
+    signer: &avb::SigningKey,
+    bundled: &avb::SigningKey,
+    version: i64,
+    file_name: &str,
+) -> PathBuf {
+    let tree = dir.join(format!("{file_name}.tree"));
     fs::create_dir_all(tree.join("bin")).unwrap();
     fs::copy(
         guest_bin_dir().join("hello_payload"),
@@ -56,12 +68,12 @@ fn make_apex(dir: &Path, signer: &avb::SigningKey, bundled: &avb::SigningKey) ->
     let (image, _) = apex::write::build_payload_image(&tree, APEX_NAME, signer).unwrap();
     let manifest = apex::ApexManifest {
         name: APEX_NAME.into(),
-        version: 1,
-        version_name: "1".into(),
+        version,
+        version_name: version.to_string(),
         ..Default::default()
     };
     let pubkey = bundled.public_key().unwrap().to_avb_bytes();
-    let path = dir.join("hello.apex");
+    let path = dir.join(file_name);
     fs::write(
         &path,
         apex::write::build_apex_zip(&manifest, &pubkey, &image).unwrap(),
@@ -164,4 +176,50 @@ fn apex_signed_by_a_key_other_than_its_apex_pubkey_is_refused() {
         "{console}"
     );
     assert!(!console.contains("payload: Hello"));
+}
+
+#[test]
+fn the_instance_pins_each_apex_key_and_version() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let dir = image.path();
+    let (k4096, k2048) = (key(4096), key(2048));
+    let v2 = make_apex_version(dir, &k4096, &k4096, 2, "v2.apex");
+    let first = run_app(dir, v2.clone());
+    let console = console_text(&first);
+    assert_eq!(first.outcome, VmOutcome::PayloadFinished(0), "{console}");
+    assert!(console.contains("instance image: payload recorded"), "{console}");
+
+    // A lower version by the same key: a rollback.
+    let v1 = make_apex_version(dir, &k4096, &k4096, 1, "v1.apex");
+    let result = run_app(dir, v1);
+    let console = console_text(&result);
+    assert_eq!(death(&result).0, DeathReason::MicrodroidPayloadHasChanged, "{console}");
+    assert!(
+        console.contains("APEX com.example.hello: version 1 is a rollback from the recorded version 2"),
+        "{console}"
+    );
+    assert!(!console.contains("payload: Hello"));
+
+    // A higher version by another key.
+    let other = make_apex_version(dir, &k2048, &k2048, 3, "other.apex");
+    let result = run_app(dir, other);
+    let console = console_text(&result);
+    assert_eq!(death(&result).0, DeathReason::MicrodroidPayloadHasChanged, "{console}");
+    assert!(
+        console.contains("APEX com.example.hello is signed by another key than the one recorded"),
+        "{console}"
+    );
+
+    // A higher version by the same key: an update, recorded.
+    let v3 = make_apex_version(dir, &k4096, &k4096, 3, "v3.apex");
+    let result = run_app(dir, v3);
+    let console = console_text(&result);
+    assert_eq!(result.outcome, VmOutcome::PayloadFinished(0), "{console}");
+    assert!(
+        console.contains("instance image: update recorded (APEX com.example.hello: version 2 -> 3)"),
+        "{console}"
+    );
+    // ... after which version 2 is a rollback too.
+    let result = run_app(dir, v2);
+    assert_eq!(death(&result).0, DeathReason::MicrodroidPayloadHasChanged);
 }

@@ -26,6 +26,7 @@ fn make_apk(dir: &Path, name: &str, config: &str) -> (PathBuf, PathBuf) {
     )
     .unwrap();
     fs::write(tree.join("assets/vm_config.json"), config).unwrap();
+    boot_tests::write_manifest(&tree, "com.example.test", 1);
     let keys = workspace_root().join("libs/apksig/testkeys");
     let apk = dir.join(format!("{name}.apk"));
     package_apk(

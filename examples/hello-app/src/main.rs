@@ -1,11 +1,14 @@
-//! The demo payload: prints `Hello from Microdroid`, tells the host it is ready
+//! The demo payload: prints `Hello from Microdroid`, counts its boots in the VM's encrypted
+//! storage and prints the count with a short fingerprint of a VM instance secret (the same on
+//! every boot of one instance, different for every other instance), tells the host it is ready
 //! (`notifyPayloadReady` through microdroid_manager's IVmPayloadService) and exits 0.
 //!
 //! Arguments (for the boot tests, passed through `task.args` of vm_config.json):
 //! `--exit N` exits with N; `--hang` never returns (after ready); `--signal N` kills itself with
 //! signal N; `--exec PATH` runs PATH and exits with its status, or 126 if it cannot be executed
 //! (to show that extra APKs are mounted noexec); `--ready-twice` calls ready a second time and
-//! exits 0 if the host refused it, 1 if it was accepted.
+//! exits 0 if the host refused it, 1 if it was accepted; `--store TEXT` writes TEXT to the
+//! encrypted storage, `--show-store` prints what is there (3: the VM has no storage).
 //!
 //! Outside a VM (no `/dev/socket/vm_payload_service`) it says so and carries on.
 
@@ -16,6 +19,9 @@ use vm_payload_service::vm_payload;
 fn main() -> ExitCode {
     println!("Hello from Microdroid");
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(code) = show_identity() {
+        return code;
+    }
     if let Err(code) = notify_ready() {
         return code;
     }
@@ -52,6 +58,30 @@ fn main() -> ExitCode {
             }
             Err(_) => usage(),
         },
+        ["--store", text] => match store_path() {
+            Some(path) => match std::fs::write(&path, text).and_then(|_| sync_dir(&path)) {
+                Ok(()) => {
+                    println!("stored {} bytes in {}", text.len(), path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("cannot write {}: {err}", path.display());
+                    ExitCode::from(1)
+                }
+            },
+            None => ExitCode::from(3),
+        },
+        ["--show-store"] => match store_path().map(|p| std::fs::read_to_string(&p)) {
+            Some(Ok(text)) => {
+                println!("stored text: {text}");
+                ExitCode::SUCCESS
+            }
+            Some(Err(err)) => {
+                eprintln!("cannot read the stored text: {err}");
+                ExitCode::from(1)
+            }
+            None => ExitCode::from(3),
+        },
         ["--ready-twice"] => match vm_payload::notify_payload_ready() {
             Ok(()) => {
                 eprintln!("second notifyPayloadReady was accepted");
@@ -64,6 +94,62 @@ fn main() -> ExitCode {
         },
         _ => usage(),
     }
+}
+
+/// The file in the encrypted storage that counts boots.
+const BOOT_COUNT_FILE: &str = "boot_count";
+/// The identifier of the secret whose first bytes are printed.
+const FINGERPRINT_ID: &[u8] = b"hello-app fingerprint";
+
+/// Prints `boot N, secret fingerprint XXXXXXXX` (or what is missing). Outside a VM it notes
+/// that and carries on; a failure inside one ends the payload with status 1.
+fn show_identity() -> Result<(), ExitCode> {
+    let fingerprint = match vm_payload::vm_instance_secret(FINGERPRINT_ID, 32) {
+        Ok(secret) => secret.iter().take(4).map(|b| format!("{b:02x}")).collect::<String>(),
+        Err(err) if err.is_not_in_vm() => return Ok(()),
+        Err(err) if err.is_unsupported() => {
+            println!("no VM instance (no secrets or storage): {err}");
+            return Ok(());
+        }
+        Err(err) => {
+            eprintln!("getVmInstanceSecret failed: {err}");
+            return Err(ExitCode::from(1));
+        }
+    };
+    let Some(storage) = vm_payload::encrypted_storage_path() else {
+        println!("no encrypted storage; secret fingerprint {fingerprint}");
+        return Ok(());
+    };
+    match count_boot(&storage.join(BOOT_COUNT_FILE)) {
+        Ok(count) => {
+            println!("boot {count}, secret fingerprint {fingerprint}");
+            Ok(())
+        }
+        Err(err) => {
+            eprintln!("counting boots in {}: {err}", storage.display());
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+/// Reads the count (0 when the file is new), writes count + 1 durably, returns it.
+fn count_boot(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::io::Write;
+    let previous = match std::fs::read_to_string(path) {
+        Ok(text) => text.trim().parse::<u64>().map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    let count = previous + 1;
+    // Write a new file and rename it over the old one: a crash leaves one or the other.
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    writeln!(file, "{count}")?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(count)
 }
 
 /// Tells the host the payload is ready. Not being in a VM is fine (a note); any other failure
@@ -85,9 +171,25 @@ fn notify_ready() -> Result<(), ExitCode> {
     }
 }
 
+/// The file `--store` writes and `--show-store` reads, in the encrypted storage.
+fn store_path() -> Option<std::path::PathBuf> {
+    match vm_payload::encrypted_storage_path() {
+        Some(dir) => Some(dir.join("stored_text")),
+        None => {
+            eprintln!("this VM has no encrypted storage");
+            None
+        }
+    }
+}
+
+fn sync_dir(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: hello_payload [--exit N | --hang | --signal N | --exec PATH | --ready-twice]"
+        "usage: hello_payload [--exit N | --hang | --signal N | --exec PATH | --ready-twice | \
+         --store TEXT | --show-store]"
     );
     ExitCode::from(2)
 }

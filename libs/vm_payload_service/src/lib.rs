@@ -39,7 +39,7 @@ pub const VM_PAYLOAD_SERVICE_SOCKET_MODE: u32 = 0o666;
 /// `IVmPayloadService.VM_APK_CONTENTS_PATH`: where the main APK is mounted.
 pub const VM_APK_CONTENTS_PATH: &str = "/mnt/apk";
 
-/// `IVmPayloadService.ENCRYPTEDSTORE_MOUNTPOINT` (no encrypted store yet).
+/// `IVmPayloadService.ENCRYPTEDSTORE_MOUNTPOINT`: where the encrypted storage is mounted.
 pub const ENCRYPTEDSTORE_MOUNTPOINT: &str = "/mnt/encryptedstore";
 
 /// `IVmPayloadService.STATUS_FAILED_TO_PREPARE_CSR_AND_KEY`: the service-specific error code of

@@ -32,6 +32,14 @@ impl PayloadApiError {
         matches!(self, PayloadApiError::Connect(e) if e.kind() == io::ErrorKind::NotFound)
     }
 
+    /// True when the service does not offer the call in this VM (EX_UNSUPPORTED_OPERATION):
+    /// e.g. instance secrets in a VM that has no instance.
+    pub fn is_unsupported(&self) -> bool {
+        self.service_status().is_some_and(|s| {
+            s.exception_code() == rpcbinder::ExceptionCode::UNSUPPORTED_OPERATION
+        })
+    }
+
     /// The AIDL status the service answered, if it answered with an exception.
     pub fn service_status(&self) -> Option<&rpcbinder::Status> {
         match self {
@@ -69,4 +77,30 @@ pub fn notify_payload_ready() -> Result<(), PayloadApiError> {
 /// `AVmPayload_getApkContentsPath`: where the payload's APK is mounted.
 pub fn apk_contents_path() -> &'static Path {
     Path::new(VM_APK_CONTENTS_PATH)
+}
+
+/// `AVmPayload_getVmInstanceSecret`: `size` (at most 32) bytes of a secret that is the same on
+/// every boot of this VM instance with the same signers and debug level, and different for
+/// every other instance, identifier or signer.
+pub fn vm_instance_secret(identifier: &[u8], size: usize) -> Result<Vec<u8>, PayloadApiError> {
+    let size = i32::try_from(size).unwrap_or(i32::MAX);
+    Ok(service()?.get_vm_instance_secret(identifier, size)?)
+}
+
+/// `AVmPayload_getDiceAttestationChain`: the VM's DICE chain, CBOR, ending with the payload's
+/// own certificate.
+pub fn dice_attestation_chain() -> Result<Vec<u8>, PayloadApiError> {
+    Ok(service()?.get_dice_attestation_chain()?)
+}
+
+/// `AVmPayload_getDiceAttestationCdi`: the payload node's CDI_Attest.
+pub fn dice_attestation_cdi() -> Result<Vec<u8>, PayloadApiError> {
+    Ok(service()?.get_dice_attestation_cdi()?)
+}
+
+/// `AVmPayload_getEncryptedStoragePath`: where the VM's encrypted storage is mounted, or
+/// `None` when the VM has none (AOSP checks that the mount point exists).
+pub fn encrypted_storage_path() -> Option<&'static Path> {
+    let path = Path::new(crate::ENCRYPTEDSTORE_MOUNTPOINT);
+    path.is_dir().then_some(path)
 }

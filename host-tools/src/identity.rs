@@ -1,0 +1,412 @@
+//! The VM's measured identity, made on the host: the role pvmfw and the DICE driver play on a
+//! device (reference/identity-formats.md §2, aosp-guest.md §2.4).
+//!
+//! * The host keeps a **device secret** (32 random bytes, mode 0600, created once in its state
+//!   directory). It is the UDS of every chain this host makes: the chain's root key is
+//!   `keypair(KDF(UDS))`, so two hosts give the same VM different identities.
+//! * Each boot is **measured**: the kernel, the initramfs, the kernel command line (which carries
+//!   the debug level), the OS vbmeta (its digest, and its public key as the authority), the DICE
+//!   mode, and the instance's salt. They become the `vm_entry` DICE node, as pvmfw makes it.
+//! * The instance image keeps **pvmfw's entry** (code hash, authority hash, salt, mode; sealed
+//!   under a key from the UDS): the first boot of an instance records them with a fresh random
+//!   salt; a later boot must match, or it is refused before the VM starts, as pvmfw refuses with
+//!   `PVM_FIRMWARE_INSTANCE_IMAGE_CHANGED`. The salt is the instance's identity: two instances of
+//!   the same app get different CDIs, hence different secrets.
+//! * The **handover** (CDI_Attest, CDI_Seal, the chain `[root key, vm_entry]`) goes to the guest
+//!   once, through QEMU's fw_cfg file [`dice::FW_CFG_HANDOVER_NAME`]; microdroid_manager reads it
+//!   and removes the fw_cfg driver before the payload runs.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256, Sha512};
+use zeroize::Zeroizing;
+
+/// Size of the device secret (the UDS).
+pub const DEVICE_SECRET_SIZE: usize = 32;
+/// File name of the device secret in the state directory.
+pub const DEVICE_SECRET_FILE: &str = "device_secret";
+/// The component name of the host's node, as pvmfw names its own.
+pub const VM_ENTRY_COMPONENT: &str = "vm_entry";
+
+/// Why the host refuses to boot an instance: its pvmfw entry records another OS or debug level.
+/// The VM ends with `PVM_FIRMWARE_INSTANCE_IMAGE_CHANGED` and this message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InstanceRefusal {
+    #[error(
+        "the instance was created for a VM with debug level {recorded}; this VM has debug level \
+         {now}: the debug level is part of the VM's identity (create a new instance to switch)"
+    )]
+    DebugLevelChanged {
+        recorded: &'static str,
+        now: &'static str,
+    },
+    #[error(
+        "the instance was created for another OS: the kernel, initramfs, kernel command line or \
+         OS vbmeta differ from those it recorded (recorded code hash {recorded}, now {now})"
+    )]
+    CodeChanged { recorded: String, now: String },
+    #[error("the instance was created for an OS signed by another vbmeta key")]
+    AuthorityChanged,
+}
+
+/// The host's state directory: `$VMCTL_STATE_DIR`, or `/var/lib/vmctl`.
+pub fn default_state_dir() -> PathBuf {
+    std::env::var_os("VMCTL_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/vmctl"))
+}
+
+/// The default device secret path: `<state dir>/device_secret`.
+pub fn default_device_secret_path() -> PathBuf {
+    default_state_dir().join(DEVICE_SECRET_FILE)
+}
+
+/// Reads the device secret at `path`, creating it (32 random bytes, mode 0600, its directory
+/// 0700) if it does not exist. An existing secret of the wrong size, or readable by others, is
+/// refused rather than used or replaced.
+pub fn load_or_create_device_secret(path: &Path) -> Result<Zeroizing<[u8; DEVICE_SECRET_SIZE]>> {
+    let mut secret = Zeroizing::new([0u8; DEVICE_SECRET_SIZE]);
+    match File::open(path) {
+        Ok(mut file) => {
+            let mode = file.metadata()?.permissions().mode();
+            anyhow::ensure!(
+                mode & 0o077 == 0,
+                "device secret {} has mode {:o}: it must be readable by its owner only (chmod 600)",
+                path.display(),
+                mode & 0o777
+            );
+            let mut bytes = Zeroizing::new(Vec::new());
+            file.read_to_end(&mut bytes)
+                .with_context(|| format!("reading {}", path.display()))?;
+            anyhow::ensure!(
+                bytes.len() == DEVICE_SECRET_SIZE,
+                "device secret {} is {} bytes, not {DEVICE_SECRET_SIZE}",
+                path.display(),
+                bytes.len()
+            );
+            secret.copy_from_slice(&bytes);
+            Ok(secret)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            getrandom::getrandom(&mut secret[..]).context("reading random bytes")?;
+            // create_new: two vmctl processes racing here must not both write a secret.
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(mut file) => {
+                    file.write_all(&secret[..])?;
+                    file.sync_all()?;
+                    Ok(secret)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    load_or_create_device_secret(path)
+                }
+                Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+            }
+        }
+        Err(e) => Err(e).with_context(|| format!("opening {}", path.display())),
+    }
+}
+
+/// What the host measures of the OS it boots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsMeasurement {
+    /// SHA-256 of the kernel image (AOSP: the kernel's AVB hash descriptor digest).
+    pub kernel_digest: [u8; 32],
+    /// SHA-256 of the initramfs.
+    pub initrd_digest: [u8; 32],
+    /// SHA-256 of the kernel command line (and so of the bootconfig-style flags on it).
+    pub cmdline_digest: [u8; 32],
+    /// The OS vbmeta image's digest (`androidboot.vbmeta.digest`).
+    pub vbmeta_digest: [u8; 32],
+    /// The AVB public key blob that signs the OS vbmeta: the OS's authority.
+    pub vbmeta_public_key: Vec<u8>,
+}
+
+fn sha256_file(path: &Path) -> Result<[u8; 32]> {
+    let mut hasher = Sha256::new();
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    std::io::copy(&mut file, &mut hasher).with_context(|| format!("reading {}", path.display()))?;
+    Ok(hasher.finalize().into())
+}
+
+/// Measures what boots. The vbmeta partition must be signed (its signature is checked here,
+/// as pvmfw checks the kernel's; the guest's first stage checks it again against its anchor).
+pub fn measure(
+    kernel: &Path,
+    initrd: &Path,
+    cmdline: &str,
+    vbmeta_partition: &Path,
+) -> Result<OsMeasurement> {
+    let vbmeta_bytes =
+        fs::read(vbmeta_partition).with_context(|| format!("reading {}", vbmeta_partition.display()))?;
+    let vbmeta = avb::VbmetaImage::parse(&vbmeta_bytes)
+        .with_context(|| format!("parsing the OS vbmeta {}", vbmeta_partition.display()))?;
+    vbmeta
+        .verify_signature()
+        .with_context(|| format!("verifying the OS vbmeta {}", vbmeta_partition.display()))?;
+    Ok(OsMeasurement {
+        kernel_digest: sha256_file(kernel)?,
+        initrd_digest: sha256_file(initrd)?,
+        cmdline_digest: Sha256::digest(cmdline.as_bytes()).into(),
+        vbmeta_digest: vbmeta.digest(),
+        vbmeta_public_key: vbmeta.public_key.clone(),
+    })
+}
+
+impl OsMeasurement {
+    /// The `vm_entry` code hash: `SHA-512(kernel ‖ initrd ‖ cmdline ‖ vbmeta digests)`. pvmfw
+    /// hashes the kernel and initrd digests only, because its command line and vbmeta are
+    /// inside the signed boot image; here they are separate inputs, so they are measured too.
+    pub fn code_hash(&self) -> dice::Hash {
+        let mut h = Sha512::new();
+        h.update(self.kernel_digest);
+        h.update(self.initrd_digest);
+        h.update(self.cmdline_digest);
+        h.update(self.vbmeta_digest);
+        h.finalize().into()
+    }
+
+    /// The `vm_entry` authority hash: `SHA-512(vbmeta public key)`, as pvmfw.
+    pub fn authority_hash(&self) -> dice::Hash {
+        Sha512::digest(&self.vbmeta_public_key).into()
+    }
+}
+
+/// pvmfw's hidden input: `SHA-512(rkp_vm_marker ‖ salt ‖ deferred_rollback_protection)`.
+fn hidden_input(salt: &[u8; 64]) -> dice::Hidden {
+    let mut h = Sha512::new();
+    h.update([0u8]);
+    h.update(salt);
+    h.update([0u8]);
+    h.finalize().into()
+}
+
+fn mode_name(mode: u8) -> &'static str {
+    match mode {
+        m if m == dice::Mode::Debug as u8 => "full (DICE mode Debug)",
+        m if m == dice::Mode::Normal as u8 => "none (DICE mode Normal)",
+        _ => "unknown",
+    }
+}
+
+/// The instance's pvmfw entry: read and checked against this boot, or recorded on its first
+/// boot. Returns the instance salt. Errors that are refusals carry an [`InstanceRefusal`].
+pub fn check_or_record_instance(
+    instance: &Path,
+    uds: &[u8; DEVICE_SECRET_SIZE],
+    code_hash: &dice::Hash,
+    authority_hash: &dice::Hash,
+    mode: dice::Mode,
+) -> Result<[u8; 64]> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(instance)
+        .with_context(|| format!("opening the instance image {}", instance.display()))?;
+    let mut image = instance::InstanceImage::open(file)
+        .with_context(|| format!("reading the instance image {}", instance.display()))?;
+    let key = Zeroizing::new(instance::pvmfw_key(uds));
+    let entry = image
+        .read_pvmfw_entry(&key)
+        .with_context(|| format!("reading the host's entry of {}", instance.display()))?;
+    match entry {
+        Some(entry) => {
+            if entry.mode != mode as u8 {
+                return Err(InstanceRefusal::DebugLevelChanged {
+                    recorded: mode_name(entry.mode),
+                    now: mode_name(mode as u8),
+                }
+                .into());
+            }
+            if entry.auth_hash != *authority_hash {
+                return Err(InstanceRefusal::AuthorityChanged.into());
+            }
+            if entry.code_hash != *code_hash {
+                return Err(InstanceRefusal::CodeChanged {
+                    recorded: short_hex(&entry.code_hash),
+                    now: short_hex(code_hash),
+                }
+                .into());
+            }
+            Ok(entry.salt)
+        }
+        None => {
+            let mut salt = [0u8; 64];
+            getrandom::getrandom(&mut salt).context("reading random bytes")?;
+            image
+                .write_pvmfw_entry(
+                    &key,
+                    &instance::PvmfwEntry {
+                        code_hash: *code_hash,
+                        auth_hash: *authority_hash,
+                        salt,
+                        mode: mode as u8,
+                    },
+                )
+                .with_context(|| format!("recording the instance in {}", instance.display()))?;
+            Ok(salt)
+        }
+    }
+}
+
+fn short_hex(bytes: &[u8]) -> String {
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Derives the `vm_entry` node for this boot and returns the handover bytes for the guest.
+/// Without an instance (a VM that runs a system payload), the salt is zeros: such a VM has an
+/// identity per OS and debug level, but nothing per instance.
+pub fn make_handover(
+    uds: &[u8; DEVICE_SECRET_SIZE],
+    os: &OsMeasurement,
+    debuggable: bool,
+    instance: Option<&Path>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let mode = if debuggable {
+        dice::Mode::Debug
+    } else {
+        dice::Mode::Normal
+    };
+    let code_hash = os.code_hash();
+    let authority_hash = os.authority_hash();
+    let salt = match instance {
+        Some(path) => check_or_record_instance(path, uds, &code_hash, &authority_hash, mode)?,
+        None => [0u8; 64],
+    };
+    let config = dice::ConfigDescriptor {
+        component_name: Some(VM_ENTRY_COMPONENT.to_owned()),
+        component_version: None,
+        resettable: false,
+        security_version: None,
+        rkp_vm_marker: false,
+    };
+    let input = dice::InputValues {
+        code_hash,
+        code_descriptor: Vec::new(),
+        config: dice::Config::Descriptor(config.to_bytes()),
+        authority_hash,
+        authority_descriptor: Vec::new(),
+        mode,
+        hidden: hidden_input(&salt),
+    };
+    let (cdis, chain) = dice::new_chain(uds, &input);
+    let handover = dice::Handover {
+        cdis,
+        chain: Some(chain),
+    };
+    Ok(Zeroizing::new(handover.to_bytes()))
+}
+
+/// Writes the handover where QEMU reads it (mode 0600; the run directory is private).
+pub fn write_handover(path: &Path, handover: &[u8]) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(handover)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_secret_is_created_once_private_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/device_secret");
+        let first = load_or_create_device_secret(&path).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let again = load_or_create_device_secret(&path).unwrap();
+        assert_eq!(*first, *again);
+        assert_ne!(*first, [0u8; 32]);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_or_create_device_secret(&path).unwrap_err();
+        assert!(format!("{err:#}").contains("readable by its owner only"), "{err:#}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(&path, [1u8; 31]).unwrap();
+        let err = load_or_create_device_secret(&path).unwrap_err();
+        assert!(format!("{err:#}").contains("31 bytes"), "{err:#}");
+    }
+
+    fn measurement(kernel: u8) -> OsMeasurement {
+        OsMeasurement {
+            kernel_digest: [kernel; 32],
+            initrd_digest: [2; 32],
+            cmdline_digest: [3; 32],
+            vbmeta_digest: [4; 32],
+            vbmeta_public_key: vec![5; 8],
+        }
+    }
+
+    #[test]
+    fn instance_records_then_checks_the_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("instance.img");
+        instance::create_instance_file(&path, instance::DEFAULT_INSTANCE_SIZE).unwrap();
+        let uds = [7u8; 32];
+        let os = measurement(1);
+        let (code, auth) = (os.code_hash(), os.authority_hash());
+        let salt = check_or_record_instance(&path, &uds, &code, &auth, dice::Mode::Debug).unwrap();
+        let again = check_or_record_instance(&path, &uds, &code, &auth, dice::Mode::Debug).unwrap();
+        assert_eq!(salt, again);
+
+        let refusal = |r: Result<[u8; 64]>| r.unwrap_err().downcast::<InstanceRefusal>().unwrap();
+        assert!(matches!(
+            refusal(check_or_record_instance(&path, &uds, &code, &auth, dice::Mode::Normal)),
+            InstanceRefusal::DebugLevelChanged { .. }
+        ));
+        let other = measurement(9).code_hash();
+        assert!(matches!(
+            refusal(check_or_record_instance(&path, &uds, &other, &auth, dice::Mode::Debug)),
+            InstanceRefusal::CodeChanged { .. }
+        ));
+        assert_eq!(
+            refusal(check_or_record_instance(&path, &uds, &code, &[0; 64], dice::Mode::Debug)),
+            InstanceRefusal::AuthorityChanged
+        );
+        // Another host (device secret) cannot read the entry at all.
+        let err = check_or_record_instance(&path, &[8u8; 32], &code, &auth, dice::Mode::Debug)
+            .unwrap_err();
+        assert!(err.downcast_ref::<InstanceRefusal>().is_none());
+    }
+
+    #[test]
+    fn handover_differs_per_instance_and_debug_level_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let uds = [7u8; 32];
+        let os = measurement(1);
+        let (a, b) = (dir.path().join("a.img"), dir.path().join("b.img"));
+        for p in [&a, &b] {
+            instance::create_instance_file(p, instance::DEFAULT_INSTANCE_SIZE).unwrap();
+        }
+        let parse = |bytes: &[u8]| dice::Handover::parse(bytes).unwrap();
+        let ha = parse(&make_handover(&uds, &os, true, Some(&a)).unwrap());
+        let ha2 = parse(&make_handover(&uds, &os, true, Some(&a)).unwrap());
+        let hb = parse(&make_handover(&uds, &os, true, Some(&b)).unwrap());
+        assert!(ha.cdis == ha2.cdis);
+        assert!(ha.cdis.cdi_seal != hb.cdis.cdi_seal);
+        let none = parse(&make_handover(&uds, &os, false, None).unwrap());
+        let entries = dice::verify_chain(none.chain.as_deref().unwrap()).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].component_name.as_deref(), Some(VM_ENTRY_COMPONENT));
+        assert_eq!(entries[0].mode, dice::Mode::Normal);
+        assert_eq!(entries[0].code_hash, os.code_hash().to_vec());
+    }
+}

@@ -1,0 +1,745 @@
+//! Reading: chunk validation (`validate_chunk`), the string pool (`ResStringPool`), node
+//! iteration (`ResXMLParser::nextNode`), the manifest reader (libapkmanifest) and the tree
+//! reader.
+
+use std::collections::HashMap;
+
+use crate::{
+    chunk, data_type, Attribute, Element, Error, ManifestInfo, Value, ANDROID_NS, MAX_DEPTH,
+    MAX_ELEMENTS, MAX_STRING_BYTES,
+};
+
+/// `ResStringPool_ref` "none".
+const NONE: u32 = 0xffff_ffff;
+const CHUNK_HEADER: usize = 8;
+const NODE_HEADER: usize = 16;
+const POOL_HEADER: usize = 28;
+const ATTR_EXT: usize = 20;
+const ATTRIBUTE: usize = 20;
+/// `ResStringPool_header.flags` bit for UTF-8 strings.
+const UTF8_FLAG: u32 = 1 << 8;
+
+fn u16_at(b: &[u8], off: usize) -> Option<u16> {
+    let s = b.get(off..off.checked_add(2)?)?;
+    Some(u16::from_le_bytes([s[0], s[1]]))
+}
+
+fn u32_at(b: &[u8], off: usize) -> Option<u32> {
+    let s = b.get(off..off.checked_add(4)?)?;
+    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// A field read inside a chunk whose bounds were already checked; `None` cannot happen, but is
+/// reported rather than unwrapped.
+fn field<T>(v: Option<T>, offset: usize) -> Result<T, Error> {
+    v.ok_or(Error::BadChunk {
+        offset,
+        reason: "field outside its chunk",
+    })
+}
+
+/// A validated chunk header (absolute offsets).
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    offset: usize,
+    ty: u16,
+    header_size: usize,
+    size: usize,
+}
+
+impl Chunk {
+    fn body(&self) -> usize {
+        self.offset + self.header_size
+    }
+    fn end(&self) -> usize {
+        self.offset + self.size
+    }
+}
+
+/// AOSP `validate_chunk`: the header fits, `headerSize >= min_header`, `headerSize <= size`,
+/// both multiples of 4, and the chunk ends by `end`.
+fn read_chunk(data: &[u8], offset: usize, end: usize, min_header: usize) -> Result<Chunk, Error> {
+    let available = end.saturating_sub(offset);
+    if available < CHUNK_HEADER {
+        return Err(Error::Truncated {
+            offset,
+            needed: CHUNK_HEADER,
+            available,
+        });
+    }
+    let ty = field(u16_at(data, offset), offset)?;
+    let header_size = usize::from(field(u16_at(data, offset + 2), offset)?);
+    let size = field(u32_at(data, offset + 4), offset)? as usize;
+    if header_size < min_header {
+        return Err(Error::BadChunk {
+            offset,
+            reason: "header size smaller than the chunk type's header",
+        });
+    }
+    if header_size > size {
+        return Err(Error::BadChunk {
+            offset,
+            reason: "header size larger than the chunk",
+        });
+    }
+    if (header_size | size) & 3 != 0 {
+        return Err(Error::Misaligned { offset });
+    }
+    if size > available {
+        return Err(Error::Truncated {
+            offset,
+            needed: size,
+            available,
+        });
+    }
+    Ok(Chunk {
+        offset,
+        ty,
+        header_size,
+        size,
+    })
+}
+
+/// The string pool chunk, checked as `ResStringPool::setTo` does; strings are checked when
+/// read, as `ResStringPool::stringAt` does.
+#[derive(Clone, Copy, Debug, Default)]
+struct StringPool<'a> {
+    /// `stringCount` u32 offsets, relative to `strings`.
+    offsets: &'a [u8],
+    /// From `stringsStart` to the styles (or the end of the chunk), whole units.
+    strings: &'a [u8],
+    utf8: bool,
+    count: u32,
+}
+
+fn pool_err(msg: impl Into<String>) -> Error {
+    Error::BadStringPool(msg.into())
+}
+
+impl<'a> StringPool<'a> {
+    fn parse(data: &'a [u8], c: &Chunk) -> Result<Self, Error> {
+        if c.header_size < POOL_HEADER {
+            return Err(Error::BadChunk {
+                offset: c.offset,
+                reason: "string pool header smaller than 28 bytes",
+            });
+        }
+        let chunk = field(data.get(c.offset..c.end()), c.offset)?;
+        let rd = |off: usize| field(u32_at(chunk, off), c.offset);
+        let count = rd(8)?;
+        let style_count = rd(12)?;
+        let flags = rd(16)?;
+        let strings_start = rd(20)? as usize;
+        let styles_start = rd(24)? as usize;
+        let size = c.size;
+        let utf8 = flags & UTF8_FLAG != 0;
+
+        let index_end = u64::from(count)
+            .checked_add(u64::from(style_count))
+            .map(|n| n * 4 + c.header_size as u64);
+        if !matches!(index_end, Some(e) if e <= size as u64) {
+            return Err(pool_err("string or style index runs past the pool"));
+        }
+        let offsets = field(
+            chunk.get(c.header_size..c.header_size + 4 * count as usize),
+            c.offset,
+        )?;
+
+        let mut strings: &[u8] = &[];
+        if count > 0 {
+            let unit = if utf8 { 1 } else { 2 };
+            // Room for at least the smallest string (size >= 28 here).
+            if strings_start >= size - 2 {
+                return Err(pool_err(format!(
+                    "strings start at {strings_start}, past the pool's {size} bytes"
+                )));
+            }
+            let pool_end = if style_count == 0 {
+                size
+            } else {
+                if styles_start >= size - 2 {
+                    return Err(pool_err("styles start past the pool"));
+                }
+                if styles_start <= strings_start {
+                    return Err(pool_err("styles start before the strings"));
+                }
+                styles_start
+            };
+            let units = (pool_end - strings_start) / unit;
+            if units == 0 {
+                return Err(pool_err("strings but no string data"));
+            }
+            strings = field(
+                chunk.get(strings_start..strings_start + units * unit),
+                c.offset,
+            )?;
+            if strings[strings.len() - unit..].iter().any(|&b| b != 0) {
+                return Err(pool_err("last string is not NUL-terminated"));
+            }
+        }
+        if style_count > 0 {
+            if styles_start >= size {
+                return Err(pool_err("styles start past the pool"));
+            }
+            let words = (size - styles_start) / 4;
+            if words < 2 {
+                return Err(pool_err("style data too short"));
+            }
+            let end_span = chunk.get(styles_start + (words - 2) * 4..styles_start + words * 4);
+            if end_span != Some(&[0xff; 8][..]) {
+                return Err(pool_err("last style is not 0xFFFFFFFF-terminated"));
+            }
+        }
+        Ok(Self {
+            offsets,
+            strings,
+            utf8,
+            count,
+        })
+    }
+
+    /// `stringAt(idx)`: bounds, length prefix, NUL terminator, UTF-8 `u16len`, encoding.
+    /// `budget` is reduced by the bytes scanned.
+    fn decode(&self, idx: u32, budget: &mut usize) -> Result<String, Error> {
+        if idx >= self.count {
+            return Err(Error::StringIndex(idx));
+        }
+        let off_bytes = u32_at(self.offsets, idx as usize * 4).ok_or(Error::StringIndex(idx))?;
+        let past = || pool_err(format!("string {idx} runs past the pool"));
+        let unterminated = || pool_err(format!("string {idx} is not NUL-terminated"));
+        if self.utf8 {
+            let s = self.strings;
+            let mut p = off_bytes as usize;
+            if p >= s.len().saturating_sub(1) {
+                return Err(pool_err(format!("string {idx} starts past the pool")));
+            }
+            let len8 = |p: &mut usize| -> Result<usize, Error> {
+                let first = *s.get(*p).ok_or_else(past)?;
+                *p += 1;
+                if first & 0x80 == 0 {
+                    return Ok(usize::from(first));
+                }
+                let second = *s.get(*p).ok_or_else(past)?;
+                *p += 1;
+                Ok(usize::from(first & 0x7f) << 8 | usize::from(second))
+            };
+            let u16len = len8(&mut p)?;
+            let u8len = len8(&mut p)?;
+            let end = p.checked_add(u8len).ok_or_else(past)?;
+            if end >= s.len() {
+                return Err(past());
+            }
+            if s[end] != 0 {
+                return Err(unterminated());
+            }
+            charge(budget, u8len)?;
+            let text = std::str::from_utf8(&s[p..end]).map_err(|_| Error::BadUtf8(idx))?;
+            let actual = text.encode_utf16().count();
+            if actual & 0x7fff != u16len {
+                return Err(pool_err(format!(
+                    "string {idx} declares {u16len} UTF-16 units but has {actual}"
+                )));
+            }
+            Ok(text.to_owned())
+        } else {
+            let s = self.strings;
+            let units = s.len() / 2;
+            let unit = |i: usize| u16_at(s, i.checked_mul(2)?);
+            let mut p = off_bytes as usize / 2;
+            if p >= units.saturating_sub(1) {
+                return Err(pool_err(format!("string {idx} starts past the pool")));
+            }
+            let first = unit(p).ok_or_else(past)?;
+            p += 1;
+            let len = if first & 0x8000 == 0 {
+                usize::from(first)
+            } else {
+                let second = unit(p).ok_or_else(past)?;
+                p += 1;
+                usize::from(first & 0x7fff) << 16 | usize::from(second)
+            };
+            let end = p.checked_add(len).ok_or_else(past)?;
+            if end >= units {
+                return Err(past());
+            }
+            if unit(end) != Some(0) {
+                return Err(unterminated());
+            }
+            charge(budget, len.saturating_mul(2))?;
+            let code_units = s[p * 2..end * 2]
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]));
+            char::decode_utf16(code_units)
+                .collect::<Result<String, _>>()
+                .map_err(|_| Error::BadUtf16(idx))
+        }
+    }
+}
+
+fn charge(budget: &mut usize, n: usize) -> Result<(), Error> {
+    *budget = budget.checked_sub(n).ok_or(Error::TooLarge)?;
+    Ok(())
+}
+
+/// Pool strings, each decoded at most once, within [`MAX_STRING_BYTES`].
+struct Strings<'a> {
+    pool: StringPool<'a>,
+    cache: HashMap<u32, Result<String, Error>>,
+    budget: usize,
+}
+
+impl<'a> Strings<'a> {
+    fn new(pool: StringPool<'a>) -> Self {
+        Self {
+            pool,
+            cache: HashMap::new(),
+            budget: MAX_STRING_BYTES,
+        }
+    }
+
+    fn get(&mut self, idx: u32) -> Result<String, Error> {
+        let r = match self.cache.get(&idx) {
+            Some(r) => r.clone(),
+            None => {
+                let r = self.pool.decode(idx, &mut self.budget);
+                if r != Err(Error::TooLarge) {
+                    self.cache.insert(idx, r.clone());
+                }
+                r
+            }
+        };
+        let s = r?;
+        // Copies handed out count too.
+        charge(&mut self.budget, s.len())?;
+        Ok(s)
+    }
+
+    /// A `ResStringPool_ref` that may be "none".
+    fn opt(&mut self, idx: u32) -> Result<Option<String>, Error> {
+        if idx == NONE {
+            Ok(None)
+        } else {
+            self.get(idx).map(Some)
+        }
+    }
+
+    /// As libandroidfw's `getAttributeNamespace` / `getAttributeName` as libapkmanifest uses
+    /// them: a negative index or an unreadable string reads as "".
+    fn lenient(&mut self, idx: u32) -> Result<String, Error> {
+        if (idx as i32) < 0 {
+            return Ok(String::new());
+        }
+        match self.get(idx) {
+            Ok(s) => Ok(s),
+            Err(Error::TooLarge) => Err(Error::TooLarge),
+            Err(_) => Ok(String::new()),
+        }
+    }
+}
+
+/// One node, its extension decoded.
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    StartNamespace,
+    EndNamespace,
+    Start(StartElement),
+    End { ns: u32, name: u32 },
+    Text,
+    Unknown,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct StartElement {
+    ns: u32,
+    name: u32,
+    /// Absolute offset of attribute 0.
+    attr_base: usize,
+    attr_size: usize,
+    attr_count: usize,
+}
+
+/// A raw `ResXMLTree_attribute`.
+#[derive(Clone, Copy, Debug)]
+struct RawAttribute {
+    ns: u32,
+    name: u32,
+    raw: u32,
+    data_type: u8,
+    data: u32,
+}
+
+/// The XML chunk: string pool, resource map, where the nodes start.
+struct Doc<'a> {
+    data: &'a [u8],
+    /// End of the XML chunk.
+    end: usize,
+    pool: StringPool<'a>,
+    res_ids: &'a [u8],
+    /// The first node (`mRootNode`).
+    root: usize,
+}
+
+impl<'a> Doc<'a> {
+    /// `ResXMLTree::setTo`: the outer chunk, then the chunks before the first node.
+    fn open(data: &'a [u8]) -> Result<Self, Error> {
+        if let Some(ty) = u16_at(data, 0) {
+            if ty != chunk::XML {
+                return Err(Error::NotXml(ty));
+            }
+        }
+        let xml = read_chunk(data, 0, data.len(), CHUNK_HEADER)?;
+        let end = xml.end();
+        let mut pool = None;
+        let mut res_ids: &[u8] = &[];
+        let mut pos = xml.body();
+        loop {
+            if pos >= end {
+                return Err(Error::NoRootElement);
+            }
+            let c = read_chunk(data, pos, end, CHUNK_HEADER)?;
+            match c.ty {
+                chunk::STRING_POOL => {
+                    if pool.is_some() {
+                        return Err(pool_err("more than one string pool"));
+                    }
+                    pool = Some(StringPool::parse(data, &c)?);
+                }
+                chunk::RESOURCE_MAP => {
+                    res_ids = field(data.get(c.body()..c.end()), c.offset)?;
+                }
+                chunk::START_NAMESPACE..=chunk::LAST_NODE => break,
+                _ => {}
+            }
+            pos = c.end();
+        }
+        Ok(Self {
+            data,
+            end,
+            pool: pool.unwrap_or_default(),
+            res_ids,
+            root: pos,
+        })
+    }
+
+    /// The node at `pos` and the offset of the next one; `None` at the end of the document.
+    /// `validateNode` plus `nextNode`'s extension-size check.
+    fn node_at(&self, pos: usize) -> Result<Option<(Event, usize)>, Error> {
+        if pos >= self.end {
+            return Ok(None);
+        }
+        let c = read_chunk(self.data, pos, self.end, NODE_HEADER)?;
+        let ext = c.body();
+        let ext_len = c.size - c.header_size;
+        let need = match c.ty {
+            chunk::START_NAMESPACE | chunk::END_NAMESPACE | chunk::END_ELEMENT => 8,
+            chunk::START_ELEMENT => ATTR_EXT,
+            chunk::CDATA => 12,
+            _ => return Ok(Some((Event::Unknown, c.end()))),
+        };
+        if ext_len < need {
+            return Err(Error::BadChunk {
+                offset: pos,
+                reason: "node smaller than its extension",
+            });
+        }
+        let rd32 = |off: usize| field(u32_at(self.data, ext + off), pos);
+        let rd16 = |off: usize| field(u16_at(self.data, ext + off), pos).map(usize::from);
+        let event = match c.ty {
+            chunk::START_NAMESPACE => Event::StartNamespace,
+            chunk::END_NAMESPACE => Event::EndNamespace,
+            chunk::END_ELEMENT => Event::End {
+                ns: rd32(0)?,
+                name: rd32(4)?,
+            },
+            chunk::CDATA => Event::Text,
+            _ => {
+                let attr_start = rd16(8)?;
+                let attr_size = rd16(10)?;
+                let attr_count = rd16(12)?;
+                if attr_count > 0 && attr_size < ATTRIBUTE {
+                    return Err(Error::BadChunk {
+                        offset: pos,
+                        reason: "attributeSize smaller than 20",
+                    });
+                }
+                // Fits in usize: three u16 values.
+                if attr_start + attr_size * attr_count > ext_len {
+                    return Err(Error::BadChunk {
+                        offset: pos,
+                        reason: "attributes run past the node",
+                    });
+                }
+                Event::Start(StartElement {
+                    ns: rd32(0)?,
+                    name: rd32(4)?,
+                    attr_base: ext + attr_start,
+                    attr_size,
+                    attr_count,
+                })
+            }
+        };
+        Ok(Some((event, c.end())))
+    }
+
+    fn attribute(&self, el: &StartElement, i: usize) -> Result<RawAttribute, Error> {
+        let at = el.attr_base + el.attr_size * i;
+        let rd32 = |off: usize| field(u32_at(self.data, at + off), at);
+        Ok(RawAttribute {
+            ns: rd32(0)?,
+            name: rd32(4)?,
+            raw: rd32(8)?,
+            data_type: field(self.data.get(at + 15).copied(), at)?,
+            data: rd32(16)?,
+        })
+    }
+
+    /// `getAttributeNameResID`: the resource map entry of the name string, 0 if none.
+    fn resource_id(&self, name: u32) -> u32 {
+        (name as usize)
+            .checked_mul(4)
+            .and_then(|off| u32_at(self.res_ids, off))
+            .unwrap_or(0)
+    }
+}
+
+/// Reads `package`, `android:versionCode` and `android:versionCodeMajor` from the first
+/// element, exactly as AOSP libapkmanifest (`apkmanifest.cpp`) does; nodes after that element's
+/// start tag are not read. See [`ManifestInfo`].
+pub fn parse_manifest(bytes: &[u8]) -> Result<ManifestInfo, Error> {
+    let doc = Doc::open(bytes)?;
+    let mut strings = Strings::new(doc.pool);
+    let mut pos = doc.root;
+    let mut first = true;
+    let el = loop {
+        let Some((event, next)) = doc.node_at(pos)? else {
+            return Err(Error::NoRootElement);
+        };
+        match event {
+            Event::StartNamespace | Event::EndNamespace => {}
+            // libandroidfw skips unknown nodes, except the root node, whose type it returns.
+            Event::Unknown if first => {
+                return Err(Error::UnexpectedEvent(
+                    "unknown node type before <manifest>",
+                ))
+            }
+            Event::Unknown => {}
+            Event::End { .. } => return Err(Error::UnexpectedEvent("end tag before <manifest>")),
+            Event::Text => return Err(Error::UnexpectedEvent("text before <manifest>")),
+            Event::Start(el) => break el,
+        }
+        first = false;
+        pos = next;
+    };
+    // `getElementNamespaceID() >= 0` is an error, whatever the string is.
+    if (el.ns as i32) >= 0 {
+        let ns = strings.get(el.ns).unwrap_or_else(|_| format!("#{}", el.ns));
+        let name = strings.get(el.name).unwrap_or_default();
+        return Err(Error::NotManifest(format!("{{{ns}}}{name}")));
+    }
+    let name = strings.get(el.name)?;
+    if name != "manifest" {
+        return Err(Error::NotManifest(name));
+    }
+    let mut info = ManifestInfo::default();
+    let (mut code, mut major) = (0u32, 0u32);
+    for i in 0..el.attr_count {
+        let a = doc.attribute(&el, i)?;
+        let ns = strings.lenient(a.ns)?;
+        let name = strings.lenient(a.name)?;
+        if ns.is_empty() {
+            if name == "package" {
+                info.package = string_only(&mut strings, &a, &name)?;
+            }
+        } else if ns == ANDROID_NS {
+            match name.as_str() {
+                "versionCode" => code = u32_attribute(&mut strings, &a, &name)?,
+                "versionCodeMajor" => major = u32_attribute(&mut strings, &a, &name)?,
+                _ => {}
+            }
+        }
+    }
+    info.version_code = u64::from(code) | u64::from(major) << 32;
+    Ok(info)
+}
+
+/// libapkmanifest `getStringOnlyAttribute`: the rawValue string.
+fn string_only(strings: &mut Strings, a: &RawAttribute, name: &str) -> Result<String, Error> {
+    if (a.raw as i32) < 0 {
+        return Err(Error::MissingStringValue(name.to_owned()));
+    }
+    strings.get(a.raw)
+}
+
+/// libapkmanifest `getU32Attribute`.
+fn u32_attribute(strings: &mut Strings, a: &RawAttribute, name: &str) -> Result<u32, Error> {
+    match a.data_type {
+        data_type::INT_DEC | data_type::INT_HEX => Ok(a.data),
+        data_type::STRING => {
+            let s = string_only(strings, a, name)?;
+            strtoul_whole(&s)
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or(Error::BadVersionCode(s))
+        }
+        t => Err(Error::BadVersionCode(format!("data type {t:#04x}"))),
+    }
+}
+
+/// glibc `strtoul(s, &end, 0)` on a 64-bit target, `Some` only when `end` is the end of `s`:
+/// leading C-locale white space, an optional sign (a minus negates modulo 2^64), `0x` hex, `0`
+/// octal, else decimal; no digits leaves `end` at the start; overflow gives `ULONG_MAX`.
+pub(crate) fn strtoul_whole(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let at = |i: usize| b.get(i).copied().unwrap_or(0);
+    let mut i = 0;
+    while matches!(at(i), b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        i += 1;
+    }
+    let negative = at(i) == b'-';
+    if matches!(at(i), b'+' | b'-') {
+        i += 1;
+    }
+    let base: u64 =
+        if at(i) == b'0' && matches!(at(i + 1), b'x' | b'X') && at(i + 2).is_ascii_hexdigit() {
+            i += 2;
+            16
+        } else if at(i) == b'0' {
+            8
+        } else {
+            10
+        };
+    let digits_start = i;
+    let mut value: u64 = 0;
+    let mut overflow = false;
+    while let Some(d) = (at(i) as char).to_digit(base as u32) {
+        match value
+            .checked_mul(base)
+            .and_then(|v| v.checked_add(u64::from(d)))
+        {
+            Some(v) => value = v,
+            None => overflow = true,
+        }
+        i += 1;
+    }
+    let end = if i == digits_start { 0 } else { i };
+    if end != b.len() {
+        return None;
+    }
+    Some(if overflow {
+        u64::MAX
+    } else if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
+}
+
+/// Reads the whole document into a tree: the first element and everything in it. Checks every
+/// node up to the end of the XML chunk: balanced, matching start and end tags, one root
+/// element, at most [`MAX_DEPTH`] deep and [`MAX_ELEMENTS`] elements, every referenced string
+/// valid. Text and namespace nodes are checked for size and otherwise skipped.
+pub fn parse_document(bytes: &[u8]) -> Result<Element, Error> {
+    let doc = Doc::open(bytes)?;
+    let mut strings = Strings::new(doc.pool);
+    let mut stack: Vec<(Element, u32, u32)> = Vec::new();
+    let mut root = None;
+    let mut elements = 0usize;
+    let mut pos = doc.root;
+    while let Some((event, next)) = doc.node_at(pos)? {
+        match event {
+            Event::Start(el) => {
+                if root.is_some() {
+                    return Err(Error::UnexpectedEvent("second root element"));
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(Error::TooDeep);
+                }
+                elements += 1;
+                if elements > MAX_ELEMENTS {
+                    return Err(Error::TooManyElements);
+                }
+                let element = read_element(&doc, &mut strings, &el)?;
+                stack.push((element, el.ns, el.name));
+            }
+            Event::End { ns, name } => {
+                let (element, start_ns, start_name) = stack.pop().ok_or(Error::Unbalanced)?;
+                if (ns, name) != (start_ns, start_name)
+                    && (strings.opt(ns)? != element.namespace || strings.get(name)? != element.name)
+                {
+                    return Err(Error::Unbalanced);
+                }
+                match stack.last_mut() {
+                    Some((parent, _, _)) => parent.children.push(element),
+                    None => root = Some(element),
+                }
+            }
+            Event::StartNamespace | Event::EndNamespace | Event::Text | Event::Unknown => {}
+        }
+        pos = next;
+    }
+    if !stack.is_empty() {
+        return Err(Error::Unbalanced);
+    }
+    root.ok_or(Error::NoRootElement)
+}
+
+fn read_element(doc: &Doc, strings: &mut Strings, el: &StartElement) -> Result<Element, Error> {
+    let mut attributes = Vec::with_capacity(el.attr_count);
+    for i in 0..el.attr_count {
+        let a = doc.attribute(el, i)?;
+        let value = match a.data_type {
+            data_type::NULL if a.data == 0 => Value::Null,
+            data_type::REFERENCE => Value::Reference(a.data),
+            data_type::STRING => Value::String(strings.get(a.data)?),
+            data_type::INT_DEC => Value::IntDec(a.data),
+            data_type::INT_HEX => Value::IntHex(a.data),
+            data_type::INT_BOOLEAN => Value::Boolean(a.data != 0),
+            t => Value::Other {
+                data_type: t,
+                data: a.data,
+            },
+        };
+        let id = doc.resource_id(a.name);
+        attributes.push(Attribute {
+            namespace: strings.opt(a.ns)?,
+            name: strings.get(a.name)?,
+            resource_id: (id != 0).then_some(id),
+            raw_value: strings.opt(a.raw)?,
+            value,
+        });
+    }
+    Ok(Element {
+        namespace: strings.opt(el.ns)?,
+        name: strings.get(el.name)?,
+        attributes,
+        children: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strtoul_whole as s;
+
+    #[test]
+    fn strtoul_like_glibc() {
+        assert_eq!(s("7"), Some(7));
+        assert_eq!(s("0x1F"), Some(31));
+        assert_eq!(s("0X1f"), Some(31));
+        assert_eq!(s("010"), Some(8));
+        assert_eq!(s("0"), Some(0));
+        assert_eq!(s(""), Some(0)); // no digits: end = start = end of ""
+        assert_eq!(s("  \t12"), Some(12));
+        assert_eq!(s("+5"), Some(5));
+        assert_eq!(s("-0"), Some(0));
+        assert_eq!(s("-1"), Some(u64::MAX));
+        assert_eq!(s("-18446744073709551615"), Some(1));
+        assert_eq!(s("18446744073709551616"), Some(u64::MAX));
+        assert_eq!(s("12abc"), None);
+        assert_eq!(s("0x"), None); // parses "0", stops at 'x'
+        assert_eq!(s("08"), None);
+        assert_eq!(s("12 "), None);
+        assert_eq!(s(" "), None);
+        assert_eq!(s("+"), None);
+        assert_eq!(s("1\x002"), None);
+        assert_eq!(s("٣"), None);
+    }
+}
