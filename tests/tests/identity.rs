@@ -168,8 +168,9 @@ fn first_boot_records_updates_keep_secrets_and_rollbacks_are_refused() {
         "{console}"
     );
 
-    // A second instance of the same app: its own secret.
-    let (result, console) = run(&app_config(dir, &v2, &dir.join("second.img"), None));
+    // A second instance of the app: its own secret.
+    let plain = make_apk(dir, "plain", &[], 2, Signer::Rsa);
+    let (result, console) = run(&app_config(dir, &plain, &dir.join("second.img"), None));
     finished(&result, &console);
     assert!(console.contains("payload: no encrypted storage; secret fingerprint "), "{console}");
     let second = console

@@ -434,7 +434,10 @@ impl<D: Disk> InstanceImage<D> {
         if !(BLOCK_SIZE..=BLOCK_SIZE + MAX_ENTRY_PAYLOAD).contains(&size) {
             return Ok(JournalState::Corrupt("bad payload size"));
         }
-        if slot < BLOCK_SIZE || slot % BLOCK_SIZE != 0 || clear_end > JOURNAL_OFFSET {
+        if !(BLOCK_SIZE..JOURNAL_OFFSET).contains(&slot)
+            || slot % BLOCK_SIZE != 0
+            || clear_end > JOURNAL_OFFSET
+        {
             return Ok(JournalState::Corrupt("bad slot"));
         }
         if JOURNAL_OFFSET + BLOCK_SIZE + size > self.size {

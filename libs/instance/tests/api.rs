@@ -611,3 +611,56 @@ fn error_messages_say_what_to_do() {
     let e = Error::TooSmall { size: 1, min: 2 }.to_string();
     assert!(e.contains("at least 2"), "{e}");
 }
+
+#[test]
+fn malformed_journals_never_hide_a_good_entry() {
+    let key = [8; 32];
+    let mut image = image();
+    image
+        .write_microdroid_data(&key, &record(1, 64, 1))
+        .unwrap();
+    let good = bytes(image);
+    let j = JOURNAL_OFFSET as usize;
+    let values = [
+        0u64,
+        1,
+        511,
+        512,
+        1024,
+        1 << 20,
+        1 << 40,
+        u64::MAX - 511,
+        u64::MAX,
+    ];
+    for size in values {
+        for slot in values {
+            for clear_end in [0, 4096, JOURNAL_OFFSET, u64::MAX] {
+                let mut b = good.clone();
+                b[j..j + 512].copy_from_slice(&header(&JOURNAL_UUID, size));
+                b[j + 24..j + 32].copy_from_slice(&slot.to_le_bytes());
+                b[j + 32..j + 40].copy_from_slice(&clear_end.to_le_bytes());
+                b[j + 512..j + 1024]
+                    .copy_from_slice(&header(&MICRODROID_UUID, size.wrapping_sub(512)));
+                let ctx = format!("size {size} slot {slot} clear_end {clear_end}");
+                let mut image = InstanceImage::open(Cursor::new(b.clone())).unwrap();
+                assert_eq!(
+                    image.read_microdroid_data(&key).unwrap(),
+                    Some(record(1, 64, 1)),
+                    "{ctx}"
+                );
+                let after = bytes(image);
+                assert!(after[j..j + 512].iter().all(|&x| x == 0), "{ctx}");
+                assert!(after[..j] == good[..j], "{ctx}");
+                // With the entry torn: an error, and nothing written.
+                b[1100] ^= 1;
+                let mut image = InstanceImage::open(Cursor::new(b.clone())).unwrap();
+                let r = image.read_microdroid_data(&key);
+                assert!(
+                    matches!(r, Err(Error::JournalCorrupt(_) | Error::Decrypt)),
+                    "{ctx}: {r:?}"
+                );
+                assert!(bytes(image) == b, "{ctx}");
+            }
+        }
+    }
+}
