@@ -54,7 +54,9 @@ fn verifies_every_apex_of_the_metadata() {
         .unwrap_err()
         .to_string();
     assert!(
-        text.ends_with("checking the metadata: its key and root digest are not pinned by microdroid_manager"),
+        text.ends_with(
+            "checking the metadata: its key and root digest are not pinned by microdroid_manager"
+        ),
         "{text}"
     );
     let mut pinned = entries.clone();
@@ -62,7 +64,10 @@ fn verifies_every_apex_of_the_metadata() {
         entry.public_key = apex.apex.public_key.clone();
         entry.root_digest = apex.verified.hashtree.root_digest.clone();
     }
-    assert_eq!(verify_all_checked(&by_name, &pinned, true).unwrap().len(), 2);
+    assert_eq!(
+        verify_all_checked(&by_name, &pinned, true).unwrap().len(),
+        2
+    );
 }
 
 #[test]

@@ -232,8 +232,12 @@ pub fn apk_files_with_manifest(
     let mut files = apk_files_from_dir(dir)?;
     if let Some(own) = files.iter().find(|f| f.path == MANIFEST_ENTRY) {
         let bytes = fs::read(&own.source)?;
-        let info = axml::parse_manifest(&bytes)
-            .with_context(|| format!("{} is not a binary AndroidManifest.xml", own.source.display()))?;
+        let info = axml::parse_manifest(&bytes).with_context(|| {
+            format!(
+                "{} is not a binary AndroidManifest.xml",
+                own.source.display()
+            )
+        })?;
         eprintln!(
             "vmctl: using {} (package {}, version code {})",
             own.source.display(),

@@ -10,9 +10,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use nix::fcntl::{Flock, FlockArg};
 use composite::{create_composite_disk, AuxPaths, CompositeLayout, OutputPaths, Partition};
 use image::PartitionEntry;
+use nix::fcntl::{Flock, FlockArg};
 use uuid::Uuid;
 
 /// Disk GUIDs. Fixed, so that each disk is a function of its partition files.
@@ -157,9 +157,7 @@ pub fn lock_instance_files(config: &crate::vm::VmConfig) -> Result<Vec<Flock<Fil
                 "{} is in use by another running VM: one VM at a time may use an instance",
                 path.display()
             ),
-            Err((_, e)) => {
-                return Err(e).with_context(|| format!("locking {}", path.display()))
-            }
+            Err((_, e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
         }
     }
     Ok(locks)

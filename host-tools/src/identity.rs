@@ -96,18 +96,25 @@ pub fn load_or_create_device_secret(path: &Path) -> Result<Zeroizing<[u8; DEVICE
                 fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
             getrandom::getrandom(&mut secret[..]).context("reading random bytes")?;
-            // create_new: two vmctl processes racing here must not both write a secret.
-            match OpenOptions::new()
+            // Written whole under a private name, then linked into place: link(2) never
+            // replaces a file, so of two racing processes one secret wins and the other reads
+            // it; nobody ever sees a partial file.
+            let mut nonce = [0u8; 8];
+            getrandom::getrandom(&mut nonce).context("reading random bytes")?;
+            let tmp = path.with_extension(format!("tmp.{}", u64::from_le_bytes(nonce)));
+            let mut file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(path)
-            {
-                Ok(mut file) => {
-                    file.write_all(&secret[..])?;
-                    file.sync_all()?;
-                    Ok(secret)
-                }
+                .open(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            file.write_all(&secret[..])?;
+            file.sync_all()?;
+            drop(file);
+            let linked = fs::hard_link(&tmp, path);
+            let _ = fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => Ok(secret),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     load_or_create_device_secret(path)
                 }
@@ -140,27 +147,28 @@ fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     Ok(hasher.finalize().into())
 }
 
-/// Measures what boots. The vbmeta partition must be signed (its signature is checked here,
-/// as pvmfw checks the kernel's; the guest's first stage checks it again against its anchor).
+/// Measures what boots. The vbmeta is measured, not verified: the guest's first stage verifies
+/// it against the trust anchor in the initramfs (which is measured too), so a vbmeta it would
+/// refuse still gets an identity of its own here and then fails to boot in the guest. One that
+/// does not even parse is measured as its file's SHA-256 with no authority key.
 pub fn measure(
     kernel: &Path,
     initrd: &Path,
     cmdline: &str,
     vbmeta_partition: &Path,
 ) -> Result<OsMeasurement> {
-    let vbmeta_bytes =
-        fs::read(vbmeta_partition).with_context(|| format!("reading {}", vbmeta_partition.display()))?;
-    let vbmeta = avb::VbmetaImage::parse(&vbmeta_bytes)
-        .with_context(|| format!("parsing the OS vbmeta {}", vbmeta_partition.display()))?;
-    vbmeta
-        .verify_signature()
-        .with_context(|| format!("verifying the OS vbmeta {}", vbmeta_partition.display()))?;
+    let vbmeta_bytes = fs::read(vbmeta_partition)
+        .with_context(|| format!("reading {}", vbmeta_partition.display()))?;
+    let (vbmeta_digest, vbmeta_public_key) = match avb::VbmetaImage::parse(&vbmeta_bytes) {
+        Ok(vbmeta) => (vbmeta.digest(), vbmeta.public_key.clone()),
+        Err(_) => (Sha256::digest(&vbmeta_bytes).into(), Vec::new()),
+    };
     Ok(OsMeasurement {
         kernel_digest: sha256_file(kernel)?,
         initrd_digest: sha256_file(initrd)?,
         cmdline_digest: Sha256::digest(cmdline.as_bytes()).into(),
-        vbmeta_digest: vbmeta.digest(),
-        vbmeta_public_key: vbmeta.public_key.clone(),
+        vbmeta_digest,
+        vbmeta_public_key,
     })
 }
 
@@ -325,6 +333,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn racing_creators_all_read_one_whole_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("device_secret");
+        let secrets: Vec<[u8; 32]> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| *load_or_create_device_secret(&path).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(secrets.iter().all(|s| *s == secrets[0]));
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
+
+    #[test]
     fn device_secret_is_created_once_private_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/device_secret");
@@ -338,7 +364,10 @@ mod tests {
         assert_ne!(*first, [0u8; 32]);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_or_create_device_secret(&path).unwrap_err();
-        assert!(format!("{err:#}").contains("readable by its owner only"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("readable by its owner only"),
+            "{err:#}"
+        );
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         fs::write(&path, [1u8; 31]).unwrap();
         let err = load_or_create_device_secret(&path).unwrap_err();
@@ -369,16 +398,34 @@ mod tests {
 
         let refusal = |r: Result<[u8; 64]>| r.unwrap_err().downcast::<InstanceRefusal>().unwrap();
         assert!(matches!(
-            refusal(check_or_record_instance(&path, &uds, &code, &auth, dice::Mode::Normal)),
+            refusal(check_or_record_instance(
+                &path,
+                &uds,
+                &code,
+                &auth,
+                dice::Mode::Normal
+            )),
             InstanceRefusal::DebugLevelChanged { .. }
         ));
         let other = measurement(9).code_hash();
         assert!(matches!(
-            refusal(check_or_record_instance(&path, &uds, &other, &auth, dice::Mode::Debug)),
+            refusal(check_or_record_instance(
+                &path,
+                &uds,
+                &other,
+                &auth,
+                dice::Mode::Debug
+            )),
             InstanceRefusal::CodeChanged { .. }
         ));
         assert_eq!(
-            refusal(check_or_record_instance(&path, &uds, &code, &[0; 64], dice::Mode::Debug)),
+            refusal(check_or_record_instance(
+                &path,
+                &uds,
+                &code,
+                &[0; 64],
+                dice::Mode::Debug
+            )),
             InstanceRefusal::AuthorityChanged
         );
         // Another host (device secret) cannot read the entry at all.
@@ -405,7 +452,10 @@ mod tests {
         let none = parse(&make_handover(&uds, &os, false, None).unwrap());
         let entries = dice::verify_chain(none.chain.as_deref().unwrap()).unwrap();
         assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].component_name.as_deref(), Some(VM_ENTRY_COMPONENT));
+        assert_eq!(
+            entries[0].component_name.as_deref(),
+            Some(VM_ENTRY_COMPONENT)
+        );
         assert_eq!(entries[0].mode, dice::Mode::Normal);
         assert_eq!(entries[0].code_hash, os.code_hash().to_vec());
     }

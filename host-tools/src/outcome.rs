@@ -299,7 +299,7 @@ mod tests {
             message: "No task".into(),
         };
         // notifyError alone decides when ttyS1 is empty...
-        let alone = outcome(0, b"", &[error.clone()], b"", "");
+        let alone = outcome(0, b"", std::slice::from_ref(&error), b"", "");
         assert_eq!(
             alone.death_reason(),
             DeathReason::MicrodroidInvalidPayloadConfig

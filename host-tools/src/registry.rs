@@ -280,7 +280,7 @@ mod tests {
         ));
         let published = record(a.cid());
         a.publish(&published).unwrap();
-        assert_eq!(list(dir.path()), [published.clone()]);
+        assert_eq!(list(dir.path()), std::slice::from_ref(&published));
         assert_eq!(find(dir.path(), a.cid()), Some(published));
         assert!(is_running(dir.path(), 2048));
         drop(a);

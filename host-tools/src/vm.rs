@@ -285,7 +285,9 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
     let _instance_locks = crate::disk::lock_instance_files(config)?;
     let (kernel, initrd, cmdline) = boot_inputs(config, &manifest, &image_dir);
     let handover_path = dir.join(DICE_HANDOVER_FILE);
-    match prepare_identity(config, &manifest, &image_dir, &kernel, &initrd, &cmdline, true) {
+    match prepare_identity(
+        config, &manifest, &image_dir, &kernel, &initrd, &cmdline, true,
+    ) {
         Ok(handover) => crate::identity::write_handover(&handover_path, &handover)?,
         Err(err) => {
             let Some(refusal) = err.downcast_ref::<crate::identity::InstanceRefusal>() else {
@@ -654,7 +656,9 @@ pub fn command_line(
     let disks = assemble_vm_disks(config, &manifest, &image_dir, dir)?;
     let (kernel, initrd, cmdline) = boot_inputs(config, &manifest, &image_dir);
     // The handover as it would be, without reading or recording the instance's entry.
-    let handover = prepare_identity(config, &manifest, &image_dir, &kernel, &initrd, &cmdline, false)?;
+    let handover = prepare_identity(
+        config, &manifest, &image_dir, &kernel, &initrd, &cmdline, false,
+    )?;
     crate::identity::write_handover(&dir.join(DICE_HANDOVER_FILE), &handover)?;
     let console_log = config
         .console_log

@@ -42,7 +42,8 @@ pub struct ElfNeeds {
 
 /// Parses what an ELF file needs; refuses anything but a 64-bit x86-64 ELF.
 pub fn elf_needs(bytes: &[u8], what: &Path) -> Result<ElfNeeds> {
-    let elf = Elf::parse(bytes).with_context(|| format!("{} is not an ELF file", what.display()))?;
+    let elf =
+        Elf::parse(bytes).with_context(|| format!("{} is not an ELF file", what.display()))?;
     if !elf.is_64 || elf.header.e_machine != goblin::elf::header::EM_X86_64 {
         bail!("{} is not an x86-64 ELF file", what.display());
     }
@@ -59,7 +60,10 @@ pub fn elf_needs(bytes: &[u8], what: &Path) -> Result<ElfNeeds> {
 
 /// The closure of a set of programs: every file to install, as (path on the system partition,
 /// host file), sorted by path.
-pub fn resolve(programs: &[(PathBuf, String)], library_dirs: &[&str]) -> Result<Vec<(String, PathBuf)>> {
+pub fn resolve(
+    programs: &[(PathBuf, String)],
+    library_dirs: &[&str],
+) -> Result<Vec<(String, PathBuf)>> {
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut queue: VecDeque<(PathBuf, String)> = VecDeque::new();
     for (source, name) in programs {
@@ -73,13 +77,13 @@ pub fn resolve(programs: &[(PathBuf, String)], library_dirs: &[&str]) -> Result<
         if let Some(interp) = &needs.interpreter {
             let name = file_name(interp)?;
             let dest = format!("{SYSTEM_LIB_DIR}/{name}");
-            if !files.contains_key(&dest) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = files.entry(dest) {
                 let source = PathBuf::from(interp);
                 anyhow::ensure!(
                     source.exists(),
                     "the loader {interp} of {who} is not on this host"
                 );
-                files.insert(dest, source.clone());
+                slot.insert(source.clone());
                 queue.push_back((source, interp.clone()));
             }
         }
@@ -96,7 +100,9 @@ pub fn resolve(programs: &[(PathBuf, String)], library_dirs: &[&str]) -> Result<
             let found = dirs
                 .map(|d| Path::new(d).join(lib))
                 .find(|p| p.is_file())
-                .with_context(|| format!("library {lib} (needed by {who}) not found in {library_dirs:?}"))?;
+                .with_context(|| {
+                    format!("library {lib} (needed by {who}) not found in {library_dirs:?}")
+                })?;
             files.insert(dest, found.clone());
             queue.push_back((found, lib.clone()));
         }
@@ -118,8 +124,11 @@ mod tests {
 
     #[test]
     fn mke2fs_closure_is_found_from_dt_needed() {
-        let files = resolve(&[(PathBuf::from("/sbin/mke2fs"), "mke2fs".into())], DEFAULT_LIBRARY_DIRS)
-            .unwrap();
+        let files = resolve(
+            &[(PathBuf::from("/sbin/mke2fs"), "mke2fs".into())],
+            DEFAULT_LIBRARY_DIRS,
+        )
+        .unwrap();
         let names: Vec<&str> = files.iter().map(|(d, _)| d.as_str()).collect();
         for expected in [
             "bin/mke2fs",
@@ -131,10 +140,16 @@ mod tests {
             "lib64/libuuid.so.1",
             "lib64/libe2p.so.2",
         ] {
-            assert!(names.contains(&expected), "{expected} missing from {names:?}");
+            assert!(
+                names.contains(&expected),
+                "{expected} missing from {names:?}"
+            );
         }
         // The same as the host's own loader says, nothing listed by hand.
-        let ldd = std::process::Command::new("ldd").arg("/sbin/mke2fs").output().unwrap();
+        let ldd = std::process::Command::new("ldd")
+            .arg("/sbin/mke2fs")
+            .output()
+            .unwrap();
         let ldd = String::from_utf8_lossy(&ldd.stdout);
         let from_ldd = ldd
             .lines()

@@ -90,19 +90,31 @@ pub fn crypt_target(size: u64, device_numbers: &str, key: &[u8; 64]) -> Target {
         0,
         size / SECTOR,
         "crypt",
-        &format!("{CIPHER} {} 0 {device_numbers} 0 2 sector_size:4096 iv_large_sectors", *hex_key),
+        &format!(
+            "{CIPHER} {} 0 {device_numbers} 0 2 sector_size:4096 iv_large_sectors",
+            *hex_key
+        ),
     )
 }
 
 /// Opens the store on `device`, formats it if it was never formatted, and mounts it at
 /// `mount_point` for the payload (`uid`:`gid` own its root, mode 0700).
-pub fn open(device: &Path, mount_point: &Path, key: &[u8; 64], uid: u32, gid: u32) -> Result<EncryptedStore> {
+pub fn open(
+    device: &Path,
+    mount_point: &Path,
+    key: &[u8; 64],
+    uid: u32,
+    gid: u32,
+) -> Result<EncryptedStore> {
     let size = device_size(device)?;
     ensure!(
         size >= MIN_SIZE,
         "the storage partition is {size} bytes; it must be at least {MIN_SIZE} (vmctl run-app --storage-size)"
     );
-    ensure!(size % 4096 == 0, "the storage partition is {size} bytes, not a multiple of 4096");
+    ensure!(
+        size % 4096 == 0,
+        "the storage partition is {size} bytes, not a multiple of 4096"
+    );
     let format = needs_formatting(device)?;
     let target = crypt_target(size, &devmapper::block_device_numbers(device)?, key);
     let dm = DeviceMapper::open().context("opening /dev/mapper/control")?;
@@ -130,7 +142,10 @@ pub fn open(device: &Path, mount_point: &Path, key: &[u8; 64], uid: u32, gid: u3
         )
     })?;
     if format {
-        std::fs::set_permissions(mount_point, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        std::fs::set_permissions(
+            mount_point,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
     }
     Ok(EncryptedStore {
         mount_point: mount_point.to_owned(),
@@ -142,7 +157,16 @@ pub fn open(device: &Path, mount_point: &Path, key: &[u8; 64], uid: u32, gid: u3
 fn mke2fs(device: &Path, uid: u32, gid: u32) -> Result<()> {
     let output = Command::new(LOADER)
         .args(["--library-path", SYSTEM_LIB_DIR, MKE2FS])
-        .args(["-q", "-t", "ext4", "-j", "-O", "metadata_csum,extents,64bit", "-b", "4096"])
+        .args([
+            "-q",
+            "-t",
+            "ext4",
+            "-j",
+            "-O",
+            "metadata_csum,extents,64bit",
+            "-b",
+            "4096",
+        ])
         .args(["-E", &format!("root_owner={uid}:{gid}")])
         .arg(device)
         .stdin(Stdio::null())
@@ -167,10 +191,16 @@ mod tests {
     #[test]
     fn table_is_aosps_with_xts() {
         let t = crypt_target(8 << 20, "254:3", &[0xab; 64]);
-        assert_eq!((t.start, t.length, t.target_type.as_str()), (0, 16384, "crypt"));
+        assert_eq!(
+            (t.start, t.length, t.target_type.as_str()),
+            (0, 16384, "crypt")
+        );
         assert_eq!(
             t.params,
-            format!("aes-xts-plain64 {} 0 254:3 0 2 sector_size:4096 iv_large_sectors", "ab".repeat(64))
+            format!(
+                "aes-xts-plain64 {} 0 254:3 0 2 sector_size:4096 iv_large_sectors",
+                "ab".repeat(64)
+            )
         );
     }
 

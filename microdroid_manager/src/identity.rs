@@ -94,7 +94,12 @@ pub fn remove_fw_cfg_driver() -> Result<()> {
 }
 
 fn map(pairs: Vec<(i64, Value)>) -> Value {
-    Value::Map(pairs.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+    Value::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    )
 }
 
 /// What the payload runs, as the config descriptor names it.
@@ -109,7 +114,10 @@ pub enum PayloadIdentity {
 /// The payload node's configuration descriptor (AOSP `dice.rs`, `vm_config.cddl`):
 /// `{-70002: "Microdroid payload", -71000: path | -71001: {1: name}, -71002: [subcomponents]}`
 /// with one subcomponent per APK, extra APK and APEX, in that order.
-pub fn payload_config_descriptor(payload: &PayloadIdentity, data: &MicrodroidData) -> Result<Vec<u8>> {
+pub fn payload_config_descriptor(
+    payload: &PayloadIdentity,
+    data: &MicrodroidData,
+) -> Result<Vec<u8>> {
     let mut pairs = vec![(-70002, Value::from(PAYLOAD_COMPONENT))];
     match payload {
         PayloadIdentity::ConfigPath(path) => pairs.push((-71000, Value::from(path.as_str()))),
@@ -127,7 +135,10 @@ pub fn payload_config_descriptor(payload: &PayloadIdentity, data: &MicrodroidDat
         ]));
     }
     for apex in &data.apex_data {
-        let name = apex.manifest_name.clone().unwrap_or_else(|| apex.name.clone());
+        let name = apex
+            .manifest_name
+            .clone()
+            .unwrap_or_else(|| apex.name.clone());
         subcomponents.push(map(vec![
             (1, Value::from(format!("apex:{name}"))),
             (2, Value::from(apex.manifest_version.unwrap_or(0))),
@@ -238,7 +249,11 @@ impl VmSecret {
     /// sequence, so its first 32 bytes are AOSP's 32-byte HCTR2 key.
     pub fn encrypted_store_key(&self) -> Result<Zeroizing<[u8; 64]>> {
         let mut key = Zeroizing::new([0u8; 64]);
-        self.derive(&SALT_ENCRYPTED_STORE, ENCRYPTED_STORE_KEY_INFO, &mut key[..])?;
+        self.derive(
+            &SALT_ENCRYPTED_STORE,
+            ENCRYPTED_STORE_KEY_INFO,
+            &mut key[..],
+        )?;
         Ok(key)
     }
 }
@@ -274,11 +289,9 @@ mod tests {
     fn config_descriptor_matches_aosp_bytes_for_a_config_path() {
         // AOSP's unit test payload_metadata_with_path_formats_correctly (without -71002):
         // a2 3a00011171 "Microdroid payload" 3a00011557 "/config_path".
-        let bytes = payload_config_descriptor(
-            &PayloadIdentity::ConfigPath("/config_path".into()),
-            &data(),
-        )
-        .unwrap();
+        let bytes =
+            payload_config_descriptor(&PayloadIdentity::ConfigPath("/config_path".into()), &data())
+                .unwrap();
         let expected_prefix = [
             &[0xa3, 0x3a, 0x00, 0x01, 0x11, 0x71, 0x72][..],
             b"Microdroid payload",
@@ -309,7 +322,10 @@ mod tests {
         };
         let payload = PayloadIdentity::BinaryName("p".into());
         let seal = |d: &MicrodroidData, debuggable: bool| {
-            payload_node(&handover, &payload, d, debuggable).unwrap().cdis.cdi_seal
+            payload_node(&handover, &payload, d, debuggable)
+                .unwrap()
+                .cdis
+                .cdi_seal
         };
         let base = data();
         let mut update = data();
@@ -328,7 +344,10 @@ mod tests {
         let node = payload_node(&handover, &payload, &base, true).unwrap();
         let entries = dice::verify_chain(&node.chain).unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[1].component_name.as_deref(), Some(PAYLOAD_COMPONENT));
+        assert_eq!(
+            entries[1].component_name.as_deref(),
+            Some(PAYLOAD_COMPONENT)
+        );
         assert_eq!(entries[1].mode, dice::Mode::Debug);
     }
 

@@ -170,7 +170,10 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
             instance_image
                 .write_microdroid_data(&instance_key, &record)
                 .context("recording the update in the instance image")?;
-            log(&format!("instance image: update recorded ({})", updates.join("; ")));
+            log(&format!(
+                "instance image: update recorded ({})",
+                updates.join("; ")
+            ));
         }
     }
     drop(instance_image);
@@ -202,7 +205,11 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
         .map_err(|e| anyhow::anyhow!("encrypted storage: {e:#}"))?;
         log(&format!(
             "encrypted storage {} at {}",
-            if store.formatted_now { "formatted and mounted" } else { "mounted" },
+            if store.formatted_now {
+                "formatted and mounted"
+            } else {
+                "mounted"
+            },
             encrypted_store::MOUNT_POINT
         ));
         Some(store)

@@ -16,11 +16,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use rpcbinder::{ExceptionCode, Status};
-use zeroize::Zeroizing;
 use vm_payload_service::{
     PayloadServiceListener, VmPayloadService, VM_PAYLOAD_SERVICE_SOCKET_MODE,
     VM_PAYLOAD_SERVICE_SOCKET_PATH,
 };
+use zeroize::Zeroizing;
 
 use crate::host_link::ReadyNotifier;
 use crate::identity::VmSecret;
@@ -201,12 +201,25 @@ mod tests {
         let listener = start_at(&path, link.ready_notifier(), Some(secrets.clone())).unwrap();
         let payload = VmPayloadServiceClient::connect(UnixStream::connect(&path).unwrap()).unwrap();
         let secret = payload.get_vm_instance_secret(b"id", 32).unwrap();
-        assert_eq!(secret, secrets.vm_secret.instance_secret(b"id", 32).unwrap().to_vec());
+        assert_eq!(
+            secret,
+            secrets
+                .vm_secret
+                .instance_secret(b"id", 32)
+                .unwrap()
+                .to_vec()
+        );
         assert_ne!(secret, vec![2u8; 32]);
-        assert_eq!(payload.get_vm_instance_secret(b"id", 0).unwrap(), Vec::<u8>::new());
+        assert_eq!(
+            payload.get_vm_instance_secret(b"id", 0).unwrap(),
+            Vec::<u8>::new()
+        );
         let too_big = refusal(payload.get_vm_instance_secret(b"id", 33).map(|_| ()));
         assert_eq!(too_big.exception_code(), ExceptionCode::ILLEGAL_ARGUMENT);
-        assert_eq!(payload.get_dice_attestation_chain().unwrap(), vec![0x82, 0x01, 0x02]);
+        assert_eq!(
+            payload.get_dice_attestation_chain().unwrap(),
+            vec![0x82, 0x01, 0x02]
+        );
         assert_eq!(payload.get_dice_attestation_cdi().unwrap(), vec![1u8; 32]);
         payload.close().unwrap();
         drop(listener);

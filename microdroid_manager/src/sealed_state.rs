@@ -133,7 +133,12 @@ pub fn reconcile(
     {
         check_apk(&format!("extra APK {i}"), old, new, &mut updates)?;
     }
-    let names = |d: &MicrodroidData| d.apex_data.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+    let names = |d: &MicrodroidData| {
+        d.apex_data
+            .iter()
+            .map(|a| a.name.clone())
+            .collect::<Vec<_>>()
+    };
     if names(saved) != names(now) {
         return Err(changed(format!(
             "the payload's APEXes are {:?}; this instance recorded {:?}",
@@ -265,16 +270,40 @@ mod tests {
     #[test]
     fn other_signer_rollback_and_silent_change_are_refused() {
         let saved = data(apk(5, 1, 1), vec![apex(3, 1, 1)]);
-        let msg = refused(reconcile(Some(&saved), &data(apk(5, 2, 1), vec![apex(3, 1, 1)])));
+        let msg = refused(reconcile(
+            Some(&saved),
+            &data(apk(5, 2, 1), vec![apex(3, 1, 1)]),
+        ));
         assert!(msg.contains("signed by another key"), "{msg}");
-        let msg = refused(reconcile(Some(&saved), &data(apk(4, 1, 2), vec![apex(3, 1, 1)])));
-        assert!(msg.contains("version code 4 is a rollback from the recorded version code 5"), "{msg}");
-        let msg = refused(reconcile(Some(&saved), &data(apk(5, 1, 2), vec![apex(3, 1, 1)])));
+        let msg = refused(reconcile(
+            Some(&saved),
+            &data(apk(4, 1, 2), vec![apex(3, 1, 1)]),
+        ));
+        assert!(
+            msg.contains("version code 4 is a rollback from the recorded version code 5"),
+            "{msg}"
+        );
+        let msg = refused(reconcile(
+            Some(&saved),
+            &data(apk(5, 1, 2), vec![apex(3, 1, 1)]),
+        ));
         assert!(msg.contains("without a new version code"), "{msg}");
-        let msg = refused(reconcile(Some(&saved), &data(apk(5, 1, 1), vec![apex(3, 2, 1)])));
-        assert!(msg.contains("APEX com.example.apex is signed by another key"), "{msg}");
-        let msg = refused(reconcile(Some(&saved), &data(apk(5, 1, 1), vec![apex(2, 1, 2)])));
-        assert!(msg.contains("version 2 is a rollback from the recorded version 3"), "{msg}");
+        let msg = refused(reconcile(
+            Some(&saved),
+            &data(apk(5, 1, 1), vec![apex(3, 2, 1)]),
+        ));
+        assert!(
+            msg.contains("APEX com.example.apex is signed by another key"),
+            "{msg}"
+        );
+        let msg = refused(reconcile(
+            Some(&saved),
+            &data(apk(5, 1, 1), vec![apex(2, 1, 2)]),
+        ));
+        assert!(
+            msg.contains("version 2 is a rollback from the recorded version 3"),
+            "{msg}"
+        );
         let msg = refused(reconcile(Some(&saved), &data(apk(5, 1, 1), vec![])));
         assert!(msg.contains("APEXes"), "{msg}");
     }

@@ -187,15 +187,24 @@ fn the_instance_pins_each_apex_key_and_version() {
     let first = run_app(dir, v2.clone());
     let console = console_text(&first);
     assert_eq!(first.outcome, VmOutcome::PayloadFinished(0), "{console}");
-    assert!(console.contains("instance image: payload recorded"), "{console}");
+    assert!(
+        console.contains("instance image: payload recorded"),
+        "{console}"
+    );
 
     // A lower version by the same key: a rollback.
     let v1 = make_apex_version(dir, &k4096, &k4096, 1, "v1.apex");
     let result = run_app(dir, v1);
     let console = console_text(&result);
-    assert_eq!(death(&result).0, DeathReason::MicrodroidPayloadHasChanged, "{console}");
+    assert_eq!(
+        death(&result).0,
+        DeathReason::MicrodroidPayloadHasChanged,
+        "{console}"
+    );
     assert!(
-        console.contains("APEX com.example.hello: version 1 is a rollback from the recorded version 2"),
+        console.contains(
+            "APEX com.example.hello: version 1 is a rollback from the recorded version 2"
+        ),
         "{console}"
     );
     assert!(!console.contains("payload: Hello"));
@@ -204,7 +213,11 @@ fn the_instance_pins_each_apex_key_and_version() {
     let other = make_apex_version(dir, &k2048, &k2048, 3, "other.apex");
     let result = run_app(dir, other);
     let console = console_text(&result);
-    assert_eq!(death(&result).0, DeathReason::MicrodroidPayloadHasChanged, "{console}");
+    assert_eq!(
+        death(&result).0,
+        DeathReason::MicrodroidPayloadHasChanged,
+        "{console}"
+    );
     assert!(
         console.contains("APEX com.example.hello is signed by another key than the one recorded"),
         "{console}"
@@ -216,7 +229,8 @@ fn the_instance_pins_each_apex_key_and_version() {
     let console = console_text(&result);
     assert_eq!(result.outcome, VmOutcome::PayloadFinished(0), "{console}");
     assert!(
-        console.contains("instance image: update recorded (APEX com.example.hello: version 2 -> 3)"),
+        console
+            .contains("instance image: update recorded (APEX com.example.hello: version 2 -> 3)"),
         "{console}"
     );
     // ... after which version 2 is a rollback too.

@@ -23,7 +23,13 @@ enum Signer {
 }
 
 /// A signed APK running the demo payload with `args`, at `version_code`, and its idsig.
-fn make_apk(dir: &Path, name: &str, args: &[&str], version_code: u64, signer: Signer) -> (PathBuf, PathBuf) {
+fn make_apk(
+    dir: &Path,
+    name: &str,
+    args: &[&str],
+    version_code: u64,
+    signer: Signer,
+) -> (PathBuf, PathBuf) {
     let tree = dir.join(format!("{name}.tree"));
     fs::create_dir_all(tree.join("lib/x86_64")).unwrap();
     fs::create_dir_all(tree.join("assets")).unwrap();
@@ -55,7 +61,12 @@ fn make_apk(dir: &Path, name: &str, args: &[&str], version_code: u64, signer: Si
     (apk, idsig)
 }
 
-fn app_config(image: &Path, apk: &(PathBuf, PathBuf), instance: &Path, storage: Option<&Path>) -> VmConfig {
+fn app_config(
+    image: &Path,
+    apk: &(PathBuf, PathBuf),
+    instance: &Path,
+    storage: Option<&Path>,
+) -> VmConfig {
     let mut config = boot_tests::vm_config(image, TIMEOUT);
     config.app = Some(AppPayload {
         apk: apk.0.clone(),
@@ -125,7 +136,10 @@ fn first_boot_records_updates_keep_secrets_and_rollbacks_are_refused() {
     assert_eq!(count, 1);
     // The host's file holds only ciphertext.
     let host_bytes = fs::read(&storage).unwrap();
-    assert!(!contains(&host_bytes, marker.as_bytes()), "plaintext reached the host");
+    assert!(
+        !contains(&host_bytes, marker.as_bytes()),
+        "plaintext reached the host"
+    );
     assert!(!contains(&host_bytes, b"UNFORMATTED-STORAGE"));
     // Both records are in the instance image: the host's (pvmfw) first, then the guest's.
     let bytes = fs::read(&instance).unwrap();
@@ -136,7 +150,10 @@ fn first_boot_records_updates_keep_secrets_and_rollbacks_are_refused() {
     // Second boot: the record matches; same secret; the count goes on.
     let (result, console) = run(&app_config(dir, &v1, &instance, Some(&storage)));
     finished(&result, &console);
-    assert!(console.contains("instance image: the payload matches its record"), "{console}");
+    assert!(
+        console.contains("instance image: the payload matches its record"),
+        "{console}"
+    );
     assert_eq!(boot_line(&console), (2, fingerprint.clone()));
 
     // An update by the same signer: recorded, same secret, the storage still readable.
@@ -144,15 +161,23 @@ fn first_boot_records_updates_keep_secrets_and_rollbacks_are_refused() {
     let (result, console) = run(&app_config(dir, &v2, &instance, Some(&storage)));
     finished(&result, &console);
     assert!(
-        console.contains("instance image: update recorded (the APK com.example.identity: version code 1 -> 2)"),
+        console.contains(
+            "instance image: update recorded (the APK com.example.identity: version code 1 -> 2)"
+        ),
         "{console}"
     );
-    assert!(console.contains(&format!("payload: stored text: {marker}")), "{console}");
+    assert!(
+        console.contains(&format!("payload: stored text: {marker}")),
+        "{console}"
+    );
     assert_eq!(boot_line(&console), (3, fingerprint.clone()));
 
     // Back to version 1: a rollback, refused before the payload runs.
     let (result, console) = run(&app_config(dir, &v1, &instance, Some(&storage)));
-    assert_eq!(death(&result, &console).0, DeathReason::MicrodroidPayloadHasChanged);
+    assert_eq!(
+        death(&result, &console).0,
+        DeathReason::MicrodroidPayloadHasChanged
+    );
     assert!(
         console.contains("version code 1 is a rollback from the recorded version code 2"),
         "{console}"
@@ -162,9 +187,13 @@ fn first_boot_records_updates_keep_secrets_and_rollbacks_are_refused() {
     // The same package and a higher version by another signer.
     let other = make_apk(dir, "other", &[], 3, Signer::Ec);
     let (result, console) = run(&app_config(dir, &other, &instance, Some(&storage)));
-    assert_eq!(death(&result, &console).0, DeathReason::MicrodroidPayloadHasChanged);
+    assert_eq!(
+        death(&result, &console).0,
+        DeathReason::MicrodroidPayloadHasChanged
+    );
     assert!(
-        console.contains("the APK is signed by another key than the one recorded for this instance"),
+        console
+            .contains("the APK is signed by another key than the one recorded for this instance"),
         "{console}"
     );
 
@@ -172,7 +201,10 @@ fn first_boot_records_updates_keep_secrets_and_rollbacks_are_refused() {
     let plain = make_apk(dir, "plain", &[], 2, Signer::Rsa);
     let (result, console) = run(&app_config(dir, &plain, &dir.join("second.img"), None));
     finished(&result, &console);
-    assert!(console.contains("payload: no encrypted storage; secret fingerprint "), "{console}");
+    assert!(
+        console.contains("payload: no encrypted storage; secret fingerprint "),
+        "{console}"
+    );
     let second = console
         .lines()
         .find_map(|l| l.split("secret fingerprint ").nth(1))
@@ -206,13 +238,21 @@ fn a_tampered_record_is_refused_and_left_as_it_is() {
     fs::write(&instance, &bytes).unwrap();
     let (result, console) = run(&app_config(dir, &apk, &instance, None));
     let (reason, _) = death(&result, &console);
-    assert_eq!(reason, DeathReason::MicrodroidUnknownRuntimeError, "{console}");
+    assert_eq!(
+        reason,
+        DeathReason::MicrodroidUnknownRuntimeError,
+        "{console}"
+    );
     assert!(
         console.contains("the instance image's record does not decrypt with this VM's sealing key"),
         "{console}"
     );
     assert!(!console.contains("payload: Hello"), "{console}");
-    assert_eq!(fs::read(&instance).unwrap(), bytes, "a refused instance must not be written");
+    assert_eq!(
+        fs::read(&instance).unwrap(),
+        bytes,
+        "a refused instance must not be written"
+    );
 }
 
 #[test]
@@ -230,7 +270,10 @@ fn the_os_and_the_debug_level_are_part_of_the_identity() {
     let (result, console) = run(&other_cmdline);
     let (reason, detail) = death(&result, &console);
     assert_eq!(reason, DeathReason::PvmFirmwareInstanceImageChanged);
-    assert!(detail.contains("the instance was created for another OS"), "{detail}");
+    assert!(
+        detail.contains("the instance was created for another OS"),
+        "{detail}"
+    );
     assert!(result.events.is_empty(), "nothing may boot");
 
     let mut not_debuggable = app_config(dir, &apk, &instance, None);
@@ -242,7 +285,11 @@ fn the_os_and_the_debug_level_are_part_of_the_identity() {
         detail.contains("the instance was created for a VM with debug level full (DICE mode Debug); this VM has debug level none"),
         "{detail}"
     );
-    assert_eq!(fs::read(&instance).unwrap(), recorded, "refusals write nothing");
+    assert_eq!(
+        fs::read(&instance).unwrap(),
+        recorded,
+        "refusals write nothing"
+    );
 
     // The VM it was made for still runs.
     let (result, console) = run(&app_config(dir, &apk, &instance, None));
@@ -255,9 +302,14 @@ fn qemu_of(image: &Path) -> Option<i32> {
     let kernel = image.join("vmlinuz");
     for entry in fs::read_dir("/proc").ok()? {
         let Ok(entry) = entry else { continue };
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
         let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let ppid = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(1));
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1));
         if ppid != Some(me.as_str()) {
             continue;
         }
@@ -279,18 +331,29 @@ fn boot_and_kill(config: &VmConfig, image: &Path, after: Duration) {
         if let Some(pid) = qemu_of(image) {
             break pid;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "QEMU did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "QEMU did not start"
+        );
         std::thread::sleep(Duration::from_millis(5));
     };
     std::thread::sleep(after.saturating_sub(start.elapsed()));
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     let _ = runner.join().unwrap();
 }
 
 /// The guest's record of `instance`, read on the host with the key the guest derives (the host
 /// knows the UDS and the measurements). Must never be an error.
-fn read_record(image: &Path, config: &VmConfig, instance_path: &Path) -> Option<instance::MicrodroidData> {
-    let uds = host_tools::identity::load_or_create_device_secret(&image.join("device_secret")).unwrap();
+fn read_record(
+    image: &Path,
+    config: &VmConfig,
+    instance_path: &Path,
+) -> Option<instance::MicrodroidData> {
+    let uds =
+        host_tools::identity::load_or_create_device_secret(&image.join("device_secret")).unwrap();
     let cmdline = host_tools::qemu::kernel_cmdline(config.debuggable, &config.extra_kernel_args);
     let os = host_tools::identity::measure(
         &image.join("vmlinuz"),
@@ -299,10 +362,16 @@ fn read_record(image: &Path, config: &VmConfig, instance_path: &Path) -> Option<
         &image.join("vbmeta.img"),
     )
     .unwrap();
-    let handover = host_tools::identity::make_handover(&uds, &os, config.debuggable, Some(instance_path)).unwrap();
+    let handover =
+        host_tools::identity::make_handover(&uds, &os, config.debuggable, Some(instance_path))
+            .unwrap();
     let handover = dice::Handover::parse(&handover).unwrap();
     let key = instance::microdroid_key(&handover.cdis.cdi_seal);
-    let file = fs::OpenOptions::new().read(true).write(true).open(instance_path).unwrap();
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(instance_path)
+        .unwrap();
     let mut image = instance::InstanceImage::open(file).unwrap();
     image
         .read_microdroid_data(&key)

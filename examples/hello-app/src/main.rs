@@ -105,7 +105,11 @@ const FINGERPRINT_ID: &[u8] = b"hello-app fingerprint";
 /// that and carries on; a failure inside one ends the payload with status 1.
 fn show_identity() -> Result<(), ExitCode> {
     let fingerprint = match vm_payload::vm_instance_secret(FINGERPRINT_ID, 32) {
-        Ok(secret) => secret.iter().take(4).map(|b| format!("{b:02x}")).collect::<String>(),
+        Ok(secret) => secret
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
         Err(err) if err.is_not_in_vm() => return Ok(()),
         Err(err) if err.is_unsupported() => {
             println!("no VM instance (no secrets or storage): {err}");
@@ -137,7 +141,10 @@ fn count_boot(path: &std::path::Path) -> std::io::Result<u64> {
     use std::io::Write;
     let previous = match std::fs::read_to_string(path) {
         Ok(text) => text.trim().parse::<u64>().map_err(|e| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
         })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
         Err(e) => return Err(e),

@@ -35,9 +35,8 @@ impl PayloadApiError {
     /// True when the service does not offer the call in this VM (EX_UNSUPPORTED_OPERATION):
     /// e.g. instance secrets in a VM that has no instance.
     pub fn is_unsupported(&self) -> bool {
-        self.service_status().is_some_and(|s| {
-            s.exception_code() == rpcbinder::ExceptionCode::UNSUPPORTED_OPERATION
-        })
+        self.service_status()
+            .is_some_and(|s| s.exception_code() == rpcbinder::ExceptionCode::UNSUPPORTED_OPERATION)
     }
 
     /// The AIDL status the service answered, if it answered with an exception.
