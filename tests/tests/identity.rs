@@ -427,3 +427,69 @@ fn qemu_killed_during_first_boot_or_an_update_never_tears_the_record() {
     let (result, console) = run(&app_config(dir, &v2, &last, None));
     finished(&result, &console);
 }
+
+#[test]
+fn an_apk_without_a_manifest_is_refused_and_nothing_is_recorded() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let dir = image.path();
+    let (apk, idsig) = make_apk(dir, "app", &[], 1, Signer::Rsa);
+    // The same APK with its manifest left out, signed again.
+    let tree = dir.join("app.tree");
+    fs::remove_file(tree.join("AndroidManifest.xml")).unwrap();
+    let keys = workspace_root().join("libs/apksig/testkeys");
+    package_apk(
+        &apk_files_from_dir(&tree).unwrap(),
+        &keys.join("testkey.pk8"),
+        &keys.join("testkey.x509.pem"),
+        &apk,
+    )
+    .unwrap();
+    create_idsig(&apk, &idsig).unwrap();
+    let instance = dir.join("instance.img");
+    let (result, console) = run(&app_config(dir, &(apk, idsig), &instance, None));
+    let (reason, _) = death(&result, &console);
+    assert_eq!(
+        reason,
+        DeathReason::MicrodroidPayloadVerificationFailed,
+        "{console}"
+    );
+    assert!(
+        console.contains("the APK has no readable /mnt/apk/AndroidManifest.xml"),
+        "{console}"
+    );
+    let bytes = fs::read(&instance).unwrap();
+    assert!(
+        !contains(&bytes, &instance::MICRODROID_UUID),
+        "nothing may be recorded"
+    );
+}
+
+#[test]
+fn one_vm_at_a_time_per_instance() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let dir = image.path();
+    let apk = make_apk(dir, "app", &["--hang"], 1, Signer::Rsa);
+    let instance = dir.join("instance.img");
+    let config = app_config(dir, &apk, &instance, None);
+    let first = {
+        let mut config = config.clone();
+        config.timeout = Duration::from_secs(10);
+        std::thread::spawn(move || host_tools::vm::run(&config))
+    };
+    let start = Instant::now();
+    while qemu_of(dir).is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the first VM did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let err = host_tools::vm::run(&config).unwrap_err();
+    assert!(
+        format!("{err:#}")
+            .contains("is in use by another running VM: one VM at a time may use an instance"),
+        "{err:#}"
+    );
+    let first = first.join().unwrap().unwrap();
+    assert_eq!(first.outcome, VmOutcome::Timeout { seconds: 10 });
+}
