@@ -220,6 +220,7 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
         vm_secret,
         dice_chain: node.chain.clone(),
         cdi_attest: Zeroizing::new(node.cdis.cdi_attest),
+        allow_restricted_apis: matches!(payload_identity, identity::PayloadIdentity::ConfigPath(_)),
     });
     drop(node);
     let _payload_service = payload_service::start(host.ready_notifier(), Some(secrets))?;

@@ -35,6 +35,9 @@ pub struct PayloadSecrets {
     pub vm_secret: VmSecret,
     pub dice_chain: Vec<u8>,
     pub cdi_attest: Zeroizing<[u8; dice::CDI_SIZE]>,
+    /// AOSP's `allow_restricted_apis`: the DICE chain and CDI only for a payload started from a
+    /// config file (`-71000`), not from a bare binary name.
+    pub allow_restricted_apis: bool,
 }
 
 struct PayloadService {
@@ -47,6 +50,14 @@ impl PayloadService {
         self.secrets
             .as_deref()
             .ok_or_else(|| vm_payload_service::unsupported(method))
+    }
+
+    fn restricted(&self, method: &str) -> Result<&PayloadSecrets, Status> {
+        let secrets = self.secrets(method)?;
+        if !secrets.allow_restricted_apis {
+            return Err(vm_payload_service::restricted(method));
+        }
+        Ok(secrets)
     }
 }
 
@@ -77,11 +88,17 @@ impl VmPayloadService for PayloadService {
     }
 
     fn get_dice_attestation_chain(&self) -> Result<Vec<u8>, Status> {
-        Ok(self.secrets("getDiceAttestationChain")?.dice_chain.clone())
+        Ok(self
+            .restricted("getDiceAttestationChain")?
+            .dice_chain
+            .clone())
     }
 
     fn get_dice_attestation_cdi(&self) -> Result<Vec<u8>, Status> {
-        Ok(self.secrets("getDiceAttestationCdi")?.cdi_attest.to_vec())
+        Ok(self
+            .restricted("getDiceAttestationCdi")?
+            .cdi_attest
+            .to_vec())
     }
 }
 
@@ -197,6 +214,7 @@ mod tests {
             vm_secret: VmSecret::new(&cdis),
             dice_chain: vec![0x82, 0x01, 0x02],
             cdi_attest: Zeroizing::new(cdis.cdi_attest),
+            allow_restricted_apis: true,
         });
         let listener = start_at(&path, link.ready_notifier(), Some(secrets.clone())).unwrap();
         let payload = VmPayloadServiceClient::connect(UnixStream::connect(&path).unwrap()).unwrap();
@@ -221,6 +239,23 @@ mod tests {
             vec![0x82, 0x01, 0x02]
         );
         assert_eq!(payload.get_dice_attestation_cdi().unwrap(), vec![1u8; 32]);
+        payload.close().unwrap();
+        drop(listener);
+
+        // A payload started from a binary name gets the secret but not the DICE chain or CDI.
+        let secrets = Arc::new(PayloadSecrets {
+            vm_secret: VmSecret::new(&cdis),
+            dice_chain: vec![0x80],
+            cdi_attest: Zeroizing::new(cdis.cdi_attest),
+            allow_restricted_apis: false,
+        });
+        let listener = start_at(&path, link.ready_notifier(), Some(secrets)).unwrap();
+        let payload = VmPayloadServiceClient::connect(UnixStream::connect(&path).unwrap()).unwrap();
+        assert_eq!(payload.get_vm_instance_secret(b"id", 32).unwrap(), secret);
+        let denied = refusal(payload.get_dice_attestation_chain().map(|_| ()));
+        assert_eq!(denied.exception_code(), ExceptionCode::SECURITY);
+        let denied = refusal(payload.get_dice_attestation_cdi().map(|_| ()));
+        assert_eq!(denied.exception_code(), ExceptionCode::SECURITY);
         payload.close().unwrap();
         drop(listener);
     }

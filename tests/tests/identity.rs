@@ -493,3 +493,46 @@ fn one_vm_at_a_time_per_instance() {
     let first = first.join().unwrap().unwrap();
     assert_eq!(first.outcome, VmOutcome::Timeout { seconds: 10 });
 }
+
+#[test]
+fn the_payload_gets_a_dice_chain_that_verifies_and_names_what_booted() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let dir = image.path();
+    let apk = make_apk(dir, "app", &["--dice"], 1, Signer::Rsa);
+    let instance = dir.join("instance.img");
+    let config = app_config(dir, &apk, &instance, None);
+    let (result, console) = run(&config);
+    finished(&result, &console);
+    assert!(console.contains("payload: dice cdi: 32 bytes"), "{console}");
+    let hex = console
+        .lines()
+        .find_map(|l| l.split("payload: dice chain: ").nth(1))
+        .unwrap_or_else(|| panic!("no chain:\n{console}"))
+        .trim();
+    let chain: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let entries = dice::verify_chain(&chain).unwrap();
+    let names: Vec<_> = entries
+        .iter()
+        .map(|e| e.component_name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["vm_entry", "Microdroid payload"]);
+    assert!(entries.iter().all(|e| e.mode == dice::Mode::Debug));
+    // The host's node measures exactly what booted.
+    let cmdline = host_tools::qemu::kernel_cmdline(true, &[]);
+    let os = host_tools::identity::measure(
+        &dir.join("vmlinuz"),
+        &dir.join("initramfs.img"),
+        &cmdline,
+        &dir.join("vbmeta.img"),
+    )
+    .unwrap();
+    assert_eq!(entries[0].code_hash, os.code_hash().to_vec());
+    assert_eq!(entries[0].authority_hash, os.authority_hash().to_vec());
+    // The payload's node: config path, and the APK as a subcomponent.
+    let descriptor = &entries[1].configuration_descriptor;
+    assert!(contains(descriptor, b"/mnt/apk/assets/vm_config.json"));
+    assert!(contains(descriptor, b"apk:com.example.identity"));
+}

@@ -8,7 +8,8 @@
 //! signal N; `--exec PATH` runs PATH and exits with its status, or 126 if it cannot be executed
 //! (to show that extra APKs are mounted noexec); `--ready-twice` calls ready a second time and
 //! exits 0 if the host refused it, 1 if it was accepted; `--store TEXT` writes TEXT to the
-//! encrypted storage, `--show-store` prints what is there (3: the VM has no storage).
+//! encrypted storage, `--show-store` prints what is there (3: the VM has no storage); `--dice`
+//! prints the VM's DICE chain (hex) and the size of its CDI.
 //!
 //! Outside a VM (no `/dev/socket/vm_payload_service`) it says so and carries on.
 
@@ -70,6 +71,21 @@ fn main() -> ExitCode {
                 }
             },
             None => ExitCode::from(3),
+        },
+        ["--dice"] => match (
+            vm_payload::dice_attestation_chain(),
+            vm_payload::dice_attestation_cdi(),
+        ) {
+            (Ok(chain), Ok(cdi)) => {
+                let hex: String = chain.iter().map(|b| format!("{b:02x}")).collect();
+                println!("dice chain: {hex}");
+                println!("dice cdi: {} bytes", cdi.len());
+                ExitCode::SUCCESS
+            }
+            (Err(err), _) | (_, Err(err)) => {
+                eprintln!("cannot read the DICE chain and CDI: {err}");
+                ExitCode::from(1)
+            }
         },
         ["--show-store"] => match store_path().map(|p| std::fs::read_to_string(&p)) {
             Some(Ok(text)) => {
@@ -196,7 +212,7 @@ fn sync_dir(path: &std::path::Path) -> std::io::Result<()> {
 fn usage() -> ExitCode {
     eprintln!(
         "usage: hello_payload [--exit N | --hang | --signal N | --exec PATH | --ready-twice | \
-         --store TEXT | --show-store]"
+         --store TEXT | --show-store | --dice]"
     );
     ExitCode::from(2)
 }

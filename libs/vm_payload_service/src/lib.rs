@@ -8,8 +8,9 @@
 //!   [`PayloadServiceListener::bind`] (or [`VmPayloadServiceBinder`] on an
 //!   [`rpcbinder::RpcServer`]).
 //!
-//! Only `notifyPayloadReady` does something today; the secret, DICE and attestation methods
-//! answer [`unsupported`] (`EX_UNSUPPORTED_OPERATION`) until instance secrets and DICE exist.
+//! microdroid_manager serves `notifyPayloadReady` (forwarded to the host), the instance secret
+//! and the DICE chain and CDI of the payload's node; `requestAttestation`, and every secret
+//! method in a VM without an instance, answer [`unsupported`] (`EX_UNSUPPORTED_OPERATION`).
 //! See `docs/formats/vm-payload-service.md`.
 
 pub mod client;
@@ -18,7 +19,7 @@ pub mod vm_payload;
 
 pub use client::{ClientError, VmPayloadServiceClient};
 pub use server::{
-    unsupported, PayloadServiceListener, VmPayloadService, VmPayloadServiceBinder,
+    restricted, unsupported, PayloadServiceListener, VmPayloadService, VmPayloadServiceBinder,
     MAX_INSTANCE_SECRET_SIZE,
 };
 pub use vm_service::Certificate;

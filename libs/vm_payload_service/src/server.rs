@@ -18,13 +18,23 @@ use crate::{codes, AttestationResult, DESCRIPTOR};
 /// `EX_ILLEGAL_ARGUMENT`, as AOSP does.
 pub const MAX_INSTANCE_SECRET_SIZE: i32 = 32;
 
-/// The status of a method this Microdroid cannot serve yet (no instance secrets, no DICE, no
-/// attestation): `EX_UNSUPPORTED_OPERATION`, the code AOSP uses for a feature the device lacks
-/// (virtualizationservice's `requestAttestation` without a remotely provisioned component).
+/// The status of a method this VM cannot serve (no instance, hence no DICE node or secrets; no
+/// remote attestation service): `EX_UNSUPPORTED_OPERATION`, the code AOSP uses for a feature
+/// the device lacks (virtualizationservice's `requestAttestation` without a remotely
+/// provisioned component).
 pub fn unsupported(method: &str) -> Status {
     Status::exception(
         ExceptionCode::UNSUPPORTED_OPERATION,
-        format!("{method} is not supported: this Microdroid has no instance secrets or DICE"),
+        format!("{method} is not supported in this VM"),
+    )
+}
+
+/// AOSP's answer to a restricted method (the DICE chain and CDI) in a VM whose payload was not
+/// started from a config file: `EX_SECURITY`.
+pub fn restricted(method: &str) -> Status {
+    Status::exception(
+        ExceptionCode::SECURITY,
+        format!("Use of restricted APIs is not allowed ({method})"),
     )
 }
 

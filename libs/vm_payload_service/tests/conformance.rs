@@ -165,7 +165,7 @@ fn service_replies_exact_bytes_per_method() {
     let unsupported = |method: &str| {
         reply(&exception(
             ExceptionCode::UNSUPPORTED_OPERATION,
-            &format!("{method} is not supported: this Microdroid has no instance secrets or DICE"),
+            &format!("{method} is not supported in this VM"),
         ))
     };
     let cases: Vec<(String, String)> = vec![
