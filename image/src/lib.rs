@@ -72,6 +72,8 @@ pub struct ImageSpec {
     /// Debian programs carried on the system partition (host file, name in `bin/`), with their
     /// shared libraries and loader in `lib64/` ([`elfdeps`]).
     pub host_programs: Vec<(PathBuf, String)>,
+    /// More guest binaries from `bin_dir` for `bin/` (benchmarks build images with theirs).
+    pub extra_binaries: Vec<String>,
 }
 
 /// The host programs the guest needs: mke2fs formats the encrypted store on first use.
@@ -91,6 +93,7 @@ impl ImageSpec {
                 .iter()
                 .map(|(path, name)| (PathBuf::from(path), (*name).to_owned()))
                 .collect(),
+            extra_binaries: Vec::new(),
         }
     }
 }
@@ -250,7 +253,11 @@ fn set_dir_modes(dir: &Path) -> Result<()> {
 /// The system partition's files.
 pub fn system_files(spec: &ImageSpec) -> Result<Vec<FsFile>> {
     let mut files = Vec::new();
-    for name in SYSTEM_BINARIES {
+    for name in SYSTEM_BINARIES
+        .iter()
+        .copied()
+        .chain(spec.extra_binaries.iter().map(String::as_str))
+    {
         files.push((
             format!("bin/{name}"),
             read_binary(&spec.bin_dir, name)?,

@@ -32,7 +32,9 @@ pub fn parse_load_order(text: &str) -> Result<Vec<&str>> {
 }
 
 /// Loads every module in `dir/modules.load`, in order. A module that is already loaded (or built
-/// in) is fine; any other failure stops the boot, since the next steps need these drivers.
+/// in) is fine; so is one that refuses with ENODEV because the CPU lacks what it drives (e.g.
+/// `aesni-intel` on a CPU model without AES-NI: the generic code serves instead), which is
+/// logged. Any other failure stops the boot, since the next steps need these drivers.
 pub fn load_modules(dir: &Path) -> Result<usize> {
     let order_path = dir.join(LOAD_ORDER_FILE);
     let text = std::fs::read_to_string(&order_path)
@@ -44,6 +46,9 @@ pub fn load_modules(dir: &Path) -> Result<usize> {
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
         match finit_module(&file, &params, ModuleInitFlags::empty()) {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(nix::errno::Errno::ENODEV) => crate::console::log(&format!(
+                "module {name}: no such device here (ENODEV), skipped"
+            )),
             Err(e) => return Err(e).with_context(|| format!("loading module {name}")),
         }
     }

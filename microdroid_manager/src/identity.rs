@@ -42,10 +42,37 @@ pub const SALT_PAYLOAD_SERVICE: [u8; 32] = [
 /// The encrypted store key's info string (AOSP's).
 pub const ENCRYPTED_STORE_KEY_INFO: &[u8] = b"encryptedstore_key";
 
-/// Reads the handover from fw_cfg (`<by_name>/<name>/raw`) and removes the fw_cfg driver.
-/// Fails if there is no handover, if it does not parse, or if the driver cannot be removed
-/// (the payload must not be able to read it).
-pub fn take_handover(by_name: &Path) -> Result<dice::Handover> {
+/// The fw_cfg driver being removed on a background thread (`delete_module` waits for RCU grace
+/// periods: ~40 ms under TCG, overlapped with the APK's verification). [`FwCfgRemoval::finish`]
+/// must succeed before anything of the payload runs; dropping it waits too.
+pub struct FwCfgRemoval(Option<std::thread::JoinHandle<Result<()>>>);
+
+impl FwCfgRemoval {
+    /// Waits for the removal and checks that it worked.
+    pub fn finish(mut self) -> Result<()> {
+        self.wait()
+    }
+
+    fn wait(&mut self) -> Result<()> {
+        match self.0.take() {
+            Some(handle) => handle
+                .join()
+                .map_err(|_| anyhow!("the fw_cfg removal thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for FwCfgRemoval {
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
+}
+
+/// Reads the handover from fw_cfg (`<by_name>/<name>/raw`) and starts removing the fw_cfg
+/// driver. Fails if there is no handover or if it does not parse; the removal's own result
+/// comes from [`FwCfgRemoval::finish`] (the payload must not be able to read the handover).
+pub fn take_handover(by_name: &Path) -> Result<(dice::Handover, FwCfgRemoval)> {
     let raw = by_name.join(dice::FW_CFG_HANDOVER_NAME).join("raw");
     let bytes = read_bounded(&raw).with_context(|| {
         format!(
@@ -55,14 +82,13 @@ pub fn take_handover(by_name: &Path) -> Result<dice::Handover> {
         )
     });
     // Remove the driver whatever happened: nothing later may read fw_cfg.
-    let removed = remove_fw_cfg_driver();
+    let removal = FwCfgRemoval(Some(std::thread::spawn(remove_fw_cfg_driver)));
     let bytes = bytes?;
-    removed?;
     let handover = dice::Handover::parse(&bytes).context("parsing the DICE handover")?;
     if handover.chain.is_none() {
         return Err(anyhow!("the DICE handover has no DICE chain"));
     }
-    Ok(handover)
+    Ok((handover, removal))
 }
 
 fn read_bounded(path: &Path) -> Result<Zeroizing<Vec<u8>>> {

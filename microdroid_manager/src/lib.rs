@@ -95,8 +95,12 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
     if !metadata_device.exists() {
         // No payload disk: the payload named on the system partition. It has no instance, so
         // no secrets; the handover is still taken, so that fw_cfg is gone before it runs.
-        if let Err(err) = identity::take_handover(Path::new(identity::FW_CFG_SYSFS_BY_NAME)) {
-            log(&format!("no DICE identity for a system payload: {err:#}"));
+        match identity::take_handover(Path::new(identity::FW_CFG_SYSFS_BY_NAME)) {
+            Ok((_handover, removal)) => removal.finish()?,
+            Err(err) => {
+                log(&format!("no DICE identity for a system payload: {err:#}"));
+                identity::remove_fw_cfg_driver()?;
+            }
         }
         let config = payload::load_config(Path::new(PAYLOAD_CONFIG_PATH))?;
         let task = config
@@ -109,9 +113,10 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
     let metadata =
         payload_metadata::read_path(&metadata_device).context("reading the payload metadata")?;
     // The host's DICE handover, taken before anything of the payload is read.
-    let handover = identity::take_handover(Path::new(identity::FW_CFG_SYSFS_BY_NAME))
-        .context("taking the VM's DICE identity from the host")?;
-    log("DICE handover read; fw_cfg driver removed");
+    let (handover, fw_cfg_removal) =
+        identity::take_handover(Path::new(identity::FW_CFG_SYSFS_BY_NAME))
+            .context("taking the VM's DICE identity from the host")?;
+    log("DICE handover read; removing the fw_cfg driver");
     let instance_path = Path::new(apk::BY_NAME).join(sealed_state::INSTANCE_PARTITION);
     let mut instance_image = sealed_state::InstanceDisk::open(&instance_path)?;
     let instance_key = Zeroizing::new(instance::microdroid_key(&handover.cdis.cdi_seal));
@@ -223,6 +228,8 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
         allow_restricted_apis: matches!(payload_identity, identity::PayloadIdentity::ConfigPath(_)),
     });
     drop(node);
+    fw_cfg_removal.finish()?;
+    log("fw_cfg driver removed");
     let _payload_service = payload_service::start(host.ready_notifier(), Some(secrets))?;
     host.notify_payload_started()?;
     let result = payload::run_task(task, debuggable, true).context("running the payload");

@@ -37,6 +37,8 @@ pub struct ImageChanges<'a> {
     pub unchecked: bool,
     /// PEM public key the initramfs trusts instead of the signing key's.
     pub trusted_key_pem: Option<&'a str>,
+    /// More guest binaries for the system partition's `bin/`.
+    pub extra_binaries: &'a [&'a str],
 }
 
 /// Builds a guest image in a fresh temporary directory.
@@ -55,6 +57,11 @@ pub fn build_image(changes: &ImageChanges<'_>) -> Result<TempDir> {
     }
     spec.validate = !changes.unchecked;
     spec.trusted_key_pem = changes.trusted_key_pem.map(str::to_owned);
+    spec.extra_binaries = changes
+        .extra_binaries
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     image::build(&spec, dir.path()).context("building the guest image")?;
     Ok(dir)
 }

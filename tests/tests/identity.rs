@@ -123,7 +123,8 @@ fn first_boot_records_updates_keep_secrets_and_rollbacks_are_refused() {
     let (result, console) = run(&app_config(dir, &v1, &instance, Some(&storage)));
     finished(&result, &console);
     for line in [
-        "DICE handover read; fw_cfg driver removed",
+        "DICE handover read; removing the fw_cfg driver",
+        "fw_cfg driver removed",
         "instance image: no record (first boot)",
         "APK is package com.example.identity version code 1",
         "instance image: payload recorded",
@@ -504,6 +505,10 @@ fn the_payload_gets_a_dice_chain_that_verifies_and_names_what_booted() {
     let (result, console) = run(&config);
     finished(&result, &console);
     assert!(console.contains("payload: dice cdi: 32 bytes"), "{console}");
+    assert!(
+        console.contains("payload: fw_cfg visible: false"),
+        "{console}"
+    );
     let hex = console
         .lines()
         .find_map(|l| l.split("payload: dice chain: ").nth(1))
