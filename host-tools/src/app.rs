@@ -416,4 +416,40 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn package_apk_writes_a_manifest_the_guest_reads() {
+        let (key, cert) = test_key();
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(tree.join("assets")).unwrap();
+        fs::write(tree.join("assets/vm_config.json"), b"{}").unwrap();
+        let out = dir.path().join("my-app.apk");
+        let options = ManifestOptions {
+            package: None,
+            version_code: (3 << 32) | 7,
+            min_sdk_version: 34,
+        };
+        let files = apk_files_with_manifest(&tree, &out, &options, dir.path()).unwrap();
+        assert_eq!(
+            files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["AndroidManifest.xml", "assets/vm_config.json"]
+        );
+        package_apk(&files, &key, &cert, &out).unwrap();
+        let zip = fs::read(&out).unwrap();
+        let manifest_file = files.iter().find(|f| f.path == MANIFEST_ENTRY).unwrap();
+        let info = axml::parse_manifest(&fs::read(&manifest_file.source).unwrap()).unwrap();
+        assert_eq!(info.package, "org.microdroid.my_app");
+        assert_eq!(info.version_code, (3 << 32) | 7);
+        assert!(zip.windows(19).any(|w| w == b"AndroidManifest.xml"));
+        let bad = ManifestOptions {
+            package: Some("nodots".into()),
+            ..options
+        };
+        let err = apk_files_with_manifest(&tree, &out, &bad, dir.path()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("is not a Java package name"),
+            "{err:#}"
+        );
+    }
 }

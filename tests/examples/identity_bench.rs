@@ -122,7 +122,7 @@ fn boot_time(dir: &Path) -> Result<()> {
 
     let apk = demo_apk(dir)?;
     let names = [
-        "take DICE handover (fw_cfg + rmmod)",
+        "take DICE handover (fw_cfg read)",
         "read instance record",
         "match/record payload",
         "open encrypted storage",
