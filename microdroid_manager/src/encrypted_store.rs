@@ -180,11 +180,12 @@ pub fn open_with(
 }
 
 /// AOSP's mke2fs options, with the payload owning the root directory.
-fn mke2fs(device: &Path, uid: u32, gid: u32) -> Result<()> {
+pub fn mke2fs(device: &Path, uid: u32, gid: u32) -> Result<()> {
     let output = Command::new(LOADER)
         .args(["--library-path", SYSTEM_LIB_DIR, MKE2FS])
         .args([
             "-q",
+            "-F",
             "-t",
             "ext4",
             "-j",

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use boot_tests::{build_image, console_text, guest_bin_dir, workspace_root, ImageChanges};
-use host_tools::app::{apk_files_from_dir, create_idsig, package_apk, AppPayload, PayloadSpec};
+use boot_tests::{build_image, console_text, workspace_root, ImageChanges};
+use host_tools::app::{AppPayload, PayloadSpec};
 use host_tools::outcome::VmOutcome;
 
 const RUNS: usize = 3;
@@ -41,30 +41,15 @@ fn stamp(console: &str, marker: &str) -> Result<f64> {
     Ok(inner.trim().parse()?)
 }
 
-fn demo_apk(dir: &Path) -> Result<(PathBuf, PathBuf)> {
-    let tree = dir.join("demo.tree");
-    fs::create_dir_all(tree.join("lib/x86_64"))?;
-    fs::create_dir_all(tree.join("assets"))?;
-    fs::copy(
-        guest_bin_dir().join("hello_payload"),
-        tree.join("lib/x86_64/hello_payload"),
-    )?;
-    fs::write(
-        tree.join("assets/vm_config.json"),
+fn demo_apk(dir: &Path) -> (PathBuf, PathBuf) {
+    boot_tests::demo_apk(
+        dir,
+        "demo",
         r#"{"task": {"type": "microdroid_launcher", "command": "hello_payload"}}"#,
-    )?;
-    boot_tests::write_manifest(&tree, "com.example.bench", 1);
-    let keys = workspace_root().join("libs/apksig/testkeys");
-    let apk = dir.join("demo.apk");
-    package_apk(
-        &apk_files_from_dir(&tree)?,
-        &keys.join("testkey.pk8"),
-        &keys.join("testkey.x509.pem"),
-        &apk,
-    )?;
-    let idsig = dir.join("demo.apk.idsig");
-    create_idsig(&apk, &idsig)?;
-    Ok((apk, idsig))
+        "com.example.bench",
+        1,
+        boot_tests::TestSigner::Rsa,
+    )
 }
 
 /// Guest step durations (ms) of one boot, and the payload's start (s of uptime).
@@ -120,7 +105,7 @@ fn boot_time(dir: &Path) -> Result<()> {
         median(&mut host_ms)
     );
 
-    let apk = demo_apk(dir)?;
+    let apk = demo_apk(dir);
     let names = [
         "take DICE handover (fw_cfg read)",
         "read instance record",

@@ -127,3 +127,55 @@ pub fn write_manifest(tree: &Path, package: &str, version_code: u64) {
     std::fs::write(tree.join(host_tools::app::MANIFEST_ENTRY), bytes)
         .unwrap_or_else(|e| panic!("writing the manifest into {}: {e}", tree.display()));
 }
+
+/// The test keys an APK can be signed with (libs/apksig/testkeys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestSigner {
+    Rsa,
+    Ec,
+}
+
+/// Packages and signs an APK tree (as `vmctl package-apk` with the given key, without adding a
+/// manifest) and makes its idsig: (APK, idsig).
+pub fn sign_tree(tree: &Path, apk: &Path, signer: TestSigner) -> (PathBuf, PathBuf) {
+    let keys = workspace_root().join("libs/apksig/testkeys");
+    let (key, cert) = match signer {
+        TestSigner::Rsa => ("testkey.pk8", "testkey.x509.pem"),
+        TestSigner::Ec => ("testkey_ec.pk8", "testkey_ec.x509.pem"),
+    };
+    let files = host_tools::app::apk_files_from_dir(tree)
+        .unwrap_or_else(|e| panic!("listing {}: {e:#}", tree.display()));
+    host_tools::app::package_apk(&files, &keys.join(key), &keys.join(cert), apk)
+        .unwrap_or_else(|e| panic!("packaging {}: {e:#}", apk.display()));
+    let idsig = apk.with_extension("apk.idsig");
+    host_tools::app::create_idsig(apk, &idsig)
+        .unwrap_or_else(|e| panic!("making the idsig of {}: {e:#}", apk.display()));
+    (apk.to_owned(), idsig)
+}
+
+/// A signed APK in `dir` named `<name>.apk`: the demo payload in `lib/x86_64/hello_payload`,
+/// `config` as `assets/vm_config.json`, a manifest for `package` at `version_code`; and its
+/// idsig. The tree stays at `<dir>/<name>.tree`.
+pub fn demo_apk(
+    dir: &Path,
+    name: &str,
+    config: &str,
+    package: &str,
+    version_code: u64,
+    signer: TestSigner,
+) -> (PathBuf, PathBuf) {
+    let tree = dir.join(format!("{name}.tree"));
+    let lib = tree.join("lib/x86_64");
+    std::fs::create_dir_all(&lib)
+        .and_then(|_| std::fs::create_dir_all(tree.join("assets")))
+        .unwrap_or_else(|e| panic!("creating {}: {e}", tree.display()));
+    std::fs::copy(
+        guest_bin_dir().join("hello_payload"),
+        lib.join("hello_payload"),
+    )
+    .unwrap_or_else(|e| panic!("copying hello_payload (run `make image`): {e}"));
+    std::fs::write(tree.join("assets/vm_config.json"), config)
+        .unwrap_or_else(|e| panic!("writing the config: {e}"));
+    write_manifest(&tree, package, version_code);
+    sign_tree(&tree, &dir.join(format!("{name}.apk")), signer)
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use boot_tests::{boot, build_image, console_text, guest_bin_dir, workspace_root, ImageChanges};
-use host_tools::app::{apk_files_from_dir, create_idsig, package_apk, AppPayload, PayloadSpec};
+use host_tools::app::{AppPayload, PayloadSpec};
 use host_tools::outcome::VmOutcome;
 use vm_status::DeathReason;
 
@@ -30,18 +30,7 @@ fn make_apk(dir: &Path) -> (PathBuf, PathBuf) {
     fs::create_dir_all(tree.join("assets")).unwrap();
     fs::write(tree.join("assets/vm_config.json"), CONFIG).unwrap();
     boot_tests::write_manifest(&tree, "com.example.test", 1);
-    let keys = workspace_root().join("libs/apksig/testkeys");
-    let apk = dir.join("app.apk");
-    package_apk(
-        &apk_files_from_dir(&tree).unwrap(),
-        &keys.join("testkey.pk8"),
-        &keys.join("testkey.x509.pem"),
-        &apk,
-    )
-    .unwrap();
-    let idsig = dir.join("app.apk.idsig");
-    create_idsig(&apk, &idsig).unwrap();
-    (apk, idsig)
+    boot_tests::sign_tree(&tree, &dir.join("app.apk"), boot_tests::TestSigner::Rsa)
 }
 
 /// An APEX holding bin/hello_payload, its payload signed by `signer`, with `apex_pubkey` =

@@ -5,8 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use boot_tests::{boot, build_image, console_text, guest_bin_dir, workspace_root, ImageChanges};
-use host_tools::app::{apk_files_from_dir, create_idsig, package_apk, AppPayload, PayloadSpec};
+use boot_tests::{boot, build_image, console_text, ImageChanges};
+use host_tools::app::{AppPayload, PayloadSpec};
 use host_tools::outcome::VmOutcome;
 use vm_status::DeathReason;
 
@@ -14,31 +14,17 @@ const TIMEOUT: Duration = Duration::from_secs(90);
 const DEMO_CONFIG: &str =
     r#"{"task": {"type": "microdroid_launcher", "command": "hello_payload"}}"#;
 
-/// Builds a signed APK with `assets/vm_config.json` = `config` and the demo payload binary, and
-/// its idsig.
+/// A signed APK with `assets/vm_config.json` = `config` and the demo payload binary, and its
+/// idsig.
 fn make_apk(dir: &Path, name: &str, config: &str) -> (PathBuf, PathBuf) {
-    let tree = dir.join(format!("{name}.tree"));
-    fs::create_dir_all(tree.join("lib/x86_64")).unwrap();
-    fs::create_dir_all(tree.join("assets")).unwrap();
-    fs::copy(
-        guest_bin_dir().join("hello_payload"),
-        tree.join("lib/x86_64/hello_payload"),
+    boot_tests::demo_apk(
+        dir,
+        name,
+        config,
+        "com.example.test",
+        1,
+        boot_tests::TestSigner::Rsa,
     )
-    .unwrap();
-    fs::write(tree.join("assets/vm_config.json"), config).unwrap();
-    boot_tests::write_manifest(&tree, "com.example.test", 1);
-    let keys = workspace_root().join("libs/apksig/testkeys");
-    let apk = dir.join(format!("{name}.apk"));
-    package_apk(
-        &apk_files_from_dir(&tree).unwrap(),
-        &keys.join("testkey.pk8"),
-        &keys.join("testkey.x509.pem"),
-        &apk,
-    )
-    .unwrap();
-    let idsig = dir.join(format!("{name}.apk.idsig"));
-    create_idsig(&apk, &idsig).unwrap();
-    (apk, idsig)
 }
 
 fn run_app(image: &Path, app: AppPayload) -> host_tools::vm::VmResult {

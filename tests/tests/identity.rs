@@ -6,8 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use boot_tests::{boot, build_image, console_text, guest_bin_dir, workspace_root, ImageChanges};
-use host_tools::app::{apk_files_from_dir, create_idsig, package_apk, AppPayload, PayloadSpec};
+use boot_tests::{boot, build_image, console_text, ImageChanges};
+use host_tools::app::{AppPayload, PayloadSpec};
 use host_tools::outcome::VmOutcome;
 use host_tools::vm::{VmConfig, VmResult};
 use vm_status::DeathReason;
@@ -16,11 +16,7 @@ const TIMEOUT: Duration = Duration::from_secs(90);
 const PACKAGE: &str = "com.example.identity";
 const STORAGE_SIZE: u64 = 8 << 20;
 
-#[derive(Clone, Copy)]
-enum Signer {
-    Rsa,
-    Ec,
-}
+use boot_tests::TestSigner as Signer;
 
 /// A signed APK running the demo payload with `args`, at `version_code`, and its idsig.
 fn make_apk(
@@ -30,35 +26,17 @@ fn make_apk(
     version_code: u64,
     signer: Signer,
 ) -> (PathBuf, PathBuf) {
-    let tree = dir.join(format!("{name}.tree"));
-    fs::create_dir_all(tree.join("lib/x86_64")).unwrap();
-    fs::create_dir_all(tree.join("assets")).unwrap();
-    fs::copy(
-        guest_bin_dir().join("hello_payload"),
-        tree.join("lib/x86_64/hello_payload"),
-    )
-    .unwrap();
     let config = serde_json::json!({
         "task": {"type": "microdroid_launcher", "command": "hello_payload", "args": args}
     });
-    fs::write(tree.join("assets/vm_config.json"), config.to_string()).unwrap();
-    boot_tests::write_manifest(&tree, PACKAGE, version_code);
-    let keys = workspace_root().join("libs/apksig/testkeys");
-    let (key, cert) = match signer {
-        Signer::Rsa => ("testkey.pk8", "testkey.x509.pem"),
-        Signer::Ec => ("testkey_ec.pk8", "testkey_ec.x509.pem"),
-    };
-    let apk = dir.join(format!("{name}.apk"));
-    package_apk(
-        &apk_files_from_dir(&tree).unwrap(),
-        &keys.join(key),
-        &keys.join(cert),
-        &apk,
+    boot_tests::demo_apk(
+        dir,
+        name,
+        &config.to_string(),
+        PACKAGE,
+        version_code,
+        signer,
     )
-    .unwrap();
-    let idsig = dir.join(format!("{name}.apk.idsig"));
-    create_idsig(&apk, &idsig).unwrap();
-    (apk, idsig)
 }
 
 fn app_config(
@@ -433,19 +411,11 @@ fn qemu_killed_during_first_boot_or_an_update_never_tears_the_record() {
 fn an_apk_without_a_manifest_is_refused_and_nothing_is_recorded() {
     let image = build_image(&ImageChanges::default()).unwrap();
     let dir = image.path();
-    let (apk, idsig) = make_apk(dir, "app", &[], 1, Signer::Rsa);
+    let (apk, _) = make_apk(dir, "app", &[], 1, Signer::Rsa);
     // The same APK with its manifest left out, signed again.
     let tree = dir.join("app.tree");
     fs::remove_file(tree.join("AndroidManifest.xml")).unwrap();
-    let keys = workspace_root().join("libs/apksig/testkeys");
-    package_apk(
-        &apk_files_from_dir(&tree).unwrap(),
-        &keys.join("testkey.pk8"),
-        &keys.join("testkey.x509.pem"),
-        &apk,
-    )
-    .unwrap();
-    create_idsig(&apk, &idsig).unwrap();
+    let (apk, idsig) = boot_tests::sign_tree(&tree, &apk, Signer::Rsa);
     let instance = dir.join("instance.img");
     let (result, console) = run(&app_config(dir, &(apk, idsig), &instance, None));
     let (reason, _) = death(&result, &console);

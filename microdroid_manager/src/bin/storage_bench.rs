@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -76,37 +76,10 @@ fn workload(dir: &Path) -> Result<(f64, f64, f64)> {
     Ok((write, read, random))
 }
 
-fn mke2fs(device: &Path) -> Result<()> {
-    let status = Command::new(encrypted_store::LOADER)
-        .args([
-            "--library-path",
-            encrypted_store::SYSTEM_LIB_DIR,
-            encrypted_store::MKE2FS,
-        ])
-        .args([
-            "-q",
-            "-F",
-            "-t",
-            "ext4",
-            "-j",
-            "-O",
-            "metadata_csum,extents,64bit",
-            "-b",
-            "4096",
-        ])
-        .arg(device)
-        .stdin(Stdio::null())
-        .status()?;
-    if !status.success() {
-        bail!("mke2fs failed: {status}");
-    }
-    Ok(())
-}
-
 fn plain_pass() -> Result<(f64, f64, f64)> {
     let mount_point = Path::new("/mnt/plain");
     std::fs::create_dir_all(mount_point)?;
-    mke2fs(Path::new(DEVICE))?;
+    encrypted_store::mke2fs(Path::new(DEVICE), 0, 0)?;
     mount(
         Some(DEVICE),
         mount_point,
