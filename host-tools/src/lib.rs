@@ -22,3 +22,4 @@ pub mod outcome;
 pub mod qemu;
 pub mod registry;
 pub mod vm;
+pub mod vsock;

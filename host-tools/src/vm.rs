@@ -312,7 +312,7 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
     let death_reason_file = dir.join(DEATH_REASON_FILE);
     let console_socket = dir.join(CONSOLE_SOCKET);
     let vhost_socket = dir.join(VHOST_SOCKET);
-    let vsock_uds = dir.join("vm.vsock");
+    let vsock_uds = crate::vsock::guest_vsock_socket(dir);
 
     // Signals first, so that Ctrl-C at any point below still cleans up (guards drop on return).
     let mut signals =

@@ -209,6 +209,25 @@ impl DeviceManager {
     }
 }
 
+/// Device node modes that differ from devtmpfs's defaults, as Android's `ueventd.rc` sets them:
+/// `/dev/vsock` is 0666 so that any process (a payload too) can ask its CID
+/// (`IOCTL_VM_SOCKETS_GET_LOCAL_CID`); sockets themselves need no device node.
+pub const DEVICE_MODES: &[(&str, u32)] = &[("vsock", 0o666)];
+
+/// Applies [`DEVICE_MODES`] under `dev`; a node that does not exist is skipped.
+pub fn apply_device_modes(dev: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for (name, mode) in DEVICE_MODES {
+        let path = dev.join(name);
+        if path.exists() {
+            if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
+            {
+                crate::console::log(&format!("chmod {:o} {}: {e}", mode, path.display()));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

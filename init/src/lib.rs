@@ -69,6 +69,7 @@ fn boot() -> Result<supervisor::Supervisor> {
     let loaded =
         modules::load_modules(Path::new(modules::MODULES_DIR)).context("loading kernel modules")?;
     log(&format!("loaded {loaded} kernel modules"));
+    devices::apply_device_modes(Path::new("/dev"));
     devices.coldplug().context("scanning block devices")?;
     let vbmeta_device = devices
         .wait_for_partition(VBMETA_PARTITION, DEVICE_TIMEOUT)

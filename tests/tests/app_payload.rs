@@ -167,3 +167,30 @@ fn extra_apk_is_mounted_noexec() {
     );
     assert_eq!(result.outcome, VmOutcome::PayloadFinished(126));
 }
+
+/// The demo app with `--reach-host-service`.
+fn reach_app(dir: &Path) -> AppPayload {
+    let (apk, idsig) = make_apk(
+        dir,
+        "reach",
+        r#"{"task": {"type": "microdroid_launcher", "command": "hello_payload", "args": ["--reach-host-service"]}}"#,
+    );
+    app(apk, idsig)
+}
+
+#[test]
+fn a_payload_cannot_use_the_hosts_virtual_machine_service() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let result = run_app(image.path(), reach_app(image.path()));
+    let console = console_text(&result);
+    assert_eq!(result.outcome, VmOutcome::PayloadFinished(0), "{console}");
+    assert!(
+        console.contains("payload: the host service refused the payload"),
+        "{console}"
+    );
+    let events = boot_tests::payload_events(&result);
+    assert!(
+        !events.contains(&vm_service::VmEventKind::PayloadFinished(77)),
+        "the payload's call reached the host: {events:?}"
+    );
+}

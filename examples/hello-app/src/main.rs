@@ -9,7 +9,10 @@
 //! (to show that extra APKs are mounted noexec); `--ready-twice` calls ready a second time and
 //! exits 0 if the host refused it, 1 if it was accepted; `--store TEXT` writes TEXT to the
 //! encrypted storage, `--show-store` prints what is there (3: the VM has no storage); `--dice`
-//! prints the VM's DICE chain (hex) and the size of its CDI.
+//! prints the VM's DICE chain (hex) and the size of its CDI; `--serve PORT` serves `IHello`
+//! (this crate's library) to the host on vsock PORT until the host calls `quit()`;
+//! `--reach-host-service` tries to call the host's IVirtualMachineService itself and exits 0 if
+//! it is refused.
 //!
 //! Outside a VM (no `/dev/socket/vm_payload_service`) it says so and carries on.
 
@@ -23,8 +26,12 @@ fn main() -> ExitCode {
     if let Err(code) = show_identity() {
         return code;
     }
-    if let Err(code) = notify_ready() {
-        return code;
+    // A server tells the host it is ready once it listens (AOSP's pattern), not before.
+    let serves = args.first().map(String::as_str) == Some("--serve");
+    if !serves {
+        if let Err(code) = notify_ready() {
+            return code;
+        }
     }
     match args
         .iter()
@@ -72,6 +79,27 @@ fn main() -> ExitCode {
             },
             None => ExitCode::from(3),
         },
+        ["--serve", port] => match port.parse::<u32>() {
+            Ok(port) => serve(port),
+            Err(_) => usage(),
+        },
+        ["--reach-host-service"] => {
+            // What only microdroid_manager may do: report to the host's IVirtualMachineService.
+            let result = vm_service::VirtualMachineServiceClient::connect_vsock(Some(
+                std::time::Duration::from_secs(5),
+            ))
+            .and_then(|host| host.notify_payload_finished(77));
+            match result {
+                Ok(()) => {
+                    println!("the host service accepted a payload's call");
+                    ExitCode::from(1)
+                }
+                Err(err) => {
+                    println!("the host service refused the payload: {err}");
+                    ExitCode::SUCCESS
+                }
+            }
+        }
         ["--dice"] => match (
             vm_payload::dice_attestation_chain(),
             vm_payload::dice_attestation_cdi(),
@@ -199,6 +227,55 @@ fn notify_ready() -> Result<(), ExitCode> {
     }
 }
 
+/// Serves `IHello` to the host on vsock `port` (`AVmPayload_runVsockRpcServer`), plus a plain
+/// stream echo on `port + 1` (the benchmark's baseline); exits 0 when the host calls `quit()`.
+fn serve(port: u32) -> ExitCode {
+    let cid = rpcbinder::vsock::get_local_cid().unwrap_or(0);
+    let greeter = hello_payload::Greeter::new(cid, std::sync::Arc::new(|| std::process::exit(0)));
+    if let Some(echo_port) = port.checked_add(1) {
+        std::thread::spawn(move || raw_echo(echo_port));
+    }
+    let result = vm_payload::run_vsock_rpc_server(std::sync::Arc::new(greeter), port, || {
+        println!("serving IHello on vsock port {port}");
+        if notify_ready().is_err() {
+            std::process::exit(1);
+        }
+    });
+    match result {
+        Ok(never) => match never {},
+        Err(err) => {
+            eprintln!("IHello server: {err}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A plain vsock stream echo for the host (no RPC): what the channel costs without binder.
+fn raw_echo(port: u32) {
+    use std::io::{Read, Write};
+    let Ok(listener) =
+        rpcbinder::vsock::VsockListener::bind(rpcbinder::vsock::VMADDR_CID_ANY, port)
+    else {
+        eprintln!("echo: cannot listen on vsock port {port}");
+        return;
+    };
+    while let Ok((mut stream, _peer)) = listener.accept() {
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if stream.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
 /// The file `--store` writes and `--show-store` reads, in the encrypted storage.
 fn store_path() -> Option<std::path::PathBuf> {
     match vm_payload::encrypted_storage_path() {
@@ -217,7 +294,7 @@ fn sync_dir(path: &std::path::Path) -> std::io::Result<()> {
 fn usage() -> ExitCode {
     eprintln!(
         "usage: hello_payload [--exit N | --hang | --signal N | --exec PATH | --ready-twice | \
-         --store TEXT | --show-store | --dice]"
+         --store TEXT | --show-store | --dice | --serve PORT | --reach-host-service]"
     );
     ExitCode::from(2)
 }

@@ -158,16 +158,35 @@ impl UnixSocketServer {
         server: RpcServer,
         on_session_end: impl Fn(SessionOutcome) + Send + Sync + 'static,
     ) -> Self {
+        Self::serve_limited(listener, path, server, None, on_session_end)
+    }
+
+    /// [`Self::serve`], serving at most `max_sessions` connections in the server's lifetime:
+    /// any later connection is closed at once, unserved (a host service that only its first
+    /// client, microdroid_manager, may use).
+    pub fn serve_limited(
+        listener: UnixListener,
+        path: PathBuf,
+        server: RpcServer,
+        max_sessions: Option<usize>,
+        on_session_end: impl Fn(SessionOutcome) + Send + Sync + 'static,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let stop_requested = stop.clone();
         let server = Arc::new(server);
         let on_session_end = Arc::new(on_session_end);
         let thread = std::thread::spawn(move || {
+            let mut sessions = 0usize;
             for conn in listener.incoming() {
                 if stop_requested.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = conn else { continue };
+                if max_sessions.is_some_and(|max| sessions >= max) {
+                    drop(stream);
+                    continue;
+                }
+                sessions += 1;
                 let server = server.clone();
                 let on_session_end = on_session_end.clone();
                 std::thread::spawn(move || on_session_end(server.serve_connection(stream)));

@@ -1,7 +1,8 @@
 //! A minimal AF_VSOCK stream socket (Linux) for the guest side, plus the local CID query.
 //!
-//! Only what microdroid_manager needs: connect to (CID 2, port = own CID) and read/write with
-//! optional timeouts. `unsafe` is confined to the libc calls below.
+//! What the guest needs: connect to (CID 2, port = own CID) and read/write with optional
+//! timeouts (microdroid_manager), and listen on a port for the host, telling each connection's
+//! peer CID (a payload's `runVsockRpcServer`). `unsafe` is confined to the libc calls below.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -134,6 +135,72 @@ impl VsockStream {
     /// Write timeout (SO_SNDTIMEO); None blocks forever.
     pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         self.set_timeout(libc::SOL_SOCKET, libc::SO_SNDTIMEO, t)
+    }
+}
+
+/// A listening AF_VSOCK stream socket.
+#[derive(Debug)]
+pub struct VsockListener {
+    fd: OwnedFd,
+}
+
+impl VsockListener {
+    /// Binds `(cid, port)` (usually `VMADDR_CID_ANY`) and listens.
+    pub fn bind(cid: u32, port: u32) -> io::Result<Self> {
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let raw =
+            unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a freshly created, valid fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let addr = sockaddr(cid, port);
+        // SAFETY: `addr` is a valid sockaddr_vm and the length matches its size.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &addr as *const libc::sockaddr_vm as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: listen(2) on the fd we own.
+        if unsafe { libc::listen(fd.as_raw_fd(), 16) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(VsockListener { fd })
+    }
+
+    /// Accepts a connection, retrying on EINTR; returns it with the peer's CID.
+    pub fn accept(&self) -> io::Result<(VsockStream, u32)> {
+        loop {
+            // SAFETY: sockaddr_vm is plain old data; all-zero is a valid value.
+            let mut addr: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t;
+            // SAFETY: `addr` and `len` are valid for writes; the kernel writes at most `len`
+            // bytes of address.
+            let raw = unsafe {
+                libc::accept4(
+                    self.fd.as_raw_fd(),
+                    &mut addr as *mut libc::sockaddr_vm as *mut libc::sockaddr,
+                    &mut len,
+                    libc::SOCK_CLOEXEC,
+                )
+            };
+            if raw < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            // SAFETY: accept4 returned a new fd that nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            return Ok((VsockStream { fd }, addr.svm_cid));
+        }
     }
 }
 

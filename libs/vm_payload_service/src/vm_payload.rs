@@ -103,3 +103,52 @@ pub fn encrypted_storage_path() -> Option<&'static Path> {
     let path = Path::new(crate::ENCRYPTEDSTORE_MOUNTPOINT);
     path.is_dir().then_some(path)
 }
+
+/// The lowest port a payload may serve on (AOSP: ports below are privileged).
+pub const MIN_VSOCK_PORT: u32 = 1024;
+
+/// Errors of [`run_vsock_rpc_server`].
+#[derive(Debug, thiserror::Error)]
+pub enum VsockServerError {
+    #[error("vsock port {0} is privileged: a payload serves on ports >= {MIN_VSOCK_PORT}")]
+    PrivilegedPort(u32),
+    #[error("cannot listen on vsock port {port}: {source}")]
+    Bind {
+        port: u32,
+        #[source]
+        source: io::Error,
+    },
+    #[error("accepting a vsock connection: {0}")]
+    Accept(#[source] io::Error),
+}
+
+/// `AVmPayload_runVsockRpcServer`: serves `service` as the root object of an RPC binder server
+/// on vsock `port` of this VM, to the host only (connections from any other CID are closed at
+/// once), a thread per connection. Calls `on_ready` once the port listens (AOSP's usual
+/// pattern: tell the host with [`notify_payload_ready`]); then serves until an error.
+pub fn run_vsock_rpc_server(
+    service: std::sync::Arc<dyn rpcbinder::Binder>,
+    port: u32,
+    on_ready: impl FnOnce(),
+) -> Result<std::convert::Infallible, VsockServerError> {
+    use rpcbinder::vsock::{VsockListener, VMADDR_CID_ANY, VMADDR_CID_HOST};
+    if port < MIN_VSOCK_PORT {
+        return Err(VsockServerError::PrivilegedPort(port));
+    }
+    let listener = VsockListener::bind(VMADDR_CID_ANY, port)
+        .map_err(|source| VsockServerError::Bind { port, source })?;
+    let server = std::sync::Arc::new(rpcbinder::RpcServer::new(service));
+    on_ready();
+    loop {
+        let (stream, peer) = listener.accept().map_err(VsockServerError::Accept)?;
+        if peer != VMADDR_CID_HOST {
+            // AOSP's connection filter: only the host.
+            drop(stream);
+            continue;
+        }
+        let server = server.clone();
+        std::thread::spawn(move || {
+            let _ = server.serve_connection(stream);
+        });
+    }
+}

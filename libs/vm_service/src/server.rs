@@ -281,13 +281,18 @@ impl VirtualMachineService for HostService {
     }
 }
 
-/// Serves a [`HostService`] on a Unix socket (vhost-device-vsock's `<uds>_<port>`), one thread
-/// per connection, until [`ServiceListener::stop`] or drop. A session's end is reported to the
-/// service (a guest that disconnects, or breaks the protocol).
+/// Serves a [`HostService`] on a Unix socket (vhost-device-vsock's `<uds>_<port>`) until
+/// [`ServiceListener::stop`] or drop. A session's end is reported to the service (a guest that
+/// disconnects, or breaks the protocol). Only the first connection is served: it is
+/// microdroid_manager's, made before any payload runs; any later one (a payload dialing the
+/// host's port) is closed unserved, so a payload cannot report for microdroid_manager.
 #[derive(Debug)]
 pub struct ServiceListener {
     server: UnixSocketServer,
 }
+
+/// Sessions served per VM: microdroid_manager's.
+pub const MAX_SESSIONS: usize = 1;
 
 /// The socket path vhost-device-vsock connects to for guest→host port `port`:
 /// `<uds_path>_<port>` (for Microdroid, port = the guest's CID).
@@ -301,17 +306,25 @@ impl ServiceListener {
     /// Binds `path` (removing a stale socket file first) and starts serving `service`.
     /// Call this before the VM boots.
     pub fn bind(path: &Path, service: HostService) -> io::Result<Self> {
-        let (server, on_session_end) = Self::parts(service);
-        Ok(ServiceListener {
-            server: UnixSocketServer::bind(path, server, on_session_end)?,
-        })
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let listener = UnixListener::bind(path)?;
+        Ok(Self::serve(listener, path.to_path_buf(), service))
     }
 
     /// Serves on an already bound listener whose path is `path` (used to wake it on stop).
     pub fn serve(listener: UnixListener, path: PathBuf, service: HostService) -> Self {
         let (server, on_session_end) = Self::parts(service);
         ServiceListener {
-            server: UnixSocketServer::serve(listener, path, server, on_session_end),
+            server: UnixSocketServer::serve_limited(
+                listener,
+                path,
+                server,
+                Some(MAX_SESSIONS),
+                on_session_end,
+            ),
         }
     }
 
