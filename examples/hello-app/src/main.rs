@@ -232,8 +232,14 @@ fn notify_ready() -> Result<(), ExitCode> {
 fn serve(port: u32) -> ExitCode {
     let cid = rpcbinder::vsock::get_local_cid().unwrap_or(0);
     let greeter = hello_payload::Greeter::new(cid, std::sync::Arc::new(|| std::process::exit(0)));
-    if let Some(echo_port) = port.checked_add(1) {
-        std::thread::spawn(move || raw_echo(echo_port));
+    // Listening before ready is told, like the RPC server.
+    let echo = port.checked_add(1).and_then(|echo_port| {
+        rpcbinder::vsock::VsockListener::bind(rpcbinder::vsock::VMADDR_CID_ANY, echo_port)
+            .inspect_err(|e| eprintln!("echo: cannot listen on vsock port {echo_port}: {e}"))
+            .ok()
+    });
+    if let Some(listener) = echo {
+        std::thread::spawn(move || raw_echo(listener));
     }
     let result = vm_payload::run_vsock_rpc_server(std::sync::Arc::new(greeter), port, || {
         println!("serving IHello on vsock port {port}");
@@ -251,14 +257,8 @@ fn serve(port: u32) -> ExitCode {
 }
 
 /// A plain vsock stream echo for the host (no RPC): what the channel costs without binder.
-fn raw_echo(port: u32) {
+fn raw_echo(listener: rpcbinder::vsock::VsockListener) {
     use std::io::{Read, Write};
-    let Ok(listener) =
-        rpcbinder::vsock::VsockListener::bind(rpcbinder::vsock::VMADDR_CID_ANY, port)
-    else {
-        eprintln!("echo: cannot listen on vsock port {port}");
-        return;
-    };
     while let Ok((mut stream, _peer)) = listener.accept() {
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 64 * 1024];
