@@ -199,7 +199,9 @@ pub struct RunArgs {
     /// Virtual CPUs (under TCG, 1 is fastest).
     #[arg(long, default_value_t = 1)]
     pub cpus: u32,
-    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+    /// auto: KVM where a probe shows it runs a vCPU on this host (cached per boot), TCG
+    /// otherwise; vmctl says which it chose and why.
+    #[arg(long, value_enum, default_value_t = Accel::Auto)]
     pub accel: Accel,
     /// Stop the VM after this many seconds.
     #[arg(long, default_value_t = 120)]
@@ -312,17 +314,28 @@ pub fn main(cli: Cli) -> ExitCode {
 
 pub fn vm_config(args: &RunArgs) -> VmConfig {
     let debuggable = args.debug == DebugLevel::Full;
+    let runtime_dir = registry::default_runtime_dir();
+    let accel = match args.accel {
+        Accel::Auto => {
+            let choice = crate::accel::choose(&args.qemu, &runtime_dir);
+            if !args.json && args.detached_notify_fd.is_none() {
+                eprintln!("vmctl: --accel auto: {}", choice.reason);
+            }
+            choice.accel
+        }
+        accel => accel,
+    };
     VmConfig {
         os_manifest: args.os.clone(),
         kernel: args.kernel.clone(),
         initrd: args.initrd.clone(),
         memory_mib: args.memory_mib,
         cpus: args.cpus,
-        accel: args.accel,
+        accel,
         timeout: Duration::from_secs(args.timeout),
         boot_timeout: (args.boot_timeout > 0).then(|| Duration::from_secs(args.boot_timeout)),
         cid: args.cid,
-        runtime_dir: registry::default_runtime_dir(),
+        runtime_dir,
         debuggable,
         console_to_terminal: debuggable
             && !args.quiet
@@ -466,6 +479,7 @@ fn run(args: &RunArgs, config: VmConfig) -> ExitCode {
     // Only a detached owner has this fd; it gets the CID, or why the VM did not start.
     let mut notify = args.detached_notify_fd.map(take_notify_fd);
     let json = args.json;
+    let debuggable = config.debuggable;
     let mut observer = |notice: Notice<'_>| match notice {
         Notice::Started(record) => {
             if let Some(mut pipe) = notify.take() {
@@ -476,12 +490,18 @@ fn run(args: &RunArgs, config: VmConfig) -> ExitCode {
                     &serde_json::json!({"event": "started", "cid": record.cid, "pid": record.pid,
                     "console_log": record.console_log, "time": record.started_at}),
                 );
-            } else {
+            } else if debuggable {
                 eprintln!(
                     "vmctl: VM {} running (owner pid {}); console: {}",
                     record.cid,
                     record.pid,
                     record.console_log.display()
+                );
+            } else {
+                eprintln!(
+                    "vmctl: VM {} running (owner pid {}); debug level none: the guest's console \
+                     is off, only its payload events and death reason reach the host",
+                    record.cid, record.pid
                 );
             }
         }
@@ -497,7 +517,15 @@ fn run(args: &RunArgs, config: VmConfig) -> ExitCode {
     match result {
         Ok(result) => {
             let status = result.outcome.exit_status();
-            if status != 0 && !config.console_to_terminal && config.debuggable && !json {
+            // The console tail helps when the VM or its payload failed to run, not when the
+            // payload chose a non-zero exit code.
+            let failed_to_run = !matches!(result.outcome, VmOutcome::PayloadFinished(_));
+            if status != 0
+                && failed_to_run
+                && !config.console_to_terminal
+                && config.debuggable
+                && !json
+            {
                 let text = String::from_utf8_lossy(&result.console);
                 let tail: Vec<&str> = text.lines().rev().take(25).collect();
                 eprintln!("vmctl: last console lines:");
@@ -513,12 +541,16 @@ fn run(args: &RunArgs, config: VmConfig) -> ExitCode {
                     "wall_time_s": result.wall_time.as_secs_f64(), "console_log": result.console_log,
                 }));
             }
+            let console = if config.debuggable {
+                result.console_log.display().to_string()
+            } else {
+                "off (--debug none)".to_owned()
+            };
             eprintln!(
-                "vmctl: {} [death reason {}; {:.2} s; console: {}]",
+                "vmctl: {} [death reason {}; {:.2} s; console: {console}]",
                 result.outcome,
                 result.outcome.death_reason(),
                 result.wall_time.as_secs_f64(),
-                result.console_log.display()
             );
             ExitCode::from(status)
         }
@@ -755,7 +787,10 @@ struct HostInfo {
     qemu: Option<String>,
     vhost_device_vsock: Option<String>,
     crosvm: Option<PathBuf>,
+    /// Whether KVM runs a vCPU here (the probe of `--accel auto`).
     kvm: bool,
+    /// What `--accel auto` chooses, and why.
+    accelerator: String,
     runtime_dir: PathBuf,
     cid_range: [u32; 2],
     running_vms: usize,
@@ -775,11 +810,13 @@ fn first_line_of(program: &str, arg: &str) -> Option<String> {
 
 fn info(json: bool) -> Result<()> {
     let runtime_dir = registry::default_runtime_dir();
+    let choice = crate::accel::choose(Path::new("qemu-system-x86_64"), &runtime_dir);
     let info = HostInfo {
         qemu: first_line_of("qemu-system-x86_64", "--version"),
         vhost_device_vsock: first_line_of("vhost-device-vsock", "--version"),
         crosvm: find_program(Path::new("crosvm")),
-        kvm: Path::new("/dev/kvm").exists(),
+        kvm: choice.accel == Accel::Kvm,
+        accelerator: choice.reason,
         running_vms: registry::list(&runtime_dir).len(),
         runtime_dir,
         cid_range: [GUEST_CID_MIN, GUEST_CID_MAX],
@@ -800,14 +837,7 @@ fn info(json: bool) -> Result<()> {
             .as_ref()
             .map_or("not installed".into(), |p| p.display().to_string())
     );
-    println!(
-        "/dev/kvm:           {}",
-        if info.kvm {
-            "present (--accel kvm)"
-        } else {
-            "absent (TCG only)"
-        }
-    );
+    println!("accelerator:        {} (--accel auto)", info.accelerator);
     println!("runtime directory:  {}", info.runtime_dir.display());
     println!(
         "guest CIDs:         {}..={}",
@@ -820,6 +850,31 @@ fn info(json: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn create_partition_writes_aosps_headers_and_refuses_existing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let instance = dir.path().join("instance.img");
+        create_partition(&instance, 2 << 20, PartitionType::Instance).unwrap();
+        let bytes = std::fs::read(&instance).unwrap();
+        assert_eq!(&bytes[..19], b"Android-VM-instance");
+        assert_eq!(&bytes[19..21], &[1u8, 0]);
+        assert_eq!(bytes.len(), 2 << 20);
+        let storage = dir.path().join("storage.img");
+        create_partition(&storage, 5 << 20, PartitionType::Encryptedstore).unwrap();
+        assert_eq!(
+            &std::fs::read(&storage).unwrap()[..19],
+            b"UNFORMATTED-STORAGE"
+        );
+        let raw = dir.path().join("raw.img");
+        create_partition(&raw, 5000, PartitionType::Raw).unwrap();
+        assert_eq!(std::fs::read(&raw).unwrap(), vec![0u8; 8192]);
+        assert!(create_partition(&raw, 5000, PartitionType::Raw).is_err());
+        assert!(create_partition(&instance, 2 << 20, PartitionType::Instance).is_err());
+        let small = dir.path().join("small.img");
+        assert!(create_partition(&small, 4096, PartitionType::Encryptedstore).is_err());
+        assert!(!small.exists(), "a refused size writes nothing");
+    }
 
     #[test]
     fn quotes_for_the_shell() {

@@ -17,6 +17,8 @@ pub const QBOOT_ROM: &str = "/usr/share/qemu/qboot.rom";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Accel {
+    /// KVM where a probe shows it runs a vCPU here, TCG otherwise (`host_tools::accel`).
+    Auto,
     /// Software emulation: works everywhere.
     Tcg,
     /// Hardware virtualization, where /dev/kvm works.
@@ -47,8 +49,9 @@ impl QemuConfig {
     pub fn argv(&self) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
         let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+        // `Auto` is resolved before a VM starts (vm::run); here it can only mean software.
         let accel = match self.accel {
-            Accel::Tcg => "tcg",
+            Accel::Tcg | Accel::Auto => "tcg",
             Accel::Kvm => "kvm",
         };
         push(&["-accel", accel]);
@@ -59,7 +62,7 @@ impl QemuConfig {
         push(&[
             "-cpu",
             match self.accel {
-                Accel::Tcg => "qemu64,+ssse3,+sse4.1,+sse4.2,+aes,+pclmulqdq",
+                Accel::Tcg | Accel::Auto => "qemu64,+ssse3,+sse4.1,+sse4.2,+aes,+pclmulqdq",
                 Accel::Kvm => "host",
             },
         ]);

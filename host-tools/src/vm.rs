@@ -582,9 +582,13 @@ fn qemu_config(
     cmdline: String,
     dir: &Path,
 ) -> QemuConfig {
+    let accel = match config.accel {
+        Accel::Auto => crate::accel::choose(&config.qemu, &config.runtime_dir).accel,
+        accel => accel,
+    };
     QemuConfig {
         qemu: config.qemu.clone(),
-        accel: config.accel,
+        accel,
         memory_mib: config.memory_mib,
         cpus: config.cpus,
         kernel,

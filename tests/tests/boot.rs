@@ -421,3 +421,41 @@ fn debug_none_shows_nothing_from_the_guest_but_its_exit_code() {
     );
     assert_eq!(exit["death_reason"], "SHUTDOWN");
 }
+
+#[test]
+fn vmctl_messages_say_what_happened_and_no_more() {
+    let vmctl = workspace_root().join("target/release/vmctl");
+    let config = r#"{"task": {"command": "/system/bin/hello_payload", "args": ["--exit", "42"]}}"#;
+    let image = build_image(&ImageChanges {
+        vm_config: Some(config),
+        ..Default::default()
+    })
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(&vmctl)
+            .arg("run")
+            .args(args)
+            .args(["--timeout", "90", "--os"])
+            .arg(image.path().join("vm_os.json"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(42), "{stderr}");
+        stderr
+    };
+    // A payload that chose its exit code did not fail to run: no console dump under --quiet.
+    let quiet = run(&["--quiet"]);
+    assert!(!quiet.contains("last console lines"), "{quiet}");
+    assert!(quiet.contains("vmctl: payload exited with status 42"), "{quiet}");
+    // --accel auto says what it chose (TCG on a host without working KVM).
+    assert!(quiet.contains("vmctl: --accel auto: "), "{quiet}");
+    // At debug level none, vmctl says once that the console is off, and names no log file.
+    let none = run(&["--quiet", "--debug", "none"]);
+    assert_eq!(
+        none.matches("debug level none: the guest's console is off").count(),
+        1,
+        "{none}"
+    );
+    assert!(none.contains("console: off (--debug none)]"), "{none}");
+    assert!(!none.contains("console.log"), "{none}");
+}
