@@ -373,14 +373,20 @@ fn run_app(args: &RunAppArgs) -> ExitCode {
         // clap's group requires one of them.
         (None, None) => return ExitCode::from(exit_status::INFRASTRUCTURE),
     };
-    let mut config = vm_config(&args.run);
-    config.app = Some(app::AppPayload {
+    let app = app::AppPayload {
         apk: args.apk.clone(),
         idsig: args.idsig.clone(),
         payload,
         extra_apks: args.extra_apks.clone(),
         apexes: args.apexes.clone(),
-    });
+    };
+    // Mistakes a user can fix, found before a VM starts (the guest checks everything again).
+    if let Err(err) = crate::preflight::check(&app) {
+        eprintln!("vmctl: {err}");
+        return ExitCode::from(err.exit_status());
+    }
+    let mut config = vm_config(&args.run);
+    config.app = Some(app);
     config.instance = Some(args.instance.clone());
     config.storage = args.storage.clone().map(|path| {
         (

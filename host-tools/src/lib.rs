@@ -20,6 +20,7 @@ pub mod crosvm;
 pub mod disk;
 pub mod identity;
 pub mod outcome;
+pub mod preflight;
 pub mod qemu;
 pub mod registry;
 pub mod vm;

@@ -1,0 +1,291 @@
+//! Checks `vmctl run-app` makes on the host before any VM starts, so that a mistake costs a
+//! line instead of a boot: the APK is signed, its idsig is its own, its payload config parses
+//! and names files the APK has, and the payload binary can run in this guest. Each failure is
+//! one clear message and its own exit status ([`PreflightError::exit_status`]).
+//!
+//! The guest verifies all of it again (that is the security boundary: dm-verity, the v3
+//! signature, the config); this is for the user.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use payload_config::{TaskType, VmPayloadConfig};
+
+use crate::app::{AppPayload, PayloadSpec, SDK_VERSION};
+
+/// vmctl's exit statuses for preflight failures.
+pub mod exit_status {
+    /// The APK (or an extra APK) is not validly signed.
+    pub const UNSIGNED_APK: u8 = 65;
+    /// The idsig is not the APK's.
+    pub const IDSIG_MISMATCH: u8 = 66;
+    /// The payload config does not parse, or names a file the APK does not have.
+    pub const BAD_CONFIG: u8 = 67;
+    /// The payload binary cannot run in this guest.
+    pub const BAD_PAYLOAD_BINARY: u8 = 68;
+}
+
+/// The largest config or binary read from an APK for these checks.
+const MAX_ENTRY: u64 = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error("{} is not a validly signed APK (APK Signature Scheme v2/v3): {reason}", apk.display())]
+    Unsigned { apk: PathBuf, reason: String },
+    #[error(
+        "{} is not the idsig of {}: {reason} (make it again: vmctl create-idsig {} {})",
+        idsig.display(), apk.display(), apk.display(), idsig.display()
+    )]
+    IdsigMismatch {
+        apk: PathBuf,
+        idsig: PathBuf,
+        reason: String,
+    },
+    #[error("payload config {config} of {}: {reason}", apk.display())]
+    BadConfig {
+        apk: PathBuf,
+        config: String,
+        reason: String,
+    },
+    #[error(
+        "payload binary {entry} in {} cannot run in this guest: {reason}; payloads must be \
+         static x86-64 executables for now (link with -static; Rust: RUSTFLAGS='-C \
+         target-feature=+crt-static' --target x86_64-unknown-linux-gnu)",
+        apk.display()
+    )]
+    BadPayloadBinary {
+        apk: PathBuf,
+        entry: String,
+        reason: String,
+    },
+}
+
+impl PreflightError {
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            PreflightError::Unsigned { .. } => exit_status::UNSIGNED_APK,
+            PreflightError::IdsigMismatch { .. } => exit_status::IDSIG_MISMATCH,
+            PreflightError::BadConfig { .. } => exit_status::BAD_CONFIG,
+            PreflightError::BadPayloadBinary { .. } => exit_status::BAD_PAYLOAD_BINARY,
+        }
+    }
+}
+
+fn read_entry(apk: &Path, name: &str) -> Result<Option<Vec<u8>>, String> {
+    let file = File::open(apk).map_err(|e| e.to_string())?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
+    let mut entry = match zip.by_name(name) {
+        Ok(entry) => entry,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    if entry.size() > MAX_ENTRY {
+        return Err(format!("{name} is {} bytes", entry.size()));
+    }
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(Some(bytes))
+}
+
+fn check_signed(apk: &Path) -> Result<(), PreflightError> {
+    let unsigned = |reason: String| PreflightError::Unsigned {
+        apk: apk.to_owned(),
+        reason,
+    };
+    let mut file = File::open(apk).map_err(|e| unsigned(e.to_string()))?;
+    apksig::verify(&mut file, SDK_VERSION).map_err(|e| unsigned(e.to_string()))?;
+    Ok(())
+}
+
+/// Why an ELF file cannot be a payload here, if it cannot.
+pub fn payload_binary_problem(bytes: &[u8]) -> Option<String> {
+    use goblin::elf::header::EM_X86_64;
+    let elf = match goblin::elf::Elf::parse(bytes) {
+        Ok(elf) => elf,
+        Err(_) => return Some("it is not an ELF file".into()),
+    };
+    if !elf.is_64 || elf.header.e_machine != EM_X86_64 {
+        return Some("it is not an x86-64 ELF file".into());
+    }
+    if let Some(interp) = elf.interpreter {
+        return Some(format!(
+            "it is dynamically linked (its ELF interpreter {interp} is not in the guest)"
+        ));
+    }
+    None
+}
+
+/// All checks, in the order a user would fix them.
+pub fn check(app: &AppPayload) -> Result<(), PreflightError> {
+    check_signed(&app.apk)?;
+    for extra in &app.extra_apks {
+        check_signed(extra)?;
+    }
+    let mismatch = |reason: String| PreflightError::IdsigMismatch {
+        apk: app.apk.clone(),
+        idsig: app.idsig.clone(),
+        reason,
+    };
+    let idsig = std::fs::read(&app.idsig).map_err(|e| mismatch(e.to_string()))?;
+    let mut apk = File::open(&app.apk).map_err(|e| mismatch(e.to_string()))?;
+    idsig::verify(&idsig, &mut apk, SDK_VERSION, false).map_err(|e| mismatch(e.to_string()))?;
+
+    let (config_name, task) = match &app.payload {
+        PayloadSpec::ConfigPath(path) => {
+            let bad = |reason: String| PreflightError::BadConfig {
+                apk: app.apk.clone(),
+                config: path.clone(),
+                reason,
+            };
+            let bytes = read_entry(&app.apk, path)
+                .map_err(bad)?
+                .ok_or_else(|| bad("the APK has no such file".into()))?;
+            let config = VmPayloadConfig::from_json(&bytes).map_err(|e| bad(e.to_string()))?;
+            let task = config.task().map_err(|e| bad(e.to_string()))?.clone();
+            (path.clone(), task)
+        }
+        PayloadSpec::BinaryName(name) => (
+            format!("--payload-binary-name {name}"),
+            payload_config::Task {
+                type_: TaskType::MicrodroidLauncher,
+                command: name.clone(),
+                args: Vec::new(),
+            },
+        ),
+    };
+    if task.type_ != TaskType::MicrodroidLauncher {
+        // An executable path in the guest's own file systems: nothing to check here.
+        return Ok(());
+    }
+    let entry = format!("lib/x86_64/{}", task.command);
+    let bad_config = |reason: String| PreflightError::BadConfig {
+        apk: app.apk.clone(),
+        config: config_name.clone(),
+        reason,
+    };
+    let binary = read_entry(&app.apk, &entry)
+        .map_err(&bad_config)?
+        .ok_or_else(|| bad_config(format!("it names {entry}, which the APK does not have")))?;
+    match payload_binary_problem(&binary) {
+        None => Ok(()),
+        Some(reason) => Err(PreflightError::BadPayloadBinary {
+            apk: app.apk.clone(),
+            entry,
+            reason,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::app::{apk_files_from_dir, create_idsig, package_apk};
+
+    fn keys() -> (PathBuf, PathBuf) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../libs/apksig/testkeys");
+        (dir.join("testkey.pk8"), dir.join("testkey.x509.pem"))
+    }
+
+    /// An APK with `config` and `binary` as lib/x86_64/payload, signed, with its idsig.
+    fn app(dir: &Path, name: &str, config: Option<&str>, binary: &Path) -> AppPayload {
+        let tree = dir.join(format!("{name}.tree"));
+        fs::create_dir_all(tree.join("lib/x86_64")).unwrap();
+        fs::create_dir_all(tree.join("assets")).unwrap();
+        fs::copy(binary, tree.join("lib/x86_64/payload")).unwrap();
+        if let Some(config) = config {
+            fs::write(tree.join("assets/vm_config.json"), config).unwrap();
+        }
+        let (key, cert) = keys();
+        let apk = dir.join(format!("{name}.apk"));
+        package_apk(&apk_files_from_dir(&tree).unwrap(), &key, &cert, &apk).unwrap();
+        let idsig = dir.join(format!("{name}.apk.idsig"));
+        create_idsig(&apk, &idsig).unwrap();
+        AppPayload {
+            apk,
+            idsig,
+            payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
+            extra_apks: vec![],
+            apexes: vec![],
+        }
+    }
+
+    const CONFIG: &str = r#"{"task": {"type": "microdroid_launcher", "command": "payload"}}"#;
+
+    /// busybox-static (installed by make setup) is a static x86-64 executable.
+    fn static_binary() -> PathBuf {
+        PathBuf::from("/bin/busybox")
+    }
+
+    #[test]
+    fn a_good_app_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        check(&app(dir.path(), "good", Some(CONFIG), &static_binary())).unwrap();
+    }
+
+    #[test]
+    fn each_mistake_has_its_message_and_exit_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let status = |app: &AppPayload| {
+            let err = check(app).unwrap_err();
+            (err.exit_status(), err.to_string())
+        };
+
+        let dynamic = app(d, "dynamic", Some(CONFIG), Path::new("/bin/true"));
+        let (code, msg) = status(&dynamic);
+        assert_eq!(code, exit_status::BAD_PAYLOAD_BINARY, "{msg}");
+        assert!(
+            msg.contains(
+                "it is dynamically linked (its ELF interpreter /lib64/ld-linux-x86-64.so.2"
+            ),
+            "{msg}"
+        );
+
+        let script = d.join("script");
+        fs::write(&script, "#!/bin/sh\n").unwrap();
+        let (code, msg) = status(&app(d, "script", Some(CONFIG), &script));
+        assert_eq!(code, exit_status::BAD_PAYLOAD_BINARY);
+        assert!(msg.contains("it is not an ELF file"), "{msg}");
+
+        let (code, msg) = status(&app(d, "noconfig", None, &static_binary()));
+        assert_eq!(code, exit_status::BAD_CONFIG);
+        assert!(msg.contains("assets/vm_config.json"), "{msg}");
+        assert!(msg.contains("the APK has no such file"), "{msg}");
+
+        let (code, msg) = status(&app(d, "badjson", Some("{\"task\": "), &static_binary()));
+        assert_eq!(code, exit_status::BAD_CONFIG, "{msg}");
+
+        let other = r#"{"task": {"type": "microdroid_launcher", "command": "other"}}"#;
+        let (code, msg) = status(&app(d, "missing", Some(other), &static_binary()));
+        assert_eq!(code, exit_status::BAD_CONFIG);
+        assert!(
+            msg.contains("it names lib/x86_64/other, which the APK does not have"),
+            "{msg}"
+        );
+
+        let good = app(d, "good", Some(CONFIG), &static_binary());
+        let swapped = AppPayload {
+            idsig: dynamic.idsig.clone(),
+            ..good.clone()
+        };
+        let (code, msg) = status(&swapped);
+        assert_eq!(code, exit_status::IDSIG_MISMATCH, "{msg}");
+        assert!(msg.contains("vmctl create-idsig"), "{msg}");
+
+        let unsigned = d.join("unsigned.apk");
+        let zip = apksig::zipwrite::build_zip(&[apksig::zipwrite::ZipEntry::new(
+            "assets/vm_config.json",
+            CONFIG.as_bytes().to_vec(),
+        )])
+        .unwrap();
+        fs::write(&unsigned, zip).unwrap();
+        let (code, msg) = status(&AppPayload {
+            apk: unsigned,
+            ..good
+        });
+        assert_eq!(code, exit_status::UNSIGNED_APK, "{msg}");
+    }
+}
