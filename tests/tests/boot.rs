@@ -446,13 +446,17 @@ fn vmctl_messages_say_what_happened_and_no_more() {
     // A payload that chose its exit code did not fail to run: no console dump under --quiet.
     let quiet = run(&["--quiet"]);
     assert!(!quiet.contains("last console lines"), "{quiet}");
-    assert!(quiet.contains("vmctl: payload exited with status 42"), "{quiet}");
+    assert!(
+        quiet.contains("vmctl: payload exited with status 42"),
+        "{quiet}"
+    );
     // --accel auto says what it chose (TCG on a host without working KVM).
     assert!(quiet.contains("vmctl: --accel auto: "), "{quiet}");
     // At debug level none, vmctl says once that the console is off, and names no log file.
     let none = run(&["--quiet", "--debug", "none"]);
     assert_eq!(
-        none.matches("debug level none: the guest's console is off").count(),
+        none.matches("debug level none: the guest's console is off")
+            .count(),
         1,
         "{none}"
     );
