@@ -138,6 +138,13 @@ pub enum Cmd {
         #[arg(long)]
         no_follow: bool,
     },
+    /// Print a VM's kept console log and death reason: a running VM's by CID, an ended one's
+    /// (the newest with that CID), or `last` (the newest VM). Logs are kept in
+    /// $VMCTL_STATE_DIR/logs (default /var/lib/vmctl/logs), the newest 50 VMs.
+    Logs {
+        /// A CID, or `last`.
+        which: String,
+    },
     /// Describe this host's support for running VMs.
     Info {
         #[arg(long)]
@@ -301,6 +308,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Cmd::List { json } => list(json),
         Cmd::Stop { cid } => stop(cid),
         Cmd::Console { cid, no_follow } => console(cid, !no_follow),
+        Cmd::Logs { which } => logs(&which),
         Cmd::Info { json } => info(json),
     };
     match result {
@@ -342,6 +350,7 @@ pub fn vm_config(args: &RunArgs) -> VmConfig {
             && !args.json
             && args.detached_notify_fd.is_none(),
         console_log: args.console_log.clone(),
+        logs_dir: Some(crate::logs::default_logs_dir()),
         vmm: args.vmm,
         qemu: args.qemu.clone(),
         crosvm: args.crosvm.clone(),
@@ -786,6 +795,47 @@ fn console(cid: u32, follow: bool) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn logs(which: &str) -> Result<()> {
+    let logs_dir = crate::logs::default_logs_dir();
+    // A running VM's console, wherever it goes.
+    if let Ok(cid) = which.parse::<u32>() {
+        if let Ok((_, record)) = find_vm(cid) {
+            let text = std::fs::read(&record.console_log)
+                .with_context(|| format!("reading {}", record.console_log.display()))?;
+            std::io::stdout().write_all(&text)?;
+            eprintln!(
+                "vmctl: VM {cid} is running; console: {}",
+                record.console_log.display()
+            );
+            return Ok(());
+        }
+    }
+    let dir = crate::logs::find(&logs_dir, which).with_context(|| {
+        format!(
+            "no kept logs for {which:?} in {} (a CID or `last`)",
+            logs_dir.display()
+        )
+    })?;
+    let console = dir.join(crate::logs::CONSOLE_FILE);
+    match std::fs::read(&console) {
+        Ok(text) => std::io::stdout().write_all(&text)?,
+        Err(_) => eprintln!("vmctl: no console log (debug level none, or --console-log elsewhere)"),
+    }
+    let death =
+        std::fs::read_to_string(dir.join(crate::logs::DEATH_REASON_FILE)).unwrap_or_default();
+    let death = death.trim();
+    eprintln!(
+        "vmctl: logs in {}; death reason: {}",
+        dir.display(),
+        if death.is_empty() {
+            "(none written)"
+        } else {
+            death
+        }
+    );
+    Ok(())
 }
 
 #[derive(Serialize)]

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod crosvm;
 pub mod disk;
 pub mod identity;
+pub mod logs;
 pub mod outcome;
 pub mod preflight;
 pub mod qemu;

@@ -64,8 +64,11 @@ pub struct VmConfig {
     pub debuggable: bool,
     /// Copy the guest console to stdout as it arrives.
     pub console_to_terminal: bool,
-    /// Keep the console here (otherwise in the run directory, which is removed).
+    /// Keep the console here (otherwise in this VM's directory under `logs_dir`).
     pub console_log: Option<PathBuf>,
+    /// Where each VM's console and death reason are kept after it ends (`host_tools::logs`);
+    /// `None`: in the run directory, removed with it.
+    pub logs_dir: Option<PathBuf>,
     pub vmm: Vmm,
     pub qemu: PathBuf,
     pub crosvm: PathBuf,
@@ -101,6 +104,7 @@ impl VmConfig {
             debuggable: true,
             console_to_terminal: false,
             console_log: None,
+            logs_dir: Some(crate::logs::default_logs_dir()),
             vmm: Vmm::Qemu,
             qemu: "qemu-system-x86_64".into(),
             crosvm: "crosvm".into(),
@@ -264,10 +268,19 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
         .tempdir()
         .context("creating the run directory")?;
     let dir = run_dir.path();
-    let console_log = config
-        .console_log
-        .clone()
-        .unwrap_or_else(|| dir.join("console.log"));
+    // The VM's kept logs, unless the console goes where the caller said.
+    let vm_log_dir = match (&config.console_log, &config.logs_dir) {
+        (None, Some(logs)) => Some(
+            crate::logs::new_vm_dir(logs, cid)
+                .with_context(|| format!("creating a log directory in {}", logs.display()))?,
+        ),
+        _ => None,
+    };
+    let console_log = match (&config.console_log, &vm_log_dir) {
+        (Some(path), _) => path.clone(),
+        (None, Some(vm_logs)) => vm_logs.join(crate::logs::CONSOLE_FILE),
+        (None, None) => dir.join("console.log"),
+    };
     let mut record = VmRecord {
         cid,
         pid: std::process::id(),
@@ -490,6 +503,12 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
             let _ = console_thread.join();
         }
         let console = fs::read(&console_log).unwrap_or_default();
+        if let Some(vm_logs) = &vm_log_dir {
+            keep_death_reason(
+                &death_reason_file,
+                &vm_logs.join(crate::logs::DEATH_REASON_FILE),
+            );
+        }
         let kinds: Vec<VmEventKind> = timed_events.iter().map(|e| e.kind.clone()).collect();
         let outcome = match stopped_by_us {
             Some(outcome) => outcome,
@@ -760,24 +779,41 @@ fn start_vsock_backend(
 
 /// Accepts QEMU's connection to the console socket and copies everything to the log (and the
 /// terminal) until QEMU closes it.
+/// Copies what the guest wrote to its death-reason port into the VM's kept logs (at most
+/// 64 KiB: the port carries one line).
+fn keep_death_reason(port_file: &Path, kept: &Path) {
+    let mut bytes = Vec::new();
+    if let Ok(file) = File::open(port_file) {
+        let _ = file.take(64 * 1024).read_to_end(&mut bytes);
+    }
+    if !bytes.is_empty() {
+        let _ = fs::write(kept, bytes);
+    }
+}
+
 fn start_console_reader(
     listener: UnixListener,
     log_path: &Path,
     to_terminal: bool,
 ) -> Result<thread::JoinHandle<()>> {
-    let mut log =
+    let file =
         File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let mut log = crate::logs::CappedWriter::new(file, crate::logs::CONSOLE_CAP);
     Ok(thread::spawn(move || {
         let Ok((mut stream, _)) = listener.accept() else {
+            let _ = log.finish();
             return;
         };
         let mut buf = [0u8; 16 * 1024];
         loop {
             match stream.read(&mut buf) {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => {
+                    let _ = log.finish();
+                    return;
+                }
                 Ok(n) => {
                     let data = buf.get(..n).unwrap_or_default();
-                    let _ = log.write_all(data);
+                    let _ = log.write_capped(data);
                     if to_terminal {
                         let mut out = std::io::stdout().lock();
                         let _ = out.write_all(data);

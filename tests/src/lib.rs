@@ -75,6 +75,7 @@ pub fn vm_config(image_dir: &Path, timeout: Duration) -> VmConfig {
         debuggable: true,
         console_to_terminal: false,
         console_log: Some(image_dir.join("console.log")),
+        logs_dir: Some(image_dir.join("logs")),
         // Each test image has its own host identity, kept beside it.
         device_secret: image_dir.join("device_secret"),
         ..VmConfig::new(&image_dir.join(image::MANIFEST_NAME))

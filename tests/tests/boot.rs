@@ -431,12 +431,15 @@ fn vmctl_messages_say_what_happened_and_no_more() {
         ..Default::default()
     })
     .unwrap();
+    // A private state directory: the kept logs (and device secret) of this test's VMs.
+    let state = image.path().join("state");
     let run = |args: &[&str]| {
         let out = Command::new(&vmctl)
             .arg("run")
             .args(args)
             .args(["--timeout", "90", "--os"])
             .arg(image.path().join("vm_os.json"))
+            .env("VMCTL_STATE_DIR", &state)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -452,6 +455,28 @@ fn vmctl_messages_say_what_happened_and_no_more() {
     );
     // --accel auto says what it chose (TCG on a host without working KVM).
     assert!(quiet.contains("vmctl: --accel auto: "), "{quiet}");
+    // The console path it prints exists after the VM is gone, and `vmctl logs last` shows it.
+    let path = quiet
+        .rsplit("console: ")
+        .next()
+        .and_then(|rest| rest.split(']').next())
+        .unwrap();
+    assert!(
+        path.starts_with(&*state.to_string_lossy()) && std::path::Path::new(path).exists(),
+        "{path}"
+    );
+    let logs = Command::new(&vmctl)
+        .args(["logs", "last"])
+        .env("VMCTL_STATE_DIR", &state)
+        .output()
+        .unwrap();
+    assert!(logs.status.success());
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("payload: Hello from Microdroid"),
+        "{}",
+        String::from_utf8_lossy(&logs.stdout)
+    );
+    assert!(String::from_utf8_lossy(&logs.stderr).contains("; death reason: "));
     // At debug level none, vmctl says once that the console is off, and names no log file.
     let none = run(&["--quiet", "--debug", "none"]);
     assert_eq!(

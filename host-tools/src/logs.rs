@@ -1,0 +1,195 @@
+//! Per-VM logs kept after the VM ends: `<state dir>/logs/<start time>-<cid>/` holds the guest
+//! console (`console.log`, capped at [`CONSOLE_CAP`] bytes: a guest cannot fill the host's
+//! disk) and the death-reason port's bytes (`death-reason`), until the user removes them. The
+//! newest [`KEEP`] VMs' logs are kept; `last` links to the newest. `vmctl logs CID|last` prints
+//! them; `vmctl list` shows the path while the VM runs.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The most console bytes kept per VM; past it, one line says how much was dropped.
+pub const CONSOLE_CAP: u64 = 16 << 20;
+/// VMs whose logs are kept.
+pub const KEEP: usize = 50;
+pub const CONSOLE_FILE: &str = "console.log";
+pub const DEATH_REASON_FILE: &str = "death-reason";
+const LAST: &str = "last";
+
+/// `<state dir>/logs`.
+pub fn default_logs_dir() -> PathBuf {
+    crate::identity::default_state_dir().join("logs")
+}
+
+/// Creates the log directory of a VM starting now with `cid`, prunes the oldest beyond
+/// [`KEEP`], and points `last` at it.
+pub fn new_vm_dir(logs: &Path, cid: u32) -> std::io::Result<PathBuf> {
+    fs::create_dir_all(logs)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut dir = logs.join(format!(
+        "{}.{:03}-{cid}",
+        now.as_secs(),
+        now.subsec_millis()
+    ));
+    let mut n = 1;
+    while dir.exists() {
+        dir = logs.join(format!(
+            "{}.{:03}-{cid}-{n}",
+            now.as_secs(),
+            now.subsec_millis()
+        ));
+        n += 1;
+    }
+    fs::create_dir(&dir)?;
+    prune(logs, KEEP)?;
+    let link = logs.join(LAST);
+    let tmp = logs.join(format!(".{LAST}.{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    if let Some(name) = dir.file_name() {
+        std::os::unix::fs::symlink(name, &tmp)?;
+        fs::rename(&tmp, &link)?;
+    }
+    Ok(dir)
+}
+
+/// The VM log directories, oldest first.
+pub fn vm_dirs(logs: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(logs)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.is_dir()
+                        && !p.is_symlink()
+                        && p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().as_bytes()[0].is_ascii_digit())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort_by_key(|p| sort_key(p));
+    dirs
+}
+
+/// Start time (seconds, milliseconds) from a directory name `<secs>.<ms>-<cid>[-n]`.
+fn sort_key(dir: &Path) -> (u64, u64, String) {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stamp = name.split('-').next().unwrap_or("");
+    let (secs, ms) = stamp.split_once('.').unwrap_or((stamp, "0"));
+    (secs.parse().unwrap_or(0), ms.parse().unwrap_or(0), name)
+}
+
+fn prune(logs: &Path, keep: usize) -> std::io::Result<()> {
+    let dirs = vm_dirs(logs);
+    if dirs.len() > keep {
+        for old in &dirs[..dirs.len() - keep] {
+            fs::remove_dir_all(old)?;
+        }
+    }
+    Ok(())
+}
+
+/// The log directory for `which`: `last`, or the newest VM with that CID.
+pub fn find(logs: &Path, which: &str) -> Option<PathBuf> {
+    if which == LAST {
+        return vm_dirs(logs).pop();
+    }
+    let cid: u32 = which.parse().ok()?;
+    vm_dirs(logs).into_iter().rev().find(|d| {
+        d.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .and_then(|n| n.split('-').nth(1).map(str::to_owned))
+            .and_then(|c| c.parse::<u32>().ok())
+            == Some(cid)
+    })
+}
+
+/// A writer that keeps the first `cap` bytes and counts the rest.
+pub struct CappedWriter<W: Write> {
+    inner: W,
+    written: u64,
+    dropped: u64,
+    cap: u64,
+}
+
+impl<W: Write> CappedWriter<W> {
+    pub fn new(inner: W, cap: u64) -> Self {
+        CappedWriter {
+            inner,
+            written: 0,
+            dropped: 0,
+            cap,
+        }
+    }
+
+    /// Bytes past the cap that were not kept.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Writes `data`, or as much of it as the cap allows.
+    pub fn write_capped(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let room = usize::try_from(self.cap.saturating_sub(self.written)).unwrap_or(usize::MAX);
+        let kept = data.len().min(room);
+        self.inner.write_all(&data[..kept])?;
+        self.written += kept as u64;
+        self.dropped += (data.len() - kept) as u64;
+        Ok(())
+    }
+
+    /// Ends the log with a line saying what was dropped, if anything was.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        if self.dropped > 0 {
+            writeln!(
+                self.inner,
+                "\n[vmctl: console log capped at {} bytes; {} more bytes were dropped]",
+                self.cap, self.dropped
+            )?;
+        }
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dirs_are_kept_pruned_and_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("logs");
+        let a = new_vm_dir(&logs, 2048).unwrap();
+        let b = new_vm_dir(&logs, 2049).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(find(&logs, "last"), Some(b.clone()));
+        assert_eq!(find(&logs, "2048"), Some(a.clone()));
+        assert_eq!(find(&logs, "2050"), None);
+        assert_eq!(
+            fs::read_link(logs.join("last")).unwrap(),
+            b.file_name().unwrap()
+        );
+        for i in 0..KEEP {
+            new_vm_dir(&logs, 3000 + i as u32).unwrap();
+        }
+        assert_eq!(vm_dirs(&logs).len(), KEEP);
+        assert!(!a.exists() && !b.exists(), "the oldest go first");
+    }
+
+    #[test]
+    fn console_is_capped_with_a_note() {
+        let mut out = Vec::new();
+        let mut w = CappedWriter::new(&mut out, 10);
+        w.write_capped(b"0123456").unwrap();
+        w.write_capped(b"789abcdef").unwrap();
+        assert_eq!(w.dropped(), 6);
+        w.finish().unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("0123456789\n[vmctl: console log capped at 10 bytes; 6 more"));
+    }
+}
