@@ -13,7 +13,10 @@ GUEST_RUSTFLAGS := -C target-feature=+crt-static
 VMCTL        := $(HOST_BIN)/vmctl
 IMAGE_TOOL   := $(HOST_BIN)/microdroid_image
 
-.PHONY: setup build guest host image app run test bench clean
+PREFIX       ?= /usr/local
+IMAGE_FILES  := vm_os.json vmlinuz initramfs.img vbmeta.img super.img
+
+.PHONY: setup build guest host image app run test bench clean install install-files
 
 ## setup: install what is missing (Debian packages, the cloud kernel, vhost-device-vsock)
 setup:
@@ -60,6 +63,15 @@ test: setup image
 ## bench: every benchmark script in scripts/bench
 bench: setup image
 	@for b in scripts/bench/*.sh; do echo "== $$b"; bash "$$b" || exit 1; done
+
+## install: vmctl into $(PREFIX)/bin and the OS image into $(PREFIX)/share/microdroid/image,
+## where vmctl looks for it when no build/image is in the current directory
+install: image install-files
+
+install-files:
+	install -D -m 0755 $(VMCTL) $(DESTDIR)$(PREFIX)/bin/vmctl
+	install -d $(DESTDIR)$(PREFIX)/share/microdroid/image
+	cd $(BUILD)/image && install -m 0644 $(IMAGE_FILES) $(DESTDIR)$(PREFIX)/share/microdroid/image/
 
 clean:
 	cargo clean

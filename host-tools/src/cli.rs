@@ -24,7 +24,7 @@ use crate::vm::{self, Notice, VmConfig};
 #[command(
     name = "vmctl",
     about = "Runs Microdroid VMs under QEMU (or crosvm)",
-    version
+    version = VERSION.as_str(),
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -191,9 +191,11 @@ pub struct RunAppArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// The OS manifest written by the image builder.
-    #[arg(long, default_value = "build/image/vm_os.json")]
-    pub os: PathBuf,
+    /// The OS manifest written by the image builder. Default: build/image/vm_os.json under the
+    /// current directory if there is one, else the image `make install` put next to vmctl
+    /// (<prefix>/share/microdroid/image/vm_os.json).
+    #[arg(long)]
+    pub os: Option<PathBuf>,
     /// Kernel to boot instead of the manifest's.
     #[arg(long)]
     pub kernel: Option<PathBuf>,
@@ -320,6 +322,42 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
+/// Where `make install` puts the OS image, relative to vmctl's own directory.
+pub const INSTALLED_IMAGE: &str = "../share/microdroid/image/vm_os.json";
+/// The image a build tree has, relative to the current directory.
+pub const BUILD_IMAGE: &str = "build/image/vm_os.json";
+
+/// `--os` when none is given: the build tree's image under the current directory, or the one
+/// installed next to vmctl, or (neither existing) the build tree's path, whose absence the
+/// error names.
+pub fn default_os_manifest() -> PathBuf {
+    let build = PathBuf::from(BUILD_IMAGE);
+    if build.exists() {
+        return build;
+    }
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(INSTALLED_IMAGE)))
+        .and_then(|p| std::fs::canonicalize(p).ok());
+    installed.unwrap_or(build)
+}
+
+/// `vmctl --version`: the crate version, the commit it was built from, and the OS image the
+/// default `--os` resolves to from here.
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let os = default_os_manifest();
+    let image = if os.exists() {
+        std::path::absolute(&os).unwrap_or(os).display().to_string()
+    } else {
+        "none found (pass --os, or run `make install`)".into()
+    };
+    format!(
+        "{} (commit {}); default image: {image}",
+        env!("CARGO_PKG_VERSION"),
+        env!("VMCTL_COMMIT")
+    )
+});
+
 pub fn vm_config(args: &RunArgs) -> VmConfig {
     let debuggable = args.debug == DebugLevel::Full;
     let runtime_dir = registry::default_runtime_dir();
@@ -334,7 +372,7 @@ pub fn vm_config(args: &RunArgs) -> VmConfig {
         accel => accel,
     };
     VmConfig {
-        os_manifest: args.os.clone(),
+        os_manifest: args.os.clone().unwrap_or_else(default_os_manifest),
         kernel: args.kernel.clone(),
         initrd: args.initrd.clone(),
         memory_mib: args.memory_mib,

@@ -488,3 +488,65 @@ fn vmctl_messages_say_what_happened_and_no_more() {
     assert!(none.contains("console: off (--debug none)]"), "{none}");
     assert!(!none.contains("console.log"), "{none}");
 }
+
+#[test]
+fn make_install_gives_a_vmctl_that_runs_an_app_from_anywhere() {
+    let root = workspace_root();
+    let prefix = tempfile::tempdir().unwrap();
+    let status = Command::new("make")
+        .arg("-s")
+        .arg("install-files")
+        .arg(format!("PREFIX={}", prefix.path().display()))
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "make install-files failed");
+    let vmctl = prefix.path().join("bin/vmctl");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (apk, idsig) = boot_tests::demo_apk(
+        elsewhere.path(),
+        "app",
+        r#"{"task": {"type": "microdroid_launcher", "command": "hello_payload"}}"#,
+        "com.example.install",
+        1,
+        boot_tests::TestSigner::Rsa,
+    );
+    let version = Command::new(&vmctl)
+        .arg("--version")
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    assert!(
+        version.contains(&format!(
+            "default image: {}",
+            prefix
+                .path()
+                .join("share/microdroid/image/vm_os.json")
+                .display()
+        )),
+        "{version}"
+    );
+    let out = Command::new(&vmctl)
+        .args(["run-app", "--apk"])
+        .arg(&apk)
+        .arg("--idsig")
+        .arg(&idsig)
+        .args([
+            "--instance",
+            "instance.img",
+            "--config-path",
+            "assets/vm_config.json",
+        ])
+        .args(["--timeout", "90", "--quiet"])
+        .env("VMCTL_STATE_DIR", elsewhere.path().join("state"))
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("vmctl: payload exited with status 0"),
+        "{stderr}"
+    );
+}
