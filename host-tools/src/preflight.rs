@@ -113,6 +113,19 @@ pub fn payload_binary_problem(bytes: &[u8]) -> Option<String> {
             "it is dynamically linked (its ELF interpreter {interp} is not in the guest)"
         ));
     }
+    // A static executable is ET_EXEC, or ET_DYN marked PIE (static-pie, what Rust's
+    // crt-static builds); an ET_DYN without the PIE flag is a shared library (an AOSP
+    // `AVmPayload_main` payload), which this guest cannot load yet.
+    const DF_1_PIE: u64 = 0x0800_0000;
+    if elf.header.e_type == goblin::elf::header::ET_DYN {
+        let pie = elf
+            .dynamic
+            .as_ref()
+            .is_some_and(|d| d.info.flags_1 & DF_1_PIE != 0);
+        if !pie {
+            return Some("it is a shared library, not an executable".into());
+        }
+    }
     None
 }
 
@@ -131,7 +144,7 @@ pub fn check(app: &AppPayload) -> Result<(), PreflightError> {
     let mut apk = File::open(&app.apk).map_err(|e| mismatch(e.to_string()))?;
     idsig::verify(&idsig, &mut apk, SDK_VERSION, false).map_err(|e| mismatch(e.to_string()))?;
 
-    let (config_name, task) = match &app.payload {
+    let (config_name, task, config_extra_apks) = match &app.payload {
         PayloadSpec::ConfigPath(path) => {
             let bad = |reason: String| PreflightError::BadConfig {
                 apk: app.apk.clone(),
@@ -143,7 +156,7 @@ pub fn check(app: &AppPayload) -> Result<(), PreflightError> {
                 .ok_or_else(|| bad("the APK has no such file".into()))?;
             let config = VmPayloadConfig::from_json(&bytes).map_err(|e| bad(e.to_string()))?;
             let task = config.task().map_err(|e| bad(e.to_string()))?.clone();
-            (path.clone(), task)
+            (path.clone(), task, Some(config.extra_apks.len()))
         }
         PayloadSpec::BinaryName(name) => (
             format!("--payload-binary-name {name}"),
@@ -152,8 +165,19 @@ pub fn check(app: &AppPayload) -> Result<(), PreflightError> {
                 command: name.clone(),
                 args: Vec::new(),
             },
+            None,
         ),
     };
+    if let Some(wanted) = config_extra_apks.filter(|n| *n != app.extra_apks.len()) {
+        return Err(PreflightError::BadConfig {
+            apk: app.apk.clone(),
+            config: config_name,
+            reason: format!(
+                "it lists {wanted} extra APKs, and {} were given with --extra-apk",
+                app.extra_apks.len()
+            ),
+        });
+    }
     if task.type_ != TaskType::MicrodroidLauncher {
         // An executable path in the guest's own file systems: nothing to check here.
         return Ok(());
@@ -257,6 +281,31 @@ mod tests {
 
         let (code, msg) = status(&app(d, "badjson", Some("{\"task\": "), &static_binary()));
         assert_eq!(code, exit_status::BAD_CONFIG, "{msg}");
+
+        let extras = r#"{"task": {"type": "microdroid_launcher", "command": "payload"},
+            "extra_apks": [{"path": "/data/extra.apk"}]}"#;
+        let (code, msg) = status(&app(d, "extras", Some(extras), &static_binary()));
+        assert_eq!(code, exit_status::BAD_CONFIG);
+        assert!(
+            msg.contains("it lists 1 extra APKs, and 0 were given with --extra-apk"),
+            "{msg}"
+        );
+
+        let library = std::fs::read_dir("/lib/x86_64-linux-gnu")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("libz.so.1."))
+            })
+            .unwrap();
+        let (code, msg) = status(&app(d, "library", Some(CONFIG), &library));
+        assert_eq!(code, exit_status::BAD_PAYLOAD_BINARY);
+        assert!(
+            msg.contains("it is a shared library, not an executable"),
+            "{msg}"
+        );
 
         let other = r#"{"task": {"type": "microdroid_launcher", "command": "other"}}"#;
         let (code, msg) = status(&app(d, "missing", Some(other), &static_binary()));

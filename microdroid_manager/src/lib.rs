@@ -1,11 +1,14 @@
 //! microdroid_manager, the guest's payload manager.
 //!
-//! Today's flow (AOSP's `try_main`, reference/aosp-guest.md §5.2): connect to the host's
-//! IVirtualMachineService over vsock binder RPC, load the payload config, tell the host the
-//! payload is starting, run it, report its exit (`notifyPayloadFinished`) or why it could not run
-//! (`notifyError`, and the death reason on ttyS1), exit so that init powers the VM off. Later
-//! steps slot in before the payload runs: the instance partition, APK and APEX verification, and
-//! zipfuse.
+//! The flow (AOSP's `try_main`, packages/modules/Virtualization microdroid_manager/src/main.rs):
+//! connect to the host's IVirtualMachineService over vsock binder RPC; for an app, take the
+//! host's DICE handover (fw_cfg), open the sealed instance record, verify the APK (dm-verity
+//! from its idsig, v3 signature) and mount it with zipfuse, load the payload config, verify
+//! extra APKs and APEXes, pin all of them against the record (signers, versions, rollback),
+//! have apexd mount the pinned APEXes, derive the payload's DICE node and secrets, open the
+//! encrypted storage; then serve IVmPayloadService, tell the host the payload is starting, run
+//! it, report its exit (`notifyPayloadFinished`) or why it could not run (`notifyError`, and the
+//! death reason on ttyS1), and exit so that init powers the VM off. See docs/architecture.md.
 
 // Tests may unwrap: a failing assertion is the point there.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

@@ -50,7 +50,7 @@ pub struct Task {
     #[serde(default, rename = "type")]
     pub type_: TaskType,
     pub command: String,
-    /// Our extension: arguments for an `executable` task.
+    /// Our extension: the task's arguments (either task type), passed to the program as is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
 }
