@@ -6,15 +6,12 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use boot_tests::{build_image, console_text, ImageChanges, TestSigner};
 use hello_payload::HelloClient;
 use host_tools::app::{AppPayload, PayloadSpec};
-use host_tools::vm::Notice;
-use vm_service::VmEventKind;
 
 const PORT: u32 = 5678;
 const SMALL_CALLS: usize = 5000;
@@ -101,29 +98,11 @@ fn main() -> Result<()> {
         apexes: vec![],
     });
     config.instance = Some(dir.join("instance.img"));
-    let (tx, rx) = mpsc::channel();
-    let mut uds = None;
-    let mut worker = None;
-    let result = host_tools::vm::run_observed(&config, &mut |notice| match notice {
-        Notice::Started(record) => {
-            uds = Some(host_tools::vsock::guest_vsock_socket(&record.run_dir))
-        }
-        Notice::Event(e) if e.kind == VmEventKind::PayloadReady => {
-            if let Some(uds) = uds.clone() {
-                let tx = tx.clone();
-                worker = Some(std::thread::spawn(move || {
-                    let _ = tx.send(bench(&uds).map_err(|e| format!("{e:#}")));
-                }));
-            }
-        }
-        Notice::Event(_) => {}
+    let (result, figures) = boot_tests::run_with_ready_payload(&config, |uds| {
+        bench(&uds).map_err(|e| format!("{e:#}"))
     })?;
-    if let Some(worker) = worker {
-        let _ = worker.join();
-    }
-    let (rpc, plain) = rx
-        .try_recv()
-        .context("the benchmark never ran")?
+    let (rpc, plain) = figures
+        .context("the payload never became ready")?
         .map_err(|e| anyhow::anyhow!("{e}\n{}", console_text(&result)))?;
     println!("host -> payload over vsock (vhost-device-vsock), one VM, TCG; {SMALL_CALLS} small calls, {BODIES} x {} KiB echoes:", BODY / 1024);
     println!(

@@ -180,3 +180,35 @@ pub fn demo_apk(
     write_manifest(&tree, package, version_code);
     sign_tree(&tree, &dir.join(format!("{name}.apk")), signer)
 }
+
+/// Runs the VM and, once its payload is ready, `host_side` on a thread of its own with the VM's
+/// guest vsock socket (where `host_tools::vsock::connect` reaches the payload's ports). Returns
+/// the VM's result and, if the payload became ready, what `host_side` returned.
+pub fn run_with_ready_payload<T: Send + 'static>(
+    config: &VmConfig,
+    host_side: impl FnOnce(PathBuf) -> T + Send + 'static,
+) -> Result<(VmResult, Option<T>)> {
+    let mut uds = None;
+    let mut host_side = Some(host_side);
+    let mut worker = None;
+    let result = vm::run_observed(config, &mut |notice| match notice {
+        vm::Notice::Started(record) => {
+            uds = Some(host_tools::vsock::guest_vsock_socket(&record.run_dir))
+        }
+        vm::Notice::Event(event) if event.kind == VmEventKind::PayloadReady => {
+            if let (Some(uds), Some(f)) = (uds.clone(), host_side.take()) {
+                worker = Some(std::thread::spawn(move || f(uds)));
+            }
+        }
+        vm::Notice::Event(_) => {}
+    })?;
+    let answer = match worker {
+        Some(worker) => Some(
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("the host side panicked"))?,
+        ),
+        None => None,
+    };
+    Ok((result, answer))
+}

@@ -4,16 +4,14 @@
 //! this binary, so that its process-wide fd and thread counts are its own.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use boot_tests::{build_image, console_text, ImageChanges, TestSigner};
 use hello_payload::HelloClient;
 use host_tools::app::{AppPayload, PayloadSpec};
 use host_tools::outcome::VmOutcome;
-use host_tools::vm::{Notice, VmConfig};
+use host_tools::vm::VmConfig;
 use host_tools::vsock::VsockConnectError;
-use vm_service::VmEventKind;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const PORT: u32 = 5678;
@@ -107,31 +105,10 @@ fn talk(uds: PathBuf) -> Result<Exchange, String> {
 fn host_calls_the_payloads_binder_service_over_vsock() {
     let image = build_image(&ImageChanges::default()).unwrap();
     let config = config(image.path(), &["--serve", &PORT.to_string()]);
-    let (tx, rx) = mpsc::channel();
-    let mut uds = None;
-    let mut talker = None;
-    let result = host_tools::vm::run_observed(&config, &mut |notice| match notice {
-        Notice::Started(record) => {
-            uds = Some(host_tools::vsock::guest_vsock_socket(&record.run_dir))
-        }
-        Notice::Event(event) if event.kind == VmEventKind::PayloadReady => {
-            if let Some(uds) = uds.clone() {
-                let tx = tx.clone();
-                talker = Some(std::thread::spawn(move || {
-                    let _ = tx.send(talk(uds));
-                }));
-            }
-        }
-        Notice::Event(_) => {}
-    })
-    .unwrap();
-    if let Some(talker) = talker {
-        talker.join().unwrap();
-    }
+    let (result, exchange) = boot_tests::run_with_ready_payload(&config, talk).unwrap();
     let console = console_text(&result);
-    let exchange = rx
-        .try_recv()
-        .unwrap_or_else(|_| panic!("the host never talked to the payload:\n{console}"))
+    let exchange = exchange
+        .unwrap_or_else(|| panic!("the host never talked to the payload:\n{console}"))
         .unwrap_or_else(|e| panic!("{e}\n{console}"));
     println!("{exchange:?}");
     assert_eq!(
