@@ -194,3 +194,15 @@ fn a_payload_cannot_use_the_hosts_virtual_machine_service() {
         "the payload's call reached the host: {events:?}"
     );
 }
+
+#[test]
+fn library_log_lines_stay_off_the_console() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let (apk, idsig) = make_apk(image.path(), "demo", DEMO_CONFIG);
+    let result = run_app(image.path(), app(apk, idsig));
+    let console = console_text(&result);
+    assert_eq!(result.outcome, VmOutcome::PayloadFinished(0), "{console}");
+    assert!(console.contains("zipfuse: APK mounted at /mnt/apk"), "{console}");
+    // fuser's own "[INFO fuser::session] Mounting ..." is a library's chatter.
+    assert!(!console.contains("fuser::session"), "{console}");
+}
