@@ -592,6 +592,7 @@ fn run(args: &RunArgs, config: VmConfig) -> ExitCode {
                     "death_reason": result.outcome.death_reason().name(), "exit_status": status,
                     "payload_exit_code": match result.outcome { VmOutcome::PayloadFinished(c) => Some(c), _ => None },
                     "wall_time_s": result.wall_time.as_secs_f64(), "console_log": result.console_log,
+                    "boot_stages": result.stages,
                 }));
             }
             let console = if config.debuggable {

@@ -24,5 +24,6 @@ pub mod outcome;
 pub mod preflight;
 pub mod qemu;
 pub mod registry;
+pub mod stages;
 pub mod vm;
 pub mod vsock;

@@ -238,6 +238,8 @@ pub struct VmResult {
     pub console_log: PathBuf,
     pub console: Vec<u8>,
     pub wall_time: Duration,
+    /// Boot stage timings (AOSP MicrodroidBenchmarks' names); `None` if the VMM never ran.
+    pub stages: Option<crate::stages::BootStages>,
 }
 
 enum Event {
@@ -317,6 +319,7 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
                 console_log,
                 console: Vec::new(),
                 wall_time: started.elapsed(),
+                stages: None,
             });
         }
     }
@@ -418,6 +421,7 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
         };
         record.state = "running".into();
         lease.publish(&record)?;
+        let vmm_running = started.elapsed();
         observer(Notice::Started(&record));
 
         let deadline = started + config.timeout;
@@ -521,6 +525,15 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
                 vmm: config.vmm,
             }),
         };
+        let payload_started = timed_events
+            .iter()
+            .find(|e| e.kind == VmEventKind::PayloadStarted)
+            .map(|e| e.elapsed);
+        let stages = crate::stages::boot_stages(
+            vmm_running,
+            payload_started,
+            &String::from_utf8_lossy(&console),
+        );
         Ok(VmResult {
             cid,
             outcome,
@@ -528,6 +541,7 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
             console_log: console_log.clone(),
             console,
             wall_time: started.elapsed(),
+            stages: Some(stages),
         })
     })();
     signal_handle.close();

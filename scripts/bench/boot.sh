@@ -37,3 +37,18 @@ for i in $(seq 1 "$RUNS"); do
     printf '%-10s %4s %10s %16s %14s\n' busybox "$i" "$(wall "$OUT/bb.err")" "$bb_up" "-"
 done
 echo "(microdroid: uptime@start = 'starting payload' console stamp; busybox: its /init's /proc/uptime)"
+
+# AOSP MicrodroidBenchmarks' stages for the microdroid runs (vmctl run --json, boot_stages).
+echo
+printf '%-4s %18s %18s %22s %11s\n' run vm_starting_time kernel_boot_time userspace_boot_time boot_time
+for i in $(seq 1 "$RUNS"); do
+    "$VMCTL" run --json --timeout 60 --os build/image/vm_os.json --console-log "$OUT/st.log" \
+        > "$OUT/st.json" 2> /dev/null || true
+    python3 - "$OUT/st.json" "$i" <<'PY'
+import json, sys
+exit_line = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][-1]
+s = exit_line.get("boot_stages") or {}
+f = lambda k: "%.3f" % s[k] if k in s else "-"
+print("%-4s %18s %18s %22s %11s" % (sys.argv[2], f("vm_starting_time"), f("kernel_boot_time"), f("userspace_boot_time"), f("boot_time")))
+PY
+done

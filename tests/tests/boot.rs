@@ -550,3 +550,20 @@ fn make_install_gives_a_vmctl_that_runs_an_app_from_anywhere() {
         "{stderr}"
     );
 }
+
+#[test]
+fn boot_stages_are_reported_in_order() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let result = boot(&vm_config(image.path(), TIMEOUT)).unwrap();
+    assert_eq!(result.outcome, VmOutcome::PayloadFinished(0));
+    let stages = result.stages.expect("stages of a VM that ran");
+    let kernel = stages.kernel_boot_time.expect("kernel_boot_time");
+    let userspace = stages.userspace_boot_time.expect("userspace_boot_time");
+    let boot_time = stages.boot_time.expect("boot_time");
+    println!("{stages:?}");
+    assert!(stages.vm_starting_time > 0.0 && kernel > 0.0 && userspace > 0.0);
+    // The guest's uptime at the payload's start fits in the host's time from the VMM's start
+    // to the payload's notification.
+    assert!(stages.vm_starting_time < boot_time);
+    assert!(kernel + userspace <= boot_time - stages.vm_starting_time + 0.05);
+}
