@@ -1,4 +1,4 @@
-//! apexd in VM mode (AOSP `OnStartInVmMode`, reference/aosp-guest.md §7.2–7.4), for the block
+//! apexd in VM mode (AOSP system/apex `apexd/apexd.cpp` `OnStartInVmMode`), for the block
 //! APEXes of the payload disk:
 //!
 //! 1. read `/apex/vm-payload-metadata`: the payload metadata as microdroid_manager rewrote it

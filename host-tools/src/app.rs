@@ -2,7 +2,8 @@
 //! to package, sign and make the idsig of an APK.
 //!
 //! The payload disk is a GPT whose partitions come in AOSP's order
-//! (reference/aosp-guest.md §1.1): `payload-metadata` first, then `microdroid-apex-<i>`,
+//! (`make_payload_disk`, AOSP `virtualizationmanager/src/payload.rs`): `payload-metadata` first,
+//! then `microdroid-apex-<i>`,
 //! `microdroid-apk`, `microdroid-apk-idsig`, `extra-apk-<i>`, `extra-idsig-<i>`; every partition
 //! is zero-padded to 4 KiB by the disk layout (`libs/gpt`, `libs/composite`), which dm-verity
 //! and the v4 tree both expect.

@@ -1,5 +1,5 @@
 //! The crosvm command line for a Microdroid VM, as AVF's virtmgr builds it
-//! (`virtualizationmanager/src/crosvm.rs run_vm`, reference/disk-formats.md §1.4): every file
+//! (packages/modules/Virtualization `virtualizationmanager/src/crosvm.rs run_vm`): every file
 //! is passed as `/proc/self/fd/N`, inherited at that same fd number; ttyS0 is the console,
 //! ttyS1 the death-reason file, hvc0-2 are present (as sinks) so that PCI slots match AVF's.
 //!

@@ -1,5 +1,6 @@
 //! The VM's measured identity, made on the host: the role pvmfw and the DICE driver play on a
-//! device (reference/identity-formats.md §2, aosp-guest.md §2.4).
+//! device (docs/identity.md; google/open-dice `src/android.c`, and pvmfw's instance entry in AOSP
+//! packages/modules/Virtualization `pvmfw/src/instance.rs`).
 //!
 //! * The host keeps a **device secret** (32 random bytes, mode 0600, created once in its state
 //!   directory). It is the UDS of every chain this host makes: the chain's root key is

@@ -1,5 +1,5 @@
 //! Host → guest vsock connections through vhost-device-vsock's Unix socket (the hybrid-vsock
-//! protocol, reference avf-host-api.md §12.1): connect to the VM's `<run>/vm.vsock`, send
+//! protocol in rust-vmm/vhost-device's vsock README): connect to the VM's `<run>/vm.vsock`, send
 //! `CONNECT <port>\n`, and the backend answers `OK <port>\n` once the guest has accepted, or
 //! closes the socket when nothing listens on that port. The stream that remains is the
 //! connection: what AOSP's `IVirtualMachine.connectVsock(port)` returns as a file descriptor,

@@ -1,4 +1,5 @@
-//! The APK payload, verified before anything in it runs (reference/aosp-guest.md §5.3–5.4):
+//! The APK payload, verified before anything in it runs (AOSP packages/modules/Virtualization
+//! `microdroid_manager/src/verify.rs` and `apkdmverity/src/main.rs`):
 //!
 //! 1. **apkdmverity**: dm-verity over the APK's block device, with the Merkle tree from its v4
 //!    idsig (reached through a loop device, because the tree starts at an offset inside the

@@ -1,4 +1,5 @@
-//! The payload's encrypted storage (AOSP's `encryptedstore`, reference/aosp-guest.md §10.3):
+//! The payload's encrypted storage (AOSP's `encryptedstore`, `encryptedstore/src/main.rs` in
+//! packages/modules/Virtualization):
 //! partition `encryptedstore` of the instance disk, dm-crypt with a key derived from the VM
 //! secret, ext4 made on first use, mounted nosuid,nodev,noexec at /mnt/encryptedstore and owned
 //! by the payload.

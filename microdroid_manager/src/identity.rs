@@ -1,4 +1,5 @@
-//! The VM's identity in the guest (reference/aosp-guest.md §10, identity-formats.md §2):
+//! The VM's identity in the guest (docs/identity.md; AOSP packages/modules/Virtualization
+//! `microdroid_manager/src/dice.rs` and `vm_secret.rs`; google/open-dice `src/android.c`):
 //!
 //! 1. [`take_handover`]: the host's DICE handover (CDI_Attest, CDI_Seal, the chain up to
 //!    `vm_entry`) is read once from QEMU's fw_cfg, then the fw_cfg driver is removed so that

@@ -17,6 +17,7 @@ pub mod encrypted_store;
 pub mod error;
 pub mod host_link;
 pub mod identity;
+pub mod memory;
 pub mod payload;
 pub mod payload_service;
 pub mod sealed_state;
@@ -137,7 +138,7 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
         None => "instance image: no record (first boot)",
     });
 
-    let (_mounts, apk_data) = mount_apk_payload()?;
+    let (apk_mount, apk_data) = mount_apk_payload()?;
     let config = match &metadata.payload {
         Some(payload_metadata::Payload::ConfigPath(path)) => payload::resolve_config(
             payload::PayloadSource::ConfigFile(&config_path_in_apk(path)?),
@@ -155,7 +156,7 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
     let task = config
         .task()
         .map_err(|e| MicrodroidError::PayloadInvalidConfig(e.to_string()))?;
-    let (_extra_mounts, extra_apks_data) = mount_extra_apks(config.extra_apks.len())?;
+    let (extra_mounts, extra_apks_data) = mount_extra_apks(config.extra_apks.len())?;
     let apex_data = verify_apexes(&metadata)?;
     let mut salt = vec![0u8; dice::HIDDEN_SIZE];
     getrandom::getrandom(&mut salt).context("reading random bytes")?;
@@ -233,6 +234,11 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
     drop(node);
     fw_cfg_removal.finish()?;
     log("fw_cfg driver removed");
+    let zipfuse_pids: Vec<u32> = std::iter::once(&apk_mount)
+        .chain(&extra_mounts)
+        .map(|m| m.daemon.id())
+        .collect();
+    log(&memory::report(&zipfuse_pids));
     let _payload_service = payload_service::start(host.ready_notifier(), Some(secrets))?;
     host.notify_payload_started()?;
     let result = payload::run_task(task, debuggable, true).context("running the payload");

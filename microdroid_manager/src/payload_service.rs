@@ -1,6 +1,6 @@
 //! The payload's channel to microdroid_manager: `IVmPayloadService` over RPC binder on the Unix
-//! socket `/dev/socket/vm_payload_service` (AOSP's `vm_payload_service.rs`, reference
-//! aosp-guest.md §5.6).
+//! socket `/dev/socket/vm_payload_service` (AOSP's `microdroid_manager/src/vm_payload_service.rs`
+//! in packages/modules/Virtualization).
 //!
 //! It is served on a background thread from before the payload is spawned until it has exited.
 //! `notifyPayloadReady` is forwarded to the host over the host link, and the host's answer goes

@@ -1,6 +1,7 @@
 //! The instance partition's record of this payload (AOSP `MicrodroidData`, sealed with a key
 //! from the host's CDI_Seal) and the rules that pin the payload to it
-//! (reference/aosp-guest.md §2.3, §2.5, §5.3):
+//! (AOSP packages/modules/Virtualization `microdroid_manager/src/instance.rs`, `verify.rs` and
+//! `main.rs` `verify_payload_with_instance_img`; docs/formats/instance-image.md):
 //!
 //! * first boot: what was verified is recorded, with a fresh 64-byte salt (the payload DICE
 //!   node's hidden input, so each instance has its own secrets);

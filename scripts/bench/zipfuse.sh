@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # zipfuse benchmark against fuse-zip, archivemount and ratarmount (issue 3; method in
-# docs/zipfuse.md and shared/reference/zipfuse-peers.md). Needs root (FUSE mounts, drop_caches).
+# docs/zipfuse.md). Needs root (FUSE mounts, drop_caches).
 #
 #   scripts/bench/zipfuse.sh                 # full run: pinned pass, all peers
 #   BENCH_PEERS=zipfuse,fuse-zip scripts/bench/zipfuse.sh

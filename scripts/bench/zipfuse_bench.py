@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """zipfuse vs fuse-zip / archivemount / ratarmount benchmark (called by zipfuse.sh).
 
-Corpus and procedure follow shared/reference/zipfuse-peers.md §2-§3: fixed seeds, fresh mount
+Corpus and procedure (docs/zipfuse.md, Benchmark): fixed seeds, fresh mount
 per workload, caches dropped before mounting and before each workload, daemon in the
 foreground, mount time = spawn until /proc/self/mountinfo lists the mount point and listing it
 works, peak RSS = VmHWM of the daemon just before unmounting. The main pass pins the harness

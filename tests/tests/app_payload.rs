@@ -202,7 +202,10 @@ fn library_log_lines_stay_off_the_console() {
     let result = run_app(image.path(), app(apk, idsig));
     let console = console_text(&result);
     assert_eq!(result.outcome, VmOutcome::PayloadFinished(0), "{console}");
-    assert!(console.contains("zipfuse: APK mounted at /mnt/apk"), "{console}");
+    assert!(
+        console.contains("zipfuse: APK mounted at /mnt/apk"),
+        "{console}"
+    );
     // fuser's own "[INFO fuser::session] Mounting ..." is a library's chatter.
     assert!(!console.contains("fuser::session"), "{console}");
 }

@@ -1,4 +1,4 @@
-//! APEX files as AOSP's apexd reads them (reference/aosp-guest.md §7.3, `docs/formats/apex.md`).
+//! APEX files as AOSP's apexd reads them (system/apex `apexd/apex_file.cpp`; docs/formats/apex.md).
 //!
 //! An APEX is a zip whose entries include
 //! - `apex_manifest.pb`: protobuf `apex.proto.ApexManifest` (`name` = 1, `version` = 2, ...);

@@ -1,7 +1,7 @@
 //! AOSP's `ApexFile::VerifyApexVerity` plus the block-APEX checks of `AddBlockApex`
-//! (reference/aosp-guest.md §7.2–7.3): the payload image's footer vbmeta must be signed by the
-//! bundled `apex_pubkey`, verification must not be disabled, and what the payload metadata
-//! pins (key, root digest, name, version) must match.
+//! (system/apex `apexd/apex_file.cpp`, `apexd/apexd.cpp`): the payload image's footer vbmeta
+//! must be signed by the bundled `apex_pubkey`, verification must not be disabled, and what
+//! the payload metadata pins (key, root digest, name, version) must match.
 
 use avb::{Footer, HashtreeDescriptor, FOOTER_SIZE};
 

@@ -1,4 +1,4 @@
-//! Unit tests; known answers from disk-formats.md §4 (avbtool 1.3.0 output).
+//! Unit tests; known answers from avbtool 1.3.0 output (docs/formats/avb.md, Oracles and tests).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)] // test code
 
@@ -35,7 +35,8 @@ fn system_descriptor() -> HashtreeDescriptor {
 
 #[test]
 fn algorithm_table() {
-    // disk-formats §4.1: value, hash bytes, signature bytes, public key bytes.
+    // avbtool.py's ALGORITHMS (AOSP external/avb): value, hash bytes, signature bytes, public
+    // key bytes.
     let want = [
         (0, 0, 0, 0),
         (1, 32, 256, 520),
@@ -99,7 +100,7 @@ fn public_key_round_trip() -> Result<()> {
 
 #[test]
 fn hashtree_descriptor_kat_size() -> Result<()> {
-    // §4.4: "first descriptor tag 1 nbf 208" for partition "system", 4-byte salt, sha256.
+    // avbtool output: "first descriptor tag 1 nbf 208" for partition "system", 4-byte salt, sha256.
     let enc = Descriptor::Hashtree(system_descriptor()).encode()?;
     assert_eq!(enc.len(), 224);
     assert_eq!(&enc[..8], &1u64.to_be_bytes());
@@ -145,7 +146,8 @@ fn all_descriptor_kinds_round_trip() -> Result<()> {
     let enc = encode_descriptors(&ds)?;
     assert_eq!(enc.len() % 8, 0);
     assert_eq!(parse_descriptors(&enc)?, ds);
-    // Fixed sizes (header included) from §4.2.
+    // Fixed sizes (header included) of libavb's descriptor structs (AOSP external/avb,
+    // libavb/avb_*_descriptor.h).
     let fixed = |d: &Descriptor| d.encode().map(|e| e.len());
     assert_eq!(
         fixed(&Descriptor::KernelCmdline(KernelCmdlineDescriptor {
@@ -194,7 +196,7 @@ fn all_descriptor_kinds_round_trip() -> Result<()> {
 
 #[test]
 fn vbmeta_layout_kat() -> Result<()> {
-    // §4.4: VBMeta size 2112; Header 256, Auth 576, Aux 1280; hash 0/32, sig 32/512,
+    // avbtool output: VBMeta size 2112; Header 256, Auth 576, Aux 1280; hash 0/32, sig 32/512,
     // pk 224/1032, descriptors 0/224; algorithm 2.
     let key = key4096();
     let blob = build_vbmeta(
@@ -367,7 +369,7 @@ fn test_image(len: usize) -> Vec<u8> {
 
 #[test]
 fn hashtree_footer_layout_kat() -> Result<()> {
-    // §4.4: 102400-byte image, --partition_size 4194304 --salt 00112233, SHA256_RSA4096:
+    // avbtool: 102400-byte image, --partition_size 4194304 --salt 00112233, SHA256_RSA4096:
     // original 102400, vbmeta offset 106496, vbmeta size 2112, tree 4096, footer at 4194240.
     let key = key4096();
     let mut img = test_image(102400);

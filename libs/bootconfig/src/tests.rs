@@ -2,7 +2,8 @@
 
 use super::*;
 
-/// The vbmeta part of Microdroid's bootconfig (aosp-guest.md §8.1) plus bootconfig.common.
+/// The vbmeta part of Microdroid's bootconfig (`microdroid/initrd/gen_vbmeta_bootconfig.py` in
+/// AOSP packages/modules/Virtualization) plus bootconfig.common.
 const MICRODROID: &str = r#"androidboot.first_stage_console = 1
 androidboot.hardware = microdroid
 kernel.8250.nr_uarts = 4

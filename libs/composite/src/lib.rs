@@ -5,12 +5,12 @@
 //! header, entries, padding), each partition file rounded up to 4 KiB (read-only partitions with
 //! a 4096-byte zero filler file for the gap; writable ones must already be aligned), and a
 //! 20480-byte footer file (padding, backup entries, backup header) — crosvm's
-//! `create_composite_disk` (disk-formats §1.2, new footer variant), with the GPT from
+//! `create_composite_disk` (`disk/src/composite.rs`, new footer variant), with the GPT from
 //! `gpt_disk`. Paths are written as given, so `/proc/self/fd/N` works as in AVF.
 //!
 //! QEMU cannot read composite specs; [`CompositeLayout::vmdk_descriptor`] gives a
 //! `monolithicFlat` VMDK descriptor with one FLAT extent per component over the same files
-//! (disk-formats §2). See `docs/formats/composite-disk.md`.
+//! (QEMU's `block/vmdk.c` format). See `docs/formats/composite-disk.md`.
 
 pub mod fuzzing;
 pub mod proto;
@@ -455,7 +455,8 @@ mod tests {
         CompositeLayout::new(disk, parts, aux()).unwrap_or_else(|e| unreachable!("{e}"))
     }
 
-    /// disk-formats §1.1 decoded example.
+    /// The two-partition example of docs/formats/composite-disk.md (10000-byte read-only p1,
+    /// 8192-byte writable p2), as crosvm lays it out.
     #[test]
     fn components_match_reference() {
         let l = reference_layout();
@@ -517,7 +518,7 @@ mod tests {
         assert_eq!(reference_layout().composite_bytes(), want);
     }
 
-    /// disk-formats §2 descriptor for the same disk.
+    /// The VMDK descriptor (docs/formats/composite-disk.md, QEMU view) for the same disk.
     #[test]
     fn vmdk_matches_reference() {
         let want = "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\n\

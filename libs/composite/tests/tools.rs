@@ -1,4 +1,4 @@
-//! Known-answer bytes (disk-formats §1.2), the VMDK view compared with `qemu-img compare`
+//! Known answers (docs/formats/composite-disk.md), the VMDK view compared with `qemu-img compare`
 //! against the raw concatenation, and the GPT read back by `sgdisk`. The external tools come
 //! from Debian's qemu-utils and gdisk (scripts/setup/apt-packages.txt); without them these
 //! checks are skipped, except under CI where they must exist.

@@ -279,7 +279,8 @@ mod tests {
                 "f6"
             )
         );
-        // aosp-guest.md §10.1's component name bytes.
+        // The component-name entry of AOSP microdroid_manager's payload config descriptor
+        // (`dice.rs`, test `payload_metadata_with_path_formats_correctly`).
         let p = ConfigDescriptor {
             component_name: Some("Microdroid payload".into()),
             ..Default::default()

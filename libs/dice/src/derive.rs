@@ -122,7 +122,7 @@ mod tests {
         }
     }
 
-    // identity-formats.md §1.5 (open-dice known_test_values.h).
+    // google/open-dice include/dice/known_test_values.h (ZeroInput).
     #[test]
     fn zero_input_cdis() {
         let next = derive_cdis(&zero(), &InputValues::default());

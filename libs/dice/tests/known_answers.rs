@@ -1,6 +1,7 @@
 //! Known answers from open-dice (`include/dice/known_test_values.h` and
 //! `src/cbor_cert_op_test.cc`, Apache-2.0; the Ed25519 CBOR certificates there are built without
-//! a profile name) and the worked example of identity-formats.md §2.8 (`android.18`).
+//! a profile name) and the byte layout of its `kExpectedCborEd25519Cert_AndroidZeroInput`
+//! (`android.18`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use dice::{CdiValues, Config, InputValues, Mode};
@@ -281,7 +282,7 @@ fn known_certificates_verify_as_chains() {
     }
 }
 
-/// identity-formats.md §1.5 and §2.8: kExpectedCborEd25519Cert_AndroidZeroInput, byte layout.
+/// open-dice known_test_values.h: kExpectedCborEd25519Cert_AndroidZeroInput, byte layout.
 #[test]
 fn android_zero_input_layout() {
     let root = dice::keypair_from_cdi(&[0; 32]);
@@ -328,7 +329,7 @@ fn android_zero_input_layout() {
     at(375, "3a004744596a");
     assert_eq!(&c[381..391], b"android.18");
     at(391, "5840");
-    // The signature starts fd11 and ends 2c09 (§2.8).
+    // The signature starts fd11 and ends 2c09 (as in open-dice's vector).
     at(393, "fd11");
     at(455, "2c09");
     // Only the profile name (16 bytes, map count a8 -> a9, payload 0x16e -> 0x17e) differs from

@@ -63,7 +63,7 @@ fn handover_round_trip_and_layout() {
     let b = build();
     let h = &b.handover;
     let bytes = h.to_bytes();
-    // identity-formats.md §2.7.
+    // open-dice `DiceAndroidHandoverMainFlow` layout (src/android.c; docs/formats/dice.md).
     assert_eq!(bytes[0], 0xa3);
     assert_eq!(bytes[1..4], [0x01, 0x58, 0x20]);
     assert_eq!(bytes[4..36], h.cdis.cdi_attest);

@@ -1,6 +1,6 @@
 //! GUID partition tables (GPT) for the disks handed to a Microdroid VM.
 //!
-//! The layout is crosvm's `create_composite_disk` (reference/disk-formats.md §1.2, "new" footer
+//! The layout is crosvm's `create_composite_disk` (`disk/src/composite.rs`, "new" footer
 //! variant), so that a raw disk assembled here, a crosvm composite disk and a QEMU VMDK view of
 //! the same partitions present byte-identical disks to the guest:
 //!

@@ -25,7 +25,7 @@ fn microdroid_like() -> SuperBuilder {
 
 #[test]
 fn kat_device_size_and_layout() -> Result<()> {
-    // disk-formats §3.7: 102400-byte system_a + 8192-byte vendor_a, 64 KiB metadata, 2 slots,
+    // docs/formats/liblp.md: 102400-byte system_a + 8192-byte vendor_a, 64 KiB metadata, 2 slots,
     // auto size → 3256320 bytes.
     let (md, img) = microdroid_like().to_bytes()?;
     assert_eq!(img.len(), 3256320);

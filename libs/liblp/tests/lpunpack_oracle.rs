@@ -82,7 +82,7 @@ fn check(tag: &str, parts: &[(&str, Vec<u8>)], expect_size: Option<u64>) {
 
 #[test]
 fn lpunpack_extracts_microdroid_layout() {
-    // disk-formats §3.7: 102400-byte system_a + 8192-byte vendor_a → a 3256320-byte image.
+    // docs/formats/liblp.md: 102400-byte system_a + 8192-byte vendor_a → a 3256320-byte image.
     check(
         "kat",
         &[("system_a", noise(102400, 1)), ("vendor_a", noise(8192, 2))],

@@ -1,4 +1,4 @@
-//! `vm_config.json`, AOSP's `VmPayloadConfig` (reference/aosp-guest.md §4): the payload's task,
+//! `vm_config.json`, AOSP's `VmPayloadConfig` (docs/vm-config.md): the payload's task,
 //! the APEXes and extra APKs it needs. Unknown keys are ignored, as in AOSP, so configs written
 //! for Android load here unchanged.
 //!

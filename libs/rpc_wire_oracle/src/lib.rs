@@ -1,8 +1,8 @@
 //! The test oracle of the RPC binder conformance suites (`libs/rpcbinder`, `libs/vm_service`,
-//! `libs/vm_payload_service`): the bytes libbinder puts on the wire, built from the protocol
-//! reference (binder-rpc.md §3–§10, protocol v1) *without* using `rpcbinder`'s encoder, so that
-//! a bug there cannot hide in the expected values. Also a scripted libbinder server for the
-//! session setup, to test clients against.
+//! `libs/vm_payload_service`): the bytes libbinder puts on the wire, built from its sources
+//! (AOSP frameworks/native `libs/binder/RpcWireFormat.h`, `RpcState.cpp`, `Parcel.cpp`; protocol
+//! v1) *without* using `rpcbinder`'s encoder, so that a bug there cannot hide in the expected
+//! values. Also a scripted libbinder server for the session setup, to test clients against.
 //!
 //! Vectors are hex strings; whitespace in them is ignored. This is test support: a mismatch
 //! panics, which fails the calling test where it should.

@@ -436,8 +436,8 @@ mod tests {
         b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
-    // Golden vectors from AOSP binderRpcWireProtocolTest.cpp (kCurrentRepr), as quoted in
-    // the protocol reference §6.2.
+    // Golden vectors from AOSP frameworks/native
+    // libs/binder/tests/binderRpcWireProtocolTest.cpp (kCurrentRepr).
     type Case = (Box<dyn Fn(&mut Parcel)>, &'static str);
 
     #[test]
@@ -522,7 +522,8 @@ mod tests {
             // libbinder seeks to header_start + header_size, i.e. back onto a 0 size word.
             assert_eq!(r.remaining(), if parcelable { 4 } else { 0 });
         }
-        // Reference §10: service-specific (-1, "x").
+        // Status::writeToParcel (AOSP frameworks/native libs/binder/Status.cpp): service-specific
+        // (-1, "x").
         let mut p = Parcel::new();
         p.write_status(&Status::service_specific(-1, "x"));
         assert_eq!(hex(p.data()), "f8ffffff010000007800000000000000ffffffff");

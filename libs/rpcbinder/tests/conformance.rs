@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Conformance: exact bytes on the wire against scripted libbinder peers, derived field by
-//! field from the protocol reference's worked example (binder-rpc.md §10, protocol v1,
-//! A14/A15 codes) and its variants (v0 reply, v2 object table, rejection paths).
+//! Conformance: exact bytes on the wire against scripted libbinder peers, for a worked example
+//! (a microdroid_manager session, protocol v1, A14/A15 codes) derived field by field from AOSP
+//! frameworks/native `libs/binder/RpcWireFormat.h` and `RpcState.cpp`, and its variants (v0
+//! reply, v2 object table, rejection paths). docs/formats/rpc-binder.md lists the bytes.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -17,12 +18,12 @@ use rpcbinder::{
 
 const DESCRIPTOR: &str = "android.system.virtualmachineservice.IVirtualMachineService";
 
-/// String16 of the descriptor, as in §10 (124 bytes).
+/// String16 of the descriptor, as in the worked example (124 bytes).
 fn token_hex() -> String {
     s16(DESCRIPTOR)
 }
 
-// ---- §10 vectors (protocol v1) ----
+// ---- Worked-example vectors (protocol v1) ----
 const CONN_HEADER_V1: &str = "01000000 00 00 0000000000000000 0000";
 const CCI: &str = "63636900 00000000";
 const NEW_SESSION_V1: &str = "01000000 00000000";
@@ -46,7 +47,7 @@ fn reply_ntf() -> String {
     )
 }
 
-/// notifyPayloadFinished(42) TRANSACT, byte for byte as in §10 (184 bytes).
+/// notifyPayloadFinished(42) TRANSACT, byte for byte as in the worked example (184 bytes).
 fn txn_finished_42() -> String {
     format!(
         "00000000 a8000000 00000000 00000000 03000000 00000000 03000000 00000000 0000000000000000 80000000 000000000000000000000000 {} 2a000000",
@@ -115,7 +116,7 @@ fn expect_eof(s: &mut UnixStream) {
     );
 }
 
-/// The whole §10 transcript, with a scripted libbinder/NDK client against our server.
+/// The whole worked-example transcript, with a scripted libbinder/NDK client against our server.
 #[test]
 fn server_v1_worked_example() {
     let (mut c, h, svc) = start_server(1);
@@ -205,7 +206,7 @@ fn server_negotiates_v0_reply_format() {
     txn[40..44].copy_from_slice(&[0, 0, 0, 0]); // v0: parcelDataSize is reserved
     c.write_all(&txn).unwrap();
     expect(&mut c, DEC_STRONG_ROOT_1);
-    // §10 variant: v0 reply of Status::ok().
+    // Worked-example variant: v0 reply of Status::ok().
     expect(
         &mut c,
         "01000000 08000000 0000000000000000 00000000 00000000",
@@ -244,8 +245,8 @@ fn version_negotiation_is_min() {
     h.join().unwrap().unwrap();
 }
 
-/// Wrong interface token -> transport BAD_TYPE; unknown method -> UNKNOWN_TRANSACTION (§10
-/// variant); both still preceded by DEC_STRONG.
+/// Wrong interface token -> transport BAD_TYPE; unknown method -> UNKNOWN_TRANSACTION
+/// (worked-example variants); both still preceded by DEC_STRONG.
 #[test]
 fn server_bad_token_and_unknown_code() {
     let (mut c, h, svc) = start_server(1);
@@ -288,7 +289,8 @@ fn server_bad_token_and_unknown_code() {
         .all(|(code, _)| *code == 99));
 }
 
-/// Rejection paths of the reference §12.2: each terminates the session with its own error.
+/// Rejection paths (libbinder's `RpcState.cpp` checks; docs/formats/rpc-binder.md): each
+/// terminates the session with its own error.
 #[test]
 fn server_rejections() {
     fn run(after_handshake: &str) -> Error {
@@ -407,7 +409,7 @@ fn server_accepts_callback_attach() {
     assert_eq!(h1.join().unwrap().unwrap(), SessionEnd::Closed);
 }
 
-/// Our client against a scripted libbinder server: exact request bytes (§10), DEC_STRONG
+/// Our client against a scripted libbinder server: exact request bytes, DEC_STRONG
 /// interleaved before replies, and the final DEC_STRONG amount.
 #[test]
 fn client_v1_worked_example() {

@@ -1,4 +1,4 @@
-//! Unit tests and known-answer vectors (disk-formats.md §5.3, produced by veritysetup 2.6.1).
+//! Unit tests and known-answer vectors (produced by veritysetup 2.6.1; docs/formats/verity.md).
 
 use super::*;
 

@@ -1,6 +1,7 @@
 //! `android.system.virtualization.payload.IVmPayloadService`: the interface a Microdroid payload
 //! uses to talk to microdroid_manager, over RPC binder (the `rpcbinder` crate) on the Unix socket
-//! [`VM_PAYLOAD_SERVICE_SOCKET_PATH`] (reference aosp-guest.md §5.6).
+//! [`VM_PAYLOAD_SERVICE_SOCKET_PATH`] (`/dev/socket/` + AOSP's `VM_PAYLOAD_SERVICE_SOCKET_NAME` in
+//! `IVmPayloadService.aidl`, packages/modules/Virtualization).
 //!
 //! * Payload: [`vm_payload::notify_payload_ready`], [`vm_payload::apk_contents_path`] (AOSP's
 //!   `AVmPayload_*` API), or [`VmPayloadServiceClient`] directly.

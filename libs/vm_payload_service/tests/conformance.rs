@@ -1,5 +1,5 @@
 //! IVmPayloadService conformance: exact bytes of every method's request and reply (protocol v1,
-//! binder-rpc.md §4, §6, §10), against scripted libbinder peers in both directions, plus a
+//! docs/formats/vm-payload-service.md), against scripted libbinder peers in both directions, plus a
 //! host-only end-to-end test: payload → payload service on a Unix socket → host service.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -1,5 +1,5 @@
 //! IVirtualMachineService conformance: one transaction per method with its reply, exact bytes
-//! (binder-rpc.md §9–§10, protocol v1), in both directions against scripted libbinder peers,
+//! (docs/formats/rpc-binder.md, protocol v1), in both directions against scripted libbinder peers,
 //! plus a host-only end-to-end test over a Unix socket.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,8 +22,8 @@ fn illegal_state(msg: &str) -> String {
     rpc_wire_oracle::exception(-5, msg) // EX_ILLEGAL_STATE
 }
 
-/// Per-method request vectors, checked against the reference's worked example where it
-/// gives bytes: notifyPayloadFinished(42) is §10's 184-byte TRANSACT, notifyError(PAYLOAD_CHANGED,
+/// Per-method request vectors, checked against docs/formats/rpc-binder.md where it
+/// gives bytes: notifyPayloadFinished(42) is its 184-byte TRANSACT, notifyError(PAYLOAD_CHANGED,
 /// "oops") is token + 02000000 + 04000000 6f006f0070007300 00000000, requestAttestation([1,2,3],
 /// true) is token + 03000000 01020300 + 01000000.
 #[test]

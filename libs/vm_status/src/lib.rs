@@ -4,7 +4,8 @@
 //! Besides that link, the guest has two ways to tell the host why it stopped, both of which
 //! survive a guest that dies early or never reaches the host service:
 //! - the **death-reason serial port** (`/dev/ttyS1`, AOSP's `FAILURE_SERIAL_DEVICE`): one line,
-//!   AOSP's strings (reference/aosp-guest.md §5.7), `PREFIX|detail`;
+//!   AOSP's strings (`microdroid_manager/src/main.rs` in AOSP packages/modules/Virtualization),
+//!   `PREFIX|detail`;
 //! - the **exit device**: PID 1 ends the VM through QEMU's `isa-debug-exit` when it cannot go on,
 //!   so QEMU's own exit status says "init failed" even when nothing else could be written.
 

@@ -14,7 +14,7 @@ pub fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The 428-byte example of identity-formats.md §5.8 / docs/formats/axml.md, assembled from its
+/// The 428-byte example of docs/formats/axml.md, assembled from its
 /// table: `package="com.example.vm" versionCode=7 versionCodeMajor=1 versionName="1.0"`.
 pub fn worked_example() -> Vec<u8> {
     let mut b = Vec::new();

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Partition contents of the disk-formats.md §1.2 known-answer example.
+"""Partition contents of the known-answer example in docs/formats/composite-disk.md (Checks).
 
 random.seed(1); p1 = 10000 bytes of getrandbits(8), p2 = the next 8192 bytes.
 """

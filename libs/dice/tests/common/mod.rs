@@ -22,7 +22,7 @@ pub fn uds() -> dice::Cdi {
 }
 
 /// The payload's configuration descriptor, as microdroid_manager writes it for a config path
-/// (aosp-guest.md §10.1).
+/// (AOSP packages/modules/Virtualization, `microdroid_manager/src/dice.rs`).
 pub fn payload_config() -> Vec<u8> {
     let mut d = Vec::new();
     write_map_header(&mut d, 2);

@@ -138,7 +138,7 @@ pub fn put_microdroid(image: &mut [u8], slot: usize, key: &[u8; 32], pt: &[u8], 
     image[slot + SECTOR..slot + SECTOR + payload.len()].copy_from_slice(&payload);
 }
 
-/// The record of the serde_cbor vector in aosp-guest.md §2.3.
+/// The record of the serde_cbor vector in docs/formats/instance-image.md.
 pub fn vector_record() -> MicrodroidData {
     MicrodroidData {
         salt: vec![0, 0],
@@ -161,7 +161,7 @@ pub fn vector_record() -> MicrodroidData {
     }
 }
 
-/// serde_cbor 0.11's bytes for [`vector_record`] (aosp-guest.md §2.3).
+/// serde_cbor 0.11's bytes for [`vector_record`] (docs/formats/instance-image.md).
 pub const VECTOR_HEX: &str = "a46473616c748200006861706b5f64617461a469726f6f745f68617368820118c869636572745f6861736881036c7061636b6167655f6e616d6565636f6d2e786c76657273696f6e5f636f6465076f65787472615f61706b735f646174618069617065785f6461746181a7646e616d656f636f6d2e616e64726f69642e6172746d6d616e69666573745f6e616d65f6706d616e69666573745f76657273696f6e016a7075626c69635f6b657981096b726f6f745f646967657374810a736c6173745f7570646174655f7365636f6e64731903e86a69735f666163746f7279f5";
 
 pub fn unhex(s: &str) -> Vec<u8> {
