@@ -140,7 +140,8 @@ pub enum Cmd {
     },
     /// Print a VM's kept console log and death reason: a running VM's by CID, an ended one's
     /// (the newest with that CID), or `last` (the newest VM). Logs are kept in
-    /// $VMCTL_STATE_DIR/logs (default /var/lib/vmctl/logs), the newest 50 VMs.
+    /// <state dir>/logs, the newest 50 VMs (state dir: $VMCTL_STATE_DIR, else /var/lib/vmctl
+    /// for root, ~/.local/state/vmctl or $XDG_STATE_HOME/vmctl for other users).
     Logs {
         /// A CID, or `last`.
         which: String,
@@ -251,7 +252,8 @@ pub struct RunArgs {
     #[arg(long = "kernel-arg")]
     pub kernel_args: Vec<String>,
     /// The host's device secret, root of every VM's DICE chain (created on first use, mode
-    /// 0600). Default: $VMCTL_STATE_DIR/device_secret, or /var/lib/vmctl/device_secret.
+    /// 0600). Default: <state dir>/device_secret (state dir: $VMCTL_STATE_DIR, else
+    /// /var/lib/vmctl for root, ~/.local/state/vmctl or $XDG_STATE_HOME/vmctl for others).
     #[arg(long)]
     pub device_secret: Option<PathBuf>,
     /// Testing: do not serve IVirtualMachineService, so that the guest cannot reach the host.

@@ -54,11 +54,37 @@ pub enum InstanceRefusal {
     AuthorityChanged,
 }
 
-/// The host's state directory: `$VMCTL_STATE_DIR`, or `/var/lib/vmctl`.
+/// The host's state directory (the device secret, kept logs): `$VMCTL_STATE_DIR`; for root
+/// `/var/lib/vmctl`; for other users `$XDG_STATE_HOME/vmctl` or `~/.local/state/vmctl`
+/// (the XDG base directory rules), or `/tmp/vmctl-state-<uid>` with no home.
 pub fn default_state_dir() -> PathBuf {
-    std::env::var_os("VMCTL_STATE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/vmctl"))
+    state_dir_for(
+        std::env::var_os("VMCTL_STATE_DIR"),
+        nix::unistd::getuid().is_root(),
+        std::env::var_os("XDG_STATE_HOME"),
+        std::env::var_os("HOME"),
+        nix::unistd::getuid().as_raw(),
+    )
+}
+
+fn state_dir_for(
+    explicit: Option<std::ffi::OsString>,
+    root: bool,
+    xdg_state_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+    uid: u32,
+) -> PathBuf {
+    if let Some(dir) = explicit {
+        return PathBuf::from(dir);
+    }
+    if root {
+        return PathBuf::from("/var/lib/vmctl");
+    }
+    match (xdg_state_home, home) {
+        (Some(xdg), _) if !xdg.is_empty() => PathBuf::from(xdg).join("vmctl"),
+        (_, Some(home)) if !home.is_empty() => PathBuf::from(home).join(".local/state/vmctl"),
+        _ => PathBuf::from(format!("/tmp/vmctl-state-{uid}")),
+    }
 }
 
 /// The default device secret path: `<state dir>/device_secret`.
@@ -332,6 +358,31 @@ pub fn write_handover(path: &Path, handover: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_dir_follows_root_and_xdg_rules() {
+        let os = |s: &str| Some(std::ffi::OsString::from(s));
+        assert_eq!(
+            state_dir_for(os("/x"), true, None, None, 0),
+            PathBuf::from("/x")
+        );
+        assert_eq!(
+            state_dir_for(None, true, os("/xdg"), None, 0),
+            PathBuf::from("/var/lib/vmctl")
+        );
+        assert_eq!(
+            state_dir_for(None, false, os("/xdg"), os("/home/u"), 1000),
+            PathBuf::from("/xdg/vmctl")
+        );
+        assert_eq!(
+            state_dir_for(None, false, None, os("/home/u"), 1000),
+            PathBuf::from("/home/u/.local/state/vmctl")
+        );
+        assert_eq!(
+            state_dir_for(None, false, None, None, 1000),
+            PathBuf::from("/tmp/vmctl-state-1000")
+        );
+    }
 
     #[test]
     fn racing_creators_all_read_one_whole_secret() {
