@@ -598,10 +598,8 @@ fn prepare_identity(
     let os = crate::identity::measure(kernel, initrd, cmdline, &vbmeta)?;
     let uds = crate::identity::load_or_create_device_secret(&config.device_secret)
         .context("loading the host's device secret")?;
+    // The instance file exists by now: `disk::lock_instance_files` made it.
     let instance = config.instance.as_deref().filter(|_| record);
-    if let Some(path) = instance {
-        crate::disk::ensure_instance_file(path)?;
-    }
     crate::identity::make_handover(&uds, &os, config.debuggable, instance)
 }
 

@@ -30,19 +30,8 @@ pub const STORAGE_PARTITION: &str = "encryptedstore";
 pub const MOUNT_POINT: &str = vm_payload_service::ENCRYPTEDSTORE_MOUNTPOINT;
 /// The dm-crypt device's name (AOSP's `cryptdev`).
 pub const DM_NAME: &str = "cryptdev";
-/// A dm-crypt cipher and its key size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cipher {
-    pub spec: &'static str,
-    pub key_len: usize,
-}
-
-/// AES-256-XTS: a 64-byte key.
-pub const AES_XTS: Cipher = Cipher {
-    spec: "aes-xts-plain64",
-    key_len: 64,
-};
-pub const CIPHER: Cipher = AES_XTS;
+/// The dm-crypt cipher: AES-256-XTS, whose key is the 64 bytes `open` takes.
+pub const CIPHER: &str = "aes-xts-plain64";
 /// What the host writes at the start of a storage file that was never formatted.
 pub const UNFORMATTED_MAGIC: &[u8; 19] = instance::STORAGE_MAGIC;
 /// Where the system partition keeps mke2fs, its libraries and their loader.
@@ -95,10 +84,8 @@ fn device_size(device: &Path) -> Result<u64> {
     Ok(file.seek(SeekFrom::End(0))?)
 }
 
-/// The dm-crypt table of the store, over `device_numbers` (`major:minor`), with the first
-/// `cipher.key_len` bytes of `key`.
-pub fn crypt_target(size: u64, device_numbers: &str, cipher: Cipher, key: &[u8; 64]) -> Target {
-    let key = key.get(..cipher.key_len).unwrap_or(&key[..]);
+/// The dm-crypt table of the store, over `device_numbers` (`major:minor`).
+pub fn crypt_target(size: u64, device_numbers: &str, key: &[u8; 64]) -> Target {
     let hex_key: Zeroizing<String> =
         Zeroizing::new(key.iter().map(|b| format!("{b:02x}")).collect());
     Target::new(
@@ -106,8 +93,8 @@ pub fn crypt_target(size: u64, device_numbers: &str, cipher: Cipher, key: &[u8; 
         size / SECTOR,
         "crypt",
         &format!(
-            "{} {} 0 {device_numbers} 0 2 sector_size:4096 iv_large_sectors",
-            cipher.spec, *hex_key
+            "{CIPHER} {} 0 {device_numbers} 0 2 sector_size:4096 iv_large_sectors",
+            *hex_key
         ),
     )
 }
@@ -117,18 +104,6 @@ pub fn crypt_target(size: u64, device_numbers: &str, cipher: Cipher, key: &[u8; 
 pub fn open(
     device: &Path,
     mount_point: &Path,
-    key: &[u8; 64],
-    uid: u32,
-    gid: u32,
-) -> Result<EncryptedStore> {
-    open_with(device, mount_point, CIPHER, key, uid, gid)
-}
-
-/// [`open`] with another cipher.
-pub fn open_with(
-    device: &Path,
-    mount_point: &Path,
-    cipher: Cipher,
     key: &[u8; 64],
     uid: u32,
     gid: u32,
@@ -143,7 +118,7 @@ pub fn open_with(
         "the storage partition is {size} bytes, not a multiple of 4096"
     );
     let format = needs_formatting(device)?;
-    let target = crypt_target(size, &devmapper::block_device_numbers(device)?, cipher, key);
+    let target = crypt_target(size, &devmapper::block_device_numbers(device)?, key);
     let dm = DeviceMapper::open().context("opening /dev/mapper/control")?;
     let crypt = dm
         .create(DM_NAME, None, &[target], false)
@@ -218,7 +193,7 @@ mod tests {
 
     #[test]
     fn table_is_aosps_with_xts() {
-        let t = crypt_target(8 << 20, "254:3", AES_XTS, &[0xab; 64]);
+        let t = crypt_target(8 << 20, "254:3", &[0xab; 64]);
         assert_eq!(
             (t.start, t.length, t.target_type.as_str()),
             (0, 16384, "crypt")

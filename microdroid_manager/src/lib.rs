@@ -139,13 +139,18 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
     });
 
     let (apk_mount, apk_data) = mount_apk_payload()?;
-    let config = match &metadata.payload {
-        Some(payload_metadata::Payload::ConfigPath(path)) => payload::resolve_config(
-            payload::PayloadSource::ConfigFile(&config_path_in_apk(path)?),
-        )?,
-        Some(payload_metadata::Payload::Config(config)) => {
-            payload::resolve_config(payload::PayloadSource::Metadata(config))?
-        }
+    // The config, and how the payload's DICE node names it.
+    let (config, payload_identity) = match &metadata.payload {
+        Some(payload_metadata::Payload::ConfigPath(path)) => (
+            payload::resolve_config(payload::PayloadSource::ConfigFile(&config_path_in_apk(
+                path,
+            )?))?,
+            identity::PayloadIdentity::ConfigPath(path.clone()),
+        ),
+        Some(payload_metadata::Payload::Config(config)) => (
+            payload::resolve_config(payload::PayloadSource::Metadata(config))?,
+            identity::PayloadIdentity::BinaryName(config.payload_binary_name.clone()),
+        ),
         None => {
             return Err(MicrodroidError::PayloadInvalidConfig(
                 "No payload config in metadata".into(),
@@ -189,15 +194,6 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
     pin_apexes(&metadata, &record.apex_data)?;
     run_apexd()?;
 
-    let payload_identity = match &metadata.payload {
-        Some(payload_metadata::Payload::ConfigPath(path)) => {
-            identity::PayloadIdentity::ConfigPath(path.clone())
-        }
-        Some(payload_metadata::Payload::Config(config)) => {
-            identity::PayloadIdentity::BinaryName(config.payload_binary_name.clone())
-        }
-        None => unreachable_payload()?,
-    };
     let node = identity::payload_node(&handover, &payload_identity, &record, debuggable)?;
     drop(handover);
     let vm_secret = identity::VmSecret::new(&node.cdis);
@@ -248,10 +244,6 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
         }
     }
     result
-}
-
-fn unreachable_payload<T>() -> Result<T> {
-    Err(MicrodroidError::PayloadInvalidConfig("No payload config in metadata".into()).into())
 }
 
 /// The main APK: dm-verity from its idsig, its signature checked through the verified device,

@@ -92,7 +92,7 @@ fn plain_pass() -> Result<(f64, f64, f64)> {
     result
 }
 
-fn crypt_pass(cipher: encrypted_store::Cipher) -> Result<(f64, f64, f64)> {
+fn crypt_pass() -> Result<(f64, f64, f64)> {
     // Mark the partition unformatted, as the host does, so that the store formats it.
     let mut dev = OpenOptions::new().write(true).open(DEVICE)?;
     dev.write_all(encrypted_store::UNFORMATTED_MAGIC)?;
@@ -101,7 +101,7 @@ fn crypt_pass(cipher: encrypted_store::Cipher) -> Result<(f64, f64, f64)> {
     let mut key = [0u8; 64];
     getrandom::getrandom(&mut key)?;
     let mount_point = Path::new(encrypted_store::MOUNT_POINT);
-    let store = encrypted_store::open_with(Path::new(DEVICE), mount_point, cipher, &key, 0, 0)?;
+    let store = encrypted_store::open(Path::new(DEVICE), mount_point, &key, 0, 0)?;
     let result = workload(&store.mount_point);
     umount(mount_point)?;
     devmapper::DeviceMapper::open()?.remove(encrypted_store::DM_NAME)?;
@@ -111,13 +111,8 @@ fn crypt_pass(cipher: encrypted_store::Cipher) -> Result<(f64, f64, f64)> {
 fn main() -> ExitCode {
     let run = || -> Result<()> {
         for round in 0..ROUNDS {
-            let passes: [(&str, Option<encrypted_store::Cipher>); 2] =
-                [("plain", None), ("xts", Some(encrypted_store::CIPHER))];
-            for (name, cipher) in passes {
-                let result = match cipher {
-                    None => plain_pass(),
-                    Some(cipher) => crypt_pass(cipher),
-                };
+            for (name, pass) in [("plain", plain_pass as fn() -> _), ("xts", crypt_pass)] {
+                let result = pass();
                 let (write, read, random) = result.with_context(|| format!("{name} pass"))?;
                 println!(
                     "BENCH {name} round={round} seq_write_mibs={write:.1} seq_read_mibs={read:.1} rand_read_ops={random:.0}"
