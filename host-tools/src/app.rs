@@ -442,6 +442,18 @@ mod tests {
         let info = axml::parse_manifest(&fs::read(&manifest_file.source).unwrap()).unwrap();
         assert_eq!(info.package, "org.microdroid.my_app");
         assert_eq!(info.version_code, (3 << 32) | 7);
+        // --min-sdk-version and the target SDK land in <uses-sdk>.
+        let doc = axml::parse_document(&fs::read(&manifest_file.source).unwrap()).unwrap();
+        let uses_sdk = doc.child("uses-sdk").unwrap();
+        let value = |name| {
+            uses_sdk
+                .attribute(Some(axml::ANDROID_NS), name)
+                .unwrap()
+                .value
+                .clone()
+        };
+        assert_eq!(value("minSdkVersion"), axml::Value::IntDec(34));
+        assert_eq!(value("targetSdkVersion"), axml::Value::IntDec(SDK_VERSION));
         assert!(zip.windows(19).any(|w| w == b"AndroidManifest.xml"));
         let bad = ManifestOptions {
             package: Some("nodots".into()),

@@ -415,27 +415,26 @@ fn print_json(value: &impl Serialize) {
     }
 }
 
-fn run_app(args: &RunAppArgs) -> ExitCode {
+/// The app `run-app` runs, from its arguments.
+pub fn app_payload(args: &RunAppArgs) -> app::AppPayload {
     let payload = match (&args.config_path, &args.payload_binary_name) {
         (Some(path), _) => app::PayloadSpec::ConfigPath(path.clone()),
-        (None, Some(name)) => app::PayloadSpec::BinaryName(name.clone()),
-        // clap's group requires one of them.
-        (None, None) => return ExitCode::from(exit_status::INFRASTRUCTURE),
+        // clap's group requires one of them; an empty name is refused later.
+        (None, name) => app::PayloadSpec::BinaryName(name.clone().unwrap_or_default()),
     };
-    let app = app::AppPayload {
+    app::AppPayload {
         apk: args.apk.clone(),
         idsig: args.idsig.clone(),
         payload,
         extra_apks: args.extra_apks.clone(),
         apexes: args.apexes.clone(),
-    };
-    // Mistakes a user can fix, found before a VM starts (the guest checks everything again).
-    if let Err(err) = crate::preflight::check(&app) {
-        eprintln!("vmctl: {err}");
-        return ExitCode::from(err.exit_status());
     }
+}
+
+/// The VM `run-app` runs: `run`'s config plus the app, its instance and its storage.
+pub fn app_vm_config(args: &RunAppArgs) -> VmConfig {
     let mut config = vm_config(&args.run);
-    config.app = Some(app);
+    config.app = Some(app_payload(args));
     config.instance = Some(args.instance.clone());
     config.storage = args.storage.clone().map(|path| {
         (
@@ -443,7 +442,16 @@ fn run_app(args: &RunAppArgs) -> ExitCode {
             args.storage_size.unwrap_or(crate::disk::NEW_STORAGE_SIZE),
         )
     });
-    run(&args.run, config)
+    config
+}
+
+fn run_app(args: &RunAppArgs) -> ExitCode {
+    // Mistakes a user can fix, found before a VM starts (the guest checks everything again).
+    if let Err(err) = crate::preflight::check(&app_payload(args)) {
+        eprintln!("vmctl: {err}");
+        return ExitCode::from(err.exit_status());
+    }
+    run(&args.run, app_vm_config(args))
 }
 
 /// The public test key `package-apk` signs with when given none (libs/apksig/testkeys/README.md).
@@ -971,6 +979,74 @@ mod tests {
         let small = dir.path().join("small.img");
         assert!(create_partition(&small, 4096, PartitionType::Encryptedstore).is_err());
         assert!(!small.exists(), "a refused size writes nothing");
+    }
+
+    fn run_app_args(extra: &[&str]) -> RunAppArgs {
+        let mut argv = vec![
+            "vmctl",
+            "run-app",
+            "--apk",
+            "a.apk",
+            "--idsig",
+            "a.idsig",
+            "--instance",
+            "i.img",
+            "--config-path",
+            "assets/vm_config.json",
+            "--accel",
+            "tcg",
+        ];
+        argv.extend(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Cmd::RunApp(args) => *args,
+            _ => panic!("not run-app"),
+        }
+    }
+
+    #[test]
+    fn run_app_flags_reach_the_vm_config() {
+        let config = app_vm_config(&run_app_args(&[
+            "--storage",
+            "s.img",
+            "--storage-size",
+            "4194304",
+            "--device-secret",
+            "/secrets/ds",
+            "--extra-apk",
+            "x.apk",
+        ]));
+        assert_eq!(config.storage, Some((PathBuf::from("s.img"), 4 << 20)));
+        assert_eq!(config.device_secret, PathBuf::from("/secrets/ds"));
+        assert_eq!(config.instance, Some(PathBuf::from("i.img")));
+        let app = config.app.unwrap();
+        assert_eq!(app.extra_apks, [PathBuf::from("x.apk")]);
+        assert_eq!(
+            app.payload,
+            app::PayloadSpec::ConfigPath("assets/vm_config.json".into())
+        );
+        // --storage without a size gets the default; no --storage, no storage.
+        let config = app_vm_config(&run_app_args(&["--storage", "s.img"]));
+        assert_eq!(
+            config.storage,
+            Some((PathBuf::from("s.img"), crate::disk::NEW_STORAGE_SIZE))
+        );
+        assert_eq!(app_vm_config(&run_app_args(&[])).storage, None);
+        // --storage-size alone is refused.
+        assert!(Cli::try_parse_from([
+            "vmctl",
+            "run-app",
+            "--apk",
+            "a",
+            "--idsig",
+            "b",
+            "--instance",
+            "c",
+            "--config-path",
+            "d",
+            "--storage-size",
+            "5"
+        ])
+        .is_err());
     }
 
     #[test]

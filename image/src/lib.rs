@@ -386,3 +386,33 @@ pub fn build(spec: &ImageSpec, out_dir: &Path) -> Result<BuiltImage> {
         root_digests: os.root_digests,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_partition_has_the_binaries_host_programs_and_extras() {
+        let bins = tempfile::tempdir().unwrap();
+        for name in SYSTEM_BINARIES.iter().chain(["storage_bench"].iter()) {
+            fs::write(bins.path().join(name), name.as_bytes()).unwrap();
+        }
+        let mut spec = ImageSpec::new(Path::new("/nonexistent"), bins.path());
+        let names = |spec: &ImageSpec| -> Vec<String> {
+            system_files(spec)
+                .unwrap()
+                .into_iter()
+                .map(|(p, _, _)| p)
+                .collect()
+        };
+        let default = names(&spec);
+        assert!(default.contains(&"bin/microdroid_manager".to_owned()));
+        assert!(default.contains(&"bin/mke2fs".to_owned()));
+        assert!(default.contains(&"lib64/ld-linux-x86-64.so.2".to_owned()));
+        assert!(!default.contains(&"bin/storage_bench".to_owned()));
+        spec.extra_binaries = vec!["storage_bench".into()];
+        assert!(names(&spec).contains(&"bin/storage_bench".to_owned()));
+        spec.host_programs.clear();
+        assert!(!names(&spec).iter().any(|n| n.starts_with("lib64/")));
+    }
+}
