@@ -201,14 +201,21 @@ fn microdroid_entry(bytes: &[u8]) -> usize {
         .expect("no microdroid entry")
 }
 
-#[test]
-fn a_tampered_record_is_refused_and_left_as_it_is() {
+/// A fresh image, and the demo app booted once on `instance.img`: its record is written.
+fn recorded_app() -> (tempfile::TempDir, PathBuf, (PathBuf, PathBuf)) {
     let image = build_image(&ImageChanges::default()).unwrap();
     let dir = image.path();
     let instance = dir.join("instance.img");
     let apk = make_apk(dir, "app", &[], 1, Signer::Rsa);
     let (result, console) = run(&app_config(dir, &apk, &instance, None));
     finished(&result, &console);
+    (image, instance, apk)
+}
+
+#[test]
+fn a_tampered_record_is_refused_and_left_as_it_is() {
+    let (image, instance, apk) = recorded_app();
+    let dir = image.path();
 
     let mut bytes = fs::read(&instance).unwrap();
     let entry = microdroid_entry(&bytes);
@@ -236,12 +243,8 @@ fn a_tampered_record_is_refused_and_left_as_it_is() {
 
 #[test]
 fn the_os_and_the_debug_level_are_part_of_the_identity() {
-    let image = build_image(&ImageChanges::default()).unwrap();
+    let (image, instance, apk) = recorded_app();
     let dir = image.path();
-    let instance = dir.join("instance.img");
-    let apk = make_apk(dir, "app", &[], 1, Signer::Rsa);
-    let (result, console) = run(&app_config(dir, &apk, &instance, None));
-    finished(&result, &console);
     let recorded = fs::read(&instance).unwrap();
 
     let mut other_cmdline = app_config(dir, &apk, &instance, None);
