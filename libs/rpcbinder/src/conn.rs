@@ -3,7 +3,7 @@
 use std::io::{ErrorKind, Read, Write};
 
 use crate::error::Error;
-use crate::parcel::{Parcel, TYPE_BINDER};
+use crate::parcel::{Parcel, TYPE_BINDER, TYPE_NATIVE_FILE_DESCRIPTOR};
 use crate::status::StatusCode;
 use crate::wire::{
     split_parcel, Address, Command, DecStrong, ReplyHeader, TransactionHeader, WireHeader,
@@ -59,32 +59,46 @@ pub(crate) fn read_exact_or_closed<S: Read>(stream: &mut S, buf: &mut [u8]) -> R
     Ok(())
 }
 
-/// Objects in a received parcel: only binders at v2 are allowed (no fds over vsock).
-fn check_objects(data: &[u8], objects: &[u32], version: u32) -> Result<(), Error> {
-    if objects.is_empty() {
-        return Ok(());
-    }
-    if version < PROTOCOL_VERSION_2 {
-        return Err(Error::ObjectsNotAllowed(objects.len()));
-    }
+/// Objects in a received parcel: binders at v2, fds only where the session allows them
+/// (Unix sockets with fd mode UNIX; never over vsock). Returns the number of fd objects.
+fn check_objects(
+    data: &[u8],
+    objects: &[u32],
+    version: u32,
+    allow_fds: bool,
+) -> Result<usize, Error> {
+    let mut fds = 0;
     for &off in objects {
         let o = off as usize; // split_parcel checked o + 4 < data.len()
         let ty = i32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
-        if ty != TYPE_BINDER {
-            return Err(Error::ObjectsNotAllowed(objects.len()));
+        match ty {
+            TYPE_BINDER if version >= PROTOCOL_VERSION_2 => {}
+            TYPE_NATIVE_FILE_DESCRIPTOR if allow_fds => fds += 1,
+            _ => return Err(Error::ObjectsNotAllowed(objects.len())),
         }
     }
-    Ok(())
+    Ok(fds)
 }
 
 /// Parses a command body (after its header) at protocol `version`.
 pub fn parse_command(command: Command, body: &[u8], version: u32) -> Result<Incoming, Error> {
+    parse_command_with(command, body, version, false)
+}
+
+/// Parses a command body; `allow_fds` admits fd objects in the object table (their count
+/// must then match the fds received, which the caller checks).
+pub fn parse_command_with(
+    command: Command,
+    body: &[u8],
+    version: u32,
+    allow_fds: bool,
+) -> Result<Incoming, Error> {
     match command {
         Command::Transact => {
             let header = TransactionHeader::decode(body)?;
             let rest = &body[TransactionHeader::SIZE..];
             let (data, objects) = split_parcel(rest, header.parcel_data_size, version)?;
-            check_objects(data, &objects, version)?;
+            check_objects(data, &objects, version, allow_fds)?;
             Ok(Incoming::Transact(IncomingTransaction {
                 header,
                 data: data.to_vec(),
@@ -102,7 +116,7 @@ pub fn parse_command(command: Command, body: &[u8], version: u32) -> Result<Inco
                 }));
             }
             let (data, objects) = split_parcel(rest, rh.parcel_data_size, version)?;
-            check_objects(data, &objects, version)?;
+            check_objects(data, &objects, version, allow_fds)?;
             Ok(Incoming::Reply(IncomingReply {
                 status: StatusCode::OK,
                 data: data.to_vec(),
@@ -126,14 +140,17 @@ pub fn read_command<S: Read>(stream: &mut S, version: u32) -> Result<Incoming, E
     parse_command(header.command, &body, version)
 }
 
+/// The object table: fds at v1+, binders too at v2, sorted by offset.
 fn object_table(parcel: &Parcel, version: u32) -> Vec<u8> {
-    let mut t = Vec::new();
-    if version >= PROTOCOL_VERSION_2 {
-        for off in parcel.binder_offsets() {
-            t.extend_from_slice(&off.to_le_bytes());
-        }
+    let mut offsets: Vec<u32> = Vec::new();
+    if version >= PROTOCOL_VERSION_1 {
+        offsets.extend_from_slice(parcel.fd_offsets());
     }
-    t
+    if version >= PROTOCOL_VERSION_2 {
+        offsets.extend_from_slice(parcel.binder_offsets());
+    }
+    offsets.sort_unstable();
+    offsets.iter().flat_map(|o| o.to_le_bytes()).collect()
 }
 
 fn frame(command: Command, body: Vec<u8>, version: u32) -> Result<Vec<u8>, Error> {
@@ -153,14 +170,16 @@ fn frame(command: Command, body: Vec<u8>, version: u32) -> Result<Vec<u8>, Error
     Ok(out)
 }
 
-/// Bytes of a TRANSACT command.
-pub fn encode_transact(
+/// Bytes of a TRANSACT command whose parcel data is `data_override` (the parcel with its
+/// binder addresses filled in) when given.
+pub(crate) fn encode_transact_data(
     version: u32,
     address: Address,
     code: u32,
     flags: u32,
     async_number: u64,
     parcel: &Parcel,
+    data_override: Option<&[u8]>,
 ) -> Result<Vec<u8>, Error> {
     let data_size =
         u32::try_from(parcel.len()).map_err(|_| Error::OutgoingTooLarge(parcel.len()))?;
@@ -176,13 +195,35 @@ pub fn encode_transact(
         },
     };
     let mut body = th.encode().to_vec();
-    body.extend_from_slice(parcel.data());
+    body.extend_from_slice(data_override.unwrap_or(parcel.data()));
     body.extend_from_slice(&object_table(parcel, version));
     frame(Command::Transact, body, version)
 }
 
+/// Bytes of a TRANSACT command.
+pub fn encode_transact(
+    version: u32,
+    address: Address,
+    code: u32,
+    flags: u32,
+    async_number: u64,
+    parcel: &Parcel,
+) -> Result<Vec<u8>, Error> {
+    encode_transact_data(version, address, code, flags, async_number, parcel, None)
+}
+
 /// Bytes of a REPLY command. A non-OK status carries no parcel.
 pub fn encode_reply(version: u32, status: StatusCode, parcel: &Parcel) -> Result<Vec<u8>, Error> {
+    encode_reply_data(version, status, parcel, None)
+}
+
+/// As [`encode_reply`], with the parcel's data replaced by `data_override` when given.
+pub(crate) fn encode_reply_data(
+    version: u32,
+    status: StatusCode,
+    parcel: &Parcel,
+    data_override: Option<&[u8]>,
+) -> Result<Vec<u8>, Error> {
     let empty = Parcel::new();
     let parcel = if status == StatusCode::OK {
         parcel
@@ -191,12 +232,16 @@ pub fn encode_reply(version: u32, status: StatusCode, parcel: &Parcel) -> Result
     };
     let data_size =
         u32::try_from(parcel.len()).map_err(|_| Error::OutgoingTooLarge(parcel.len()))?;
+    let data = match data_override {
+        Some(d) if status == StatusCode::OK => d,
+        _ => parcel.data(),
+    };
     let mut body = ReplyHeader {
         status: status.0,
         parcel_data_size: data_size,
     }
     .encode(version);
-    body.extend_from_slice(parcel.data());
+    body.extend_from_slice(data);
     body.extend_from_slice(&object_table(parcel, version));
     frame(Command::Reply, body, version)
 }

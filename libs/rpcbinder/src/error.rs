@@ -51,6 +51,21 @@ pub enum ParcelError {
     /// A value that does not fit an enum or fixed-size type.
     #[error("bad value {0}")]
     BadValue(i32),
+    /// An object type word other than the one the reader expects (e.g. not an fd).
+    #[error("unexpected object type {0:#x}")]
+    BadObjectType(i32),
+    /// A file descriptor whose offset is not in the object table.
+    #[error("fd at offset {0} is not listed in the object table")]
+    FdNotInObjectTable(usize),
+    /// An fd index with no fd received for it (or one taken twice).
+    #[error("no file descriptor with index {0} came with the parcel")]
+    BadFdIndex(i32),
+    /// A binder or fd read from a parcel that did not come on a session.
+    #[error("binder objects and fds can only be read from a parcel received on a session")]
+    NoSession,
+    /// A binder address the session does not know as one of its own.
+    #[error("binder address {0:#018x} is unknown")]
+    UnknownBinder(u64),
 }
 
 impl ParcelError {
@@ -205,6 +220,21 @@ pub enum Error {
     /// This session has already been shut down after an error or release.
     #[error("session is shut down")]
     Shutdown,
+    /// The number of fds received with a command differs from the fd objects in its table.
+    #[error("{objects} fd objects in the parcel but {received} fds received")]
+    FdCountMismatch {
+        /// Fd objects listed.
+        objects: usize,
+        /// Fds that came as SCM_RIGHTS.
+        received: usize,
+    },
+    /// A proxy of another session written into a parcel (binders cannot be forwarded here).
+    #[error("a binder proxy of another session cannot be sent")]
+    ForeignBinder,
+    /// The session has no connection on which it may send transactions (the peer offered
+    /// no incoming connections).
+    #[error("no connection to send on: the peer accepts no calls on this session")]
+    NoOutgoingConnection,
 }
 
 impl Error {

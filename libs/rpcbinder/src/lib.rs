@@ -18,7 +18,9 @@ pub mod fuzzing;
 pub mod interface;
 pub mod parcel;
 pub mod server;
+pub mod session;
 pub mod status;
+pub mod transport;
 pub mod vsock;
 pub mod wire;
 
@@ -30,4 +32,5 @@ pub use error::{Error, ParcelError};
 pub use interface::{CallError, InterfaceClient, SessionOutcome, UnixSocketServer};
 pub use parcel::{BinderRef, Parcel, ParcelReader};
 pub use server::{Binder, RpcServer, SessionEnd};
+pub use session::{Proxy, ReceivedParcel, RpcSession, SessionConfig, SessionServer, SpIBinder};
 pub use status::{ExceptionCode, Status, StatusCode};

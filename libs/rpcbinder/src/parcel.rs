@@ -3,7 +3,11 @@
 //! Every item is little-endian and zero-padded to 4 bytes. The interface token of an RPC
 //! parcel is a bare String16 (no strict-mode / work-source / 'SYST' words).
 
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
 use crate::error::ParcelError;
+use crate::session::SpIBinder;
 use crate::status::{ExceptionCode, Status};
 use crate::wire::Address;
 
@@ -11,6 +15,9 @@ use crate::wire::Address;
 pub const TYPE_BINDER_NULL: i32 = 0;
 /// Binder object type word: binder with an address.
 pub const TYPE_BINDER: i32 = 1;
+/// Object type word of a file descriptor (`TYPE_NATIVE_FILE_DESCRIPTOR`), followed by its index
+/// among the fds sent with the command (SCM_RIGHTS).
+pub const TYPE_NATIVE_FILE_DESCRIPTOR: i32 = 2;
 
 /// Stability levels (`Stability::Level`).
 pub mod stability {
@@ -28,11 +35,46 @@ fn pad4(len: usize) -> usize {
     (4 - (len % 4)) % 4
 }
 
+/// An object written into a parcel that the session resolves when it sends the parcel: a
+/// binder gets its wire address (patched in at `offset + 4`), a file descriptor travels as
+/// SCM_RIGHTS.
+#[derive(Clone)]
+pub enum OutObject {
+    /// A binder (local or a proxy of the same session).
+    Binder(SpIBinder),
+    /// A file descriptor; its index among the parcel's fds is already written.
+    Fd(Arc<OwnedFd>),
+}
+
+impl std::fmt::Debug for OutObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutObject::Binder(b) => write!(f, "Binder({b:?})"),
+            OutObject::Fd(fd) => write!(f, "Fd({fd:?})"),
+        }
+    }
+}
+
+impl PartialEq for OutObject {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (OutObject::Binder(a), OutObject::Binder(b)) => a == b,
+            (OutObject::Fd(a), OutObject::Fd(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for OutObject {}
+
 /// A parcel being written.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Parcel {
     data: Vec<u8>,
     binder_offsets: Vec<u32>,
+    /// Objects the session resolves at send time, by offset of their type word.
+    objects: Vec<(u32, OutObject)>,
+    fd_offsets: Vec<u32>,
 }
 
 impl Parcel {
@@ -49,6 +91,44 @@ impl Parcel {
     /// Offsets of the (non-null) binder objects written, for the v2 object table.
     pub fn binder_offsets(&self) -> &[u32] {
         &self.binder_offsets
+    }
+
+    /// Offsets of the file descriptor objects written (listed in the object table at v1+).
+    pub fn fd_offsets(&self) -> &[u32] {
+        &self.fd_offsets
+    }
+
+    /// Objects the session must resolve when sending (binders by value, fds).
+    pub fn objects(&self) -> &[(u32, OutObject)] {
+        &self.objects
+    }
+
+    /// The data with each binder object's address replaced by `address_of` (the session's
+    /// wire address for it).
+    pub(crate) fn patched_data(
+        &self,
+        mut address_of: impl FnMut(&SpIBinder) -> Result<Address, crate::error::Error>,
+    ) -> Result<Vec<u8>, crate::error::Error> {
+        let mut data = self.data.clone();
+        for (offset, object) in &self.objects {
+            if let OutObject::Binder(b) = object {
+                let address = address_of(b)?;
+                let at = *offset as usize + 4;
+                data[at..at + 8].copy_from_slice(&address.0.to_le_bytes());
+            }
+        }
+        Ok(data)
+    }
+
+    /// The file descriptors to send with this parcel, in index order.
+    pub(crate) fn fds(&self) -> Vec<Arc<OwnedFd>> {
+        self.objects
+            .iter()
+            .filter_map(|(_, o)| match o {
+                OutObject::Fd(fd) => Some(fd.clone()),
+                OutObject::Binder(_) => None,
+            })
+            .collect()
     }
 
     /// Data size in bytes.
@@ -143,6 +223,47 @@ impl Parcel {
         }
     }
 
+    /// `writeStrongBinder` of a binder object (a local binder or a proxy of the session this
+    /// parcel is sent on); the session fills in its address when it sends the parcel.
+    pub fn write_binder(&mut self, binder: Option<&SpIBinder>) {
+        let Some(binder) = binder else {
+            self.write_strong_binder(None);
+            return;
+        };
+        let offset = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
+        self.objects
+            .push((offset, OutObject::Binder(binder.clone())));
+        self.write_strong_binder(Some((Address::ZERO, binder.stability())));
+    }
+
+    /// A file descriptor object: type word 2 and the fd's index among this parcel's fds. It
+    /// travels as SCM_RIGHTS, so only on Unix sockets of sessions with fd mode UNIX.
+    pub fn write_fd(&mut self, fd: OwnedFd) {
+        let index = self
+            .objects
+            .iter()
+            .filter(|(_, o)| matches!(o, OutObject::Fd(_)))
+            .count();
+        let offset = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
+        self.fd_offsets.push(offset);
+        self.objects.push((offset, OutObject::Fd(Arc::new(fd))));
+        self.write_i32(TYPE_NATIVE_FILE_DESCRIPTOR);
+        self.write_i32(i32::try_from(index).unwrap_or(i32::MAX));
+    }
+
+    /// `ParcelFileDescriptor` (`writeNullableParcelable`): `i32 0` for null, else `i32 1`,
+    /// `i32 0` (no comm channel) and the fd object.
+    pub fn write_pfd(&mut self, fd: Option<OwnedFd>) {
+        match fd {
+            None => self.write_i32(0),
+            Some(fd) => {
+                self.write_i32(1);
+                self.write_i32(0);
+                self.write_fd(fd);
+            }
+        }
+    }
+
     /// `Status::writeToParcel`. A transport-failure status writes nothing (the caller puts
     /// its code in the reply header).
     pub fn write_status(&mut self, status: &Status) {
@@ -184,13 +305,33 @@ pub struct BinderRef {
     pub stability: i32,
 }
 
+/// What a reader needs to turn wire objects into binders and file descriptors: the session
+/// the parcel arrived on and the fds that came with it.
+pub trait ObjectResolver {
+    /// The binder at `address` (a local node, or a proxy with its reference counted).
+    fn resolve_binder(&self, address: Address, stability: i32) -> Result<SpIBinder, ParcelError>;
+    /// Takes the fd with this index (each can be taken once).
+    fn take_fd(&self, index: i32) -> Result<OwnedFd, ParcelError>;
+}
+
 /// A parcel being read (untrusted bytes).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ParcelReader<'a> {
     data: &'a [u8],
     pos: usize,
     objects: &'a [u32],
     check_binder_table: bool,
+    resolver: Option<&'a dyn ObjectResolver>,
+}
+
+impl std::fmt::Debug for ParcelReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParcelReader")
+            .field("len", &self.data.len())
+            .field("pos", &self.pos)
+            .field("objects", &self.objects)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> ParcelReader<'a> {
@@ -201,6 +342,23 @@ impl<'a> ParcelReader<'a> {
             pos: 0,
             objects: &[],
             check_binder_table: false,
+            resolver: None,
+        }
+    }
+
+    /// Reader of a parcel received on a session: binders and fds resolve through `resolver`.
+    pub fn with_resolver(
+        data: &'a [u8],
+        objects: &'a [u32],
+        binders_in_table: bool,
+        resolver: &'a dyn ObjectResolver,
+    ) -> Self {
+        ParcelReader {
+            data,
+            pos: 0,
+            objects,
+            check_binder_table: binders_in_table,
+            resolver: Some(resolver),
         }
     }
 
@@ -212,6 +370,7 @@ impl<'a> ParcelReader<'a> {
             pos: 0,
             objects,
             check_binder_table: binders_in_table,
+            resolver: None,
         }
     }
 
@@ -368,6 +527,53 @@ impl<'a> ParcelReader<'a> {
         Ok(address.map(|address| BinderRef { address, stability }))
     }
 
+    /// `readStrongBinder` into a binder object of the session the parcel came on.
+    pub fn read_binder(&mut self) -> Result<Option<SpIBinder>, ParcelError> {
+        let Some(r) = self.read_strong_binder()? else {
+            return Ok(None);
+        };
+        let resolver = self.resolver.ok_or(ParcelError::NoSession)?;
+        resolver.resolve_binder(r.address, r.stability).map(Some)
+    }
+
+    /// A non-null binder (AIDL's non-`@nullable` interface arguments).
+    pub fn read_required_binder(&mut self) -> Result<SpIBinder, ParcelError> {
+        self.read_binder()?.ok_or(ParcelError::UnexpectedNull)
+    }
+
+    /// A file descriptor object; it must be listed in the object table.
+    pub fn read_fd(&mut self) -> Result<OwnedFd, ParcelError> {
+        let start = self.pos;
+        let ty = self.read_i32()?;
+        if ty != TYPE_NATIVE_FILE_DESCRIPTOR {
+            return Err(ParcelError::BadObjectType(ty));
+        }
+        if !self.objects.iter().any(|&o| o as usize == start) {
+            return Err(ParcelError::FdNotInObjectTable(start));
+        }
+        let index = self.read_i32()?;
+        let resolver = self.resolver.ok_or(ParcelError::NoSession)?;
+        resolver.take_fd(index)
+    }
+
+    /// `ParcelFileDescriptor` (nullable): see [`Parcel::write_pfd`].
+    pub fn read_pfd(&mut self) -> Result<Option<OwnedFd>, ParcelError> {
+        if self.read_i32()? == 0 {
+            return Ok(None);
+        }
+        let has_comm = self.read_i32()?;
+        if has_comm != 0 {
+            // A comm channel (a second fd for close/error reports) is not used over RPC.
+            return Err(ParcelError::BadValue(has_comm));
+        }
+        self.read_fd().map(Some)
+    }
+
+    /// A non-null `ParcelFileDescriptor`.
+    pub fn read_required_pfd(&mut self) -> Result<OwnedFd, ParcelError> {
+        self.read_pfd()?.ok_or(ParcelError::UnexpectedNull)
+    }
+
     /// `Status::readFromParcel`, including the fat reply header and stack-trace skips.
     pub fn read_status(&mut self) -> Result<Status, ParcelError> {
         let mut ex = ExceptionCode(self.read_i32()?);
@@ -421,6 +627,7 @@ impl<'a> ParcelReader<'a> {
             pos: self.pos,
             objects: self.objects,
             check_binder_table: self.check_binder_table,
+            resolver: self.resolver,
         };
         let v = f(&mut inner)?;
         self.pos = start + sz;
