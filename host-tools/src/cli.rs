@@ -404,6 +404,9 @@ pub fn vm_config(args: &RunArgs) -> VmConfig {
             .device_secret
             .clone()
             .unwrap_or_else(crate::identity::default_device_secret_path),
+        raw: None,
+        console_out: None,
+        console_in: None,
     }
 }
 

@@ -16,7 +16,7 @@ pub struct CrosvmConfig {
     pub memory_mib: u32,
     pub cpus: u32,
     pub kernel: PathBuf,
-    pub initrd: PathBuf,
+    pub initrd: Option<PathBuf>,
     pub params: String,
     /// (composite spec, writable).
     pub disks: Vec<(PathBuf, bool)>,
@@ -26,7 +26,7 @@ pub struct CrosvmConfig {
     pub vhost_vsock_socket: PathBuf,
     /// The DICE handover, passed as crosvm's x86 fw_cfg file (`--fw-cfg`), the same item QEMU
     /// gets: microdroid_manager reads it from `/sys/firmware/qemu_fw_cfg`.
-    pub dice_handover: PathBuf,
+    pub dice_handover: Option<PathBuf>,
 }
 
 impl CrosvmConfig {
@@ -56,7 +56,9 @@ impl CrosvmConfig {
                 "--serial=type=sink,hardware=virtio-console,num={num}"
             ));
         }
-        a.extend(["--initrd".into(), self.initrd.display().to_string()]);
+        if let Some(initrd) = &self.initrd {
+            a.extend(["--initrd".into(), initrd.display().to_string()]);
+        }
         a.extend(["--params".into(), self.params.clone()]);
         for (disk, writable) in &self.disks {
             a.extend([
@@ -68,14 +70,16 @@ impl CrosvmConfig {
             "--vhost-user".into(),
             format!("type=vsock,socket={}", self.vhost_vsock_socket.display()),
         ]);
-        a.extend([
-            "--fw-cfg".into(),
-            format!(
-                "name={},path={}",
-                dice::FW_CFG_HANDOVER_NAME,
-                self.dice_handover.display()
-            ),
-        ]);
+        if let Some(handover) = &self.dice_handover {
+            a.extend([
+                "--fw-cfg".into(),
+                format!(
+                    "name={},path={}",
+                    dice::FW_CFG_HANDOVER_NAME,
+                    handover.display()
+                ),
+            ]);
+        }
         a.push(self.kernel.display().to_string());
         a
     }
@@ -103,13 +107,13 @@ mod tests {
             memory_mib: 256,
             cpus: 1,
             kernel: "/proc/self/fd/10".into(),
-            initrd: "/proc/self/fd/11".into(),
+            initrd: Some("/proc/self/fd/11".into()),
             params: "console=ttyS0 panic=-1".into(),
             disks: vec![("/proc/self/fd/12".into(), false)],
             console: Some("/proc/self/fd/13".into()),
             death_reason: "/proc/self/fd/14".into(),
             vhost_vsock_socket: "/run/vhost.sock".into(),
-            dice_handover: "/run/dice-handover.cbor".into(),
+            dice_handover: Some("/run/dice-handover.cbor".into()),
         }
     }
 

@@ -32,10 +32,12 @@ pub struct QemuConfig {
     pub memory_mib: u32,
     pub cpus: u32,
     pub kernel: PathBuf,
-    pub initrd: PathBuf,
+    pub initrd: Option<PathBuf>,
     pub cmdline: String,
     /// Each disk's VMDK and whether the guest may write to it.
     pub disks: Vec<(PathBuf, bool)>,
+    /// Whole-image disks (raw format) after them: a raw VM's `DiskImage.image`s.
+    pub raw_disks: Vec<(PathBuf, bool)>,
     pub vhost_vsock_socket: PathBuf,
     pub console_socket: PathBuf,
     pub death_reason_file: PathBuf,
@@ -88,7 +90,9 @@ impl QemuConfig {
             push(&["-bios", &bios.to_string_lossy()]);
         }
         push(&["-kernel", &self.kernel.to_string_lossy()]);
-        push(&["-initrd", &self.initrd.to_string_lossy()]);
+        if let Some(initrd) = &self.initrd {
+            push(&["-initrd", &initrd.to_string_lossy()]);
+        }
         push(&["-append", &self.cmdline]);
         push(&[
             "-chardev",
@@ -107,6 +111,18 @@ impl QemuConfig {
                 &format!(
                     "file={},format=vmdk,if=none,id=disk{i},readonly={readonly}",
                     disk.display()
+                ),
+            ]);
+            push(&["-device", &format!("virtio-blk-pci,drive=disk{i}")]);
+        }
+        for (j, (image, writable)) in self.raw_disks.iter().enumerate() {
+            let i = self.disks.len() + j;
+            let readonly = if *writable { "off" } else { "on" };
+            push(&[
+                "-drive",
+                &format!(
+                    "file={},format=raw,if=none,id=disk{i},readonly={readonly}",
+                    image.display()
                 ),
             ]);
             push(&["-device", &format!("virtio-blk-pci,drive=disk{i}")]);
@@ -164,8 +180,9 @@ mod tests {
             memory_mib: 256,
             cpus: 1,
             kernel: "/k".into(),
-            initrd: "/i".into(),
+            initrd: Some("/i".into()),
             cmdline: kernel_cmdline(true, &[]),
+            raw_disks: Vec::new(),
             disks: vec![
                 ("/run/os.vmdk".into(), false),
                 ("/run/instance.vmdk".into(), true),

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -85,6 +85,64 @@ pub struct VmConfig {
     pub storage: Option<(PathBuf, u64)>,
     /// The host's device secret, the UDS of the VM's DICE chain (created if missing).
     pub device_secret: PathBuf,
+    /// A raw VM (AOSP's `VirtualMachineRawConfig`): its own kernel, initrd, command line and
+    /// disks instead of the Microdroid OS; no DICE handover, no hang detection.
+    pub raw: Option<RawVm>,
+    /// Where the guest console is copied as it arrives (a client's `consoleOutFd`).
+    pub console_out: Option<Arc<File>>,
+    /// What is fed to the guest console (a client's `consoleInFd`).
+    pub console_in: Option<Arc<File>>,
+}
+
+/// A raw VM's boot inputs.
+#[derive(Debug, Clone, Default)]
+pub struct RawVm {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub params: String,
+    pub disks: Vec<RawDisk>,
+}
+
+/// One disk of a raw VM: a whole image, or partitions assembled into a composite disk.
+#[derive(Debug, Clone)]
+pub enum RawDisk {
+    Image { path: PathBuf, writable: bool },
+    Partitions(Vec<RawPartition>),
+}
+
+/// A partition of a raw VM's composite disk.
+#[derive(Debug, Clone)]
+pub struct RawPartition {
+    pub label: String,
+    pub path: PathBuf,
+    pub writable: bool,
+}
+
+/// Stops a VM that `run_controlled` runs, from any thread.
+#[derive(Debug, Clone)]
+pub struct VmStopper(mpsc::Sender<Event>);
+
+impl VmStopper {
+    /// Asks the VM to stop (the VMM is killed, the outcome is `Interrupted`, AOSP's KILLED).
+    /// Does nothing once the VM has ended.
+    pub fn stop(&self) {
+        let _ = self.0.send(Event::Stop);
+    }
+}
+
+/// The event channel of one run, created before it so that a [`VmStopper`] exists first.
+#[derive(Debug)]
+pub struct VmControl {
+    tx: mpsc::Sender<Event>,
+    rx: mpsc::Receiver<Event>,
+}
+
+impl VmControl {
+    /// A control and the stopper that acts on it.
+    pub fn new() -> (VmControl, VmStopper) {
+        let (tx, rx) = mpsc::channel();
+        (VmControl { tx: tx.clone(), rx }, VmStopper(tx))
+    }
 }
 
 impl VmConfig {
@@ -115,6 +173,9 @@ impl VmConfig {
             instance: None,
             storage: None,
             device_secret: crate::identity::default_device_secret_path(),
+            raw: None,
+            console_out: None,
+            console_in: None,
         }
     }
 }
@@ -242,7 +303,10 @@ pub struct VmResult {
     pub stages: Option<crate::stages::BootStages>,
 }
 
+#[derive(Debug)]
 enum Event {
+    /// A [`VmStopper`] asked the VM to stop.
+    Stop,
     Signal(i32),
     Vm(VmEvent),
     /// The host service will send no more events.
@@ -256,15 +320,38 @@ pub fn run(config: &VmConfig) -> Result<VmResult> {
 
 /// Runs the VM to its end, telling `observer` when it started and each event as it arrives.
 pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> Result<VmResult> {
+    run_controlled(config, None, VmControl::new().0, observer)
+}
+
+/// What the VM boots, decided before the VMM starts.
+struct BootPlan {
+    kernel: PathBuf,
+    initrd: Option<PathBuf>,
+    cmdline: String,
+    disks: Vec<VmDisk>,
+    /// Whole-image disks of a raw VM (QEMU `format=raw`).
+    image_disks: Vec<(PathBuf, bool)>,
+    /// The DICE handover file (Microdroid VMs).
+    handover: Option<PathBuf>,
+}
+
+/// Runs the VM to its end on `lease` (or a CID it takes), stoppable through `control`'s
+/// [`VmStopper`], telling `observer` when it started and each event as it arrives.
+pub fn run_controlled(
+    config: &VmConfig,
+    lease: Option<CidLease>,
+    control: VmControl,
+    observer: &mut dyn FnMut(Notice<'_>),
+) -> Result<VmResult> {
     let started = Instant::now();
     let started_wall = SystemTime::now();
-    let lease = match config.cid {
-        Some(cid) => CidLease::claim(&config.runtime_dir, cid),
-        None => CidLease::allocate(&config.runtime_dir),
+    let lease = match (lease, config.cid) {
+        (Some(lease), _) => Ok(lease),
+        (None, Some(cid)) => CidLease::claim(&config.runtime_dir, cid),
+        (None, None) => CidLease::allocate(&config.runtime_dir),
     }
     .context("choosing the guest CID")?;
     let cid = lease.cid();
-    let (manifest, image_dir) = OsManifest::load(&config.os_manifest)?;
     let run_dir = tempfile::Builder::new()
         .prefix(&format!("vmctl-{cid}-"))
         .tempdir()
@@ -298,33 +385,46 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
 
     // One VM at a time per instance (and its storage): the lock lives as long as this run.
     let _instance_locks = crate::disk::lock_instance_files(config)?;
-    let (kernel, initrd, cmdline) = boot_inputs(config, &manifest, &image_dir);
-    let handover_path = dir.join(DICE_HANDOVER_FILE);
-    match prepare_identity(
-        config, &manifest, &image_dir, &kernel, &initrd, &cmdline, true,
-    ) {
-        Ok(handover) => crate::identity::write_handover(&handover_path, &handover)?,
-        Err(err) => {
-            let Some(refusal) = err.downcast_ref::<crate::identity::InstanceRefusal>() else {
-                return Err(err);
-            };
-            // As pvmfw: the instance recorded another OS or debug level; nothing boots.
-            return Ok(VmResult {
-                cid,
-                outcome: VmOutcome::GuestError(vm_status::ReportedDeath {
-                    reason: vm_status::DeathReason::PvmFirmwareInstanceImageChanged,
-                    detail: Some(refusal.to_string()),
-                }),
-                events: Vec::new(),
-                console_log,
-                console: Vec::new(),
-                wall_time: started.elapsed(),
-                stages: None,
-            });
+    let plan = match &config.raw {
+        Some(raw) => raw_boot_plan(raw, dir)?,
+        None => {
+            let (manifest, image_dir) = OsManifest::load(&config.os_manifest)?;
+            let (kernel, initrd, cmdline) = boot_inputs(config, &manifest, &image_dir);
+            let handover_path = dir.join(DICE_HANDOVER_FILE);
+            match prepare_identity(
+                config, &manifest, &image_dir, &kernel, &initrd, &cmdline, true,
+            ) {
+                Ok(handover) => crate::identity::write_handover(&handover_path, &handover)?,
+                Err(err) => {
+                    let Some(refusal) = err.downcast_ref::<crate::identity::InstanceRefusal>()
+                    else {
+                        return Err(err);
+                    };
+                    // As pvmfw: the instance recorded another OS or debug level; nothing boots.
+                    return Ok(VmResult {
+                        cid,
+                        outcome: VmOutcome::GuestError(vm_status::ReportedDeath {
+                            reason: vm_status::DeathReason::PvmFirmwareInstanceImageChanged,
+                            detail: Some(refusal.to_string()),
+                        }),
+                        events: Vec::new(),
+                        console_log,
+                        console: Vec::new(),
+                        wall_time: started.elapsed(),
+                        stages: None,
+                    });
+                }
+            }
+            BootPlan {
+                kernel,
+                initrd: Some(initrd),
+                cmdline,
+                disks: assemble_vm_disks(config, &manifest, &image_dir, dir)?,
+                image_disks: Vec::new(),
+                handover: Some(handover_path),
+            }
         }
-    }
-
-    let disks = assemble_vm_disks(config, &manifest, &image_dir, dir)?;
+    };
     let death_reason_file = dir.join(DEATH_REASON_FILE);
     let console_socket = dir.join(CONSOLE_SOCKET);
     let vhost_socket = dir.join(VHOST_SOCKET);
@@ -334,7 +434,10 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
     let mut signals =
         Signals::new([SIGINT, SIGTERM, SIGHUP, SIGCHLD]).context("installing signal handlers")?;
     let signal_handle = signals.handle();
-    let (events, event_rx) = mpsc::channel();
+    let VmControl {
+        tx: events,
+        rx: event_rx,
+    } = control;
     let signal_events = events.clone();
     let signal_thread = thread::spawn(move || {
         for sig in signals.forever() {
@@ -376,9 +479,14 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
             Vmm::Qemu => {
                 let listener =
                     UnixListener::bind(&console_socket).context("binding the console socket")?;
-                let console_thread =
-                    start_console_reader(listener, &console_log, config.console_to_terminal)?;
-                let qemu_config = qemu_config(config, &disks, kernel, initrd, cmdline, dir);
+                let console_thread = start_console_reader(
+                    listener,
+                    &console_log,
+                    config.console_to_terminal,
+                    config.console_out.clone(),
+                    config.console_in.clone(),
+                )?;
+                let qemu_config = qemu_config(config, &plan, dir);
                 let mut command = Command::new(&qemu_config.qemu);
                 command
                     .args(qemu_config.argv())
@@ -397,11 +505,8 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
                 File::create(&death_reason_file)?;
                 let (crosvm_config, preserved) = crosvm_config(
                     config,
-                    &disks,
+                    &plan,
                     dir,
-                    &kernel,
-                    &initrd,
-                    cmdline,
                     &console_log,
                     &death_reason_file,
                     &vhost_socket,
@@ -457,8 +562,8 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
                 break stop(&mut vmm, &lease, &mut record);
             }
             let mut wake = deadline;
-            if let (Some(boot_deadline), PayloadState::Starting) =
-                (boot_deadline, payload_state.get())
+            if let (Some(boot_deadline), PayloadState::Starting, None) =
+                (boot_deadline, payload_state.get(), &config.raw)
             {
                 if now >= boot_deadline {
                     // As AOSP: the state machine moves to Hangup, later notifications are refused.
@@ -472,7 +577,7 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
             }
             match event_rx.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(Event::Signal(SIGCHLD)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Ok(Event::Signal(_)) => {
+                Ok(Event::Signal(_) | Event::Stop) => {
                     stopped_by_us = Some(VmOutcome::Interrupted);
                     break stop(&mut vmm, &lease, &mut record);
                 }
@@ -493,7 +598,7 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
             match event_rx.recv_timeout(drain_deadline.saturating_duration_since(Instant::now())) {
                 Ok(Event::Vm(ev)) => on_event(ev, &mut record, &mut timed_events),
                 Ok(Event::VmServiceClosed) => service_closed = true,
-                Ok(Event::Signal(_)) => {}
+                Ok(Event::Signal(_) | Event::Stop) => {}
                 Err(_) => break,
             }
         }
@@ -507,6 +612,10 @@ pub fn run_observed(config: &VmConfig, observer: &mut dyn FnMut(Notice<'_>)) -> 
             let _ = console_thread.join();
         }
         let console = fs::read(&console_log).unwrap_or_default();
+        if let (Vmm::Crosvm, Some(out)) = (config.vmm, &config.console_out) {
+            // crosvm wrote the console to a file; the client gets it when the VM ends.
+            let _ = (&**out).write_all(&console);
+        }
         if let Some(vm_logs) = &vm_log_dir {
             keep_death_reason(
                 &death_reason_file,
@@ -605,14 +714,7 @@ fn prepare_identity(
 
 /// The QEMU command line's inputs; the sockets and the death-reason file are in the run
 /// directory under the names `run` uses.
-fn qemu_config(
-    config: &VmConfig,
-    disks: &[VmDisk],
-    kernel: PathBuf,
-    initrd: PathBuf,
-    cmdline: String,
-    dir: &Path,
-) -> QemuConfig {
+fn qemu_config(config: &VmConfig, plan: &BootPlan, dir: &Path) -> QemuConfig {
     let accel = match config.accel {
         Accel::Auto => crate::accel::choose(&config.qemu, &config.runtime_dir).accel,
         accel => accel,
@@ -622,51 +724,95 @@ fn qemu_config(
         accel,
         memory_mib: config.memory_mib,
         cpus: config.cpus,
-        kernel,
-        initrd,
-        cmdline,
-        disks: disks
+        kernel: plan.kernel.clone(),
+        initrd: plan.initrd.clone(),
+        cmdline: plan.cmdline.clone(),
+        disks: plan
+            .disks
             .iter()
             .map(|d| (d.vmdk.clone(), d.writable()))
             .collect(),
+        raw_disks: plan.image_disks.clone(),
         vhost_vsock_socket: dir.join(VHOST_SOCKET),
         console_socket: dir.join(CONSOLE_SOCKET),
         death_reason_file: dir.join(DEATH_REASON_FILE),
         bios: Path::new(QBOOT_ROM)
             .exists()
             .then(|| PathBuf::from(QBOOT_ROM)),
-        fw_cfg_files: vec![(
-            dice::FW_CFG_HANDOVER_NAME.to_owned(),
-            dir.join(DICE_HANDOVER_FILE),
-        )],
+        fw_cfg_files: plan
+            .handover
+            .iter()
+            .map(|h| (dice::FW_CFG_HANDOVER_NAME.to_owned(), h.clone()))
+            .collect(),
     }
 }
 
+/// A raw VM's kernel, command line and disks (partition lists become composite disks).
+fn raw_boot_plan(raw: &RawVm, dir: &Path) -> Result<BootPlan> {
+    let mut disks = Vec::new();
+    let mut image_disks = Vec::new();
+    for (i, disk) in raw.disks.iter().enumerate() {
+        match disk {
+            RawDisk::Image { path, writable } => image_disks.push((path.clone(), *writable)),
+            RawDisk::Partitions(parts) => {
+                let partitions = parts
+                    .iter()
+                    .map(|p| {
+                        composite::Partition::from_file(&p.label, &p.path, p.writable)
+                            .with_context(|| format!("reading partition {}", p.label))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                // A fixed GUID per position keeps the disk a function of its partitions.
+                let guid =
+                    uuid::Uuid::from_u128(0x5f1a_0000_0000_4000_8000_0000_0000_0000 + i as u128);
+                disks.push(crate::disk::assemble_disk(
+                    &format!("disk{i}"),
+                    guid,
+                    partitions,
+                    dir,
+                )?);
+            }
+        }
+    }
+    Ok(BootPlan {
+        kernel: raw.kernel.clone(),
+        initrd: raw.initrd.clone(),
+        cmdline: raw.params.clone(),
+        disks,
+        image_disks,
+        handover: None,
+    })
+}
+
 /// The crosvm command line and the files it inherits (`/proc/self/fd/N`), AVF style.
-#[allow(clippy::too_many_arguments)]
 fn crosvm_config(
     config: &VmConfig,
-    disks: &[VmDisk],
+    plan: &BootPlan,
     dir: &Path,
-    kernel: &Path,
-    initrd: &Path,
-    cmdline: String,
     console_log: &Path,
     death_reason_file: &Path,
     vhost_socket: &Path,
 ) -> Result<(CrosvmConfig, PreservedFiles)> {
     let mut preserved = PreservedFiles::default();
-    let disk_specs = disks
+    let mut disk_specs = plan
+        .disks
         .iter()
         .map(|d| Ok((fd_composite(d, dir, &mut preserved)?, d.writable())))
         .collect::<Result<Vec<_>>>()?;
+    for (path, writable) in &plan.image_disks {
+        disk_specs.push((preserved.add(path, *writable)?, *writable));
+    }
     let crosvm_config = CrosvmConfig {
         crosvm: config.crosvm.clone(),
         memory_mib: config.memory_mib,
         cpus: config.cpus,
-        kernel: preserved.add(kernel, false)?,
-        initrd: preserved.add(initrd, false)?,
-        params: cmdline,
+        kernel: preserved.add(&plan.kernel, false)?,
+        initrd: plan
+            .initrd
+            .as_deref()
+            .map(|i| preserved.add(i, false))
+            .transpose()?,
+        params: plan.cmdline.clone(),
         disks: disk_specs,
         console: if config.debuggable {
             Some(preserved.add(console_log, true)?)
@@ -675,7 +821,7 @@ fn crosvm_config(
         },
         death_reason: preserved.add(death_reason_file, true)?,
         vhost_vsock_socket: vhost_socket.to_owned(),
-        dice_handover: dir.join(DICE_HANDOVER_FILE),
+        dice_handover: plan.handover.clone(),
     };
     Ok((crosvm_config, preserved))
 }
@@ -687,14 +833,28 @@ pub fn command_line(
     config: &VmConfig,
     dir: &Path,
 ) -> Result<(Vec<String>, Option<PreservedFiles>)> {
-    let (manifest, image_dir) = OsManifest::load(&config.os_manifest)?;
-    let disks = assemble_vm_disks(config, &manifest, &image_dir, dir)?;
-    let (kernel, initrd, cmdline) = boot_inputs(config, &manifest, &image_dir);
-    // The handover as it would be, without reading or recording the instance's entry.
-    let handover = prepare_identity(
-        config, &manifest, &image_dir, &kernel, &initrd, &cmdline, false,
-    )?;
-    crate::identity::write_handover(&dir.join(DICE_HANDOVER_FILE), &handover)?;
+    let plan = match &config.raw {
+        Some(raw) => raw_boot_plan(raw, dir)?,
+        None => {
+            let (manifest, image_dir) = OsManifest::load(&config.os_manifest)?;
+            let disks = assemble_vm_disks(config, &manifest, &image_dir, dir)?;
+            let (kernel, initrd, cmdline) = boot_inputs(config, &manifest, &image_dir);
+            // The handover as it would be, without reading or recording the instance's entry.
+            let handover = prepare_identity(
+                config, &manifest, &image_dir, &kernel, &initrd, &cmdline, false,
+            )?;
+            let handover_path = dir.join(DICE_HANDOVER_FILE);
+            crate::identity::write_handover(&handover_path, &handover)?;
+            BootPlan {
+                kernel,
+                initrd: Some(initrd),
+                cmdline,
+                disks,
+                image_disks: Vec::new(),
+                handover: Some(handover_path),
+            }
+        }
+    };
     let console_log = config
         .console_log
         .clone()
@@ -702,7 +862,7 @@ pub fn command_line(
     let death_reason_file = dir.join(DEATH_REASON_FILE);
     match config.vmm {
         Vmm::Qemu => {
-            let qemu = qemu_config(config, &disks, kernel, initrd, cmdline, dir);
+            let qemu = qemu_config(config, &plan, dir);
             let mut argv = vec![qemu.qemu.display().to_string()];
             argv.extend(qemu.argv());
             Ok((argv, None))
@@ -711,17 +871,8 @@ pub fn command_line(
             File::create(&console_log)?;
             File::create(&death_reason_file)?;
             let vhost = dir.join(VHOST_SOCKET);
-            let (crosvm, preserved) = crosvm_config(
-                config,
-                &disks,
-                dir,
-                &kernel,
-                &initrd,
-                cmdline,
-                &console_log,
-                &death_reason_file,
-                &vhost,
-            )?;
+            let (crosvm, preserved) =
+                crosvm_config(config, &plan, dir, &console_log, &death_reason_file, &vhost)?;
             let mut argv = vec![crosvm.crosvm.display().to_string()];
             argv.extend(crosvm.argv());
             Ok((argv, Some(preserved)))
@@ -807,6 +958,8 @@ fn start_console_reader(
     listener: UnixListener,
     log_path: &Path,
     to_terminal: bool,
+    console_out: Option<Arc<File>>,
+    console_in: Option<Arc<File>>,
 ) -> Result<thread::JoinHandle<()>> {
     let file =
         File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
@@ -816,6 +969,12 @@ fn start_console_reader(
             let _ = log.finish();
             return;
         };
+        if let (Some(input), Ok(mut to_guest)) = (console_in, stream.try_clone()) {
+            // The client's console input goes to the guest until either side ends.
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut &*input, &mut to_guest);
+            });
+        }
         let mut buf = [0u8; 16 * 1024];
         loop {
             match stream.read(&mut buf) {
@@ -826,6 +985,9 @@ fn start_console_reader(
                 Ok(n) => {
                     let data = buf.get(..n).unwrap_or_default();
                     let _ = log.write_capped(data);
+                    if let Some(out) = &console_out {
+                        let _ = (&**out).write_all(data);
+                    }
                     if to_terminal {
                         let mut out = std::io::stdout().lock();
                         let _ = out.write_all(data);

@@ -135,6 +135,52 @@ impl<S: Read + Write> HelloClient<S> {
     }
 }
 
+/// The host's proxy for a payload's `IHello` on a session opened by vmclient
+/// (`VmInstance::connect_service`).
+#[derive(Debug, Clone)]
+pub struct HelloProxy(pub rpcbinder::SpIBinder);
+
+impl HelloProxy {
+    /// Checks the root object's descriptor (as NDK clients do) and wraps it.
+    pub fn from_binder(binder: rpcbinder::SpIBinder) -> Result<Self, CallError> {
+        let proxy = binder
+            .as_remote()
+            .ok_or(CallError::Rpc(rpcbinder::Error::UnexpectedReply))?;
+        let actual = proxy.interface_descriptor()?;
+        if actual != DESCRIPTOR {
+            return Err(CallError::Rpc(rpcbinder::Error::DescriptorMismatch {
+                expected: DESCRIPTOR.into(),
+                actual,
+            }));
+        }
+        Ok(HelloProxy(binder))
+    }
+
+    pub fn greet(&self, name: &str) -> Result<String, CallError> {
+        let reply =
+            rpcbinder::session::call(&self.0, DESCRIPTOR, codes::GREET, |p| p.write_str(name))?;
+        Ok(reply
+            .reader()
+            .read_string()
+            .map_err(rpcbinder::Error::Parcel)?)
+    }
+
+    pub fn echo(&self, data: &[u8]) -> Result<Vec<u8>, CallError> {
+        let reply = rpcbinder::session::call(&self.0, DESCRIPTOR, codes::ECHO, |p| {
+            p.write_byte_array(Some(data))
+        })?;
+        let bytes = reply
+            .reader()
+            .read_byte_array()
+            .map_err(rpcbinder::Error::Parcel)?;
+        bytes.ok_or(CallError::Rpc(rpcbinder::Error::UnexpectedReply))
+    }
+
+    pub fn quit(&self) -> Result<(), CallError> {
+        rpcbinder::session::call(&self.0, DESCRIPTOR, codes::QUIT, |_| {}).map(|_| ())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::net::UnixStream;

@@ -134,6 +134,31 @@ pub enum DeathReason {
 }
 
 impl DeathReason {
+    /// Every reason this build knows, in wire order.
+    pub const ALL: [DeathReason; 16] = [
+        Self::InfrastructureError,
+        Self::Killed,
+        Self::Unknown,
+        Self::Shutdown,
+        Self::StartFailed,
+        Self::Reboot,
+        Self::Crash,
+        Self::PvmFirmwarePublicKeyMismatch,
+        Self::PvmFirmwareInstanceImageChanged,
+        Self::MicrodroidFailedToConnectToVirtualizationService,
+        Self::MicrodroidPayloadHasChanged,
+        Self::MicrodroidPayloadVerificationFailed,
+        Self::MicrodroidInvalidPayloadConfig,
+        Self::MicrodroidUnknownRuntimeError,
+        Self::Hangup,
+        Self::WatchdogReboot,
+    ];
+
+    /// The reason for a wire value; `None` for values this build does not know.
+    pub fn from_i32(value: i32) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| *r as i32 == value)
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             Self::InfrastructureError => "INFRASTRUCTURE_ERROR",
