@@ -29,7 +29,7 @@ guest:
 	RUSTFLAGS="$(GUEST_RUSTFLAGS)" cargo build --release --target $(GUEST_TARGET) $(GUEST_CRATES)
 
 host:
-	cargo build --release -p host_tools -p image
+	cargo build --release -p host_tools -p image -p virtmgr -p hello_host
 
 ## image: the guest OS (initramfs, system partition, manifest) in build/image
 image: build
@@ -39,6 +39,7 @@ image: build
 app: build
 	rm -rf $(APP)/tree && mkdir -p $(APP)/tree/assets $(APP)/tree/lib/x86_64
 	cp examples/hello-app/vm_config.json $(APP)/tree/assets/vm_config.json
+	cp examples/hello-app/vm_config_host.json $(APP)/tree/assets/vm_config_host.json
 	cp $(GUEST_BIN)/hello_payload $(APP)/tree/lib/x86_64/hello_payload
 	# The version code follows the payload binary's build time: a rebuilt payload is an update
 	# of the same app (same signer), which the instance accepts and keeps its secrets for.
@@ -46,15 +47,16 @@ app: build
 	    --package com.example.microdroid.hello --version-code $$(stat -c %Y $(GUEST_BIN)/hello_payload)
 	$(VMCTL) create-idsig $(APP)/hello-app.apk $(APP)/hello-app.apk.idsig
 
-## run: set up, build, boot the demo app's payload from its signed APK and print its result.
+## run: set up, build, and run the demo as an AVF app does: the host program
+## (examples/hello-app/host, a vmclient client) has virtmgr boot the app's VM, waits until the
+## payload serves IHello on vsock, calls greet() and prints the reply computed in the VM.
 ## The instance and its encrypted storage are kept per OS image (the OS is part of the VM's
 ## identity): run twice and the payload counts "boot 1", then "boot 2" with the same secret.
 run: setup image app
 	os=$$(cat $(BUILD)/image/vmlinuz $(BUILD)/image/initramfs.img $(BUILD)/image/vbmeta.img | sha256sum | cut -c1-12); \
-	$(VMCTL) run-app --os $(BUILD)/image/vm_os.json --apk $(APP)/hello-app.apk \
+	$(HOST_BIN)/hello_host --os $(BUILD)/image/vm_os.json --apk $(APP)/hello-app.apk \
 	    --idsig $(APP)/hello-app.apk.idsig --instance $(APP)/instance-$$os.img \
-	    --storage $(APP)/storage-$$os.img --storage-size 8388608 \
-	    --config-path assets/vm_config.json --console-log $(BUILD)/console.log
+	    --storage $(APP)/storage-$$os.img --storage-size 8388608
 
 ## test: set up, then every test: unit, host integration, boot tests
 test: setup image
@@ -70,6 +72,7 @@ install: image install-files
 
 install-files:
 	install -D -m 0755 $(VMCTL) $(DESTDIR)$(PREFIX)/bin/vmctl
+	install -D -m 0755 $(HOST_BIN)/virtmgr $(DESTDIR)$(PREFIX)/bin/virtmgr
 	install -d $(DESTDIR)$(PREFIX)/share/microdroid/image
 	cd $(BUILD)/image && install -m 0644 $(IMAGE_FILES) $(DESTDIR)$(PREFIX)/share/microdroid/image/
 

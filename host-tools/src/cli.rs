@@ -49,16 +49,25 @@ pub enum PartitionType {
 
 #[derive(Subcommand)]
 pub enum Cmd {
-    /// Boot the OS image, run its payload, and exit with the payload's status.
+    /// Boot the OS image, run its payload, and exit with the payload's status; or, with a
+    /// CONFIG.json (AOSP's `vm run`), run that custom VM through virtmgr.
     ///
     /// Exit status: the payload's exit code when it ran; 124 timeout or hang (payload not
     /// started in time); 125 guest error (death reason printed); 126 guest kernel panic; 127 the
     /// VM could not be run; 130 interrupted or stopped. With --detach: 0 once the VM runs.
-    Run(Box<RunArgs>),
+    /// With CONFIG.json, as AOSP's `vm`: 0 once the VM ended ("VM ended: <reason>"), 124 past
+    /// --timeout, 1 on an error.
+    Run(Box<RunCmd>),
     /// Run an app's payload from its signed APK (AVF's `vm run-app`): the APK is verified in the
     /// guest (dm-verity from the idsig, v3 signature), mounted at /mnt/apk, and its task run.
-    /// Exit status as for `run`.
+    ///
+    /// Two forms. AOSP's: `run-app APK IDSIG INSTANCE --config-path P | --payload-binary-name N`
+    /// goes through virtmgr (vmclient) and prints what AOSP's `vm` prints. This project's:
+    /// `run-app --apk A --idsig I --instance INST ...` runs the VM in vmctl itself, with
+    /// --json, --detach, --apex and `run`'s exit statuses.
     RunApp(Box<RunAppArgs>),
+    /// Print whether an AVF feature is enabled on this host (AOSP's `vm check-feature-enabled`).
+    CheckFeatureEnabled { feature: String },
     /// Make the APK Signature Scheme v4 idsig of an APK (what `apksigner` writes as .idsig).
     CreateIdsig { apk: PathBuf, idsig: PathBuf },
     /// Package a directory as an APK (stored entries, page-aligned executables; files under lib/
@@ -156,15 +165,27 @@ pub enum Cmd {
 #[derive(clap::Args, Debug, Clone)]
 #[command(group(clap::ArgGroup::new("payload").required(true).args(["config_path", "payload_binary_name"])))]
 pub struct RunAppArgs {
+    /// AOSP form: the signed APK (then IDSIG and INSTANCE follow; run through virtmgr).
+    #[arg(value_name = "APK", conflicts_with_all = ["apk", "idsig", "instance"], requires = "instance_pos")]
+    pub apk_pos: Option<PathBuf>,
+    /// AOSP form: the APK's idsig, made or refreshed by virtmgr.
+    #[arg(value_name = "IDSIG")]
+    pub idsig_pos: Option<PathBuf>,
+    /// AOSP form: the instance image, created (10 MiB) if missing.
+    #[arg(value_name = "INSTANCE")]
+    pub instance_pos: Option<PathBuf>,
     /// The signed APK.
-    #[arg(long)]
-    pub apk: PathBuf,
+    #[arg(long, required_unless_present = "apk_pos")]
+    pub apk: Option<PathBuf>,
     /// Its v4 signature (`vmctl create-idsig`, or apksigner's .idsig).
-    #[arg(long)]
-    pub idsig: PathBuf,
+    #[arg(long, required_unless_present = "apk_pos")]
+    pub idsig: Option<PathBuf>,
     /// The VM instance image (partition vm-instance); created if missing.
-    #[arg(long)]
-    pub instance: PathBuf,
+    #[arg(long, required_unless_present = "apk_pos")]
+    pub instance: Option<PathBuf>,
+    /// AOSP form: the idsig path of each --extra-apk (made or refreshed by virtmgr).
+    #[arg(long = "extra-idsig")]
+    pub extra_idsigs: Vec<PathBuf>,
     /// The payload config inside the APK, e.g. assets/vm_config.json.
     #[arg(long)]
     pub config_path: Option<String>,
@@ -190,6 +211,25 @@ pub struct RunAppArgs {
     pub run: RunArgs,
 }
 
+/// `run`'s arguments: an optional custom-VM config, and the run options.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunCmd {
+    /// AOSP's custom-VM JSON (kernel, initrd, params, disks, memory_mib, cpu_topology,
+    /// platform_version): run through virtmgr. Without it, the OS image's VM runs in vmctl.
+    #[arg(value_name = "CONFIG.json")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// AOSP's `--cpu-topology`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum CpuTopologyArg {
+    #[default]
+    OneCpu,
+    MatchHost,
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
     /// The OS manifest written by the image builder. Default: build/image/vm_os.json under the
@@ -203,9 +243,30 @@ pub struct RunArgs {
     /// Initramfs to boot instead of the manifest's.
     #[arg(long)]
     pub initrd: Option<PathBuf>,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 256)]
-    pub memory_mib: u32,
+    /// Guest memory in MiB (AOSP: `--mem`, `-m`); default 256.
+    #[arg(long, short = 'm', visible_alias = "mem")]
+    pub memory_mib: Option<u32>,
+    /// AOSP's CPU topology: one_cpu, or match_host (as many vCPUs as host CPUs; overrides
+    /// --cpus).
+    #[arg(long, value_enum, default_value_t = CpuTopologyArg::OneCpu)]
+    pub cpu_topology: CpuTopologyArg,
+    /// A protected VM (AOSP's `--protected`): refused, this host has no protected-VM
+    /// hypervisor.
+    #[arg(long, short = 'p')]
+    pub protected: bool,
+    /// AOSP form: the VM's name (default VmRunApp / VmRun).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// AOSP form: write the guest console here instead of stdout.
+    #[arg(long)]
+    pub console: Option<PathBuf>,
+    /// AOSP form: feed the guest console from this file.
+    #[arg(long)]
+    pub console_in: Option<PathBuf>,
+    /// AOSP form: the guest's OS log (logcat) stream; virtmgr refuses it until the guest has
+    /// a log stream of its own (its output is on the console).
+    #[arg(long)]
+    pub log: Option<PathBuf>,
     /// Virtual CPUs (under TCG, 1 is fastest).
     #[arg(long, default_value_t = 1)]
     pub cpus: u32,
@@ -266,11 +327,26 @@ pub struct RunArgs {
 
 pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Cmd::Run(args) => {
-            let config = vm_config(&args);
-            return run(&args, config);
+        Cmd::Run(cmd) => {
+            if let Some(config) = &cmd.config {
+                return crate::aosp::run_config(config, &cmd.run);
+            }
+            if let Err(err) = refuse_aosp_only_flags(&cmd.run) {
+                eprintln!("vmctl: error: {err:#}");
+                return ExitCode::from(exit_status::INFRASTRUCTURE);
+            }
+            let config = vm_config(&cmd.run);
+            return run(&cmd.run, config);
         }
-        Cmd::RunApp(args) => return run_app(&args),
+        Cmd::RunApp(args) => {
+            if args.apk_pos.is_some() {
+                return crate::aosp::run_app(&args);
+            }
+            return run_app(&args);
+        }
+        Cmd::CheckFeatureEnabled { feature } => {
+            return crate::aosp::check_feature_enabled(&feature)
+        }
         Cmd::CreateIdsig { apk, idsig } => app::create_idsig(&apk, &idsig),
         Cmd::PackageApk {
             dir,
@@ -377,8 +453,13 @@ pub fn vm_config(args: &RunArgs) -> VmConfig {
         os_manifest: args.os.clone().unwrap_or_else(default_os_manifest),
         kernel: args.kernel.clone(),
         initrd: args.initrd.clone(),
-        memory_mib: args.memory_mib,
-        cpus: args.cpus,
+        memory_mib: args.memory_mib.unwrap_or(crate::vm::DEFAULT_MEMORY_MIB),
+        cpus: match args.cpu_topology {
+            CpuTopologyArg::OneCpu => args.cpus,
+            CpuTopologyArg::MatchHost => std::thread::available_parallelism()
+                .map(|n| u32::try_from(n.get()).unwrap_or(1))
+                .unwrap_or(1),
+        },
         accel,
         timeout: Duration::from_secs(args.timeout),
         boot_timeout: (args.boot_timeout > 0).then(|| Duration::from_secs(args.boot_timeout)),
@@ -389,7 +470,7 @@ pub fn vm_config(args: &RunArgs) -> VmConfig {
             && !args.quiet
             && !args.json
             && args.detached_notify_fd.is_none(),
-        console_log: args.console_log.clone(),
+        console_log: args.console_log.clone().or_else(|| args.console.clone()),
         logs_dir: Some(crate::logs::default_logs_dir()),
         vmm: args.vmm,
         qemu: args.qemu.clone(),
@@ -426,8 +507,8 @@ pub fn app_payload(args: &RunAppArgs) -> app::AppPayload {
         (None, name) => app::PayloadSpec::BinaryName(name.clone().unwrap_or_default()),
     };
     app::AppPayload {
-        apk: args.apk.clone(),
-        idsig: args.idsig.clone(),
+        apk: args.apk.clone().unwrap_or_default(),
+        idsig: args.idsig.clone().unwrap_or_default(),
         payload,
         extra_apks: args.extra_apks.clone(),
         apexes: args.apexes.clone(),
@@ -438,7 +519,7 @@ pub fn app_payload(args: &RunAppArgs) -> app::AppPayload {
 pub fn app_vm_config(args: &RunAppArgs) -> VmConfig {
     let mut config = vm_config(&args.run);
     config.app = Some(app_payload(args));
-    config.instance = Some(args.instance.clone());
+    config.instance = args.instance.clone();
     config.storage = args.storage.clone().map(|path| {
         (
             path,
@@ -448,7 +529,35 @@ pub fn app_vm_config(args: &RunAppArgs) -> VmConfig {
     config
 }
 
+/// The AOSP form's flags that the in-process forms cannot honour.
+fn refuse_aosp_only_flags(args: &RunArgs) -> Result<()> {
+    if args.protected {
+        bail!("--protected: this host has no protected-VM hypervisor (pKVM); only non-protected VMs run here");
+    }
+    let mut bad = Vec::new();
+    if args.name.is_some() {
+        bad.push("--name");
+    }
+    if args.console_in.is_some() {
+        bad.push("--console-in");
+    }
+    if args.log.is_some() {
+        bad.push("--log");
+    }
+    if !bad.is_empty() {
+        bail!(
+            "{} belong to AOSP's forms (run-app APK IDSIG INSTANCE, run CONFIG.json), which run              through virtmgr",
+            bad.join(", ")
+        );
+    }
+    Ok(())
+}
+
 fn run_app(args: &RunAppArgs) -> ExitCode {
+    if let Err(err) = refuse_aosp_only_flags(&args.run) {
+        eprintln!("vmctl: error: {err:#}");
+        return ExitCode::from(exit_status::INFRASTRUCTURE);
+    }
     // Mistakes a user can fix, found before a VM starts (the guest checks everything again).
     if let Err(err) = crate::preflight::check(&app_payload(args)) {
         eprintln!("vmctl: {err}");
@@ -1074,19 +1183,22 @@ mod tests {
             "--vmm",
             "crosvm",
         ]);
-        let Cmd::Run(args) = cli.command else {
+        let Cmd::Run(cmd) = cli.command else {
             unreachable!()
         };
-        let config = vm_config(&args);
+        let config = vm_config(&cmd.run);
         assert!(!config.debuggable && !config.console_to_terminal);
         assert_eq!(
             (config.boot_timeout, config.vmm, config.cid),
             (None, Vmm::Crosvm, None)
         );
         let cli = Cli::parse_from(["vmctl", "run"]);
-        let Cmd::Run(args) = cli.command else {
+        let Cmd::Run(cmd) = cli.command else {
             unreachable!()
         };
-        assert_eq!(vm_config(&args).boot_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(
+            vm_config(&cmd.run).boot_timeout,
+            Some(Duration::from_secs(30))
+        );
     }
 }

@@ -13,6 +13,7 @@
 // Tests may unwrap: a failing assertion is the point there.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 pub mod accel;
+pub mod aosp;
 pub mod app;
 pub mod children;
 pub mod cli;

@@ -34,6 +34,8 @@ const BACKEND_START_TIMEOUT: Duration = Duration::from_secs(10);
 const VMM_STOP_GRACE: Duration = Duration::from_secs(2);
 /// How long to wait, after the VM ended, for the last RPC events to be delivered.
 const EVENT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Guest memory when none is given (AOSP's microdroid.json and virtmgr: 256 MiB).
+pub const DEFAULT_MEMORY_MIB: u32 = 256;
 /// AOSP's `BOOT_HANGUP_TIMEOUT`: the payload must have started by then.
 pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Names in the run directory: the vhost-user socket of the vsock backend, the console socket
@@ -152,7 +154,7 @@ impl VmConfig {
             os_manifest: os_manifest.to_owned(),
             kernel: None,
             initrd: None,
-            memory_mib: 256,
+            memory_mib: DEFAULT_MEMORY_MIB,
             cpus: 1,
             accel: Accel::Tcg,
             timeout: Duration::from_secs(120),

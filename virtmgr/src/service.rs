@@ -26,9 +26,6 @@ pub struct VirtualizationService {
     vms: Mutex<Vec<Weak<VmInstance>>>,
 }
 
-/// The features this host implements (`isFeatureEnabled`).
-pub const ENABLED_FEATURES: [&str; 2] = [features::DICE_CHANGES, features::MULTI_TENANT];
-
 impl VirtualizationService {
     /// A service whose VMs start from `base`.
     pub fn new(base: VmConfig) -> Arc<Self> {
@@ -90,6 +87,26 @@ impl IVirtualizationService for Handle {
         }
         let lease = CidLease::allocate(&self.0.base.runtime_dir)
             .map_err(|e| service_error(format!("allocating a CID: {e}")))?;
+        // Listed from creation, as AOSP lists every allocated VM context.
+        let record = host_tools::registry::VmRecord {
+            cid: lease.cid(),
+            pid: std::process::id(),
+            state: "not started".into(),
+            payload_state: "-".into(),
+            vmm: resolved.config.vmm.name().into(),
+            debug: if resolved.config.debuggable {
+                "full"
+            } else {
+                "none"
+            }
+            .into(),
+            console_log: Default::default(),
+            run_dir: Default::default(),
+            started_at: host_tools::registry::unix_now(),
+        };
+        lease
+            .publish(&record)
+            .map_err(|e| service_error(format!("listing the VM: {e}")))?;
         let vm = VmInstance::new(resolved.name, resolved.config, lease, resolved.fds);
         if let Ok(mut vms) = self.0.vms.lock() {
             vms.retain(|w| w.strong_count() > 0);
@@ -178,7 +195,7 @@ impl IVirtualizationService for Handle {
     }
 
     fn is_feature_enabled(&self, feature: &str) -> ServiceResult<bool> {
-        Ok(ENABLED_FEATURES.contains(&feature))
+        Ok(features::ENABLED.contains(&feature))
     }
 
     fn enable_test_attestation(&self) -> ServiceResult<()> {

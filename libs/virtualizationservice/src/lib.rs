@@ -43,6 +43,9 @@ pub mod features {
     pub const REMOTE_ATTESTATION: &str = "com.android.kvm.REMOTE_ATTESTATION";
     /// Vendor modules in the guest.
     pub const VENDOR_MODULES: &str = "com.android.kvm.VENDOR_MODULES";
+    /// The features this implementation has (`isFeatureEnabled`, `vm check-feature-enabled`):
+    /// DICE-derived instance secrets, and extra APKs in one VM.
+    pub const ENABLED: [&str; 2] = [DICE_CHANGES, MULTI_TENANT];
     /// Every feature name, in declaration order.
     pub const ALL: [&str; 6] = [
         DICE_CHANGES,

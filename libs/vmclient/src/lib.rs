@@ -49,13 +49,13 @@ pub enum Error {
     #[error("virtmgr exited before it was ready ({status})")]
     NotReady { status: String },
     /// The RPC session to virtmgr or to a payload could not be set up.
-    #[error("RPC session: {0}")]
+    #[error("RPC session")]
     Session(#[from] rpcbinder::Error),
     /// A call failed (transport, or an exception from the service).
-    #[error("{0}")]
+    #[error(transparent)]
     Call(#[from] CallError),
     /// An I/O error of the client itself.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
