@@ -48,9 +48,10 @@ pub enum Error {
     /// virtmgr ended before it was ready.
     #[error("virtmgr exited before it was ready ({status})")]
     NotReady { status: String },
-    /// The RPC session to virtmgr or to a payload could not be set up.
-    #[error("RPC session")]
-    Session(#[from] rpcbinder::Error),
+    /// The RPC session to virtmgr or to a payload could not be set up (the message carries
+    /// the cause, which is not repeated as a source).
+    #[error("RPC session: {0}")]
+    Session(rpcbinder::Error),
     /// A call failed (transport, or an exception from the service).
     #[error(transparent)]
     Call(#[from] CallError),
@@ -106,6 +107,12 @@ pub struct VirtmgrOptions {
     pub program: Option<PathBuf>,
     /// Host settings flags for virtmgr (`--os`, `--accel`, `--qemu`, ...).
     pub args: Vec<OsString>,
+}
+
+impl From<rpcbinder::Error> for Error {
+    fn from(e: rpcbinder::Error) -> Self {
+        Error::Session(e)
+    }
 }
 
 fn default_program() -> PathBuf {
@@ -294,44 +301,45 @@ struct InternalCallback {
     user: Option<Box<dyn VmCallback>>,
 }
 
+// The user's callback runs first, so that a waiter woken by the monitor sees its effects.
 impl IVirtualMachineCallback for InternalCallback {
     fn on_payload_started(&self, cid: i32) {
-        self.monitor
-            .update(|s| s.state = Some(VirtualMachineState::STARTED));
         if let Some(u) = &self.user {
             u.on_payload_started(cid);
         }
+        self.monitor
+            .update(|s| s.state = Some(VirtualMachineState::STARTED));
     }
 
     fn on_payload_ready(&self, cid: i32) {
-        self.monitor
-            .update(|s| s.state = Some(VirtualMachineState::READY));
         if let Some(u) = &self.user {
             u.on_payload_ready(cid);
         }
+        self.monitor
+            .update(|s| s.state = Some(VirtualMachineState::READY));
     }
 
     fn on_payload_finished(&self, cid: i32, exit_code: i32) {
-        self.monitor
-            .update(|s| s.state = Some(VirtualMachineState::FINISHED));
         if let Some(u) = &self.user {
             u.on_payload_finished(cid, exit_code);
         }
+        self.monitor
+            .update(|s| s.state = Some(VirtualMachineState::FINISHED));
     }
 
     fn on_error(&self, cid: i32, error_code: ErrorCode, message: &str) {
-        self.monitor
-            .update(|s| s.state = Some(VirtualMachineState::FINISHED));
         if let Some(u) = &self.user {
             u.on_error(cid, error_code, message);
         }
+        self.monitor
+            .update(|s| s.state = Some(VirtualMachineState::FINISHED));
     }
 
     fn on_died(&self, cid: i32, reason: aidl::DeathReason) {
-        self.monitor.died(DeathReason::Reported(reason));
         if let Some(u) = &self.user {
             u.on_died(cid, DeathReason::Reported(reason));
         }
+        self.monitor.died(DeathReason::Reported(reason));
     }
 }
 
