@@ -147,3 +147,39 @@ mod tests {
         }
     }
 }
+
+/// Bytes from a client to a [`crate::SessionServer`] (fd mode UNIX allowed, root
+/// [`FuzzService`]) over a socketpair: handshake, then commands, then EOF. Returns what the
+/// server wrote back. The session must end (no hang) and nothing may panic.
+pub fn session_server_bytes(data: &[u8]) -> Vec<u8> {
+    use std::os::unix::net::UnixStream;
+    let Ok((client, server_end)) = UnixStream::pair() else {
+        return Vec::new();
+    };
+    let server = crate::SessionServer::new(
+        crate::SpIBinder::local(Arc::new(FuzzService)),
+        crate::SessionConfig {
+            unix_fds: true,
+            version: crate::wire::MAX_SUPPORTED_VERSION,
+            ..crate::SessionConfig::default()
+        },
+    );
+    let _ = server_end.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let _ = client.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let accept = std::thread::spawn(move || server.accept(server_end.into()));
+    let mut writer = match client.try_clone() {
+        Ok(w) => w,
+        Err(_) => return Vec::new(),
+    };
+    let input = data.to_vec();
+    let write = std::thread::spawn(move || {
+        let _ = writer.write_all(&input);
+        let _ = writer.shutdown(std::net::Shutdown::Write);
+    });
+    let mut out = Vec::new();
+    let mut reader = client;
+    let _ = (&mut reader).take(1 << 20).read_to_end(&mut out);
+    let _ = write.join();
+    let _ = accept.join();
+    out
+}

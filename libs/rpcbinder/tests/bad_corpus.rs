@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use rpcbinder::fuzzing::{client_bytes, parse_parcel, serve_bytes};
+use rpcbinder::fuzzing::{client_bytes, parse_parcel, serve_bytes, session_server_bytes};
 use rpcbinder::{Error, ParcelError};
 
 fn load(sub: &str, name: &str) -> Vec<u8> {
@@ -188,6 +188,7 @@ fn corpus_is_covered_and_survives_all_entries() {
             let _ = serve_bytes(&data);
             let _ = client_bytes(&data);
             let _ = parse_parcel(&data);
+            let _ = session_server_bytes(&data);
             n += 1;
         }
     }

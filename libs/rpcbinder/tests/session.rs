@@ -432,3 +432,45 @@ fn session_client_talks_to_a_single_root_server() {
         assert_eq!(reply.reader().read_string().unwrap(), text);
     }
 }
+
+/// Client bytes: a new-session handshake at v1 asking for fd mode UNIX, then one GET_ROOT
+/// whose parcel is `data` with the object table `objects`.
+fn handshake_and_get_root(data: &[u8], objects: &[u32]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&1u32.to_le_bytes()); // version
+    b.push(0); // options
+    b.push(1); // fd mode UNIX
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(b"cci\0\0\0\0\0");
+    let body_len = 40 + data.len() + 4 * objects.len();
+    b.extend_from_slice(&0u32.to_le_bytes()); // TRANSACT
+    b.extend_from_slice(&(body_len as u32).to_le_bytes());
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&[0; 8]); // address 0
+    b.extend_from_slice(&0u32.to_le_bytes()); // GET_ROOT
+    b.extend_from_slice(&0u32.to_le_bytes()); // flags
+    b.extend_from_slice(&0u64.to_le_bytes()); // async number
+    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    b.extend_from_slice(&[0; 12]);
+    b.extend_from_slice(data);
+    for o in objects {
+        b.extend_from_slice(&o.to_le_bytes());
+    }
+    b
+}
+
+#[test]
+fn an_fd_object_without_its_fd_ends_the_session() {
+    use rpcbinder::fuzzing::session_server_bytes;
+    // A well-formed GET_ROOT is answered: the 8-byte session response, then a REPLY.
+    let ok = session_server_bytes(&handshake_and_get_root(&[], &[]));
+    assert!(ok.len() > 8, "{} bytes", ok.len());
+    // The same with an fd object listed but no SCM_RIGHTS fd: the session ends unanswered.
+    let bad = session_server_bytes(&handshake_and_get_root(&[2, 0, 0, 0, 0, 0, 0, 0], &[0]));
+    assert_eq!(bad.len(), 8);
+    // An fd object in a session that did not ask for fd mode UNIX: likewise.
+    let mut no_fds = handshake_and_get_root(&[2, 0, 0, 0, 0, 0, 0, 0], &[0]);
+    no_fds[5] = 0;
+    assert_eq!(session_server_bytes(&no_fds).len(), 8);
+}

@@ -651,3 +651,48 @@ impl VirtualMachineCallbackProxy {
         })
     }
 }
+
+/// Entry points for the fuzz targets in `fuzz/` and the bad-input tests: the parcel readers on
+/// untrusted bytes, with fds standing in for any index the bytes name. Never panics.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::os::fd::OwnedFd;
+
+    use rpcbinder::error::ParcelError;
+    use rpcbinder::parcel::ObjectResolver;
+    use rpcbinder::wire::Address;
+    use rpcbinder::{ParcelReader, SpIBinder};
+
+    /// Hands out `/dev/null` for fd indices below 16; no binders.
+    struct NullFds;
+
+    impl ObjectResolver for NullFds {
+        fn resolve_binder(&self, address: Address, _: i32) -> Result<SpIBinder, ParcelError> {
+            Err(ParcelError::UnknownBinder(address.0))
+        }
+        fn take_fd(&self, index: i32) -> Result<OwnedFd, ParcelError> {
+            if !(0..16).contains(&index) {
+                return Err(ParcelError::BadFdIndex(index));
+            }
+            std::fs::File::open("/dev/null")
+                .map(OwnedFd::from)
+                .map_err(|_| ParcelError::BadFdIndex(index))
+        }
+    }
+
+    /// Byte 0 picks the reader (a config union, a debug-info list, strings); the rest is the
+    /// parcel, whose object table lists every 4-byte offset (so any word may be an fd object).
+    pub fn read(data: &[u8]) -> Result<(), ParcelError> {
+        let Some((&which, parcel)) = data.split_first() else {
+            return Ok(());
+        };
+        let objects: Vec<u32> = (0..parcel.len() as u32).step_by(4).collect();
+        let mut r = ParcelReader::with_resolver(parcel, &objects, false, &NullFds);
+        match which % 3 {
+            0 => crate::VirtualMachineConfig::read(&mut r).map(|_| ()),
+            1 => crate::read_parcelable_array(&mut r, crate::VirtualMachineDebugInfo::read)
+                .map(|_| ()),
+            _ => crate::read_strings(&mut r).map(|_| ()),
+        }
+    }
+}

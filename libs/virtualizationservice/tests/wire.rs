@@ -530,3 +530,41 @@ fn vm_methods_callbacks_and_connect_vsock() {
     std::fs::File::from(fd).read_exact(&mut port).unwrap();
     assert_eq!(i32::from_le_bytes(port), 5678);
 }
+
+#[test]
+fn bad_parcels_get_their_errors() {
+    use rpcbinder::ParcelError;
+    use virtualizationservice::fuzzing::read;
+    let words = |w: &[i32]| -> Vec<u8> {
+        let mut b = vec![0u8]; // reader 0: VirtualMachineConfig
+        for x in w {
+            b.extend_from_slice(&x.to_le_bytes());
+        }
+        b
+    };
+    // Empty: not enough data for the tag.
+    assert!(matches!(read(&[0]), Err(ParcelError::NotEnoughData { .. })));
+    // Unknown union tag.
+    assert_eq!(read(&words(&[2])), Err(ParcelError::BadValue(2)));
+    // App config marked null.
+    assert_eq!(read(&words(&[0, 0])), Err(ParcelError::UnexpectedNull));
+    // A parcelable size past the end.
+    assert_eq!(
+        read(&words(&[0, 1, 400])),
+        Err(ParcelError::BadParcelableSize(400))
+    );
+    // Raw config: name "", instance id of 3 bytes instead of 64.
+    assert_eq!(
+        read(&words(&[1, 1, 20, 0, 0, 3, 0])),
+        Err(ParcelError::BadValue(3))
+    );
+    // An fd index the message did not carry.
+    let mut raw = vec![1, 1, 96, 0, 0, 64];
+    raw.extend([0; 16]);
+    raw.extend([1, 0, 2, 99]); // kernel: a PFD whose fd index is 99
+    assert_eq!(read(&words(&raw)), Err(ParcelError::BadFdIndex(99)));
+    // A string list count larger than the parcel.
+    let mut b = vec![2u8];
+    b.extend_from_slice(&1000i32.to_le_bytes());
+    assert_eq!(read(&b), Err(ParcelError::BadLength(1000)));
+}
