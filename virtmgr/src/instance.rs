@@ -116,8 +116,10 @@ impl VmInstance {
     ) {
         let callbacks = self.lock().callbacks.clone();
         for cb in &callbacks {
-            if let Err(e) = f(cb) {
-                eprintln!("virtmgr: VM {}: a callback failed: {e}", self.cid);
+            match f(cb) {
+                // The client is gone (its session ended): nobody to tell.
+                Ok(()) | Err(rpcbinder::Error::Shutdown) => {}
+                Err(e) => eprintln!("virtmgr: VM {}: a callback failed: {e}", self.cid),
             }
         }
     }

@@ -134,20 +134,6 @@ pub fn parse_parcel(input: &[u8]) -> Result<(), ParcelError> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entries_accept_empty_and_garbage() {
-        for input in [&b""[..], &[0xff; 64][..], &[0u8; 100][..]] {
-            let _ = serve_bytes(input);
-            let _ = client_bytes(input);
-            let _ = parse_parcel(input);
-        }
-    }
-}
-
 /// Bytes from a client to a [`crate::SessionServer`] (fd mode UNIX allowed, root
 /// [`FuzzService`]) over a socketpair: handshake, then commands, then EOF. Returns what the
 /// server wrote back. The session must end (no hang) and nothing may panic.
@@ -166,7 +152,8 @@ pub fn session_server_bytes(data: &[u8]) -> Vec<u8> {
     );
     let _ = server_end.set_read_timeout(Some(std::time::Duration::from_secs(5)));
     let _ = client.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-    let accept = std::thread::spawn(move || server.accept(server_end.into()));
+    let accepting = server.clone();
+    let accept = std::thread::spawn(move || accepting.accept(server_end.into()));
     let mut writer = match client.try_clone() {
         Ok(w) => w,
         Err(_) => return Vec::new(),
@@ -181,5 +168,27 @@ pub fn session_server_bytes(data: &[u8]) -> Vec<u8> {
     let _ = (&mut reader).take(1 << 20).read_to_end(&mut out);
     let _ = write.join();
     let _ = accept.join();
+    // The session's thread ends right after it closed the connection; wait for it, so that
+    // nothing of this input outlives the call (leak checkers look at exit).
+    for _ in 0..200 {
+        if server.session_count() == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_accept_empty_and_garbage() {
+        for input in [&b""[..], &[0xff; 64][..], &[0u8; 100][..]] {
+            let _ = serve_bytes(input);
+            let _ = client_bytes(input);
+            let _ = parse_parcel(input);
+        }
+    }
 }
