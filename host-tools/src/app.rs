@@ -20,14 +20,14 @@ pub const SDK_VERSION: u32 = 35;
 pub const APK_MOUNT_POINT: &str = "/mnt/apk";
 
 /// What the payload runs: a config file in the APK, or a binary from its `lib/x86_64/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PayloadSpec {
     ConfigPath(String),
     BinaryName(String),
 }
 
 /// An app to run: its APK and idsig, and extra APKs (their idsigs are made here).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AppPayload {
     pub apk: PathBuf,
     pub idsig: PathBuf,

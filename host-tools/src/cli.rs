@@ -15,10 +15,10 @@ use serde::Serialize;
 
 use crate::app;
 use crate::crosvm::find_program;
-use crate::outcome::{exit_status, VmOutcome, Vmm};
+use crate::outcome::{exit_status, Vmm};
 use crate::qemu::Accel;
 use crate::registry::{self, VmRecord, GUEST_CID_MAX, GUEST_CID_MIN};
-use crate::vm::{self, Notice, VmConfig};
+use crate::vm::VmConfig;
 
 #[derive(Parser)]
 #[command(
@@ -655,8 +655,8 @@ fn run(args: &RunArgs, config: VmConfig) -> ExitCode {
     let mut notify = args.detached_notify_fd.map(take_notify_fd);
     let json = args.json;
     let debuggable = config.debuggable;
-    let mut observer = |notice: Notice<'_>| match notice {
-        Notice::Started(record) => {
+    let mut observer = |report: Report| match report {
+        Report::Started(record) => {
             if let Some(mut pipe) = notify.take() {
                 let _ = writeln!(pipe, "{}", record.cid);
             }
@@ -680,28 +680,29 @@ fn run(args: &RunArgs, config: VmConfig) -> ExitCode {
                 );
             }
         }
-        Notice::Event(event) => {
+        Report::Event(line, event_json) => {
             if json {
-                print_json(&event.to_json());
+                print_json(&event_json);
             } else {
-                eprintln!("vmctl: event {}", event.describe());
+                eprintln!("vmctl: event {line}");
             }
         }
     };
-    let result = vm::run_observed(&config, &mut observer);
+    let result = run_in_virtmgr(args, &config, &mut observer);
     match result {
-        Ok(result) => {
-            let status = result.outcome.exit_status();
+        Ok(summary) => {
+            let status = summary.exit_status;
             // The console tail helps when the VM or its payload failed to run, not when the
             // payload chose a non-zero exit code.
-            let failed_to_run = !matches!(result.outcome, VmOutcome::PayloadFinished(_));
+            let failed_to_run = summary.payload_exit_code.is_none();
             if status != 0
                 && failed_to_run
                 && !config.console_to_terminal
                 && config.debuggable
                 && !json
             {
-                let text = String::from_utf8_lossy(&result.console);
+                let console = std::fs::read(&summary.console_log).unwrap_or_default();
+                let text = String::from_utf8_lossy(&console);
                 let tail: Vec<&str> = text.lines().rev().take(25).collect();
                 eprintln!("vmctl: last console lines:");
                 for line in tail.iter().rev() {
@@ -710,23 +711,21 @@ fn run(args: &RunArgs, config: VmConfig) -> ExitCode {
             }
             if json {
                 print_json(&serde_json::json!({
-                    "event": "exit", "cid": result.cid, "outcome": result.outcome.to_string(),
-                    "death_reason": result.outcome.death_reason().name(), "exit_status": status,
-                    "payload_exit_code": match result.outcome { VmOutcome::PayloadFinished(c) => Some(c), _ => None },
-                    "wall_time_s": result.wall_time.as_secs_f64(), "console_log": result.console_log,
-                    "boot_stages": result.stages,
+                    "event": "exit", "cid": summary.cid, "outcome": summary.outcome,
+                    "death_reason": summary.death_reason, "exit_status": status,
+                    "payload_exit_code": summary.payload_exit_code,
+                    "wall_time_s": summary.wall_time_s, "console_log": summary.console_log,
+                    "boot_stages": summary.stages,
                 }));
             }
             let console = if config.debuggable {
-                result.console_log.display().to_string()
+                summary.console_log.display().to_string()
             } else {
                 "off (--debug none)".to_owned()
             };
             eprintln!(
                 "vmctl: {} [death reason {}; {:.2} s; console: {console}]",
-                result.outcome,
-                result.outcome.death_reason(),
-                result.wall_time.as_secs_f64(),
+                summary.outcome, summary.death_reason, summary.wall_time_s,
             );
             ExitCode::from(status)
         }
@@ -738,6 +737,108 @@ fn run(args: &RunArgs, config: VmConfig) -> ExitCode {
             ExitCode::from(exit_status::INFRASTRUCTURE)
         }
     }
+}
+
+/// What the VM reports to vmctl while it runs.
+enum Report {
+    Started(VmRecord),
+    /// A guest notification: its line for the terminal, its JSON.
+    Event(String, serde_json::Value),
+}
+
+/// Messages from virtmgr's callbacks and vmctl's signal handler to `run_in_virtmgr`.
+enum FromVm {
+    Started(VmRecord),
+    Event(String, serde_json::Value),
+    Ended(crate::remote::RunSummary),
+    Failed(String),
+    /// virtmgr's session ended.
+    ServiceDied,
+    /// vmctl got SIGINT, SIGTERM or SIGHUP: stop the VM (it ends as "interrupted").
+    Signal,
+}
+
+struct Forwarder(std::sync::Mutex<std::sync::mpsc::Sender<FromVm>>);
+
+impl Forwarder {
+    fn send(&self, m: FromVm) {
+        if let Ok(tx) = self.0.lock() {
+            let _ = tx.send(m);
+        }
+    }
+}
+
+impl crate::remote::VmctlCallback for Forwarder {
+    fn on_started(&self, record: VmRecord) {
+        self.send(FromVm::Started(record));
+    }
+    fn on_event(&self, line: String, json: serde_json::Value) {
+        self.send(FromVm::Event(line, json));
+    }
+    fn on_ended(&self, summary: crate::remote::RunSummary) {
+        self.send(FromVm::Ended(summary));
+    }
+    fn on_failed(&self, message: String) {
+        self.send(FromVm::Failed(message));
+    }
+}
+
+/// Runs `config` in this vmctl's own virtmgr (through its `IVmctlService` extension) and
+/// reports as the VM runs; the VM is virtmgr's, and lives while this process holds it.
+fn run_in_virtmgr(
+    args: &RunArgs,
+    config: &VmConfig,
+    observer: &mut dyn FnMut(Report),
+) -> Result<crate::remote::RunSummary> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let service = vmclient::VirtualizationService::new_with(&crate::aosp::virtmgr_options(args))
+        .context("starting virtmgr")?;
+    let extension =
+        crate::remote::VmctlServiceProxy::of(&service).context("virtmgr has no vmctl extension")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let callback = rpcbinder::SpIBinder::local(std::sync::Arc::new(
+        crate::remote::BnVmctlCallback(Forwarder(std::sync::Mutex::new(tx.clone()))),
+    ));
+    // Signals stop the VM (virtmgr reports it as interrupted) instead of ending vmctl.
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).context("signals")?;
+    let signal_handle = signals.handle();
+    let signal_tx = tx.clone();
+    let signal_thread = std::thread::spawn(move || {
+        for _ in signals.forever() {
+            if signal_tx.send(FromVm::Signal).is_err() {
+                return;
+            }
+        }
+    });
+    let result = (|| {
+        let vm = extension
+            .run_vm(config, &callback)
+            .context("starting the VM in virtmgr")?;
+        if let Some(proxy) = vm.0.as_remote() {
+            let died = tx.clone();
+            proxy.link_to_death(move || {
+                let _ = died.send(FromVm::ServiceDied);
+            });
+        }
+        loop {
+            match rx.recv() {
+                Ok(FromVm::Started(record)) => observer(Report::Started(record)),
+                Ok(FromVm::Event(line, json)) => observer(Report::Event(line, json)),
+                Ok(FromVm::Ended(summary)) => return Ok(summary),
+                Ok(FromVm::Failed(message)) => bail!("{message}"),
+                Ok(FromVm::Signal) => {
+                    let _ = vm.stop();
+                }
+                Ok(FromVm::ServiceDied) | Err(_) => {
+                    bail!("virtmgr ended before the VM reported its end")
+                }
+            }
+        }
+    })();
+    signal_handle.close();
+    let _ = signal_thread.join();
+    result
 }
 
 /// Takes ownership of the `--detach` parent's pipe, and keeps it from the VM's helpers: the
@@ -762,7 +863,7 @@ fn show_command_line(config: &VmConfig, dry_run: bool) -> ExitCode {
             return ExitCode::from(exit_status::INFRASTRUCTURE);
         }
     };
-    match vm::command_line(config, &dir) {
+    match crate::vm::command_line(config, &dir) {
         Ok((argv, _preserved)) => {
             if !dry_run {
                 eprintln!(

@@ -25,6 +25,7 @@ pub mod outcome;
 pub mod preflight;
 pub mod qemu;
 pub mod registry;
+pub mod remote;
 pub mod stages;
 pub mod vm;
 pub mod vsock;

@@ -50,7 +50,17 @@ pub enum VmOutcome {
 }
 
 /// Which VMM ran the VM: their exit statuses mean different things.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum Vmm {
     #[default]
     Qemu,

@@ -15,7 +15,9 @@ use vm_status::DEBUG_EXIT_PORT;
 /// The firmware that boots a Linux kernel fastest under QEMU (Debian's qemu-system-data).
 pub const QBOOT_ROM: &str = "/usr/share/qemu/qboot.rom";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 pub enum Accel {
     /// KVM where a probe shows it runs a vCPU here, TCG otherwise (`host_tools::accel`).
     Auto,

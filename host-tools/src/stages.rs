@@ -18,7 +18,7 @@ pub const INIT_START_MARKER: &str = "init: Microdroid init starting";
 pub const PAYLOAD_START_MARKER: &str = "microdroid_manager: starting payload";
 
 /// Seconds, as AOSP's benchmarks report them.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct BootStages {
     pub vm_starting_time: f64,
     #[serde(skip_serializing_if = "Option::is_none")]

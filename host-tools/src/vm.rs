@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use image::OsManifest;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use vm_service::{
@@ -46,7 +46,7 @@ const DEATH_REASON_FILE: &str = "ttyS1";
 /// The DICE handover for the guest, read by QEMU into fw_cfg.
 const DICE_HANDOVER_FILE: &str = "dice-handover.cbor";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VmConfig {
     /// `vm_os.json` from the image builder.
     pub os_manifest: PathBuf,
@@ -91,13 +91,15 @@ pub struct VmConfig {
     /// disks instead of the Microdroid OS; no DICE handover, no hang detection.
     pub raw: Option<RawVm>,
     /// Where the guest console is copied as it arrives (a client's `consoleOutFd`).
+    #[serde(skip)]
     pub console_out: Option<Arc<File>>,
     /// What is fed to the guest console (a client's `consoleInFd`).
+    #[serde(skip)]
     pub console_in: Option<Arc<File>>,
 }
 
 /// A raw VM's boot inputs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RawVm {
     pub kernel: PathBuf,
     pub initrd: Option<PathBuf>,
@@ -106,14 +108,14 @@ pub struct RawVm {
 }
 
 /// One disk of a raw VM: a whole image, or partitions assembled into a composite disk.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum RawDisk {
     Image { path: PathBuf, writable: bool },
     Partitions(Vec<RawPartition>),
 }
 
 /// A partition of a raw VM's composite disk.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RawPartition {
     pub label: String,
     pub path: PathBuf,

@@ -1,5 +1,6 @@
-//! vmctl leaves no child behind: on Ctrl-C it stops the VM and exits 130; when it is killed
-//! outright, the kernel kills its children (PR_SET_PDEATHSIG).
+//! vmctl leaves no process behind: its VM runs in its own virtmgr (vmctl → virtmgr → QEMU and
+//! vhost-device-vsock). On Ctrl-C vmctl stops the VM and exits 130; when vmctl is killed
+//! outright, virtmgr sees its client's socket close, stops the VM and exits.
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -67,6 +68,19 @@ fn start_hanging_vm(image: &Path, console: &Path) -> Child {
     child
 }
 
+/// vmctl's virtmgr and, under it, QEMU and vhost-device-vsock.
+fn vm_processes(vmctl: u32) -> Vec<u32> {
+    let virtmgr = children_of(vmctl);
+    assert_eq!(virtmgr.len(), 1, "expected virtmgr, got {virtmgr:?}");
+    let helpers = children_of(virtmgr[0]);
+    assert_eq!(
+        helpers.len(),
+        2,
+        "expected QEMU and vhost-device-vsock, got {helpers:?}"
+    );
+    [virtmgr, helpers].concat()
+}
+
 fn wait_gone(pids: &[u32]) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while pids.iter().any(|&p| alive(p)) {
@@ -85,12 +99,7 @@ fn ctrl_c_stops_the_vm_and_its_helpers() {
     })
     .unwrap();
     let mut vmctl = start_hanging_vm(image.path(), &image.path().join("console.log"));
-    let children = children_of(vmctl.id());
-    assert_eq!(
-        children.len(),
-        2,
-        "expected QEMU and vhost-device-vsock, got {children:?}"
-    );
+    let children = vm_processes(vmctl.id());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(vmctl.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -109,12 +118,7 @@ fn killing_vmctl_kills_its_children() {
     })
     .unwrap();
     let mut vmctl = start_hanging_vm(image.path(), &image.path().join("console.log"));
-    let children = children_of(vmctl.id());
-    assert_eq!(
-        children.len(),
-        2,
-        "expected QEMU and vhost-device-vsock, got {children:?}"
-    );
+    let children = vm_processes(vmctl.id());
     vmctl.kill().unwrap();
     vmctl.wait().unwrap();
     // Orphans are reparented (to us or init) and reaped there; they must be gone.

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use host_tools::registry::CidLease;
+use host_tools::remote::{RunSummary, VmctlCallbackProxy};
 use host_tools::vm::{Notice, VmConfig, VmControl, VmStopper};
 use rpcbinder::SpIBinder;
 use virtualizationservice::{
@@ -59,6 +60,8 @@ pub struct VmInstance {
     shared: Mutex<Shared>,
     changed: Condvar,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// vmctl's extension callback, for VMs it runs through `IVmctlService.runVm`.
+    vmctl: Option<VmctlCallbackProxy>,
     /// The files the config's paths name (`/proc/<pid>/fd/<n>`), open while the VM may run.
     _fds: Vec<OwnedFd>,
 }
@@ -66,6 +69,17 @@ pub struct VmInstance {
 impl VmInstance {
     /// A VM that has not started, holding `lease`'s CID.
     pub fn new(name: String, config: VmConfig, lease: CidLease, fds: Vec<OwnedFd>) -> Arc<Self> {
+        Self::with_vmctl_callback(name, config, lease, fds, None)
+    }
+
+    /// As [`Self::new`], reporting to vmctl's extension callback as well.
+    pub fn with_vmctl_callback(
+        name: String,
+        config: VmConfig,
+        lease: CidLease,
+        fds: Vec<OwnedFd>,
+        vmctl: Option<VmctlCallbackProxy>,
+    ) -> Arc<Self> {
         Arc::new(VmInstance {
             cid: lease.cid(),
             name,
@@ -79,6 +93,7 @@ impl VmInstance {
             }),
             changed: Condvar::new(),
             thread: Mutex::new(None),
+            vmctl,
             _fds: fds,
         })
     }
@@ -159,6 +174,9 @@ impl VmInstance {
         let vm = self.clone();
         let mut observer = |notice: Notice<'_>| match notice {
             Notice::Started(record) => {
+                if let Some(cb) = &vm.vmctl {
+                    let _ = cb.on_started(record);
+                }
                 let mut s = vm.lock();
                 if let Lifecycle::Running { run_dir, .. } = &mut s.lifecycle {
                     *run_dir = Some(record.run_dir.clone());
@@ -166,18 +184,31 @@ impl VmInstance {
                 drop(s);
                 vm.changed.notify_all();
             }
-            Notice::Event(event) => vm.on_event(&event.kind),
+            Notice::Event(event) => {
+                if let Some(cb) = &vm.vmctl {
+                    let _ = cb.on_event(event);
+                }
+                vm.on_event(&event.kind)
+            }
         };
         let result = host_tools::vm::run_controlled(&config, Some(lease), control, &mut observer);
+        if let Some(cb) = &self.vmctl {
+            let _ = match &result {
+                Ok(r) => cb.on_ended(&RunSummary::from_result(r)),
+                Err(e) => cb.on_failed(&format!("{e:#}")),
+            };
+        }
         let reason: DeathReason = match &result {
             Ok(r) => {
-                eprintln!(
-                    "virtmgr: VM {} ({}) ended: {} [{}]",
-                    self.cid,
-                    self.name,
-                    r.outcome,
-                    r.outcome.death_reason()
-                );
+                if crate::VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!(
+                        "virtmgr: VM {} ({}) ended: {} [{}]",
+                        self.cid,
+                        self.name,
+                        r.outcome,
+                        r.outcome.death_reason()
+                    );
+                }
                 r.outcome.death_reason().into()
             }
             Err(e) => {

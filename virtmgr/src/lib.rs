@@ -20,6 +20,10 @@ use rpcbinder::{SessionConfig, SessionServer};
 
 pub use service::VirtualizationService;
 
+/// Whether virtmgr says on stderr how each VM ended (`--verbose`); its clients hear it through
+/// their callbacks either way.
+pub static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Connections a client may open per session (virtmgr keeps libbinder's default of one).
 pub const SERVER_THREADS: u32 = 1;
 

@@ -48,6 +48,9 @@ struct Args {
     /// (AOSP: 30); 0 turns the check off.
     #[arg(long, default_value_t = 30)]
     boot_timeout: u64,
+    /// Say on stderr how each VM ended.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 /// Takes an inherited fd by number.
@@ -59,6 +62,7 @@ fn inherited(fd: RawFd) -> OwnedFd {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    virtmgr::VERBOSE.store(args.verbose, std::sync::atomic::Ordering::Relaxed);
     let os = args.os.unwrap_or_else(host_tools::cli::default_os_manifest);
     let mut base = VmConfig::new(&os);
     base.accel = match args.accel {

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 
 use host_tools::registry::CidLease;
+use host_tools::remote::{BnVmctlService, VmctlCallbackProxy, VmctlService};
 use host_tools::vm::VmConfig;
 use rpcbinder::{ExceptionCode, SpIBinder, Status};
 use virtualizationservice::{
@@ -55,6 +56,40 @@ impl VirtualizationService {
 
 /// The service as a binder: a newtype so the object can be shared with `stop_all`.
 struct Handle(Arc<VirtualizationService>);
+
+impl VirtualizationService {
+    fn track(&self, vm: &Arc<VmInstance>) {
+        if let Ok(mut vms) = self.vms.lock() {
+            vms.retain(|w| w.strong_count() > 0);
+            vms.push(Arc::downgrade(vm));
+        }
+    }
+}
+
+/// vmctl's extension: runs the engine's own config (vmctl's in-process forms) in virtmgr.
+struct Vmctl(Arc<VirtualizationService>);
+
+impl VmctlService for Vmctl {
+    fn run_vm(&self, config: VmConfig, callback: SpIBinder) -> ServiceResult<SpIBinder> {
+        let lease = match config.cid {
+            Some(cid) => CidLease::claim(&config.runtime_dir, cid),
+            None => CidLease::allocate(&config.runtime_dir),
+        }
+        .map_err(|e| service_error(format!("choosing the guest CID: {e}")))?;
+        let vm = VmInstance::with_vmctl_callback(
+            "vmctl".into(),
+            config,
+            lease,
+            Vec::new(),
+            Some(VmctlCallbackProxy(callback)),
+        );
+        self.0.track(&vm);
+        vm.start()?;
+        Ok(SpIBinder::local(Arc::new(BnVirtualMachine(
+            VirtualMachine(vm),
+        ))))
+    }
+}
 
 fn io_error(what: &str, e: impl std::fmt::Display) -> Status {
     service_error(format!("{what}: {e}"))
@@ -108,10 +143,7 @@ impl IVirtualizationService for Handle {
             .publish(&record)
             .map_err(|e| service_error(format!("listing the VM: {e}")))?;
         let vm = VmInstance::new(resolved.name, resolved.config, lease, resolved.fds);
-        if let Ok(mut vms) = self.0.vms.lock() {
-            vms.retain(|w| w.strong_count() > 0);
-            vms.push(Arc::downgrade(&vm));
-        }
+        self.0.track(&vm);
         Ok(SpIBinder::local(Arc::new(BnVirtualMachine(
             VirtualMachine(vm),
         ))))
@@ -222,6 +254,10 @@ impl IVirtualizationService for Handle {
 
     fn claim_vm_instance(&self, id: [u8; INSTANCE_ID_SIZE]) -> ServiceResult<()> {
         self.remove_vm_instance(id)
+    }
+
+    fn extension(&self) -> Option<SpIBinder> {
+        Some(BnVmctlService::new_binder(Vmctl(self.0.clone())))
     }
 }
 

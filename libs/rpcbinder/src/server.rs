@@ -44,6 +44,12 @@ pub trait Binder: Send + Sync {
         data: &mut ParcelReader<'_>,
         reply: &mut Parcel,
     ) -> Result<(), StatusCode>;
+
+    /// The extension object (`IBinder::getExtension`): a binder that adds an interface to this
+    /// one without changing it. Served by general sessions ([`crate::SessionServer`]).
+    fn extension(&self) -> Option<crate::SpIBinder> {
+        None
+    }
 }
 
 /// How a session ended without a protocol error.

@@ -160,6 +160,14 @@ impl Proxy {
         Ok(reply.reader().read_string()?)
     }
 
+    /// `EXTENSION_TRANSACTION` (`IBinder::getExtension`): the object's extension, if any.
+    pub fn get_extension(&self) -> Result<Option<SpIBinder>, Error> {
+        let reply = self
+            .transact(EXTENSION_TRANSACTION, &Parcel::new(), 0)?
+            .ok_or(Error::UnexpectedReply)?;
+        Ok(reply.reader().read_binder()?)
+    }
+
     /// `PING_TRANSACTION`.
     pub fn ping(&self) -> Result<(), Error> {
         self.transact(PING_TRANSACTION, &Parcel::new(), 0)
@@ -902,7 +910,7 @@ impl Inner {
             }
             PING_TRANSACTION => StatusCode::OK,
             EXTENSION_TRANSACTION => {
-                reply.write_strong_binder(None);
+                reply.write_binder(binder.extension().as_ref());
                 StatusCode::OK
             }
             FIRST_CALL_TRANSACTION..=LAST_CALL_TRANSACTION => {

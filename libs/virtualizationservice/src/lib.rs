@@ -176,6 +176,11 @@ pub trait IVirtualizationService: Send + Sync {
     fn remove_vm_instance(&self, instance_id: [u8; INSTANCE_ID_SIZE]) -> ServiceResult<()>;
     /// Code 13.
     fn claim_vm_instance(&self, instance_id: [u8; INSTANCE_ID_SIZE]) -> ServiceResult<()>;
+
+    /// The root object's extension (`getExtension`), for interfaces beyond AOSP's.
+    fn extension(&self) -> Option<SpIBinder> {
+        None
+    }
 }
 
 /// Serves an [`IVirtualizationService`] as a binder.
@@ -191,6 +196,10 @@ impl<T: IVirtualizationService + 'static> BnVirtualizationService<T> {
 impl<T: IVirtualizationService> Binder for BnVirtualizationService<T> {
     fn descriptor(&self) -> &str {
         VIRTUALIZATION_SERVICE_DESCRIPTOR
+    }
+
+    fn extension(&self) -> Option<SpIBinder> {
+        self.0.extension()
     }
 
     fn on_transact(
