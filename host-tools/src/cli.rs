@@ -68,6 +68,11 @@ pub enum Cmd {
     RunApp(Box<RunAppArgs>),
     /// Print whether an AVF feature is enabled on this host (AOSP's `vm check-feature-enabled`).
     CheckFeatureEnabled { feature: String },
+    /// Run a Microdroid VM with an empty payload (AOSP's `vm run-microdroid`), through
+    /// virtmgr: the payload (the system's `hello_payload --hang`) reports ready and waits, so
+    /// the VM runs until Ctrl-C or --timeout. The work directory keeps the APK, its idsig and
+    /// the instance, so a second run with the same --work-dir is the same VM instance.
+    RunMicrodroid(Box<RunMicrodroidArgs>),
     /// Make the APK Signature Scheme v4 idsig of an APK (what `apksigner` writes as .idsig).
     CreateIdsig { apk: PathBuf, idsig: PathBuf },
     /// Package a directory as an APK (stored entries, page-aligned executables; files under lib/
@@ -202,6 +207,23 @@ pub struct RunAppArgs {
     /// Encrypted storage for the payload (AOSP's `--storage`): partition `encryptedstore`,
     /// dm-crypt in the guest with a key from the VM's secret, ext4, at /mnt/encryptedstore.
     /// Created if missing.
+    #[arg(long)]
+    pub storage: Option<PathBuf>,
+    /// Size in bytes of a storage image created by --storage (default 10 MiB).
+    #[arg(long, requires = "storage")]
+    pub storage_size: Option<u64>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `run-microdroid`'s arguments.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunMicrodroidArgs {
+    /// Where the APK, its idsig and the instance image go (default: a new
+    /// $TMPDIR/microdroid/<random> directory, as AOSP's /data/local/tmp/microdroid/<random>).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Encrypted storage (created if missing).
     #[arg(long)]
     pub storage: Option<PathBuf>,
     /// Size in bytes of a storage image created by --storage (default 10 MiB).
@@ -347,6 +369,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Cmd::CheckFeatureEnabled { feature } => {
             return crate::aosp::check_feature_enabled(&feature)
         }
+        Cmd::RunMicrodroid(args) => return run_microdroid(&args),
         Cmd::CreateIdsig { apk, idsig } => app::create_idsig(&apk, &idsig),
         Cmd::PackageApk {
             dir,
@@ -607,6 +630,76 @@ fn package_apk(
             app::package_apk(&files, &key, &cert, out)
         }
     }
+}
+
+/// The empty payload of `run-microdroid`: the system's demo binary, told to wait once ready.
+const EMPTY_PAYLOAD_CONFIG: &str = r#"{"task": {"type": "executable", "command": "/system/bin/hello_payload", "args": ["--hang"]}}"#;
+
+fn run_microdroid(args: &RunMicrodroidArgs) -> ExitCode {
+    let prepared = (|| -> Result<PathBuf> {
+        let work = match &args.work_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                dir.clone()
+            }
+            None => {
+                let base = std::env::temp_dir().join("microdroid");
+                std::fs::create_dir_all(&base)?;
+                tempfile::Builder::new()
+                    .rand_bytes(17)
+                    .prefix("")
+                    .tempdir_in(&base)?
+                    .keep()
+            }
+        };
+        let apk = work.join("empty-payload.apk");
+        if !apk.exists() {
+            let tree = tempfile::tempdir()?;
+            std::fs::create_dir_all(tree.path().join("assets"))?;
+            std::fs::write(
+                tree.path().join("assets/vm_config.json"),
+                EMPTY_PAYLOAD_CONFIG,
+            )?;
+            package_apk(
+                tree.path(),
+                &apk,
+                None,
+                None,
+                &app::ManifestOptions {
+                    package: Some("com.android.microdroid.empty_payload".into()),
+                    version_code: 1,
+                    min_sdk_version: 34,
+                },
+            )?;
+        }
+        eprintln!("vmctl: work directory {}", work.display());
+        Ok(work)
+    })();
+    let work = match prepared {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app_args = RunAppArgs {
+        apk_pos: Some(work.join("empty-payload.apk")),
+        idsig_pos: Some(work.join("apk.idsig")),
+        instance_pos: Some(work.join("instance.img")),
+        apk: None,
+        idsig: None,
+        instance: None,
+        extra_idsigs: Vec::new(),
+        config_path: Some("assets/vm_config.json".into()),
+        payload_binary_name: None,
+        extra_apks: Vec::new(),
+        apexes: Vec::new(),
+        storage: args.storage.clone(),
+        storage_size: args.storage_size,
+        run: args.run.clone(),
+    };
+    crate::aosp::run_app(&app_args)
 }
 
 /// The public test key `package-apex` signs with when given none (libs/avb/testkeys/README.md).

@@ -564,6 +564,23 @@ fn vmctl_aosp_forms() {
     assert_eq!(code, Some(1));
     assert!(err.contains("disks[0].writable: invalid type"), "{err}");
 
+    // run-microdroid: an empty payload that waits once ready, until --timeout stops it.
+    let work = dir.join("microdroid-work");
+    let (code, out, err) = run(&[
+        "run-microdroid".as_ref(),
+        "--work-dir".as_ref(),
+        work.as_os_str(),
+        "--timeout".as_ref(),
+        "10".as_ref(),
+        "--quiet".as_ref(),
+    ]);
+    assert_eq!(code, Some(124), "{out}\n{err}");
+    assert!(err.contains("payload is ready"), "{err}");
+    assert!(out.contains("VM ended: KILLED"), "{out}");
+    for made in ["empty-payload.apk", "apk.idsig", "instance.img"] {
+        assert!(work.join(made).exists(), "{made} missing");
+    }
+
     let out = Command::new(&vmctl)
         .args(["check-feature-enabled", "com.android.kvm.DICE_CHANGES"])
         .output()
