@@ -358,7 +358,7 @@ fn run_vm(
             );
             let _ = vm.stop();
             let reason = vm.wait_for_death_with_timeout(Duration::from_secs(30));
-            eprintln!(
+            println!(
                 "VM ended: {}",
                 reason.map_or("(no report)".to_owned(), |r| r.to_string())
             );
