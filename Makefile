@@ -7,6 +7,10 @@ GUEST_TARGET := x86_64-unknown-linux-gnu
 GUEST_BIN    := target/$(GUEST_TARGET)/release
 HOST_BIN     := target/release
 GUEST_CRATES := -p init -p microdroid_manager -p zipfuse -p apexd_lite -p hello_payload
+# The payload runtime links glibc dynamically (dlopen, shared libraries): its own target dir,
+# so that the static and dynamic builds do not rebuild each other.
+GUEST_DYN_CRATES := -p microdroid_launcher -p libvm_payload -p binder_ndk
+GUEST_DYN_DIR := target/guest-dyn
 APP          := $(BUILD)/hello-app
 # Guest binaries are static; --target keeps RUSTFLAGS away from build scripts and proc-macros.
 GUEST_RUSTFLAGS := -C target-feature=+crt-static
@@ -16,7 +20,7 @@ IMAGE_TOOL   := $(HOST_BIN)/microdroid_image
 PREFIX       ?= /usr/local
 IMAGE_FILES  := vm_os.json vmlinuz initramfs.img vbmeta.img super.img
 
-.PHONY: setup build guest host image app run test bench clean install install-files
+.PHONY: setup build guest host image app run test bench clean install install-files c-payload
 
 ## setup: install what is missing (Debian packages, the cloud kernel, vhost-device-vsock)
 setup:
@@ -27,6 +31,7 @@ build: guest host
 
 guest:
 	RUSTFLAGS="$(GUEST_RUSTFLAGS)" cargo build --release --target $(GUEST_TARGET) $(GUEST_CRATES)
+	cargo build --release --target $(GUEST_TARGET) --target-dir $(GUEST_DYN_DIR) $(GUEST_DYN_CRATES)
 
 host:
 	cargo build --release -p host_tools -p image -p virtmgr -p hello_host
@@ -57,6 +62,19 @@ run: setup image app
 	$(HOST_BIN)/hello_host --os $(BUILD)/image/vm_os.json --apk $(APP)/hello-app.apk \
 	    --idsig $(APP)/hello-app.apk.idsig --instance $(APP)/instance-$$os.img \
 	    --storage $(APP)/storage-$$os.img --storage-size 8388608
+
+## c-payload: the C example (examples/c-payload): cc against include/vm_payload.h, linked with
+## libvm_payload.so, packaged as an APK and run through virtmgr
+C_PAYLOAD := $(BUILD)/c-payload
+GUEST_DYN_BIN := $(GUEST_DYN_DIR)/$(GUEST_TARGET)/release
+c-payload: setup image
+	rm -rf $(C_PAYLOAD)/tree && mkdir -p $(C_PAYLOAD)/tree/assets $(C_PAYLOAD)/tree/lib/x86_64
+	cc -shared -fPIC -Wall -Werror -std=c11 -Iinclude -o $(C_PAYLOAD)/tree/lib/x86_64/libc_payload.so \
+	    examples/c-payload/payload.c -L$(GUEST_DYN_BIN) -lvm_payload
+	cp examples/c-payload/vm_config.json $(C_PAYLOAD)/tree/assets/vm_config.json
+	$(VMCTL) package-apk --dir $(C_PAYLOAD)/tree --out $(C_PAYLOAD)/c-payload.apk --package com.example.c_payload
+	$(VMCTL) run-app $(C_PAYLOAD)/c-payload.apk $(C_PAYLOAD)/c-payload.apk.idsig $(C_PAYLOAD)/instance.img \
+	    --config-path assets/vm_config.json --storage $(C_PAYLOAD)/storage.img --os $(BUILD)/image/vm_os.json
 
 ## test: set up, then every test: unit, host integration, boot tests
 test: setup image

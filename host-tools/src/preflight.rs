@@ -49,9 +49,9 @@ pub enum PreflightError {
         reason: String,
     },
     #[error(
-        "payload binary {entry} in {} cannot run in this guest: {reason}; payloads must be \
-         static x86-64 executables for now (link with -static; Rust: RUSTFLAGS='-C \
-         target-feature=+crt-static' --target x86_64-unknown-linux-gnu)",
+        "payload binary {entry} in {} cannot run in this guest: {reason}; a payload is an \
+         x86-64 shared library lib<name>.so exporting AVmPayload_main (docs/payloads.md), or a \
+         static x86-64 executable",
         apk.display()
     )]
     BadPayloadBinary {
@@ -98,8 +98,10 @@ fn check_signed(apk: &Path) -> Result<(), PreflightError> {
     Ok(())
 }
 
-/// Why an ELF file cannot be a payload here, if it cannot.
-pub fn payload_binary_problem(bytes: &[u8]) -> Option<String> {
+/// Why an ELF file named `name` cannot be a payload here, if it cannot: a `.so` must be a
+/// shared library exporting `AVmPayload_main` (the guest's launcher loads it); anything else a
+/// static executable (the guest runs it).
+pub fn payload_binary_problem(name: &str, bytes: &[u8]) -> Option<String> {
     use goblin::elf::header::EM_X86_64;
     let elf = match goblin::elf::Elf::parse(bytes) {
         Ok(elf) => elf,
@@ -107,6 +109,18 @@ pub fn payload_binary_problem(bytes: &[u8]) -> Option<String> {
     };
     if !elf.is_64 || elf.header.e_machine != EM_X86_64 {
         return Some("it is not an x86-64 ELF file".into());
+    }
+    if name.ends_with(".so") {
+        if elf.header.e_type != goblin::elf::header::ET_DYN {
+            return Some("it is not a shared library".into());
+        }
+        let exports_main = elf.dynsyms.iter().any(|sym| {
+            sym.st_shndx != 0 && elf.dynstrtab.get_at(sym.st_name) == Some("AVmPayload_main")
+        });
+        if !exports_main {
+            return Some("it does not export AVmPayload_main".into());
+        }
+        return None;
     }
     if let Some(interp) = elf.interpreter {
         return Some(format!(
@@ -191,7 +205,7 @@ pub fn check(app: &AppPayload) -> Result<(), PreflightError> {
     let binary = read_entry(&app.apk, &entry)
         .map_err(&bad_config)?
         .ok_or_else(|| bad_config(format!("it names {entry}, which the APK does not have")))?;
-    match payload_binary_problem(&binary) {
+    match payload_binary_problem(&entry, &binary) {
         None => Ok(()),
         Some(reason) => Err(PreflightError::BadPayloadBinary {
             apk: app.apk.clone(),

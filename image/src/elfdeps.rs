@@ -64,11 +64,23 @@ pub fn resolve(
     programs: &[(PathBuf, String)],
     library_dirs: &[&str],
 ) -> Result<Vec<(String, PathBuf)>> {
+    let roots: Vec<(PathBuf, String)> = programs
+        .iter()
+        .map(|(source, name)| (source.clone(), format!("bin/{name}")))
+        .collect();
+    resolve_roots(&roots, library_dirs)
+}
+
+/// As [`resolve`], for roots given with their path on the system partition (programs in
+/// `bin/`, libraries in `lib64/`).
+pub fn resolve_roots(
+    roots: &[(PathBuf, String)],
+    library_dirs: &[&str],
+) -> Result<Vec<(String, PathBuf)>> {
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut queue: VecDeque<(PathBuf, String)> = VecDeque::new();
-    for (source, name) in programs {
-        let dest = format!("bin/{name}");
-        files.insert(dest, source.clone());
+    for (source, dest) in roots {
+        files.insert(dest.clone(), source.clone());
         queue.push_back((source.clone(), source.display().to_string()));
     }
     while let Some((path, who)) = queue.pop_front() {

@@ -45,6 +45,31 @@ pub const MANIFEST_NAME: &str = "vm_os.json";
 /// Where the guest binaries go on the system partition.
 pub const SYSTEM_BINARIES: &[&str] = &["microdroid_manager", "zipfuse", "apexd", "hello_payload"];
 
+/// The payload runtime, built dynamic (glibc) into `dyn_bin_dir`: `bin/microdroid_launcher`,
+/// and in `lib64/` the payload API libraries; their own libraries follow from DT_NEEDED.
+pub const PAYLOAD_RUNTIME_PROGRAMS: &[&str] = &["microdroid_launcher"];
+pub const PAYLOAD_RUNTIME_LIBRARIES: &[&str] = &["libvm_payload.so", "libbinder_ndk.so"];
+
+/// Where the dynamic guest build puts its output, for a static build's `bin_dir`
+/// (`target/x86_64-unknown-linux-gnu/release` → `target/guest-dyn/x86_64-unknown-linux-gnu/release`).
+pub fn default_dyn_bin_dir(bin_dir: &Path) -> PathBuf {
+    let mut parts: Vec<_> = bin_dir.components().collect();
+    // .../target/<triple>/<profile>: insert guest-dyn after target.
+    if parts.len() >= 3 {
+        let at = parts.len() - 2;
+        let mut out = PathBuf::new();
+        for c in parts.drain(..at) {
+            out.push(c);
+        }
+        out.push("guest-dyn");
+        for c in parts {
+            out.push(c);
+        }
+        return out;
+    }
+    bin_dir.join("guest-dyn")
+}
+
 /// The default service configuration.
 pub const DEFAULT_INIT_RC: &str = include_str!("../data/init.rc");
 /// The default payload config: the demo payload.
@@ -57,6 +82,8 @@ pub struct ImageSpec {
     pub kernel_dir: PathBuf,
     /// Where the static guest binaries are (`init` and `SYSTEM_BINARIES`).
     pub bin_dir: PathBuf,
+    /// Where the dynamic ones are (the payload runtime: launcher and API libraries).
+    pub dyn_bin_dir: PathBuf,
     /// `/system/etc/init/init.rc`.
     pub init_rc: Vec<u8>,
     /// `/system/etc/vm_config.json`.
@@ -84,6 +111,7 @@ impl ImageSpec {
         ImageSpec {
             kernel_dir: kernel_dir.to_owned(),
             bin_dir: bin_dir.to_owned(),
+            dyn_bin_dir: default_dyn_bin_dir(bin_dir),
             init_rc: DEFAULT_INIT_RC.as_bytes().to_vec(),
             vm_config: DEFAULT_VM_CONFIG.as_bytes().to_vec(),
             validate: true,
@@ -264,7 +292,29 @@ pub fn system_files(spec: &ImageSpec) -> Result<Vec<FsFile>> {
             0o755,
         ));
     }
-    for (dest, source) in elfdeps::resolve(&spec.host_programs, elfdeps::DEFAULT_LIBRARY_DIRS)? {
+    // Debian's programs and the payload runtime, with the loader and every library they need.
+    let mut roots: Vec<(PathBuf, String)> = spec
+        .host_programs
+        .iter()
+        .map(|(source, name)| (source.clone(), format!("bin/{name}")))
+        .collect();
+    for name in PAYLOAD_RUNTIME_PROGRAMS {
+        roots.push((spec.dyn_bin_dir.join(name), format!("bin/{name}")));
+    }
+    for name in PAYLOAD_RUNTIME_LIBRARIES {
+        roots.push((
+            spec.dyn_bin_dir.join(name),
+            format!("{}/{name}", elfdeps::SYSTEM_LIB_DIR),
+        ));
+    }
+    for (source, _) in &roots {
+        anyhow::ensure!(
+            source.exists(),
+            "{} missing: build the guest (make build)",
+            source.display()
+        );
+    }
+    for (dest, source) in elfdeps::resolve_roots(&roots, elfdeps::DEFAULT_LIBRARY_DIRS)? {
         let data = fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
         files.push((dest, data, 0o755));
     }

@@ -22,6 +22,10 @@ enum Cmd {
         /// Directory with the static guest binaries.
         #[arg(long, default_value = "target/x86_64-unknown-linux-gnu/release")]
         bin_dir: PathBuf,
+        /// Directory with the dynamic guest binaries (the payload runtime); default: the
+        /// guest-dyn build beside bin-dir (target/guest-dyn/x86_64-unknown-linux-gnu/release).
+        #[arg(long)]
+        dyn_bin_dir: Option<PathBuf>,
         /// Service configuration to install as /system/etc/init/init.rc.
         #[arg(long)]
         init_rc: Option<PathBuf>,
@@ -42,12 +46,16 @@ fn main() -> Result<()> {
         Cmd::Build {
             kernel_dir,
             bin_dir,
+            dyn_bin_dir,
             init_rc,
             vm_config,
             avb_key,
             out,
         } => {
             let mut spec = image::ImageSpec::new(&kernel_dir, &bin_dir);
+            if let Some(dir) = dyn_bin_dir {
+                spec.dyn_bin_dir = dir;
+            }
             if let Some(path) = init_rc {
                 spec.init_rc =
                     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;

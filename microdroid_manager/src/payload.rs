@@ -1,6 +1,7 @@
 //! Loading the payload config and running the payload's task.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,6 +19,30 @@ pub const PAYLOAD_UID: u32 = 6000;
 pub const PAYLOAD_GID: u32 = 6000;
 /// Where `microdroid_launcher` tasks find their binary: `lib/<abi>/` of the mounted APK.
 pub const PAYLOAD_LIB_DIR: &str = "/mnt/apk/lib/x86_64";
+/// The system's glibc loader and libraries (image::elfdeps), and the launcher of `.so` payloads.
+pub const SYSTEM_LOADER: &str = "/system/lib64/ld-linux-x86-64.so.2";
+pub const SYSTEM_LIB_DIR: &str = "/system/lib64";
+pub const LAUNCHER: &str = "/system/bin/microdroid_launcher";
+/// The environment variable naming the fd on which the launcher says why a library did not load.
+pub const LAUNCHER_STATUS_FD_ENV: &str = "MICRODROID_LAUNCHER_STATUS_FD";
+
+/// Whether a `microdroid_launcher` task names an `AVmPayload_main` library (AOSP's payloads,
+/// `lib*.so`) rather than a static executable.
+pub fn is_payload_library(task: &Task) -> bool {
+    task.type_ == TaskType::MicrodroidLauncher && task.command.ends_with(".so")
+}
+
+/// The command line that runs a payload library: the system loader, its library search limited
+/// to the APK's `lib/x86_64/` and the system's libraries, the launcher, the library.
+pub fn launcher_command(library: &Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "--inhibit-cache".into(),
+        "--library-path".into(),
+        format!("{PAYLOAD_LIB_DIR}:{SYSTEM_LIB_DIR}").into(),
+        LAUNCHER.into(),
+        library.as_os_str().to_owned(),
+    ]
+}
 
 /// Where the payload's task and config come from.
 pub enum PayloadSource<'a> {
@@ -120,19 +145,49 @@ pub fn load_config(path: &Path) -> Result<VmPayloadConfig> {
 /// its own user with no capabilities (microdroid_manager itself keeps running as root).
 pub fn run_task(task: &Task, debuggable: bool, as_payload_user: bool) -> Result<i32> {
     let executable = task_executable(task)?;
-    let mut command = Command::new(&executable);
+    let library = is_payload_library(task).then(|| executable.clone());
+    let mut command = match &library {
+        Some(lib) => {
+            let mut c = Command::new(SYSTEM_LOADER);
+            c.args(launcher_command(lib));
+            c
+        }
+        None => {
+            let mut c = Command::new(&executable);
+            c.args(&task.args);
+            c
+        }
+    };
     command
-        .args(&task.args)
         .stdin(Stdio::null())
         .env_clear()
         .env("PATH", "/system/bin");
-    if as_payload_user {
-        let last_cap = last_capability();
-        // SAFETY: the closure only makes async-signal-safe system calls (prctl, setgroups,
-        // setresgid, setresuid) and allocates nothing.
-        unsafe {
-            command.pre_exec(move || drop_privileges(last_cap));
+    // The launcher's verdict on loading the library comes back on a pipe of its own.
+    let status_pipe = match &library {
+        Some(_) => {
+            let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .context("creating the launcher's status pipe")?;
+            command.env(LAUNCHER_STATUS_FD_ENV, write.as_raw_fd().to_string());
+            Some((read, write))
         }
+        None => None,
+    };
+    let status_write_fd = status_pipe.as_ref().map(|(_, w)| w.as_raw_fd());
+    let last_cap = last_capability();
+    // SAFETY: the closure only makes async-signal-safe system calls (fcntl, prctl, setgroups,
+    // setresgid, setresuid) and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if let Some(fd) = status_write_fd {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if as_payload_user {
+                drop_privileges(last_cap)?;
+            }
+            Ok(())
+        });
     }
     // AOSP sends payload stdio to /dev/null and its logs to the log device when debuggable; here
     // the payload's output is the log, forwarded to the console only in debuggable VMs.
@@ -145,6 +200,11 @@ pub fn run_task(task: &Task, debuggable: bool, as_payload_user: bool) -> Result<
     let mut child = command
         .spawn()
         .with_context(|| format!("starting payload {}", executable.display()))?;
+    // Only the launcher holds the write end now: EOF once it closed it (loaded) or exited.
+    let status_read = status_pipe.map(|(read, write)| {
+        drop(write);
+        read
+    });
     let forwarders: Vec<_> = [
         child
             .stdout
@@ -162,6 +222,19 @@ pub fn run_task(task: &Task, debuggable: bool, as_payload_user: bool) -> Result<
     let status = child.wait().context("waiting for the payload")?;
     for forwarder in forwarders {
         let _ = forwarder.join();
+    }
+    if let (Some(read), Some(lib)) = (status_read, &library) {
+        let mut message = String::new();
+        let _ = std::fs::File::from(read)
+            .take(64 * 1024)
+            .read_to_string(&mut message);
+        if !message.is_empty() {
+            return Err(MicrodroidError::PayloadInvalidConfig(format!(
+                "cannot load payload library {}: {message}",
+                lib.display()
+            ))
+            .into());
+        }
     }
     if let Some(code) = status.code() {
         return Ok(code);

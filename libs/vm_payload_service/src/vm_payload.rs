@@ -97,6 +97,15 @@ pub fn dice_attestation_cdi() -> Result<Vec<u8>, PayloadApiError> {
     Ok(service()?.get_dice_attestation_cdi()?)
 }
 
+/// `AVmPayload_requestAttestation`: microdroid_manager's answer (EX_UNSUPPORTED_OPERATION on
+/// this host, which has no RKP VM: see [`PayloadApiError::is_unsupported`]).
+pub fn request_attestation(
+    challenge: &[u8],
+    test_mode: bool,
+) -> Result<crate::AttestationResult, PayloadApiError> {
+    Ok(service()?.request_attestation(challenge, test_mode)?)
+}
+
 /// `AVmPayload_getEncryptedStoragePath`: where the VM's encrypted storage is mounted, or
 /// `None` when the VM has none (AOSP checks that the mount point exists).
 pub fn encrypted_storage_path() -> Option<&'static Path> {
