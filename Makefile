@@ -40,16 +40,20 @@ host:
 image: build
 	$(IMAGE_TOOL) build --kernel-dir $(BUILD)/kernel --bin-dir $(GUEST_BIN) --out $(BUILD)/image
 
-## app: the demo app (examples/hello-app) as a signed APK with its idsig, in build/hello-app
+## app: the demo app (examples/hello-app) as a signed APK with its idsig, in build/hello-app: its
+## payload is libhello.so (AVmPayload_main, C) with libgreeting.so, a second library of the APK
 app: build
 	rm -rf $(APP)/tree && mkdir -p $(APP)/tree/assets $(APP)/tree/lib/x86_64
 	cp examples/hello-app/vm_config.json $(APP)/tree/assets/vm_config.json
-	cp examples/hello-app/vm_config_host.json $(APP)/tree/assets/vm_config_host.json
-	cp $(GUEST_BIN)/hello_payload $(APP)/tree/lib/x86_64/hello_payload
-	# The version code follows the payload binary's build time: a rebuilt payload is an update
-	# of the same app (same signer), which the instance accepts and keeps its secrets for.
+	cc -shared -fPIC -Wall -Werror -std=c11 -o $(APP)/tree/lib/x86_64/libgreeting.so \
+	    examples/hello-app/libhello/greeting.c
+	cc -shared -fPIC -Wall -Werror -std=c11 -Iinclude -Iexamples/hello-app/libhello \
+	    -o $(APP)/tree/lib/x86_64/libhello.so examples/hello-app/libhello/hello.c \
+	    -L$(APP)/tree/lib/x86_64 -lgreeting -L$(GUEST_DYN_DIR)/$(GUEST_TARGET)/release -lvm_payload -lbinder_ndk
+	# The version code follows the payload's build time: a rebuilt payload is an update of the
+	# same app (same signer), which the instance accepts and keeps its secrets for.
 	$(VMCTL) package-apk --dir $(APP)/tree --out $(APP)/hello-app.apk \
-	    --package com.example.microdroid.hello --version-code $$(stat -c %Y $(GUEST_BIN)/hello_payload)
+	    --package com.example.microdroid.hello --version-code $$(stat -c %Y $(APP)/tree/lib/x86_64/libhello.so)
 	$(VMCTL) create-idsig $(APP)/hello-app.apk $(APP)/hello-app.apk.idsig
 
 ## run: set up, build, and run the demo as an AVF app does: the host program

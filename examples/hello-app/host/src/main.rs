@@ -20,7 +20,7 @@ use vmclient::aidl::{
 };
 use vmclient::{VirtmgrOptions, VirtualizationService, VmCallback, VmInstance};
 
-/// The vsock port the payload serves IHello on (vm_config_host.json).
+/// The vsock port the payload (libhello.so) serves IHello on.
 const HELLO_PORT: u32 = 5678;
 
 #[derive(Parser, Debug)]
@@ -40,7 +40,7 @@ struct Args {
     #[arg(long, default_value_t = 8 << 20)]
     storage_size: i64,
     /// The payload config in the APK that serves IHello.
-    #[arg(long, default_value = "assets/vm_config_host.json")]
+    #[arg(long, default_value = "assets/vm_config.json")]
     config_path: String,
     /// Who the VM greets.
     #[arg(long, default_value = "host")]
