@@ -448,6 +448,13 @@ mod tests {
             fs::write(bins.path().join(name), name.as_bytes()).unwrap();
         }
         let mut spec = ImageSpec::new(Path::new("/nonexistent"), bins.path());
+        // Real ELF files stand in for the payload runtime: their DT_NEEDED are followed.
+        let dyn_bins = tempfile::tempdir().unwrap();
+        fs::copy("/bin/true", dyn_bins.path().join("microdroid_launcher")).unwrap();
+        for lib in PAYLOAD_RUNTIME_LIBRARIES {
+            fs::copy("/lib/x86_64-linux-gnu/libz.so.1", dyn_bins.path().join(lib)).unwrap();
+        }
+        spec.dyn_bin_dir = dyn_bins.path().to_owned();
         let names = |spec: &ImageSpec| -> Vec<String> {
             system_files(spec)
                 .unwrap()
@@ -459,10 +466,24 @@ mod tests {
         assert!(default.contains(&"bin/microdroid_manager".to_owned()));
         assert!(default.contains(&"bin/mke2fs".to_owned()));
         assert!(default.contains(&"lib64/ld-linux-x86-64.so.2".to_owned()));
+        assert!(default.contains(&"bin/microdroid_launcher".to_owned()));
+        assert!(default.contains(&"lib64/libvm_payload.so".to_owned()));
+        assert!(default.contains(&"lib64/libbinder_ndk.so".to_owned()));
         assert!(!default.contains(&"bin/storage_bench".to_owned()));
         spec.extra_binaries = vec!["storage_bench".into()];
         assert!(names(&spec).contains(&"bin/storage_bench".to_owned()));
         spec.host_programs.clear();
-        assert!(!names(&spec).iter().any(|n| n.starts_with("lib64/")));
+        let without = names(&spec);
+        assert!(!without.contains(&"bin/mke2fs".to_owned()));
+        assert!(!without.contains(&"lib64/libext2fs.so.2".to_owned()));
+        assert!(without.contains(&"lib64/libc.so.6".to_owned()));
+    }
+
+    #[test]
+    fn dynamic_build_dir_sits_beside_the_static_one() {
+        assert_eq!(
+            default_dyn_bin_dir(Path::new("/w/target/x86_64-unknown-linux-gnu/release")),
+            PathBuf::from("/w/target/guest-dyn/x86_64-unknown-linux-gnu/release")
+        );
     }
 }

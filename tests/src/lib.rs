@@ -212,3 +212,39 @@ pub fn run_with_ready_payload<T: Send + 'static>(
     };
     Ok((result, answer))
 }
+
+/// Where the dynamic guest build (the payload runtime: libvm_payload.so, libbinder_ndk.so,
+/// microdroid_launcher) is.
+pub fn guest_dyn_dir() -> PathBuf {
+    workspace_root().join("target/guest-dyn/x86_64-unknown-linux-gnu/release")
+}
+
+/// Compiles C `source` into the shared library `out` with `cc` (against include/, linked with
+/// `libs` from `out`'s directory or the payload runtime), as a payload developer would.
+pub fn cc_shared(out: &Path, source: &str, libs: &[&str]) {
+    let src = out.with_extension("c");
+    std::fs::write(&src, source).unwrap_or_else(|e| panic!("writing {}: {e}", src.display()));
+    let mut cc = std::process::Command::new("cc");
+    cc.args([
+        "-shared",
+        "-fPIC",
+        "-Wall",
+        "-Werror",
+        "-std=c11",
+        "-D_GNU_SOURCE",
+    ])
+    .arg("-I")
+    .arg(workspace_root().join("include"))
+    .arg("-o")
+    .arg(out)
+    .arg(&src)
+    .arg("-L")
+    .arg(out.parent().unwrap_or(Path::new(".")))
+    .arg("-L")
+    .arg(guest_dyn_dir());
+    for lib in libs {
+        cc.arg(format!("-l{lib}"));
+    }
+    let status = cc.status().unwrap_or_else(|e| panic!("running cc: {e}"));
+    assert!(status.success(), "cc {}", out.display());
+}
