@@ -235,6 +235,7 @@ fn run_app_inner(args: &RunAppArgs) -> Result<ExitCode> {
         custom.custom_kernel_image = Some(open_ro(kernel)?);
     }
     custom.extra_kernel_cmdline_params = run.kernel_args.clone();
+    custom.gdb_port = run.gdb.map_or(0, |p| i32::from(p.get()));
     let config = VirtualMachineConfig::AppConfig(Box::new(VirtualMachineAppConfig {
         name: run.name.clone().unwrap_or_else(|| "VmRunApp".into()),
         instance_id: [0; INSTANCE_ID_SIZE],
@@ -290,6 +291,9 @@ fn run_config_inner(path: &Path, run: &RunArgs) -> Result<ExitCode> {
         raw.memory_mib = i32::try_from(mib).unwrap_or(i32::MAX);
     }
     raw.cpu_topology = cpu_topology(run.cpu_topology);
+    if let Some(port) = run.gdb {
+        raw.gdb_port = i32::from(port.get());
+    }
     if run.protected {
         raw.protected_vm = true;
     }

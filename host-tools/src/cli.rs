@@ -276,6 +276,10 @@ pub struct RunArgs {
     /// hypervisor.
     #[arg(long, short = 'p')]
     pub protected: bool,
+    /// Expose the guest kernel to gdb on this localhost TCP port (AOSP's `--gdb`; QEMU's gdb
+    /// stub): `gdb vmlinux -ex 'target remote :PORT'`. Debuggable VMs only.
+    #[arg(long)]
+    pub gdb: Option<std::num::NonZeroU16>,
     /// AOSP form: the VM's name (default VmRunApp / VmRun).
     #[arg(long)]
     pub name: Option<String>,
@@ -509,6 +513,7 @@ pub fn vm_config(args: &RunArgs) -> VmConfig {
             .clone()
             .unwrap_or_else(crate::identity::default_device_secret_path),
         raw: None,
+        gdb_port: args.gdb.map(std::num::NonZeroU16::get),
         console_out: None,
         console_in: None,
     }

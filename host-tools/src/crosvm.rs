@@ -27,6 +27,8 @@ pub struct CrosvmConfig {
     /// The DICE handover, passed as crosvm's x86 fw_cfg file (`--fw-cfg`), the same item QEMU
     /// gets: microdroid_manager reads it from `/sys/firmware/qemu_fw_cfg`.
     pub dice_handover: Option<PathBuf>,
+    /// crosvm's gdb stub port (`--gdb`).
+    pub gdb_port: Option<u16>,
 }
 
 impl CrosvmConfig {
@@ -70,6 +72,9 @@ impl CrosvmConfig {
             "--vhost-user".into(),
             format!("type=vsock,socket={}", self.vhost_vsock_socket.display()),
         ]);
+        if let Some(port) = self.gdb_port {
+            a.extend(["--gdb".into(), port.to_string()]);
+        }
         if let Some(handover) = &self.dice_handover {
             a.extend([
                 "--fw-cfg".into(),
@@ -114,6 +119,7 @@ mod tests {
             death_reason: "/proc/self/fd/14".into(),
             vhost_vsock_socket: "/run/vhost.sock".into(),
             dice_handover: Some("/run/dice-handover.cbor".into()),
+            gdb_port: None,
         }
     }
 

@@ -47,6 +47,8 @@ pub struct QemuConfig {
     pub bios: Option<PathBuf>,
     /// fw_cfg files (name, host file): the DICE handover.
     pub fw_cfg_files: Vec<(String, PathBuf)>,
+    /// QEMU's gdb stub on this localhost TCP port (AOSP's `--gdb`: the guest kernel, for gdb).
+    pub gdb_port: Option<u16>,
 }
 
 impl QemuConfig {
@@ -136,6 +138,9 @@ impl QemuConfig {
         // Entropy for the guest's CRNG, as AVF's VMs have.
         push(&["-device", "virtio-rng-pci"]);
         push(&["-device", "vhost-user-vsock-pci,chardev=vsock"]);
+        if let Some(port) = self.gdb_port {
+            push(&["-gdb", &format!("tcp:127.0.0.1:{port}")]);
+        }
         for (name, file) in &self.fw_cfg_files {
             push(&["-fw_cfg", &format!("name={name},file={}", file.display())]);
         }
@@ -194,6 +199,7 @@ mod tests {
             death_reason_file: "/run/ttyS1".into(),
             bios: None,
             fw_cfg_files: vec![("opt/x".into(), "/run/h".into())],
+            gdb_port: None,
         }
     }
 

@@ -90,6 +90,9 @@ pub struct VmConfig {
     /// A raw VM (AOSP's `VirtualMachineRawConfig`): its own kernel, initrd, command line and
     /// disks instead of the Microdroid OS; no DICE handover, no hang detection.
     pub raw: Option<RawVm>,
+    /// The VMM's gdb stub for the guest kernel on this localhost port (debuggable VMs only).
+    #[serde(default)]
+    pub gdb_port: Option<u16>,
     /// Where the guest console is copied as it arrives (a client's `consoleOutFd`).
     #[serde(skip)]
     pub console_out: Option<Arc<File>>,
@@ -178,6 +181,7 @@ impl VmConfig {
             storage: None,
             device_secret: crate::identity::default_device_secret_path(),
             raw: None,
+            gdb_port: None,
             console_out: None,
             console_in: None,
         }
@@ -387,6 +391,9 @@ pub fn run_controlled(
     };
     lease.publish(&record)?;
 
+    if config.gdb_port.is_some() && !config.debuggable && config.raw.is_none() {
+        bail!("--gdb needs a debuggable VM (--debug full): a NONE VM exposes no debugger");
+    }
     // One VM at a time per instance (and its storage): the lock lives as long as this run.
     let _instance_locks = crate::disk::lock_instance_files(config)?;
     let plan = match &config.raw {
@@ -748,6 +755,7 @@ fn qemu_config(config: &VmConfig, plan: &BootPlan, dir: &Path) -> QemuConfig {
             .iter()
             .map(|h| (dice::FW_CFG_HANDOVER_NAME.to_owned(), h.clone()))
             .collect(),
+        gdb_port: config.gdb_port,
     }
 }
 
@@ -826,6 +834,7 @@ fn crosvm_config(
         death_reason: preserved.add(death_reason_file, true)?,
         vhost_vsock_socket: vhost_socket.to_owned(),
         dice_handover: plan.handover.clone(),
+        gdb_port: config.gdb_port,
     };
     Ok((crosvm_config, preserved))
 }

@@ -3,7 +3,7 @@
 //! so the fds are kept open for the VM's life ([`Resolved::fds`]).
 //!
 //! What this host cannot do is refused with `EX_UNSUPPORTED_OPERATION` naming the field, never
-//! accepted and dropped: protected VMs, gdb, vendor images, device assignment, networking,
+//! accepted and dropped: protected VMs, vendor images, device assignment, networking,
 //! displays, input devices, GPU, audio, USB, uclamp boosting, bootloaders.
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -57,6 +57,13 @@ fn cpus(topology: CpuTopology) -> Result<u32, Status> {
             .unwrap_or(1)),
         other => Err(illegal_argument(format!("unknown cpuTopology {}", other.0))),
     }
+}
+
+fn gdb_port(port: i32) -> Result<u16, Status> {
+    u16::try_from(port)
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(|| illegal_argument(format!("gdbPort {port} is not a TCP port")))
 }
 
 fn memory(mib: i32) -> u32 {
@@ -122,14 +129,13 @@ fn resolve_app(
     };
     if let Some(custom) = app.custom_config {
         if custom.gdb_port != 0 {
-            return Err(if debuggable {
-                unsupported("customConfig.gdbPort: the gdb stub is not available from virtmgr yet")
-            } else {
-                Status::exception(
+            if !debuggable {
+                return Err(Status::exception(
                     ExceptionCode::SECURITY,
                     "customConfig.gdbPort: gdb needs a debuggable VM (DebugLevel.FULL)",
-                )
-            });
+                ));
+            }
+            config.gdb_port = Some(gdb_port(custom.gdb_port)?);
         }
         if custom.vendor_image.is_some() {
             return Err(unsupported(
@@ -235,9 +241,10 @@ fn resolve_raw(
             "this host boots a kernel directly (give kernel and initrd)",
         );
     }
-    if raw.gdb_port != 0 {
-        return refuse("gdbPort", "the gdb stub is not available from virtmgr yet");
-    }
+    let gdb = match raw.gdb_port {
+        0 => None,
+        port => Some(gdb_port(port)?),
+    };
     if !raw.devices.is_empty() {
         return refuse("devices", "device assignment (VFIO) is not supported");
     }
@@ -304,6 +311,7 @@ fn resolve_raw(
         memory_mib: memory(raw.memory_mib),
         cpus: cpus(raw.cpu_topology)?,
         boot_timeout: None,
+        gdb_port: gdb,
         raw: Some(RawVm {
             kernel,
             initrd,

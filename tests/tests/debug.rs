@@ -1,0 +1,111 @@
+//! Debugging a VM: `--gdb PORT` exposes the guest kernel through the VMM's gdb stub (GDB's
+//! remote serial protocol, checked here without gdb), for debuggable VMs only.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use boot_tests::{build_image, ImageChanges};
+
+const HANG: &str = r#"{"task": {"command": "/system/bin/hello_payload", "args": ["--hang"]}}"#;
+
+/// A free localhost TCP port (bound, then released for QEMU).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// One RSP packet: `$<data>#<checksum>`.
+fn packet(data: &str) -> String {
+    let sum = data.bytes().fold(0u8, |a, b| a.wrapping_add(b));
+    format!("${data}#{sum:02x}")
+}
+
+/// Sends `data` and returns the reply packet's data (after the `+` acknowledgement).
+fn exchange(stream: &mut TcpStream, data: &str) -> String {
+    stream.write_all(packet(data).as_bytes()).unwrap();
+    read_packet(stream)
+}
+
+/// Reads the next packet's data and acknowledges it.
+fn read_packet(stream: &mut TcpStream) -> String {
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    // Skip acks until '$', then read to '#' and the two checksum digits.
+    loop {
+        stream.read_exact(&mut byte).unwrap();
+        if byte[0] == b'$' {
+            break;
+        }
+    }
+    loop {
+        stream.read_exact(&mut byte).unwrap();
+        if byte[0] == b'#' {
+            break;
+        }
+        reply.push(byte[0]);
+    }
+    let mut sum = [0u8; 2];
+    stream.read_exact(&mut sum).unwrap();
+    stream.write_all(b"+").unwrap();
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[test]
+fn gdb_reaches_the_guest_kernel_of_a_debuggable_vm() {
+    let image = build_image(&ImageChanges {
+        vm_config: Some(HANG),
+        ..Default::default()
+    })
+    .unwrap();
+    let port = free_port();
+    let mut config = boot_tests::vm_config(image.path(), Duration::from_secs(20));
+    config.gdb_port = Some(port);
+    let (result, answer) = boot_tests::run_with_ready_payload(&config, move |_uds| {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        // Why did the target stop (gdb stops it on attach): a stop reply, S or T.
+        let stop = exchange(&mut stream, "?");
+        // The registers of the vCPU: x86-64, so at least 16 8-byte registers in hex. (A stop
+        // notification may come first.)
+        let mut registers = exchange(&mut stream, "g");
+        for _ in 0..4 {
+            if !registers.starts_with('T') && !registers.starts_with('S') {
+                break;
+            }
+            registers = read_packet(&mut stream);
+        }
+        // Detach: the VM runs on until the test's timeout ends it.
+        let _ = stream.write_all(packet("D").as_bytes());
+        (stop, registers)
+    })
+    .unwrap();
+    let (stop, registers) = answer.expect("the payload never became ready");
+    assert!(
+        stop.starts_with('S') || stop.starts_with('T'),
+        "stop reply {stop:?}"
+    );
+    assert!(registers.len() >= 17 * 16, "registers {registers:?}");
+    assert!(registers
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b'x'));
+    // rip, after the 16 general registers, little-endian: a kernel address (0xffffffff........).
+    let rip = &registers[16 * 16..17 * 16];
+    assert!(rip.ends_with("ffffffff"), "rip {rip}");
+    println!("outcome after detaching: {}", result.outcome);
+}
+
+#[test]
+fn gdb_is_refused_for_a_vm_at_debug_level_none() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let mut config = boot_tests::vm_config(image.path(), Duration::from_secs(60));
+    config.debuggable = false;
+    config.gdb_port = Some(free_port());
+    let err = host_tools::vm::run(&config).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("--gdb needs a debuggable VM"),
+        "{err:#}"
+    );
+}
