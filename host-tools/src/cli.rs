@@ -247,8 +247,12 @@ pub struct RunCmd {
 /// AOSP's `--cpu-topology`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum CpuTopologyArg {
+    /// AOSP's spelling: `one_cpu`.
     #[default]
+    #[value(name = "one_cpu")]
     OneCpu,
+    /// `match_host`.
+    #[value(name = "match_host")]
     MatchHost,
 }
 
@@ -1399,5 +1403,69 @@ mod tests {
             vm_config(&cmd.run).boot_timeout,
             Some(Duration::from_secs(30))
         );
+    }
+
+    #[test]
+    fn aosp_flags_map_to_the_vm_config() {
+        let cli = Cli::parse_from([
+            "vmctl",
+            "run",
+            "--mem",
+            "300",
+            "--cpu-topology",
+            "match_host",
+            "--gdb",
+            "1234",
+            "--console",
+            "/tmp/c.log",
+        ]);
+        let Cmd::Run(cmd) = cli.command else {
+            unreachable!()
+        };
+        let config = vm_config(&cmd.run);
+        let host_cpus = std::thread::available_parallelism().unwrap().get() as u32;
+        assert_eq!(
+            (config.memory_mib, config.cpus, config.gdb_port),
+            (300, host_cpus, Some(1234))
+        );
+        assert_eq!(config.console_log, Some(PathBuf::from("/tmp/c.log")));
+        // The in-process forms refuse what only virtmgr's AOSP forms carry.
+        let cli = Cli::parse_from(["vmctl", "run", "--log", "/tmp/l", "--name", "x"]);
+        let Cmd::Run(cmd) = cli.command else {
+            unreachable!()
+        };
+        let err = refuse_aosp_only_flags(&cmd.run).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--name, --log belong to AOSP's forms"),
+            "{err}"
+        );
+        let cli = Cli::parse_from(["vmctl", "run", "--protected"]);
+        let Cmd::Run(cmd) = cli.command else {
+            unreachable!()
+        };
+        assert!(refuse_aosp_only_flags(&cmd.run)
+            .unwrap_err()
+            .to_string()
+            .contains("no protected-VM hypervisor"));
+        // AOSP's positional run-app form.
+        let cli = Cli::parse_from([
+            "vmctl",
+            "run-app",
+            "a.apk",
+            "a.idsig",
+            "i.img",
+            "--payload-binary-name",
+            "libp.so",
+            "--extra-apk",
+            "e.apk",
+            "--extra-idsig",
+            "e.idsig",
+        ]);
+        let Cmd::RunApp(args) = cli.command else {
+            unreachable!()
+        };
+        assert_eq!(args.instance_pos, Some(PathBuf::from("i.img")));
+        assert_eq!(args.extra_idsigs, [PathBuf::from("e.idsig")]);
+        assert!(args.apk.is_none());
     }
 }

@@ -28,24 +28,31 @@ pub fn new_vm_dir(logs: &Path, cid: u32) -> std::io::Result<PathBuf> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let mut dir = logs.join(format!(
-        "{}.{:03}-{cid}",
-        now.as_secs(),
-        now.subsec_millis()
-    ));
-    let mut n = 1;
-    while dir.exists() {
-        dir = logs.join(format!(
-            "{}.{:03}-{cid}-{n}",
-            now.as_secs(),
-            now.subsec_millis()
-        ));
-        n += 1;
-    }
-    fs::create_dir(&dir)?;
+    let stem = format!("{}.{:03}-{cid}", now.as_secs(), now.subsec_millis());
+    // Several registries (and so the same CID) can share one logs directory: create the
+    // directory itself, not a check then a create, and take the next suffix while it exists.
+    let mut n = 0u32;
+    let dir = loop {
+        let dir = match n {
+            0 => logs.join(&stem),
+            n => logs.join(format!("{stem}-{n}")),
+        };
+        match fs::create_dir(&dir) {
+            Ok(()) => break dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            Err(e) => return Err(e),
+        }
+    };
     prune(logs, KEEP)?;
     let link = logs.join(LAST);
-    let tmp = logs.join(format!(".{LAST}.{}", std::process::id()));
+    // Unique per VM (a virtmgr starts several at once in one process).
+    let tmp = logs.join(format!(
+        ".{LAST}.{}.{}",
+        std::process::id(),
+        dir.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
     let _ = fs::remove_file(&tmp);
     if let Some(name) = dir.file_name() {
         std::os::unix::fs::symlink(name, &tmp)?;
@@ -179,6 +186,25 @@ mod tests {
         }
         assert_eq!(vm_dirs(&logs).len(), KEEP);
         assert!(!a.exists() && !b.exists(), "the oldest go first");
+    }
+
+    #[test]
+    fn vms_with_one_cid_starting_at_once_get_their_own_dirs() {
+        // Two registries share a logs directory: the same CID can start in the same millisecond,
+        // and one virtmgr starts several VMs at once.
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("logs");
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let logs = logs.clone();
+                std::thread::spawn(move || new_vm_dir(&logs, 2048).unwrap())
+            })
+            .collect();
+        let mut dirs: Vec<PathBuf> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        dirs.sort();
+        dirs.dedup();
+        assert_eq!(dirs.len(), 8);
+        assert!(dirs.iter().all(|d| d.is_dir()));
     }
 
     #[test]

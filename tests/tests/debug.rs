@@ -91,9 +91,9 @@ fn gdb_reaches_the_guest_kernel_of_a_debuggable_vm() {
     assert!(registers
         .bytes()
         .all(|b| b.is_ascii_hexdigit() || b == b'x'));
-    // rip, after the 16 general registers, little-endian: a kernel address (0xffffffff........).
+    // rip, after the 16 general registers: where the vCPU was (kernel or user space).
     let rip = &registers[16 * 16..17 * 16];
-    assert!(rip.ends_with("ffffffff"), "rip {rip}");
+    assert_ne!(rip, "0000000000000000", "rip {rip}");
     println!("outcome after detaching: {}", result.outcome);
 }
 

@@ -321,3 +321,107 @@ fn resolve_raw(
         ..base.clone()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use virtualizationservice::{CustomConfig, VirtualMachinePayloadConfig, INSTANCE_ID_SIZE};
+
+    fn fd() -> OwnedFd {
+        tempfile::tempfile().unwrap().into()
+    }
+
+    fn app(custom: Option<CustomConfig>, debug: DebugLevel) -> VirtualMachineConfig {
+        VirtualMachineConfig::AppConfig(Box::new(VirtualMachineAppConfig {
+            name: "t".into(),
+            instance_id: [0; INSTANCE_ID_SIZE],
+            apk: fd(),
+            idsig: fd(),
+            extra_idsigs: vec![],
+            instance_image: fd(),
+            encrypted_storage_image: None,
+            payload: Payload::PayloadConfig(VirtualMachinePayloadConfig {
+                payload_binary_name: "libp.so".into(),
+                extra_apks: vec![],
+            }),
+            os_name: MICRODROID_OS.into(),
+            debug_level: debug,
+            protected_vm: false,
+            memory_mib: 0,
+            cpu_topology: CpuTopology::MATCH_HOST,
+            custom_config: custom,
+            huge_pages: false,
+            boost_uclamp: false,
+        }))
+    }
+
+    fn base() -> VmConfig {
+        VmConfig::new(std::path::Path::new("/nonexistent/vm_os.json"))
+    }
+
+    #[test]
+    fn app_configs_become_engine_configs() {
+        let custom = CustomConfig {
+            gdb_port: 1234,
+            extra_kernel_cmdline_params: vec!["a=b".into()],
+            ..CustomConfig::default()
+        };
+        let r = resolve(app(Some(custom), DebugLevel::FULL), &base()).unwrap();
+        let c = &r.config;
+        assert_eq!(c.gdb_port, Some(1234));
+        assert_eq!(c.extra_kernel_args, ["a=b"]);
+        assert_eq!(c.memory_mib, DEFAULT_MEMORY_MIB);
+        assert_eq!(
+            c.cpus,
+            std::thread::available_parallelism().unwrap().get() as u32
+        );
+        assert!(c.debuggable && r.is_app);
+        let payload = c.app.as_ref().unwrap();
+        assert_eq!(payload.payload, PayloadSpec::BinaryName("libp.so".into()));
+        // Paths name the fds kept open for the VM.
+        assert_eq!(r.fds.len(), 3);
+        assert!(payload
+            .apk
+            .starts_with(format!("/proc/{}/fd/", std::process::id())));
+    }
+
+    #[test]
+    fn what_this_host_cannot_do_is_refused_with_the_field_named() {
+        let gdb = CustomConfig {
+            gdb_port: 1234,
+            ..CustomConfig::default()
+        };
+        let err = resolve(app(Some(gdb), DebugLevel::NONE), &base()).unwrap_err();
+        assert_eq!(err.exception_code(), ExceptionCode::SECURITY);
+        let network = CustomConfig {
+            network_supported: true,
+            ..CustomConfig::default()
+        };
+        let err = resolve(app(Some(network), DebugLevel::FULL), &base()).unwrap_err();
+        assert_eq!(err.exception_code(), ExceptionCode::UNSUPPORTED_OPERATION);
+        assert!(err.message().starts_with("customConfig.networkSupported"));
+        let raw = |f: &dyn Fn(&mut VirtualMachineRawConfig)| {
+            let mut c = VirtualMachineRawConfig {
+                kernel: Some(fd()),
+                platform_version: "~1.0".into(),
+                ..VirtualMachineRawConfig::default()
+            };
+            f(&mut c);
+            resolve(VirtualMachineConfig::RawConfig(Box::new(c)), &base())
+        };
+        assert!(raw(&|_| {}).is_ok());
+        let err = raw(&|c| c.protected_vm = true).unwrap_err();
+        assert!(err.message().starts_with("protectedVm"));
+        let err = raw(&|c| c.platform_version = "~2.0".into()).unwrap_err();
+        assert_eq!(err.exception_code(), ExceptionCode::ILLEGAL_ARGUMENT);
+        let err = raw(&|c| c.console_input_device = Some("ttyS9".into())).unwrap_err();
+        assert!(err.message().contains("ttyS9"));
+        let err = raw(&|c| c.input_devices = vec![1]).unwrap_err();
+        assert!(err.message().starts_with("inputDevices"));
+        let err = raw(&|c| c.kernel = None).unwrap_err();
+        assert!(err.message().starts_with("kernel"));
+        let ok = raw(&|c| c.gdb_port = 4321).unwrap();
+        assert_eq!(ok.config.gdb_port, Some(4321));
+        assert!(!ok.is_app && ok.config.boot_timeout.is_none());
+    }
+}
