@@ -242,6 +242,64 @@ fn every_payload_api_call_from_c() {
     );
 }
 
+#[test]
+fn a_c_payload_serves_a_binder_to_the_host() {
+    // The demo's libhello.so (with libgreeting.so): an AIBinder of libbinder_ndk.so served by
+    // AVmPayload_runVsockRpcServer; strings, byte arrays and a oneway-style quit from C.
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let dir = image.path();
+    let t = tree(dir, "chello", "libhello.so");
+    let src = workspace_root().join("examples/hello-app/libhello");
+    // The sources are compiled where cc_shared puts them, beside their header.
+    std::fs::copy(src.join("greeting.h"), lib_dir(&t).join("greeting.h")).unwrap();
+    cc_shared(
+        &lib_dir(&t).join("libgreeting.so"),
+        &std::fs::read_to_string(src.join("greeting.c")).unwrap(),
+        &[],
+    );
+    cc_shared(
+        &lib_dir(&t).join("libhello.so"),
+        &std::fs::read_to_string(src.join("hello.c")).unwrap(),
+        &["greeting", "vm_payload", "binder_ndk"],
+    );
+    std::fs::remove_file(lib_dir(&t).join("greeting.h")).unwrap();
+    for c in ["libgreeting.c", "libhello.c"] {
+        let _ = std::fs::remove_file(lib_dir(&t).join(c));
+    }
+    let (apk, idsig) = sign_tree(&t, &dir.join("chello.apk"), TestSigner::Rsa);
+    let mut config = boot_tests::vm_config(dir, TIMEOUT);
+    config.app = Some(AppPayload {
+        apk,
+        idsig,
+        payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
+        extra_apks: vec![],
+        apexes: vec![],
+    });
+    config.instance = Some(dir.join("chello-instance.img"));
+    let (result, answer) = boot_tests::run_with_ready_payload(&config, |uds| {
+        let stream = host_tools::vsock::connect(&uds, 5678, Duration::from_secs(10)).unwrap();
+        let client = hello_payload::HelloClient::connect(stream).unwrap();
+        let greeting = client.greet("C").unwrap();
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        let echoed = client.echo(&data).unwrap() == data;
+        client.quit().unwrap();
+        (greeting, echoed)
+    })
+    .unwrap();
+    let (greeting, echoed) = answer.expect("the payload never became ready");
+    assert_eq!(
+        greeting,
+        format!("Hello, C! (from the VM, CID {})", result.cid)
+    );
+    assert!(echoed);
+    assert_eq!(
+        result.outcome,
+        VmOutcome::PayloadFinished(0),
+        "{}",
+        console_text(&result)
+    );
+}
+
 /// AOSP's libvm_payload exports, API 34 and 35 (`libs/libvm_payload/libvm_payload.map.txt`).
 const AOSP_EXPORTS: [&str; 15] = [
     "AVmAttestationResult_free",

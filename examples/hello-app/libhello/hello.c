@@ -6,7 +6,9 @@
  * the host on vsock port 5678 with AVmPayload_runVsockRpcServer, telling the host it is ready
  * once it listens. quit() ends the payload with status 0 once answered.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <fcntl.h>
 #include <linux/vm_sockets.h>
 #include <pthread.h>
