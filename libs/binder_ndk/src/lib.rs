@@ -163,6 +163,26 @@ pub unsafe extern "C" fn AParcel_readBool(
     status
 }
 
+/// A string or byte-array read operation of the parcel's maker.
+type ReadBlob = unsafe extern "C" fn(*mut c_void, *mut *const u8, *mut i32) -> BinderStatus;
+
+/// Reads a string or byte array through the maker: its bytes (valid until the next read) and
+/// length, -1 for null.
+unsafe fn read_blob(
+    parcel: *const AParcel,
+    pick: fn(&ndk_abi::ParcelOps) -> ReadBlob,
+) -> Result<(*const u8, i32), BinderStatus> {
+    let mut data: *const u8 = std::ptr::null();
+    let mut len: i32 = -1;
+    // SAFETY: as AParcel_readInt32, with locals.
+    let status = unsafe { with_ops(parcel, |ops, ctx| pick(ops)(ctx, &mut data, &mut len)) };
+    if status == STATUS_OK {
+        Ok((data, len))
+    } else {
+        Err(status)
+    }
+}
+
 /// `AParcel_stringAllocator`.
 pub type StringAllocator =
     unsafe extern "C" fn(string_data: *mut c_void, length: i32, buffer: *mut *mut c_char) -> bool;
@@ -178,17 +198,11 @@ pub unsafe extern "C" fn AParcel_readString(
     let Some(allocator) = allocator else {
         return STATUS_UNEXPECTED_NULL;
     };
-    let mut data: *const u8 = std::ptr::null();
-    let mut len: i32 = -1;
-    // SAFETY: as AParcel_readInt32, with locals.
-    let status = unsafe {
-        with_ops(parcel, |ops, ctx| {
-            (ops.read_string)(ctx, &mut data, &mut len)
-        })
+    // SAFETY: see read_blob.
+    let (data, len) = match unsafe { read_blob(parcel, |ops| ops.read_string) } {
+        Ok(r) => r,
+        Err(status) => return status,
     };
-    if status != STATUS_OK {
-        return status;
-    }
     let mut buffer: *mut c_char = std::ptr::null_mut();
     if len < 0 {
         // SAFETY: the caller's allocator, with its own data.
@@ -229,17 +243,11 @@ pub unsafe extern "C" fn AParcel_readByteArray(
     let Some(allocator) = allocator else {
         return STATUS_UNEXPECTED_NULL;
     };
-    let mut data: *const u8 = std::ptr::null();
-    let mut len: i32 = -1;
-    // SAFETY: as AParcel_readInt32, with locals.
-    let status = unsafe {
-        with_ops(parcel, |ops, ctx| {
-            (ops.read_bytes)(ctx, &mut data, &mut len)
-        })
+    // SAFETY: see read_blob.
+    let (data, len) = match unsafe { read_blob(parcel, |ops| ops.read_bytes) } {
+        Ok(r) => r,
+        Err(status) => return status,
     };
-    if status != STATUS_OK {
-        return status;
-    }
     let mut buffer: *mut i8 = std::ptr::null_mut();
     // SAFETY: the caller's allocator, with its own data.
     if !unsafe { allocator(array_data, len, &mut buffer) } {

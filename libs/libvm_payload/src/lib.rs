@@ -64,10 +64,15 @@ unsafe fn ctx<'x>(c: *mut c_void) -> &'x mut Ctx<'x, 'x> {
     unsafe { &mut *c.cast::<Ctx<'x, 'x>>() }
 }
 
-unsafe extern "C" fn op_read_i32(c: *mut c_void, out: *mut i32) -> BinderStatus {
+/// Reads one value with the maker's reader into `out`.
+unsafe fn read_value<T>(
+    c: *mut c_void,
+    out: *mut T,
+    read: fn(&mut ParcelReader<'_>) -> Result<T, rpcbinder::ParcelError>,
+) -> BinderStatus {
     // SAFETY: see ctx; `out` checked non-null by libbinder_ndk.
     let ctx = unsafe { ctx(c) };
-    match ctx.reader.as_mut().map(|r| r.read_i32()) {
+    match ctx.reader.as_mut().map(|r| read(r)) {
         Some(Ok(v)) => {
             // SAFETY: non-null, the caller's.
             unsafe { *out = v };
@@ -76,28 +81,35 @@ unsafe extern "C" fn op_read_i32(c: *mut c_void, out: *mut i32) -> BinderStatus 
         Some(Err(e)) => e.status_code().0,
         None => ndk_abi::STATUS_INVALID_OPERATION,
     }
+}
+
+unsafe extern "C" fn op_read_i32(c: *mut c_void, out: *mut i32) -> BinderStatus {
+    // SAFETY: see read_value.
+    unsafe { read_value(c, out, |r| r.read_i32()) }
 }
 
 unsafe extern "C" fn op_read_i64(c: *mut c_void, out: *mut i64) -> BinderStatus {
-    // SAFETY: as op_read_i32.
-    let ctx = unsafe { ctx(c) };
-    match ctx.reader.as_mut().map(|r| r.read_i64()) {
-        Some(Ok(v)) => {
-            // SAFETY: non-null, the caller's.
-            unsafe { *out = v };
-            STATUS_OK
-        }
-        Some(Err(e)) => e.status_code().0,
-        None => ndk_abi::STATUS_INVALID_OPERATION,
-    }
+    // SAFETY: see read_value.
+    unsafe { read_value(c, out, |r| r.read_i64()) }
 }
 
-unsafe fn hand_out(
-    ctx: &mut Ctx<'_, '_>,
-    bytes: Option<Vec<u8>>,
+/// Reads a string or byte array with the maker's reader and hands out its bytes (kept in the
+/// context's scratch buffer until the next read); `*len` -1 for null.
+unsafe fn read_blob(
+    c: *mut c_void,
     data: *mut *const u8,
     len: *mut i32,
-) {
+    read: fn(&mut ParcelReader<'_>) -> Result<Option<Vec<u8>>, rpcbinder::ParcelError>,
+) -> BinderStatus {
+    // SAFETY: see ctx.
+    let ctx = unsafe { ctx(c) };
+    let Some(reader) = ctx.reader.as_mut() else {
+        return ndk_abi::STATUS_INVALID_OPERATION;
+    };
+    let bytes = match read(reader) {
+        Ok(b) => b,
+        Err(e) => return e.status_code().0,
+    };
     match bytes {
         None => {
             // SAFETY: the caller's locals (libbinder_ndk).
@@ -115,6 +127,7 @@ unsafe fn hand_out(
             }
         }
     }
+    STATUS_OK
 }
 
 unsafe extern "C" fn op_read_string(
@@ -122,18 +135,11 @@ unsafe extern "C" fn op_read_string(
     data: *mut *const u8,
     len: *mut i32,
 ) -> BinderStatus {
-    // SAFETY: as op_read_i32.
-    let ctx = unsafe { ctx(c) };
-    let Some(reader) = ctx.reader.as_mut() else {
-        return ndk_abi::STATUS_INVALID_OPERATION;
-    };
-    match reader.read_string16() {
-        // SAFETY: see hand_out.
-        Ok(s) => unsafe {
-            hand_out(ctx, s.map(String::into_bytes), data, len);
-            STATUS_OK
-        },
-        Err(e) => e.status_code().0,
+    // SAFETY: see read_blob.
+    unsafe {
+        read_blob(c, data, len, |r| {
+            Ok(r.read_string16()?.map(String::into_bytes))
+        })
     }
 }
 
@@ -142,19 +148,8 @@ unsafe extern "C" fn op_read_bytes(
     data: *mut *const u8,
     len: *mut i32,
 ) -> BinderStatus {
-    // SAFETY: as op_read_i32.
-    let ctx = unsafe { ctx(c) };
-    let Some(reader) = ctx.reader.as_mut() else {
-        return ndk_abi::STATUS_INVALID_OPERATION;
-    };
-    match reader.read_byte_array() {
-        // SAFETY: see hand_out.
-        Ok(b) => unsafe {
-            hand_out(ctx, b, data, len);
-            STATUS_OK
-        },
-        Err(e) => e.status_code().0,
-    }
+    // SAFETY: see read_blob.
+    unsafe { read_blob(c, data, len, |r| r.read_byte_array()) }
 }
 
 fn with_writer(c: *mut c_void, f: impl FnOnce(&mut Parcel)) -> BinderStatus {
