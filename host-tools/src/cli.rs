@@ -284,7 +284,7 @@ pub struct RunArgs {
     /// stub): `gdb vmlinux -ex 'target remote :PORT'`. Debuggable VMs only.
     #[arg(long)]
     pub gdb: Option<std::num::NonZeroU16>,
-    /// AOSP form: the VM's name (default VmRunApp / VmRun).
+    /// The VM's name, shown by `vmctl list` (AOSP forms: default VmRunApp / VmRun).
     #[arg(long)]
     pub name: Option<String>,
     /// AOSP form: write the guest console here instead of stdout.
@@ -517,6 +517,7 @@ pub fn vm_config(args: &RunArgs) -> VmConfig {
             .clone()
             .unwrap_or_else(crate::identity::default_device_secret_path),
         raw: None,
+        name: args.name.clone(),
         gdb_port: args.gdb.map(std::num::NonZeroU16::get),
         console_out: None,
         console_in: None,
@@ -567,9 +568,6 @@ fn refuse_aosp_only_flags(args: &RunArgs) -> Result<()> {
         bail!("--protected: this host has no protected-VM hypervisor (pKVM); only non-protected VMs run here");
     }
     let mut bad = Vec::new();
-    if args.name.is_some() {
-        bad.push("--name");
-    }
     if args.console_in.is_some() {
         bad.push("--console-in");
     }
@@ -578,7 +576,8 @@ fn refuse_aosp_only_flags(args: &RunArgs) -> Result<()> {
     }
     if !bad.is_empty() {
         bail!(
-            "{} belong to AOSP's forms (run-app APK IDSIG INSTANCE, run CONFIG.json), which run              through virtmgr",
+            "{} belong to AOSP's forms (run-app APK IDSIG INSTANCE, run CONFIG.json), which run \
+             through virtmgr",
             bad.join(", ")
         );
     }
@@ -1090,12 +1089,12 @@ fn list(json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<6} {:<8} {:<9} {:<9} {:>9} {:<5} {:<6} CONSOLE",
-        "CID", "PID", "STATE", "PAYLOAD", "UPTIME", "DEBUG", "VMM"
+        "{:<6} {:<8} {:<11} {:<9} {:>9} {:<5} {:<6} {:<12} CONSOLE",
+        "CID", "PID", "STATE", "PAYLOAD", "UPTIME", "DEBUG", "VMM", "NAME"
     );
     for vm in &vms {
         println!(
-            "{:<6} {:<8} {:<9} {:<9} {:>8.1}s {:<5} {:<6} {}",
+            "{:<6} {:<8} {:<11} {:<9} {:>8.1}s {:<5} {:<6} {:<12} {}",
             vm.cid,
             vm.pid,
             vm.state,
@@ -1103,6 +1102,7 @@ fn list(json: bool) -> Result<()> {
             vm.uptime_secs(),
             vm.debug,
             vm.vmm,
+            if vm.name.is_empty() { "-" } else { &vm.name },
             vm.console_log.display()
         );
     }
@@ -1435,10 +1435,12 @@ mod tests {
             unreachable!()
         };
         let err = refuse_aosp_only_flags(&cmd.run).unwrap_err().to_string();
-        assert!(
-            err.starts_with("--name, --log belong to AOSP's forms"),
-            "{err}"
+        assert_eq!(
+            err,
+            "--log belong to AOSP's forms (run-app APK IDSIG INSTANCE, run CONFIG.json), which \
+             run through virtmgr"
         );
+        assert_eq!(vm_config(&cmd.run).name.as_deref(), Some("x"));
         let cli = Cli::parse_from(["vmctl", "run", "--protected"]);
         let Cmd::Run(cmd) = cli.command else {
             unreachable!()

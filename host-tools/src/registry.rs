@@ -77,6 +77,9 @@ pub struct VmRecord {
     pub run_dir: PathBuf,
     /// Seconds since the Unix epoch.
     pub started_at: f64,
+    /// The VM's name (AOSP's config `name`, `vmctl --name`); empty when it has none.
+    #[serde(default)]
+    pub name: String,
 }
 
 impl VmRecord {
@@ -250,6 +253,7 @@ mod tests {
             console_log: "/tmp/c.log".into(),
             run_dir: "/tmp/r".into(),
             started_at: unix_now(),
+            name: String::new(),
         }
     }
 
@@ -258,6 +262,7 @@ mod tests {
     fn start_time_survives_the_json_round_trip() {
         let original = VmRecord {
             started_at: 1795245365.6830459,
+            name: "n".into(),
             ..record(2048)
         };
         let text = serde_json::to_string(&original).unwrap();

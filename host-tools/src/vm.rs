@@ -90,6 +90,9 @@ pub struct VmConfig {
     /// A raw VM (AOSP's `VirtualMachineRawConfig`): its own kernel, initrd, command line and
     /// disks instead of the Microdroid OS; no DICE handover, no hang detection.
     pub raw: Option<RawVm>,
+    /// The VM's name, shown by `vmctl list` (AOSP's config `name`).
+    #[serde(default)]
+    pub name: Option<String>,
     /// The VMM's gdb stub for the guest kernel on this localhost port (debuggable VMs only).
     #[serde(default)]
     pub gdb_port: Option<u16>,
@@ -181,6 +184,7 @@ impl VmConfig {
             storage: None,
             device_secret: crate::identity::default_device_secret_path(),
             raw: None,
+            name: None,
             gdb_port: None,
             console_out: None,
             console_in: None,
@@ -388,6 +392,7 @@ pub fn run_controlled(
         console_log: std::path::absolute(&console_log).unwrap_or_else(|_| console_log.clone()),
         run_dir: dir.to_owned(),
         started_at: unix_now(),
+        name: config.name.clone().unwrap_or_default(),
     };
     lease.publish(&record)?;
 

@@ -449,6 +449,12 @@ fn two_clients_four_vms_unique_cids_listed_and_recycled() {
             "{text}"
         );
     }
+    // The config's name is what `vmctl list` shows.
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    for cid in &cids {
+        let vm = listed.iter().find(|v| v["cid"] == *cid).unwrap();
+        assert_eq!(vm["name"], "api-test", "{vm}");
+    }
     // B's VMs go with their handles; their CIDs are free for the next VM.
     let freed: Vec<i32> = from_b.iter().map(VmInstance::cid).collect();
     drop(from_b);

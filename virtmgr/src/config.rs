@@ -89,6 +89,10 @@ pub fn resolve(config: VirtualMachineConfig, base: &VmConfig) -> Result<Resolved
             (resolve_raw(*raw, base, &mut paths)?, name, false)
         }
     };
+    let config = VmConfig {
+        name: Some(name.clone()),
+        ..config
+    };
     Ok(Resolved {
         config,
         fds: paths.fds,

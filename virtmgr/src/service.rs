@@ -138,6 +138,7 @@ impl IVirtualizationService for Handle {
             console_log: Default::default(),
             run_dir: Default::default(),
             started_at: host_tools::registry::unix_now(),
+            name: resolved.name.clone(),
         };
         lease
             .publish(&record)
