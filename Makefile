@@ -6,7 +6,7 @@ BUILD        := build
 GUEST_TARGET := x86_64-unknown-linux-gnu
 GUEST_BIN    := target/$(GUEST_TARGET)/release
 HOST_BIN     := target/release
-GUEST_CRATES := -p init -p microdroid_manager -p zipfuse -p apexd_lite -p hello_payload
+GUEST_CRATES := -p init -p microdroid_manager -p zipfuse -p apexd_lite -p hello_payload -p adbd -p logd
 # The payload runtime links glibc dynamically (dlopen, shared libraries): its own target dir,
 # so that the static and dynamic builds do not rebuild each other.
 GUEST_DYN_CRATES := -p microdroid_launcher -p libvm_payload -p binder_ndk
@@ -32,6 +32,8 @@ build: guest host
 guest:
 	RUSTFLAGS="$(GUEST_RUSTFLAGS)" cargo build --release --target $(GUEST_TARGET) $(GUEST_CRATES)
 	cargo build --release --target $(GUEST_TARGET) --target-dir $(GUEST_DYN_DIR) $(GUEST_DYN_CRATES)
+	# liblog.so (<android/log.h>) is C: its API is printf-style variadic functions.
+	cc -shared -fPIC -O2 -Wall -Werror -std=c11 -Iinclude -o $(GUEST_DYN_DIR)/$(GUEST_TARGET)/release/liblog.so libs/liblog/liblog.c
 
 host:
 	cargo build --release -p host_tools -p image -p virtmgr -p hello_host

@@ -145,6 +145,21 @@ pub enum Cmd {
     },
     /// Stop a running VM (its owner stops the VMM and exits 130, death reason KILLED).
     Stop { cid: u32 },
+    /// Forward a loopback TCP port to a debuggable VM's adbd (vsock port 5555), as AOSP's
+    /// `adb forward tcp:N vsock:CID:5555`, print the `adb connect` line, and serve until the VM
+    /// ends. Then `adb -s 127.0.0.1:PORT shell|push|pull|logcat` reach the VM.
+    Adb {
+        cid: u32,
+        /// The local port (0: any free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Also run `adb connect 127.0.0.1:PORT`.
+        #[arg(long)]
+        connect: bool,
+        /// The adb client `--connect` runs.
+        #[arg(long, default_value = "adb")]
+        adb: PathBuf,
+    },
     /// Print a running VM's console log and follow it until the VM ends.
     Console {
         cid: u32,
@@ -293,8 +308,9 @@ pub struct RunArgs {
     /// AOSP form: feed the guest console from this file.
     #[arg(long)]
     pub console_in: Option<PathBuf>,
-    /// AOSP form: the guest's OS log (logcat) stream; virtmgr refuses it until the guest has
-    /// a log stream of its own (its output is on the console).
+    /// The guest's log (what logd keeps: services, the payload's output and its liblog
+    /// messages, as threadtime lines), written here as it arrives. Debuggable VMs only: a VM at
+    /// debug level NONE has no logd and the file stays empty.
     #[arg(long)]
     pub log: Option<PathBuf>,
     /// Virtual CPUs (under TCG, 1 is fastest).
@@ -418,6 +434,12 @@ pub fn main(cli: Cli) -> ExitCode {
         } => sign_apk(&input, &output, &key, &cert),
         Cmd::List { json } => list(json),
         Cmd::Stop { cid } => stop(cid),
+        Cmd::Adb {
+            cid,
+            port,
+            connect,
+            adb,
+        } => crate::adb::run(cid, port, connect, &adb),
         Cmd::Console { cid, no_follow } => console(cid, !no_follow),
         Cmd::Logs { which } => logs(&which),
         Cmd::Info { json } => info(json),
@@ -519,6 +541,7 @@ pub fn vm_config(args: &RunArgs) -> VmConfig {
         raw: None,
         name: args.name.clone(),
         gdb_port: args.gdb.map(std::num::NonZeroU16::get),
+        log_file: args.log.clone(),
         console_out: None,
         console_in: None,
     }
@@ -570,9 +593,6 @@ fn refuse_aosp_only_flags(args: &RunArgs) -> Result<()> {
     let mut bad = Vec::new();
     if args.console_in.is_some() {
         bad.push("--console-in");
-    }
-    if args.log.is_some() {
-        bad.push("--log");
     }
     if !bad.is_empty() {
         bail!(
@@ -1429,18 +1449,23 @@ mod tests {
             (300, host_cpus, Some(1234))
         );
         assert_eq!(config.console_log, Some(PathBuf::from("/tmp/c.log")));
-        // The in-process forms refuse what only virtmgr's AOSP forms carry.
+        // --log is the guest's log file in every form; --console-in belongs to AOSP's forms.
         let cli = Cli::parse_from(["vmctl", "run", "--log", "/tmp/l", "--name", "x"]);
         let Cmd::Run(cmd) = cli.command else {
             unreachable!()
         };
-        let err = refuse_aosp_only_flags(&cmd.run).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "--log belong to AOSP's forms (run-app APK IDSIG INSTANCE, run CONFIG.json), which \
-             run through virtmgr"
-        );
+        assert!(refuse_aosp_only_flags(&cmd.run).is_ok());
+        assert_eq!(vm_config(&cmd.run).log_file, Some(PathBuf::from("/tmp/l")));
         assert_eq!(vm_config(&cmd.run).name.as_deref(), Some("x"));
+        let cli = Cli::parse_from(["vmctl", "run", "--console-in", "/tmp/i"]);
+        let Cmd::Run(cmd) = cli.command else {
+            unreachable!()
+        };
+        assert_eq!(
+            refuse_aosp_only_flags(&cmd.run).unwrap_err().to_string(),
+            "--console-in belong to AOSP's forms (run-app APK IDSIG INSTANCE, run CONFIG.json), \
+             which run through virtmgr"
+        );
         let cli = Cli::parse_from(["vmctl", "run", "--protected"]);
         let Cmd::Run(cmd) = cli.command else {
             unreachable!()

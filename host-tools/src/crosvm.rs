@@ -23,6 +23,8 @@ pub struct CrosvmConfig {
     /// The console's file; `None` for a non-debuggable VM (a sink, as AVF at debug level NONE).
     pub console: Option<PathBuf>,
     pub death_reason: PathBuf,
+    /// The guest's log port (ttyS2); a sink without it.
+    pub log: Option<PathBuf>,
     pub vhost_vsock_socket: PathBuf,
     /// The DICE handover, passed as crosvm's x86 fw_cfg file (`--fw-cfg`), the same item QEMU
     /// gets: microdroid_manager reads it from `/sys/firmware/qemu_fw_cfg`.
@@ -53,6 +55,12 @@ impl CrosvmConfig {
             "--serial=type=file,path={},hardware=serial,num=2",
             self.death_reason.display()
         ));
+        // ttyS2: the guest's log (logd's tee), AOSP's `--log`.
+        let log = match &self.log {
+            Some(path) => format!("type=file,path={}", path.display()),
+            None => "type=sink".to_owned(),
+        };
+        a.push(format!("--serial={log},hardware=serial,num=3"));
         for num in 1..=3 {
             a.push(format!(
                 "--serial=type=sink,hardware=virtio-console,num={num}"
@@ -117,6 +125,7 @@ mod tests {
             disks: vec![("/proc/self/fd/12".into(), false)],
             console: Some("/proc/self/fd/13".into()),
             death_reason: "/proc/self/fd/14".into(),
+            log: None,
             vhost_vsock_socket: "/run/vhost.sock".into(),
             dice_handover: Some("/run/dice-handover.cbor".into()),
             gdb_port: None,
@@ -134,6 +143,7 @@ mod tests {
             "1",
             "--serial=type=file,path=/proc/self/fd/13,hardware=serial,num=1",
             "--serial=type=file,path=/proc/self/fd/14,hardware=serial,num=2",
+            "--serial=type=sink,hardware=serial,num=3",
             "--serial=type=sink,hardware=virtio-console,num=1",
             "--serial=type=sink,hardware=virtio-console,num=2",
             "--serial=type=sink,hardware=virtio-console,num=3",

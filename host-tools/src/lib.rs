@@ -8,11 +8,13 @@
 //! - `qemu`, `crosvm`: the VMM command lines, as pure functions of the VM's configuration;
 //! - `outcome`: how a VM ended, from the VMM's status, ttyS1 and the guest's RPC events, and the
 //!   exit status vmctl gives for it;
-//! - `children`: child processes that die with vmctl, whatever way it ends.
+//! - `children`: child processes that die with vmctl, whatever way it ends;
+//! - `adb`: `vmctl adb CID`, a loopback TCP port forwarded to the guest adbd's vsock port.
 
 // Tests may unwrap: a failing assertion is the point there.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 pub mod accel;
+pub mod adb;
 pub mod aosp;
 pub mod app;
 pub mod children;

@@ -4,7 +4,8 @@
 //! Devices: the OS disk (virtio-blk, read-only, a VMDK descriptor with FLAT extents over the
 //! composite disk's files); vsock through `vhost-user-vsock-pci` (the backend is
 //! vhost-device-vsock, which needs guest RAM in shared memfd memory; the guest's binder RPC link
-//! to the host goes through it); two serial ports (ttyS0 console, ttyS1 death reason); pvpanic,
+//! to the host goes through it); three serial ports (ttyS0 console, ttyS1 death reason, ttyS2
+//! the guest's log, AOSP's hvc2); pvpanic,
 //! so that a guest kernel panic ends QEMU with a failure; and `isa-debug-exit`, through which
 //! PID 1 reports a fatal error.
 
@@ -49,6 +50,8 @@ pub struct QemuConfig {
     pub fw_cfg_files: Vec<(String, PathBuf)>,
     /// QEMU's gdb stub on this localhost TCP port (AOSP's `--gdb`: the guest kernel, for gdb).
     pub gdb_port: Option<u16>,
+    /// The guest's log port (ttyS2, where logd tees its records): a file, or nowhere.
+    pub log_file: Option<PathBuf>,
 }
 
 impl QemuConfig {
@@ -107,6 +110,11 @@ impl QemuConfig {
             "-serial",
             &format!("file:{}", self.death_reason_file.display()),
         ]);
+        let log = match &self.log_file {
+            Some(path) => format!("file:{}", path.display()),
+            None => "null".to_owned(),
+        };
+        push(&["-serial", &log]);
         for (i, (disk, writable)) in self.disks.iter().enumerate() {
             let readonly = if *writable { "off" } else { "on" };
             // Read-only on the whole drive: QEMU ignores the access mode of VMDK extents.
@@ -165,12 +173,14 @@ pub fn kernel_cmdline(debuggable: bool, extra: &[String]) -> String {
     };
     let mut words = vec![
         console.to_owned(),
-        // ttyS0 and ttyS1 are used; the default may be fewer.
+        // ttyS0, ttyS1 and ttyS2 are used; the default may be fewer.
         "8250.nr_uarts=4".to_owned(),
         // A panic reboots at once; pvpanic has told QEMU by then.
         "panic=-1".to_owned(),
         "quiet".to_owned(),
         format!("androidboot.microdroid.debuggable={}", u8::from(debuggable)),
+        // AOSP's debug policy: adbd runs in debuggable VMs only.
+        format!("androidboot.adb.enabled={}", u8::from(debuggable)),
     ];
     words.extend(extra.iter().cloned());
     words.join(" ")
@@ -197,6 +207,7 @@ mod tests {
             vhost_vsock_socket: "/run/vhost.sock".into(),
             console_socket: "/run/console.sock".into(),
             death_reason_file: "/run/ttyS1".into(),
+            log_file: None,
             bios: None,
             fw_cfg_files: vec![("opt/x".into(), "/run/h".into())],
             gdb_port: None,
@@ -245,7 +256,7 @@ mod tests {
             .filter(|w| w[0] == "-serial")
             .map(|w| &w[1])
             .collect();
-        assert_eq!(serials, ["chardev:console", "file:/run/ttyS1"]);
+        assert_eq!(serials, ["chardev:console", "file:/run/ttyS1", "null"]);
         let kvm = QemuConfig {
             accel: Accel::Kvm,
             ..config()
@@ -263,6 +274,8 @@ mod tests {
             "{none}"
         );
         assert!(kernel_cmdline(true, &[]).starts_with("console=ttyS0 "));
-        assert!(kernel_cmdline(true, &["x=1".into()]).ends_with("debuggable=1 x=1"));
+        assert!(none.contains("androidboot.adb.enabled=0"));
+        assert!(kernel_cmdline(true, &["x=1".into()])
+            .ends_with("debuggable=1 androidboot.adb.enabled=1 x=1"));
     }
 }

@@ -96,6 +96,10 @@ pub struct VmConfig {
     /// The VMM's gdb stub for the guest kernel on this localhost port (debuggable VMs only).
     #[serde(default)]
     pub gdb_port: Option<u16>,
+    /// Where the guest's log (logd's records, threadtime lines on ttyS2) is written: AOSP's
+    /// `--log` / `osLogFd`. Without it the log port goes nowhere.
+    #[serde(default)]
+    pub log_file: Option<PathBuf>,
     /// Where the guest console is copied as it arrives (a client's `consoleOutFd`).
     #[serde(skip)]
     pub console_out: Option<Arc<File>>,
@@ -186,6 +190,7 @@ impl VmConfig {
             raw: None,
             name: None,
             gdb_port: None,
+            log_file: None,
             console_out: None,
             console_in: None,
         }
@@ -761,6 +766,7 @@ fn qemu_config(config: &VmConfig, plan: &BootPlan, dir: &Path) -> QemuConfig {
             .map(|h| (dice::FW_CFG_HANDOVER_NAME.to_owned(), h.clone()))
             .collect(),
         gdb_port: config.gdb_port,
+        log_file: config.log_file.clone(),
     }
 }
 
@@ -837,6 +843,11 @@ fn crosvm_config(
             None
         },
         death_reason: preserved.add(death_reason_file, true)?,
+        log: config
+            .log_file
+            .as_deref()
+            .map(|l| preserved.add(l, true))
+            .transpose()?,
         vhost_vsock_socket: vhost_socket.to_owned(),
         dice_handover: plan.handover.clone(),
         gdb_port: config.gdb_port,

@@ -43,12 +43,20 @@ pub const TEST_AVB_KEY_PEM: &str = include_str!("../../libs/avb/testkeys/testkey
 pub const MANIFEST_NAME: &str = "vm_os.json";
 
 /// Where the guest binaries go on the system partition.
-pub const SYSTEM_BINARIES: &[&str] = &["microdroid_manager", "zipfuse", "apexd", "hello_payload"];
+pub const SYSTEM_BINARIES: &[&str] = &[
+    "microdroid_manager",
+    "zipfuse",
+    "apexd",
+    "hello_payload",
+    "adbd",
+    "logd",
+    "logcat",
+];
 
 /// The payload runtime, built dynamic (glibc) into `dyn_bin_dir`: `bin/microdroid_launcher`,
 /// and in `lib64/` the payload API libraries; their own libraries follow from DT_NEEDED.
 pub const PAYLOAD_RUNTIME_PROGRAMS: &[&str] = &["microdroid_launcher"];
-pub const PAYLOAD_RUNTIME_LIBRARIES: &[&str] = &["libvm_payload.so", "libbinder_ndk.so"];
+pub const PAYLOAD_RUNTIME_LIBRARIES: &[&str] = &["libvm_payload.so", "libbinder_ndk.so", "liblog.so"];
 
 /// Where the dynamic guest build puts its output, for a static build's `bin_dir`
 /// (`target/x86_64-unknown-linux-gnu/release` → `target/guest-dyn/x86_64-unknown-linux-gnu/release`).
@@ -103,8 +111,14 @@ pub struct ImageSpec {
     pub extra_binaries: Vec<String>,
 }
 
-/// The host programs the guest needs: mke2fs formats the encrypted store on first use.
-pub const DEFAULT_HOST_PROGRAMS: &[(&str, &str)] = &[("/sbin/mke2fs", "mke2fs")];
+/// The host programs the guest needs: mke2fs formats the encrypted store on first use; adb
+/// shells run busybox's `sh` (built with its applets standalone: `ls`, `cat`… need no links);
+/// gdbserver debugs a payload through adb (docs/debugging.md).
+pub const DEFAULT_HOST_PROGRAMS: &[(&str, &str)] = &[
+    ("/sbin/mke2fs", "mke2fs"),
+    ("/usr/bin/busybox", "sh"),
+    ("/usr/bin/gdbserver", "gdbserver"),
+];
 
 impl ImageSpec {
     pub fn new(kernel_dir: &Path, bin_dir: &Path) -> Self {

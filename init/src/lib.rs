@@ -84,8 +84,9 @@ fn boot() -> Result<supervisor::Supervisor> {
         .with_context(|| format!("bad init configuration {INIT_CONFIG_PATH}"))?;
     let mut supervisor =
         supervisor::Supervisor::new(config, devices).context("setting up the supervisor")?;
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     supervisor
-        .start_enabled_services()
+        .start_enabled_services(&cmdline)
         .context("starting services")?;
     Ok(supervisor)
 }

@@ -27,6 +27,20 @@ pub const RESTART_DELAY: Duration = Duration::from_secs(1);
 const MAX_LINE: usize = 4096;
 /// The PATH services get.
 const SERVICE_PATH: &str = "/system/bin";
+/// How long `wait_for` waits for a path.
+const WAIT_FOR_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Polls for `path` every millisecond until `timeout`.
+fn wait_for_path(path: &std::path::Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !path.exists() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
 
 /// Why the supervisor stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,12 +162,29 @@ impl Supervisor {
         })
     }
 
-    /// Starts every service not marked `disabled`, in file order. A service that cannot be
-    /// started at boot is a broken configuration: fatal.
-    pub fn start_enabled_services(&mut self) -> Result<()> {
+    /// Starts every service not marked `disabled` whose `only_if_cmdline` word (if any) is on
+    /// the kernel command line, in file order, waiting for each one's `wait_for` paths. A
+    /// service that cannot be started at boot is a broken configuration: fatal.
+    pub fn start_enabled_services(&mut self, cmdline: &str) -> Result<()> {
         for index in 0..self.services.len() {
-            if !self.services[index].config.disabled {
-                self.start(index)?;
+            let config = &self.services[index].config;
+            if config.disabled {
+                continue;
+            }
+            if let Some(word) = &config.only_if_cmdline {
+                if !cmdline.split_whitespace().any(|w| w == word) {
+                    continue;
+                }
+            }
+            self.start(index)?;
+            let config = &self.services[index].config;
+            for path in &config.wait_for {
+                if !wait_for_path(std::path::Path::new(path), WAIT_FOR_TIMEOUT) {
+                    log(&format!(
+                        "service {:?}: {path} did not appear within {WAIT_FOR_TIMEOUT:?}; going on",
+                        config.name
+                    ));
+                }
             }
         }
         Ok(())

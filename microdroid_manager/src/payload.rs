@@ -252,7 +252,10 @@ pub fn run_task(task: &Task, debuggable: bool, as_payload_user: bool) -> Result<
 
 /// Copies payload output to the console line by line, tagged `payload`. Stops at end of file
 /// (the payload exited) or at the first read error.
+/// Each line also goes to logd (tag `payload`, INFO), as AOSP's payloads' stdio would through
+/// logwrapper: `adb logcat` and the host's `--log` file show it.
 fn forward_to_console(stream: Box<dyn Read + Send>) {
+    let logger = android_log::Logger::new(android_log::LogId::Main);
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     loop {
@@ -261,6 +264,7 @@ fn forward_to_console(stream: Box<dyn Read + Send>) {
             Ok(0) | Err(_) => return,
             Ok(_) => {
                 let text = String::from_utf8_lossy(&line);
+                logger.log(android_log::INFO, "payload", text.trim_end_matches(['\n', '\r']));
                 let mut console = std::fs::OpenOptions::new().write(true).open("/dev/console");
                 match console.as_mut() {
                     Ok(out) => guest_console::write_line(

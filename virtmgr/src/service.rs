@@ -108,13 +108,16 @@ impl IVirtualizationService for Handle {
         console_in: Option<OwnedFd>,
         os_log: Option<OwnedFd>,
     ) -> ServiceResult<SpIBinder> {
-        if os_log.is_some() {
-            return Err(unsupported(
-                "osLogFd: the guest has no separate log stream on this host yet; its output is on \
-                 the console (consoleOutFd)",
-            ));
-        }
         let mut resolved = resolve(config, &self.0.base)?;
+        // The guest's log port is written to the client's fd, which the VMM opens by its
+        // /proc path; kept open for the VM's life with the others.
+        if let Some(fd) = os_log {
+            use std::os::fd::AsRawFd;
+            resolved.config.log_file = Some(
+                format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd()).into(),
+            );
+            resolved.fds.push(fd);
+        }
         resolved.config.console_out = console_out.map(|fd| Arc::new(std::fs::File::from(fd)));
         resolved.config.console_in = console_in.map(|fd| Arc::new(std::fs::File::from(fd)));
         if !resolved.is_app {

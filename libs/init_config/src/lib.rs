@@ -11,6 +11,10 @@
 //!     disabled                # parsed but not started at boot
 //!     poweroff_on_exit        # when this service exits, init shuts the VM down
 //!                             # (what Android does with sys.powerctl=shutdown)
+//!     only_if_cmdline <WORD>  # start it only when the kernel command line has WORD
+//!                             # (e.g. androidboot.adb.enabled=1: Android's debug policy)
+//!     wait_for <PATH>         # after starting it, wait (up to 1 s) for PATH to exist before
+//!                             # starting the next service (logd's sockets)
 //! ```
 //! Options are indented under their service. Arguments are separated by whitespace; a double
 //! quoted argument may contain spaces. Errors name the line.
@@ -55,6 +59,10 @@ pub struct Service {
     pub console: bool,
     pub disabled: bool,
     pub poweroff_on_exit: bool,
+    /// Start only when the kernel command line has this word.
+    pub only_if_cmdline: Option<String>,
+    /// Paths to wait for after starting it.
+    pub wait_for: Vec<String>,
     /// Line of the `service` statement, for messages.
     pub line: usize,
 }
@@ -111,6 +119,8 @@ impl InitConfig {
                     console: false,
                     disabled: false,
                     poweroff_on_exit: false,
+                    only_if_cmdline: None,
+                    wait_for: Vec::new(),
                     line,
                 });
                 continue;
@@ -146,6 +156,14 @@ impl InitConfig {
                     no_args(keyword)?;
                     service.poweroff_on_exit = true;
                 }
+                "only_if_cmdline" => match rest {
+                    [word] if !word.is_empty() => service.only_if_cmdline = Some(word.clone()),
+                    _ => return Err(err("usage: only_if_cmdline <WORD>".into())),
+                },
+                "wait_for" => match rest {
+                    [path] if path.starts_with('/') => service.wait_for.push(path.clone()),
+                    _ => return Err(err("usage: wait_for <ABSOLUTE PATH>".into())),
+                },
                 "setenv" => match rest {
                     [key, value] if valid_env_key(key) => {
                         service.env.push((key.clone(), value.clone()))
@@ -236,6 +254,11 @@ service microdroid_manager /system/bin/microdroid_manager
 
 service logger /system/bin/logger --tag "a b" x   # trailing comment
     disabled
+
+service adbd /system/bin/adbd
+    only_if_cmdline androidboot.adb.enabled=1
+    wait_for /dev/socket/a
+    wait_for /dev/socket/b
 "#;
 
     #[test]
@@ -250,6 +273,10 @@ service logger /system/bin/logger --tag "a b" x   # trailing comment
         assert_eq!(logger.args, ["--tag", "a b", "x"]);
         assert_eq!(logger.restart, RestartPolicy::Restart);
         assert!(logger.disabled && !logger.console);
+        assert_eq!(logger.only_if_cmdline, None);
+        let adbd = config.service("adbd").unwrap();
+        assert_eq!(adbd.only_if_cmdline.as_deref(), Some("androidboot.adb.enabled=1"));
+        assert_eq!(adbd.wait_for, ["/dev/socket/a", "/dev/socket/b"]);
     }
 
     fn syntax_error(text: &str) -> (usize, String) {
@@ -278,6 +305,12 @@ service logger /system/bin/logger --tag "a b" x   # trailing comment
         assert!(syntax_error("service a /x\n  oneshot now\n")
             .1
             .contains("takes no arguments"));
+        assert!(syntax_error("service a /x\n  only_if_cmdline\n")
+            .1
+            .contains("usage: only_if_cmdline"));
+        assert!(syntax_error("service a /x\n  wait_for rel/path\n")
+            .1
+            .contains("usage: wait_for"));
         assert!(syntax_error("service a /x\n  setenv 1A b\n")
             .1
             .contains("bad environment"));

@@ -1,0 +1,554 @@
+//! Android's logging formats, as liblog, logd and logcat use them:
+//! - the datagram a writer sends to `/dev/socket/logdw`: `{log id u8, tid u16, sec u32, nsec
+//!   u32}` (packed, little-endian), then `priority u8`, `tag\0`, `message\0`;
+//! - the record logd sends a reader on `/dev/socket/logdr`: `logger_entry {len u16, hdr_size
+//!   u16, pid i32, tid u32, sec u32, nsec u32, lid u32, uid u32}` (28 bytes), then the same
+//!   priority/tag/message payload;
+//! - logcat's output formats (threadtime, brief, tag, process, thread, time, raw) and filter
+//!   specs (`TAG:P`, `*:S`);
+//! - [`Logger`], a writer for Rust programs of the guest.
+//!
+//! docs/formats/android-log.md describes them. Both parsers take untrusted bytes: lengths are
+//! checked, nothing panics.
+
+// Tests may unwrap: a failing assertion is the point there.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where writers send their datagrams, readers connect, and the control socket is.
+pub const LOGDW_PATH: &str = "/dev/socket/logdw";
+pub const LOGDR_PATH: &str = "/dev/socket/logdr";
+pub const LOGD_PATH: &str = "/dev/socket/logd";
+/// The largest payload (priority + tag + message) of one record (LOGGER_ENTRY_MAX_PAYLOAD).
+pub const MAX_PAYLOAD: usize = 4068;
+/// The writer header's size.
+pub const WRITE_HEADER_LEN: usize = 11;
+/// `logger_entry`'s size (v4, the one logd sends).
+pub const ENTRY_HEADER_LEN: usize = 28;
+
+/// Log buffers (`log_id_t`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LogId {
+    Main = 0,
+    Radio = 1,
+    Events = 2,
+    System = 3,
+    Crash = 4,
+    Stats = 5,
+    Security = 6,
+    Kernel = 7,
+}
+
+impl LogId {
+    pub const ALL: [LogId; 8] = [
+        LogId::Main,
+        LogId::Radio,
+        LogId::Events,
+        LogId::System,
+        LogId::Crash,
+        LogId::Stats,
+        LogId::Security,
+        LogId::Kernel,
+    ];
+
+    pub fn from_u8(v: u8) -> Option<LogId> {
+        LogId::ALL.get(usize::from(v)).copied()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogId::Main => "main",
+            LogId::Radio => "radio",
+            LogId::Events => "events",
+            LogId::System => "system",
+            LogId::Crash => "crash",
+            LogId::Stats => "stats",
+            LogId::Security => "security",
+            LogId::Kernel => "kernel",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<LogId> {
+        LogId::ALL.into_iter().find(|l| l.name() == name)
+    }
+}
+
+/// Priorities (`android_LogPriority`): 2 VERBOSE … 7 FATAL, 8 SILENT (filters only).
+pub fn priority_letter(priority: u8) -> char {
+    match priority {
+        2 => 'V',
+        3 => 'D',
+        4 => 'I',
+        5 => 'W',
+        6 => 'E',
+        7 => 'F',
+        8 => 'S',
+        _ => '?',
+    }
+}
+
+pub fn priority_from_letter(c: char) -> Option<u8> {
+    match c.to_ascii_uppercase() {
+        'V' | '*' => Some(2),
+        'D' => Some(3),
+        'I' => Some(4),
+        'W' => Some(5),
+        'E' => Some(6),
+        'F' => Some(7),
+        'S' => Some(8),
+        _ => None,
+    }
+}
+
+pub const VERBOSE: u8 = 2;
+pub const DEBUG: u8 = 3;
+pub const INFO: u8 = 4;
+pub const WARN: u8 = 5;
+pub const ERROR: u8 = 6;
+pub const FATAL: u8 = 7;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LogError {
+    #[error("record of {0} bytes is shorter than its header")]
+    Short(usize),
+    #[error("unknown log buffer {0}")]
+    UnknownBuffer(u32),
+    #[error("payload of {0} bytes is over the {MAX_PAYLOAD}-byte limit")]
+    Oversized(usize),
+    #[error("record header says {declared} bytes, {actual} present")]
+    LengthMismatch { declared: usize, actual: usize },
+    #[error("header size {0} is not one this reader knows")]
+    BadHeaderSize(u16),
+    #[error("payload has no priority")]
+    NoPriority,
+}
+
+/// One log message with its writer's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub lid: LogId,
+    pub pid: i32,
+    pub tid: u32,
+    pub uid: u32,
+    pub sec: u32,
+    pub nsec: u32,
+    pub priority: u8,
+    pub tag: String,
+    pub message: String,
+}
+
+fn split_payload(payload: &[u8]) -> Result<(u8, String, String), LogError> {
+    let (&priority, rest) = payload.split_first().ok_or(LogError::NoPriority)?;
+    // tag\0message\0; a missing terminator ends at the payload's end, as logd tolerates.
+    let (tag, rest) = match rest.iter().position(|&b| b == 0) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &[][..]),
+    };
+    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+    let message = &rest[..end];
+    Ok((
+        priority,
+        String::from_utf8_lossy(tag).into_owned(),
+        String::from_utf8_lossy(message).trim_end_matches('\n').to_owned(),
+    ))
+}
+
+fn payload_bytes(priority: u8, tag: &str, message: &str) -> Vec<u8> {
+    let mut p = Vec::with_capacity(2 + tag.len() + message.len() + 1);
+    p.push(priority);
+    p.extend_from_slice(tag.as_bytes());
+    p.push(0);
+    // Truncated to what one record holds (keeping the terminator).
+    let room = MAX_PAYLOAD.saturating_sub(p.len() + 1);
+    let mut cut = message.len().min(room);
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    p.extend_from_slice(&message.as_bytes()[..cut]);
+    p.push(0);
+    p.truncate(MAX_PAYLOAD);
+    p
+}
+
+/// A writer's datagram.
+pub fn encode_write(lid: LogId, tid: u16, sec: u32, nsec: u32, priority: u8, tag: &str, message: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(WRITE_HEADER_LEN + 64);
+    out.push(lid as u8);
+    out.extend_from_slice(&tid.to_le_bytes());
+    out.extend_from_slice(&sec.to_le_bytes());
+    out.extend_from_slice(&nsec.to_le_bytes());
+    out.extend(payload_bytes(priority, tag, message));
+    out
+}
+
+/// What a writer's datagram says; pid and uid come from the socket's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub lid: LogId,
+    pub tid: u16,
+    pub sec: u32,
+    pub nsec: u32,
+    pub priority: u8,
+    pub tag: String,
+    pub message: String,
+}
+
+pub fn parse_write(bytes: &[u8]) -> Result<Written, LogError> {
+    if bytes.len() < WRITE_HEADER_LEN + 1 {
+        return Err(LogError::Short(bytes.len()));
+    }
+    let payload = &bytes[WRITE_HEADER_LEN..];
+    if payload.len() > MAX_PAYLOAD {
+        return Err(LogError::Oversized(payload.len()));
+    }
+    let lid = LogId::from_u8(bytes[0]).ok_or(LogError::UnknownBuffer(u32::from(bytes[0])))?;
+    let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    let (priority, tag, message) = split_payload(payload)?;
+    Ok(Written {
+        lid,
+        tid: u16::from_le_bytes([bytes[1], bytes[2]]),
+        sec: u32_at(3),
+        nsec: u32_at(7),
+        priority,
+        tag,
+        message,
+    })
+}
+
+impl Entry {
+    /// The record logd sends readers.
+    pub fn encode(&self) -> Vec<u8> {
+        let payload = payload_bytes(self.priority, &self.tag, &self.message);
+        let mut out = Vec::with_capacity(ENTRY_HEADER_LEN + payload.len());
+        out.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(ENTRY_HEADER_LEN as u16).to_le_bytes());
+        out.extend_from_slice(&self.pid.to_le_bytes());
+        for v in [self.tid, self.sec, self.nsec, self.lid as u32, self.uid] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend(payload);
+        out
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Entry, LogError> {
+        if bytes.len() < ENTRY_HEADER_LEN {
+            return Err(LogError::Short(bytes.len()));
+        }
+        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let len = usize::from(u16::from_le_bytes([bytes[0], bytes[1]]));
+        let hdr = u16::from_le_bytes([bytes[2], bytes[3]]);
+        if usize::from(hdr) != ENTRY_HEADER_LEN {
+            return Err(LogError::BadHeaderSize(hdr));
+        }
+        if len > MAX_PAYLOAD {
+            return Err(LogError::Oversized(len));
+        }
+        let actual = bytes.len() - ENTRY_HEADER_LEN;
+        if actual != len {
+            return Err(LogError::LengthMismatch { declared: len, actual });
+        }
+        let lid_raw = u32_at(20);
+        let lid = u8::try_from(lid_raw)
+            .ok()
+            .and_then(LogId::from_u8)
+            .ok_or(LogError::UnknownBuffer(lid_raw))?;
+        let (priority, tag, message) = split_payload(&bytes[ENTRY_HEADER_LEN..])?;
+        Ok(Entry {
+            lid,
+            pid: u32_at(4) as i32,
+            tid: u32_at(8),
+            sec: u32_at(12),
+            nsec: u32_at(16),
+            uid: u32_at(24),
+            priority,
+            tag,
+            message,
+        })
+    }
+}
+
+/// `(month, day, hour, minute, second)` of a Unix time, UTC (the guest has no time zone).
+pub fn civil_time(sec: u32) -> (u32, u32, u32, u32, u32) {
+    let days = i64::from(sec / 86_400);
+    let rem = sec % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (month, day, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// logcat's `-v` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Brief,
+    Process,
+    Tag,
+    Thread,
+    Raw,
+    Time,
+    ThreadTime,
+    Long,
+}
+
+impl Format {
+    pub fn from_name(name: &str) -> Option<Format> {
+        Some(match name {
+            "brief" => Format::Brief,
+            "process" => Format::Process,
+            "tag" => Format::Tag,
+            "thread" => Format::Thread,
+            "raw" => Format::Raw,
+            "time" => Format::Time,
+            "threadtime" => Format::ThreadTime,
+            "long" => Format::Long,
+            _ => return None,
+        })
+    }
+}
+
+fn timestamp(e: &Entry) -> String {
+    let (mo, d, h, mi, s) = civil_time(e.sec);
+    format!("{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:03}", e.nsec / 1_000_000)
+}
+
+/// The entry as logcat prints it: one output line per message line, prefix repeated.
+pub fn format_entry(e: &Entry, format: Format) -> String {
+    let p = priority_letter(e.priority);
+    if format == Format::Long {
+        return format!(
+            "[ {} {:5}:{:5} {}/{:<8} ]\n{}\n\n",
+            timestamp(e),
+            e.pid,
+            e.tid,
+            p,
+            e.tag,
+            e.message
+        );
+    }
+    let prefix = match format {
+        Format::Brief => format!("{p}/{:<8}({:5}): ", e.tag, e.pid),
+        Format::Process => format!("{p}({:5}) ", e.pid),
+        Format::Tag => format!("{p}/{:<8}: ", e.tag),
+        Format::Thread => format!("{p}({:5}:{:5}) ", e.pid, e.tid),
+        Format::Raw => String::new(),
+        Format::Time => format!("{} {p}/{:<8}({:5}): ", timestamp(e), e.tag, e.pid),
+        Format::ThreadTime | Format::Long => {
+            format!("{} {:5} {:5} {p} {:<8}: ", timestamp(e), e.pid, e.tid, e.tag)
+        }
+    };
+    let suffix = if format == Format::Process {
+        format!("  ({})", e.tag)
+    } else {
+        String::new()
+    };
+    let mut out = String::new();
+    for line in e.message.split('\n') {
+        out.push_str(&prefix);
+        out.push_str(line);
+        out.push_str(&suffix);
+        out.push('\n');
+    }
+    out
+}
+
+/// logcat filter specs: `TAG:P` rules and a default priority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    rules: Vec<(String, u8)>,
+    default: u8,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Filter {
+            rules: Vec::new(),
+            default: VERBOSE,
+        }
+    }
+}
+
+impl Filter {
+    /// Adds whitespace-separated specs (`TAG[:P]`, `*:P`); a bare TAG means `TAG:V`.
+    pub fn add_specs(&mut self, specs: &str) -> Result<(), String> {
+        for spec in specs.split_whitespace() {
+            let (tag, prio) = match spec.rsplit_once(':') {
+                Some((t, p)) => {
+                    let mut chars = p.chars();
+                    let prio = match (chars.next().and_then(priority_from_letter), chars.next()) {
+                        (Some(prio), None) => prio,
+                        _ => return Err(format!("invalid filter expression {spec:?}")),
+                    };
+                    (t, prio)
+                }
+                None => (spec, VERBOSE),
+            };
+            if tag == "*" {
+                self.default = prio;
+            } else {
+                self.rules.push((tag.to_owned(), prio));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn set_default(&mut self, priority: u8) {
+        self.default = priority;
+    }
+
+    pub fn matches(&self, e: &Entry) -> bool {
+        let min = self
+            .rules
+            .iter()
+            .rev()
+            .find(|(t, _)| *t == e.tag)
+            .map_or(self.default, |(_, p)| *p);
+        e.priority >= min && min < 8
+    }
+}
+
+/// A line in liblog's file-logger format (what AOSP's Microdroid writes to its log device).
+pub fn format_file_line(e: &Entry) -> String {
+    format_entry(e, Format::ThreadTime)
+}
+
+/// Sends log messages to logd. Failures are silent: logging never stops its caller.
+#[derive(Debug)]
+pub struct Logger {
+    socket: Mutex<Option<UnixDatagram>>,
+    path: std::path::PathBuf,
+    lid: LogId,
+}
+
+impl Logger {
+    pub fn new(lid: LogId) -> Logger {
+        Logger::with_path(lid, Path::new(LOGDW_PATH))
+    }
+
+    pub fn with_path(lid: LogId, path: &Path) -> Logger {
+        Logger {
+            socket: Mutex::new(None),
+            path: path.to_owned(),
+            lid,
+        }
+    }
+
+    /// Logs `message` (each line its own record, as logcat shows them anyway).
+    pub fn log(&self, priority: u8, tag: &str, message: &str) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        // SAFETY: gettid(2) has no arguments and cannot fail.
+        let tid = unsafe { libc::gettid() } as u16;
+        let datagram = encode_write(
+            self.lid,
+            tid,
+            now.as_secs() as u32,
+            now.subsec_nanos(),
+            priority,
+            tag,
+            message,
+        );
+        let mut socket = self.socket.lock().unwrap_or_else(|p| p.into_inner());
+        if socket.is_none() {
+            *socket = UnixDatagram::unbound().ok();
+        }
+        if let Some(s) = socket.as_ref() {
+            let _ = s.send_to(&datagram, &self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        Entry {
+            lid: LogId::Main,
+            pid: 412,
+            tid: 430,
+            uid: 0,
+            sec: 1_764_959_462, // 2025-12-05 18:31:02 UTC
+            nsec: 417_000_000,
+            priority: INFO,
+            tag: "microdroid_manager".into(),
+            message: "payload started".into(),
+        }
+    }
+
+    #[test]
+    fn threadtime_as_logcat_prints_it() {
+        assert_eq!(
+            format_entry(&entry(), Format::ThreadTime),
+            "12-05 18:31:02.417   412   430 I microdroid_manager: payload started\n"
+        );
+        let mut e = entry();
+        e.tag = "hi".into();
+        e.message = "a\nb".into();
+        assert_eq!(
+            format_entry(&e, Format::Brief),
+            "I/hi      (  412): a\nI/hi      (  412): b\n"
+        );
+        assert_eq!(format_entry(&e, Format::Raw), "a\nb\n");
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let e = entry();
+        assert_eq!(Entry::parse(&e.encode()).unwrap(), e);
+        let w = encode_write(LogId::System, 7, 1, 2, WARN, "tag", "msg\n");
+        let parsed = parse_write(&w).unwrap();
+        assert_eq!((parsed.lid, parsed.tid, parsed.sec, parsed.nsec), (LogId::System, 7, 1, 2));
+        assert_eq!((parsed.priority, parsed.tag.as_str(), parsed.message.as_str()), (WARN, "tag", "msg"));
+        // A long message is cut to one record.
+        let long = "x".repeat(10_000);
+        assert!(encode_write(LogId::Main, 1, 0, 0, INFO, "t", &long).len() <= WRITE_HEADER_LEN + MAX_PAYLOAD);
+    }
+
+    #[test]
+    fn bad_records() {
+        assert_eq!(parse_write(&[0; 5]).unwrap_err(), LogError::Short(5));
+        let mut w = encode_write(LogId::Main, 1, 0, 0, INFO, "t", "m");
+        w[0] = 9;
+        assert_eq!(parse_write(&w).unwrap_err(), LogError::UnknownBuffer(9));
+        let big = vec![0u8; WRITE_HEADER_LEN + MAX_PAYLOAD + 1];
+        assert_eq!(parse_write(&big).unwrap_err(), LogError::Oversized(MAX_PAYLOAD + 1));
+        let mut r = entry().encode();
+        r.push(0);
+        assert!(matches!(Entry::parse(&r).unwrap_err(), LogError::LengthMismatch { .. }));
+        let mut r = entry().encode();
+        r[2] = 20;
+        assert_eq!(Entry::parse(&r).unwrap_err(), LogError::BadHeaderSize(20));
+        assert_eq!(Entry::parse(&[0; 3]).unwrap_err(), LogError::Short(3));
+    }
+
+    #[test]
+    fn filters() {
+        let e = entry();
+        let mut f = Filter::default();
+        assert!(f.matches(&e));
+        f.add_specs("*:S microdroid_manager:I").unwrap();
+        assert!(f.matches(&e));
+        let mut f = Filter::default();
+        f.add_specs("*:S").unwrap();
+        assert!(!f.matches(&e));
+        let mut f = Filter::default();
+        f.add_specs("*:E").unwrap();
+        assert!(!f.matches(&e));
+        assert!(Filter::default().add_specs("x:Q").is_err());
+    }
+
+    #[test]
+    fn civil() {
+        assert_eq!(civil_time(0), (1, 1, 0, 0, 0));
+        assert_eq!(civil_time(951_782_400), (2, 29, 0, 0, 0)); // 2000-02-29
+    }
+}
