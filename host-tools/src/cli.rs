@@ -542,6 +542,7 @@ pub fn vm_config(args: &RunArgs) -> VmConfig {
         name: args.name.clone(),
         gdb_port: args.gdb.map(std::num::NonZeroU16::get),
         log_file: args.log.clone(),
+        tombstone_dir: None,
         console_out: None,
         console_in: None,
     }
@@ -836,8 +837,11 @@ fn run(args: &RunArgs, config: VmConfig) -> ExitCode {
                     "death_reason": summary.death_reason, "exit_status": status,
                     "payload_exit_code": summary.payload_exit_code,
                     "wall_time_s": summary.wall_time_s, "console_log": summary.console_log,
-                    "boot_stages": summary.stages,
+                    "boot_stages": summary.stages, "tombstones": summary.tombstones,
                 }));
+            }
+            for tombstone in &summary.tombstones {
+                eprintln!("vmctl: tombstone: {}", tombstone.display());
             }
             let console = if config.debuggable {
                 summary.console_log.display().to_string()

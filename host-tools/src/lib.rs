@@ -29,5 +29,6 @@ pub mod qemu;
 pub mod registry;
 pub mod remote;
 pub mod stages;
+pub mod tombstones;
 pub mod vm;
 pub mod vsock;

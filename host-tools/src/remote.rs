@@ -58,6 +58,9 @@ pub struct RunSummary {
     pub console_log: PathBuf,
     pub wall_time_s: f64,
     pub stages: Option<BootStages>,
+    /// Tombstones the guest sent.
+    #[serde(default)]
+    pub tombstones: Vec<PathBuf>,
 }
 
 impl RunSummary {
@@ -74,6 +77,7 @@ impl RunSummary {
             console_log: result.console_log.clone(),
             wall_time_s: result.wall_time.as_secs_f64(),
             stages: result.stages,
+            tombstones: result.tombstones.clone(),
         }
     }
 }

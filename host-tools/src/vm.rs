@@ -100,6 +100,10 @@ pub struct VmConfig {
     /// `--log` / `osLogFd`. Without it the log port goes nowhere.
     #[serde(default)]
     pub log_file: Option<PathBuf>,
+    /// Where tombstones the guest sends (vsock port 2000) are written; by default the VM's log
+    /// directory (or, without one, the run directory, removed with it).
+    #[serde(default)]
+    pub tombstone_dir: Option<PathBuf>,
     /// Where the guest console is copied as it arrives (a client's `consoleOutFd`).
     #[serde(skip)]
     pub console_out: Option<Arc<File>>,
@@ -191,6 +195,7 @@ impl VmConfig {
             name: None,
             gdb_port: None,
             log_file: None,
+            tombstone_dir: None,
             console_out: None,
             console_in: None,
         }
@@ -318,6 +323,8 @@ pub struct VmResult {
     pub wall_time: Duration,
     /// Boot stage timings (AOSP MicrodroidBenchmarks' names); `None` if the VMM never ran.
     pub stages: Option<crate::stages::BootStages>,
+    /// Tombstones the guest sent, in arrival order.
+    pub tombstones: Vec<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -433,6 +440,7 @@ pub fn run_controlled(
                         console: Vec::new(),
                         wall_time: started.elapsed(),
                         stages: None,
+                        tombstones: Vec::new(),
                     });
                 }
             }
@@ -492,6 +500,17 @@ pub fn run_controlled(
             })
         };
         drop(events);
+        // Tombstones may come as soon as a payload runs.
+        let tombstone_dir = config
+            .tombstone_dir
+            .clone()
+            .or_else(|| vm_log_dir.clone())
+            .unwrap_or_else(|| dir.to_owned());
+        let tombstones = crate::tombstones::Receiver::start(
+            &vsock_uds_path(&vsock_uds, crate::tombstones::TOMBSTONE_PORT),
+            &tombstone_dir,
+        )
+        .context("listening for tombstones")?;
 
         let mut backend =
             start_vsock_backend(config, cid, dir, &vhost_socket, &vsock_uds, &event_rx)?;
@@ -672,6 +691,7 @@ pub fn run_controlled(
             console,
             wall_time: started.elapsed(),
             stages: Some(stages),
+            tombstones: tombstones.finish(),
         })
     })();
     signal_handle.close();

@@ -7,7 +7,9 @@
 //! 4. first stage (`first_stage`): verify `vbmeta_a` against the initramfs's trust anchor, map
 //!    the logical partitions of `super` through dm-linear and dm-verity, mount system and vendor
 //!    read-only at /system and /vendor;
-//! 5. read `/system/etc/init/init.rc` and start its services;
+//! 5. bring up the loopback interface; read `/system/etc/init/init.rc` and start its services
+//!    (those marked `only_if_cmdline` only when the kernel command line says so: logd and
+//!    adbd in debuggable VMs);
 //! 6. supervise: reap every child, forward tagged service output to the console, restart or
 //!    shut down as each service's policy says, keep naming new block devices;
 //! 7. when a `poweroff_on_exit` service (microdroid_manager) exits: stop everything, sync,
@@ -24,6 +26,7 @@ pub mod devices;
 pub mod first_stage;
 pub mod modules;
 pub mod mounts;
+pub mod network;
 pub mod shutdown;
 pub mod supervisor;
 
@@ -84,6 +87,9 @@ fn boot() -> Result<supervisor::Supervisor> {
         .with_context(|| format!("bad init configuration {INIT_CONFIG_PATH}"))?;
     let mut supervisor =
         supervisor::Supervisor::new(config, devices).context("setting up the supervisor")?;
+    if let Err(e) = network::loopback_up() {
+        log(&format!("bringing up lo: {e}"));
+    }
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     supervisor
         .start_enabled_services(&cmdline)

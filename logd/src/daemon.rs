@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
 
 use crate::buffer::{LogBuffer, Selection, BUFFER_BYTES};
-use crate::seqpacket;
+use android_log::seqpacket;
 
 /// Readers served at once.
 const MAX_READERS: usize = 16;

@@ -10,4 +10,3 @@
 pub mod buffer;
 pub mod daemon;
 pub mod logcat;
-pub mod seqpacket;

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use android_log::{Entry, Filter, Format, LogId};
 use anyhow::{bail, Context, Result};
 
-use crate::seqpacket;
+use android_log::seqpacket;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {

@@ -68,6 +68,11 @@ fn main() -> ExitCode {
     };
     let mut status = status_pipe();
     std::env::remove_var(STATUS_FD_ENV);
+    // A crash of the payload (or of its initializers) leaves a tombstone where microdroid_manager
+    // serves the crash socket (export_tombstones); elsewhere the process just dies of it.
+    if let Err(e) = tombstone::handler::install(tombstone::CRASH_SOCKET) {
+        eprintln!("microdroid_launcher: no crash handler: {e}");
+    }
     match load(&path) {
         Ok(entry) => {
             // The payload may not write the launcher's verdict.

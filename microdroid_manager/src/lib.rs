@@ -21,6 +21,7 @@ pub mod memory;
 pub mod payload;
 pub mod payload_service;
 pub mod sealed_state;
+pub mod tombstones;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -111,6 +112,7 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
             .task()
             .map_err(|e| MicrodroidError::PayloadInvalidConfig(e.to_string()))?;
         let _payload_service = payload_service::start(host.ready_notifier(), None)?;
+        start_tombstone_export(&config, debuggable);
         host.notify_payload_started()?;
         return payload::run_task(task, debuggable, true).context("running the payload");
     }
@@ -236,6 +238,7 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
         .collect();
     log(&memory::report(&zipfuse_pids));
     let _payload_service = payload_service::start(host.ready_notifier(), Some(secrets))?;
+    start_tombstone_export(&config, debuggable);
     host.notify_payload_started()?;
     let result = payload::run_task(task, debuggable, true).context("running the payload");
     if let Some(store) = &store {
@@ -244,6 +247,16 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
         }
     }
     result
+}
+
+/// Serves the crash socket when the config (or the debug level) asks for tombstones. A failure
+/// costs the tombstones, not the payload: it is logged.
+fn start_tombstone_export(config: &payload_config::VmPayloadConfig, debuggable: bool) {
+    if tombstones::should_export(config, debuggable) {
+        if let Err(e) = tombstones::start() {
+            log(&format!("tombstones will not be exported: {e:#}"));
+        }
+    }
 }
 
 /// The main APK: dm-verity from its idsig, its signature checked through the verified device,

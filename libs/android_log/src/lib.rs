@@ -14,6 +14,8 @@
 // Tests may unwrap: a failing assertion is the point there.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod seqpacket;
+
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::Mutex;
@@ -271,9 +273,9 @@ impl Entry {
     }
 }
 
-/// `(month, day, hour, minute, second)` of a Unix time, UTC (the guest has no time zone).
-pub fn civil_time(sec: u32) -> (u32, u32, u32, u32, u32) {
-    let days = i64::from(sec / 86_400);
+/// `(year, month, day, hour, minute, second)` of a Unix time, UTC (the guest has no time zone).
+pub fn civil_time(sec: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = (sec / 86_400) as i64;
     let rem = sec % 86_400;
     // Howard Hinnant's days-to-civil.
     let z = days + 719_468;
@@ -284,7 +286,9 @@ pub fn civil_time(sec: u32) -> (u32, u32, u32, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (month, day, rem / 3600, rem % 3600 / 60, rem % 60)
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let rem = rem as u32;
+    (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// logcat's `-v` formats.
@@ -317,7 +321,7 @@ impl Format {
 }
 
 fn timestamp(e: &Entry) -> String {
-    let (mo, d, h, mi, s) = civil_time(e.sec);
+    let (_, mo, d, h, mi, s) = civil_time(u64::from(e.sec));
     format!("{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:03}", e.nsec / 1_000_000)
 }
 
@@ -466,6 +470,26 @@ impl Logger {
     }
 }
 
+/// The last `tail` entries of the given buffers, from logd's reader socket in `socket_dir`
+/// (`dumpAndClose`, as `logcat -d -t N`).
+pub fn read_tail(socket_dir: &Path, lids: &[LogId], tail: usize) -> std::io::Result<Vec<Entry>> {
+    let conn = seqpacket::connect_to(&socket_dir.join("logdr"))?;
+    let lids: Vec<String> = lids.iter().map(|l| (*l as u8).to_string()).collect();
+    let command = format!("dumpAndClose lids={} tail={tail}", lids.join(","));
+    seqpacket::send_packet(&conn, command.as_bytes())?;
+    let mut buf = vec![0u8; ENTRY_HEADER_LEN + MAX_PAYLOAD + 1];
+    let mut out = Vec::new();
+    loop {
+        let n = seqpacket::recv_packet(&conn, &mut buf)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if let Ok(e) = Entry::parse(&buf[..n]) {
+            out.push(e);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,7 +572,8 @@ mod tests {
 
     #[test]
     fn civil() {
-        assert_eq!(civil_time(0), (1, 1, 0, 0, 0));
-        assert_eq!(civil_time(951_782_400), (2, 29, 0, 0, 0)); // 2000-02-29
+        assert_eq!(civil_time(0), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(civil_time(951_782_400), (2000, 2, 29, 0, 0, 0));
+        assert_eq!(civil_time(1_796_514_586), (2026, 12, 5, 23, 49, 46));
     }
 }

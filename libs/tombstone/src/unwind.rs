@@ -1,0 +1,300 @@
+//! Stack unwinding of a stopped (waiting) process from outside: its memory through
+//! process_vm_readv, each module's call frame information from `.eh_frame` (gimli), and
+//! function names from `.symtab` (or `.dynsym` when stripped) through `object`.
+
+use std::collections::HashMap;
+use std::io::IoSliceMut;
+
+use gimli::{
+    BaseAddresses, CfaRule, EhFrame, EndianSlice, NativeEndian, Register, RegisterRule,
+    UnwindContext, UnwindSection, X86_64,
+};
+use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+use nix::unistd::Pid;
+use object::{Object, ObjectSection, ObjectSegment};
+
+use crate::message::{reg, NGREG};
+
+/// The most frames a backtrace shows.
+pub const MAX_FRAMES: usize = 64;
+/// The largest module file read for symbols and unwind tables.
+const MAX_MODULE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// One line of /proc/PID/maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    pub perms: String,
+    pub offset: u64,
+    pub path: String,
+}
+
+/// Parses /proc/PID/maps; lines that do not parse are skipped.
+pub fn parse_maps(text: &str) -> Vec<Mapping> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (range, perms, offset) = (f.next()?, f.next()?, f.next()?);
+            let (_dev, _inode) = (f.next()?, f.next()?);
+            let path = f.collect::<Vec<_>>().join(" ");
+            let (s, e) = range.split_once('-')?;
+            Some(Mapping {
+                start: u64::from_str_radix(s, 16).ok()?,
+                end: u64::from_str_radix(e, 16).ok()?,
+                perms: perms.to_owned(),
+                offset: u64::from_str_radix(offset, 16).ok()?,
+                path,
+            })
+        })
+        .collect()
+}
+
+/// Reads another process's memory.
+pub trait Memory {
+    fn read_u64(&self, addr: u64) -> Option<u64>;
+}
+
+/// A live process's memory (needs ptrace-level access: the dumper runs as root).
+#[derive(Debug)]
+pub struct ProcessMemory(pub i32);
+
+impl Memory for ProcessMemory {
+    fn read_u64(&self, addr: u64) -> Option<u64> {
+        let mut b = [0u8; 8];
+        let remote = [RemoteIoVec {
+            base: usize::try_from(addr).ok()?,
+            len: 8,
+        }];
+        let n = process_vm_readv(Pid::from_raw(self.0), &mut [IoSliceMut::new(&mut b)], &remote).ok()?;
+        (n == 8).then(|| u64::from_le_bytes(b))
+    }
+}
+
+/// One frame of a backtrace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub pc: u64,
+    /// The pc in the module's own addresses (what objdump and addr2line take).
+    pub rel_pc: u64,
+    pub module: Option<String>,
+    /// The function and the pc's offset into it.
+    pub function: Option<(String, u64)>,
+    pub build_id: Option<String>,
+}
+
+struct Module {
+    data: Vec<u8>,
+    /// Runtime address minus the module's own address.
+    bias: u64,
+}
+
+impl Module {
+    fn load(path: &str, maps: &[Mapping]) -> Option<Module> {
+        let meta = std::fs::metadata(path).ok()?;
+        if meta.len() > MAX_MODULE_BYTES {
+            return None;
+        }
+        let data = std::fs::read(path).ok()?;
+        let base = maps
+            .iter()
+            .filter(|m| m.path == path && m.offset == 0)
+            .map(|m| m.start)
+            .min()?;
+        let file = object::File::parse(&*data).ok()?;
+        let first_vaddr = file.segments().map(|s| s.address()).min().unwrap_or(0) & !0xfff;
+        let bias = base.checked_sub(first_vaddr)?;
+        Some(Module { data, bias })
+    }
+
+    fn symbolize(&self, svma: u64) -> (Option<(String, u64)>, Option<String>) {
+        let Ok(file) = object::File::parse(&*self.data) else {
+            return (None, None);
+        };
+        let function = file
+            .symbol_map()
+            .get(svma)
+            .map(|s| (format!("{:#}", rustc_demangle::demangle(s.name())), svma - s.address()));
+        let build_id = file
+            .build_id()
+            .ok()
+            .flatten()
+            .map(|id| id.iter().map(|b| format!("{b:02x}")).collect());
+        (function, build_id)
+    }
+
+    /// The caller's registers, from this module's CFI for `svma`.
+    fn step(&self, svma: u64, regs: &mut Regs, mem: &dyn Memory) -> Option<()> {
+        let file = object::File::parse(&*self.data).ok()?;
+        let eh = file.section_by_name(".eh_frame")?;
+        let eh_data = eh.data().ok()?;
+        let mut bases = BaseAddresses::default().set_eh_frame(eh.address());
+        if let Some(text) = file.section_by_name(".text") {
+            bases = bases.set_text(text.address());
+        }
+        let eh_frame = EhFrame::new(eh_data, NativeEndian);
+        let mut ctx: Box<UnwindContext<usize>> = Box::new(UnwindContext::new());
+        let row = eh_frame
+            .unwind_info_for_address(&bases, &mut ctx, svma, EhFrame::<EndianSlice<NativeEndian>>::cie_from_offset)
+            .ok()?;
+        let cfa = match row.cfa() {
+            CfaRule::RegisterAndOffset { register, offset } => {
+                regs.get(*register)?.checked_add_signed(*offset)?
+            }
+            CfaRule::Expression(_) => return None,
+        };
+        let rule_value = |rule: RegisterRule<usize>, old: Option<u64>| -> Option<u64> {
+            match rule {
+                RegisterRule::Undefined => None,
+                RegisterRule::SameValue => old,
+                RegisterRule::Offset(o) => mem.read_u64(cfa.checked_add_signed(o)?),
+                RegisterRule::ValOffset(o) => cfa.checked_add_signed(o),
+                _ => None,
+            }
+        };
+        let ra = rule_value(row.register(X86_64::RA), None)?;
+        let mut next = regs.clone();
+        for r in [X86_64::RBX, X86_64::RBP, X86_64::R12, X86_64::R13, X86_64::R14, X86_64::R15] {
+            let rule = row.register(r);
+            next.set(r, if matches!(rule, RegisterRule::Undefined) { regs.get(r) } else { rule_value(rule, regs.get(r)) });
+        }
+        next.set(X86_64::RSP, Some(cfa));
+        next.pc = ra;
+        *regs = next;
+        Some(())
+    }
+}
+
+/// The registers the unwinder tracks (DWARF numbering), `None` where unknown.
+#[derive(Debug, Clone)]
+struct Regs {
+    values: HashMap<u16, u64>,
+    pc: u64,
+}
+
+impl Regs {
+    fn get(&self, r: Register) -> Option<u64> {
+        self.values.get(&r.0).copied()
+    }
+    fn set(&mut self, r: Register, v: Option<u64>) {
+        match v {
+            Some(v) => {
+                self.values.insert(r.0, v);
+            }
+            None => {
+                self.values.remove(&r.0);
+            }
+        }
+    }
+}
+
+/// Unwinds from the faulting context's registers.
+pub fn unwind(gregs: &[u64; NGREG], maps: &[Mapping], mem: &dyn Memory) -> Vec<Frame> {
+    let dwarf = [
+        (X86_64::RAX, reg::RAX),
+        (X86_64::RDX, reg::RDX),
+        (X86_64::RCX, reg::RCX),
+        (X86_64::RBX, reg::RBX),
+        (X86_64::RSI, reg::RSI),
+        (X86_64::RDI, reg::RDI),
+        (X86_64::RBP, reg::RBP),
+        (X86_64::RSP, reg::RSP),
+        (X86_64::R8, reg::R8),
+        (X86_64::R9, reg::R9),
+        (X86_64::R10, reg::R10),
+        (X86_64::R11, reg::R11),
+        (X86_64::R12, reg::R12),
+        (X86_64::R13, reg::R13),
+        (X86_64::R14, reg::R14),
+        (X86_64::R15, reg::R15),
+    ];
+    let mut regs = Regs {
+        values: dwarf.iter().map(|(d, g)| (d.0, gregs[*g])).collect(),
+        pc: gregs[reg::RIP],
+    };
+    let mut modules: HashMap<String, Option<Module>> = HashMap::new();
+    let mut frames = Vec::new();
+    for depth in 0..MAX_FRAMES {
+        let pc = regs.pc;
+        if pc == 0 {
+            break;
+        }
+        // A return address points after the call: look up the call itself.
+        let lookup = if depth == 0 { pc } else { pc - 1 };
+        let mapping = maps.iter().find(|m| m.start <= lookup && lookup < m.end);
+        let path = mapping.map(|m| m.path.clone()).filter(|p| p.starts_with('/'));
+        let module = path.as_ref().and_then(|p| {
+            modules
+                .entry(p.clone())
+                .or_insert_with(|| Module::load(p, maps))
+                .as_ref()
+        });
+        let (rel_pc, function, build_id) = match (module, mapping) {
+            (Some(m), _) => {
+                let (f, b) = m.symbolize(lookup.wrapping_sub(m.bias));
+                (pc.wrapping_sub(m.bias), f, b)
+            }
+            (None, Some(map)) => (pc - map.start + map.offset, None, None),
+            (None, None) => (pc, None, None),
+        };
+        frames.push(Frame {
+            pc,
+            rel_pc,
+            module: mapping.map(|m| {
+                if m.path.is_empty() {
+                    "<anonymous>".to_owned()
+                } else {
+                    m.path.clone()
+                }
+            }),
+            function,
+            build_id,
+        });
+        let Some(m) = module else { break };
+        let before = (regs.pc, regs.get(X86_64::RSP));
+        if m.step(lookup.wrapping_sub(m.bias), &mut regs, mem).is_none() {
+            break;
+        }
+        // No progress means a loop in the CFI or the stack: stop.
+        if (regs.pc, regs.get(X86_64::RSP)) == before {
+            break;
+        }
+    }
+    frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines() {
+        let maps = parse_maps(
+            "5555d000-5555e000 r-xp 00001000 fe:01 123   /system/bin/x\n\
+             7ffd0000-7ffd2000 rw-p 00000000 00:00 0      [stack]\n\
+             7f000000-7f001000 rw-p 00000000 00:00 0\n\
+             garbage\n",
+        );
+        assert_eq!(maps.len(), 3);
+        assert_eq!(maps[0].path, "/system/bin/x");
+        assert_eq!((maps[0].start, maps[0].offset), (0x5555_d000, 0x1000));
+        assert_eq!(maps[1].path, "[stack]");
+        assert_eq!(maps[2].path, "");
+    }
+
+    struct NoMemory;
+    impl Memory for NoMemory {
+        fn read_u64(&self, _: u64) -> Option<u64> {
+            None
+        }
+    }
+
+    #[test]
+    fn pc_outside_any_module_is_one_frame() {
+        let mut gregs = [0u64; NGREG];
+        gregs[reg::RIP] = 0x1234;
+        let frames = unwind(&gregs, &[], &NoMemory);
+        assert_eq!(frames.len(), 1);
+        assert_eq!((frames[0].pc, frames[0].module.clone()), (0x1234, None));
+    }
+}

@@ -1,0 +1,53 @@
+//! A real crash, end to end on the host: a process with the handler installed writes through
+//! NULL (or aborts); the dumper receives its message, unwinds its stack while it waits, and
+//! the process then dies of its signal.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+
+use tombstone::dumper::Dumper;
+
+fn crash(how: &str) -> (String, std::process::ExitStatus) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("crash");
+    let dumper = Dumper::bind(&socket).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tombstone_crasher"))
+        .arg(&socket)
+        .arg(how)
+        .spawn()
+        .unwrap();
+    let dumped = dumper
+        .next("test/fingerprint", &|| vec!["a log line".into()])
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(dumped.pid, child.id() as i32);
+    (dumped.text, status)
+}
+
+#[test]
+fn null_write_gives_a_tombstone_naming_the_function() {
+    let (text, status) = crash("null");
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{text}");
+    assert!(text.contains("signal 11 (SIGSEGV), code 1 (SEGV_MAPERR), fault addr 0x0000000000000000"), "{text}");
+    assert!(text.contains("Cause: null pointer dereference"), "{text}");
+    assert!(text.contains("Build fingerprint: 'test/fingerprint'"), "{text}");
+    let backtrace: Vec<&str> = text.lines().skip_while(|l| *l != "backtrace:").skip(1).take_while(|l| !l.is_empty()).collect();
+    // The faulting function (or, unoptimized, the write it calls) is on top.
+    assert!(backtrace[..2].iter().any(|l| l.contains("(tombstone_crasher_write_null+")), "{text}");
+    // Rust names are demangled.
+    assert!(backtrace.iter().any(|l| l.contains("(tombstone_crasher::main+")), "{text}");
+    // The unwinder got past the first frame through .eh_frame.
+    assert!(backtrace.iter().any(|l| l.contains("(tombstone_crasher_outer+")), "{text}");
+    assert!(backtrace.len() >= 3, "{text}");
+    assert!(text.contains("memory map ("), "{text}");
+    assert!(text.ends_with("--------- tail end of log main\na log line\n"), "{text}");
+}
+
+#[test]
+fn abort_is_reported_as_sent_and_still_kills() {
+    let (text, status) = crash("abort");
+    assert_eq!(status.signal(), Some(libc::SIGABRT), "{text}");
+    assert!(text.contains("signal 6 (SIGABRT), code -6 (SI_TKILL), fault addr --------"), "{text}");
+}
