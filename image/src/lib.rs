@@ -58,6 +58,12 @@ pub const SYSTEM_BINARIES: &[&str] = &[
 pub const PAYLOAD_RUNTIME_PROGRAMS: &[&str] = &["microdroid_launcher"];
 pub const PAYLOAD_RUNTIME_LIBRARIES: &[&str] = &["libvm_payload.so", "libbinder_ndk.so", "liblog.so"];
 
+/// Symlinks of the initramfs that let Debian's dynamically linked programs run by name.
+pub const ELF_RUNTIME_LINKS: &[(&str, &str)] = &[
+    ("lib64/ld-linux-x86-64.so.2", "/system/lib64/ld-linux-x86-64.so.2"),
+    ("lib/x86_64-linux-gnu", "/system/lib64"),
+];
+
 /// Where the dynamic guest build puts its output, for a static build's `bin_dir`
 /// (`target/x86_64-unknown-linux-gnu/release` → `target/guest-dyn/x86_64-unknown-linux-gnu/release`).
 pub fn default_dyn_bin_dir(bin_dir: &Path) -> PathBuf {
@@ -222,6 +228,19 @@ pub fn build_initramfs(
     }
     for (path, data) in extra_files {
         archive.add_file(path, 0o644, data.to_vec())?;
+    }
+    // Debian's dynamic programs on the system partition (gdbserver in an adb shell) run by
+    // name: their ELF interpreter and glibc's default library directory lead to /system/lib64.
+    for (link, target) in ELF_RUNTIME_LINKS {
+        archive.add_symlink(link, target)?;
+    }
+    // Debian's dynamic programs on the system partition (gdbserver in an adb shell) run by
+    // name: their ELF interpreter and glibc's default library directory lead to /system/lib64.
+    for (link, target) in ELF_RUNTIME_LINKS {
+        if let Some((parent, _)) = link.rsplit_once('/') {
+            archive.add_dir(parent, 0o755)?;
+        }
+        archive.add_symlink(link, target)?;
     }
     archive.add_file("init", 0o755, read_binary(&spec.bin_dir, "init")?)?;
     let mut load_list =

@@ -99,7 +99,10 @@ pub fn run(o: &Options) -> Result<()> {
     let buffer = Arc::new(LogBuffer::new(BUFFER_BYTES));
     let tee = match &o.tee {
         Some(p) => match std::fs::OpenOptions::new().append(true).open(p) {
-            Ok(f) => Some(f),
+            Ok(f) => {
+                raw_if_tty(&f);
+                Some(f)
+            }
             Err(e) => {
                 eprintln!("logd: not teeing to {}: {e}", p.display());
                 None
@@ -136,6 +139,16 @@ pub fn run(o: &Options) -> Result<()> {
     }
     receive_writes(&writers, &buffer, &tee);
     Ok(())
+}
+
+/// A serial port would turn each `\n` into `\r\n` (and may echo): the host's file gets the
+/// lines as written.
+fn raw_if_tty(f: &File) {
+    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+    if let Ok(mut t) = tcgetattr(f) {
+        cfmakeraw(&mut t);
+        let _ = tcsetattr(f, SetArg::TCSANOW, &t);
+    }
 }
 
 fn receive_writes(socket: &UnixDatagram, buffer: &LogBuffer, tee: &Mutex<Option<File>>) {

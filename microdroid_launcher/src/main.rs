@@ -68,6 +68,10 @@ fn main() -> ExitCode {
     };
     let mut status = status_pipe();
     std::env::remove_var(STATUS_FD_ENV);
+    // Started through the loader, the process would be named after it: name it as AOSP's
+    // (what `pidof microdroid_launcher` and tombstones show).
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from a static.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"microdroid_launcher".as_ptr()) };
     // A crash of the payload (or of its initializers) leaves a tombstone where microdroid_manager
     // serves the crash socket (export_tombstones); elsewhere the process just dies of it.
     if let Err(e) = tombstone::handler::install(tombstone::CRASH_SOCKET) {

@@ -248,3 +248,83 @@ pub fn cc_shared(out: &Path, source: &str, libs: &[&str]) {
     let status = cc.status().unwrap_or_else(|e| panic!("running cc: {e}"));
     assert!(status.success(), "cc {}", out.display());
 }
+
+/// Debian's stock `adb` client with a private server (its own port and `HOME`), killed when
+/// dropped: the oracle the adbd tests drive.
+pub struct AdbClient {
+    home: TempDir,
+    server_port: u16,
+    pub serial: String,
+}
+
+impl Drop for AdbClient {
+    fn drop(&mut self) {
+        let _ = self.adb(&["kill-server"]);
+    }
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("finding a free port: {e}"))
+}
+
+impl AdbClient {
+    /// `adb connect 127.0.0.1:PORT`; panics unless it says "connected to".
+    pub fn connect(port: u16) -> AdbClient {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let c = AdbClient {
+            home,
+            server_port: free_port(),
+            serial: format!("127.0.0.1:{port}"),
+        };
+        // The exit status of `adb connect` is 0 either way: its words say how it went.
+        let out = c.adb(&["connect", &c.serial.clone()]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("connected to"),
+            "adb connect: {out:?}"
+        );
+        c
+    }
+
+    /// Runs `adb ARGS` (60 s at most).
+    pub fn adb(&self, args: &[&str]) -> std::process::Output {
+        self.adb_with_input(args, None)
+    }
+
+    pub fn adb_with_input(&self, args: &[&str], input: Option<&[u8]>) -> std::process::Output {
+        use std::process::Stdio;
+        let mut child = std::process::Command::new("timeout")
+            .arg("60")
+            .arg("adb")
+            .arg("-P")
+            .arg(self.server_port.to_string())
+            .args(args)
+            .env("HOME", self.home.path())
+            .env("TERM", "dumb")
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running adb (Debian package adb, from make setup): {e}"));
+        if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
+            std::io::Write::write_all(&mut stdin, data).unwrap_or_else(|e| panic!("adb stdin: {e}"));
+        }
+        child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("waiting for adb: {e}"))
+    }
+
+    /// `adb -s SERIAL ARGS`.
+    pub fn on(&self, args: &[&str]) -> std::process::Output {
+        let mut all = vec!["-s", self.serial.as_str()];
+        all.extend_from_slice(args);
+        self.adb(&all)
+    }
+}

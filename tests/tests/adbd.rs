@@ -1,4 +1,5 @@
-//! adbd against Debian's stock `adb` client (the oracle), over loopback TCP on the host: shell
+//! The guest's adbd (its static build runs on the host too) against Debian's stock `adb`
+//! client (the oracle), over loopback TCP: shell
 //! with exit codes and separate stderr, stdin, signals, push/pull of 10 MiB, ls, exec-out, root,
 //! forward to a TCP port; and bad input from the host side: adbd drops that connection and
 //! keeps serving.
@@ -8,10 +9,14 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use adb::packet::{self, read_packet, Command as Cmd, Packet};
+use boot_tests::{free_port, guest_bin_dir, AdbClient as Client};
+
+/// What the guest adbd announces as its maximum payload.
+const ADBD_MAX_PAYLOAD: u32 = 256 * 1024;
 
 struct Adbd {
     child: Child,
@@ -30,7 +35,7 @@ impl Drop for Adbd {
 fn start_adbd() -> Adbd {
     let tmp = tempfile::tempdir().unwrap();
     let tmpdir = tmp.path().join("data/local/tmp");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_adbd"))
+    let mut child = Command::new(guest_bin_dir().join("adbd"))
         .args(["--listen", "tcp:127.0.0.1:0", "--shell", "/bin/sh", "--path", "/usr/bin:/bin", "--tmpdir"])
         .arg(&tmpdir)
         .stdout(Stdio::piped())
@@ -40,65 +45,6 @@ fn start_adbd() -> Adbd {
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let port = line.trim().rsplit(':').next().unwrap().parse().unwrap();
     Adbd { child, port, _tmp: tmp, tmpdir }
-}
-
-/// A private adb server (its own port and HOME), killed at the end.
-struct Client {
-    home: tempfile::TempDir,
-    server_port: u16,
-    serial: String,
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.adb(&["kill-server"]);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Client {
-    fn connect(port: u16) -> Client {
-        let c = Client {
-            home: tempfile::tempdir().unwrap(),
-            server_port: free_port(),
-            serial: format!("127.0.0.1:{port}"),
-        };
-        let out = c.adb(&["connect", &c.serial]);
-        assert!(String::from_utf8_lossy(&out.stdout).contains("connected to"), "{out:?}");
-        c
-    }
-
-    fn adb(&self, args: &[&str]) -> Output {
-        self.adb_with_input(args, None)
-    }
-
-    fn adb_with_input(&self, args: &[&str], input: Option<&[u8]>) -> Output {
-        let mut cmd = Command::new("timeout");
-        cmd.arg("60")
-            .arg("adb")
-            .arg("-P")
-            .arg(self.server_port.to_string())
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("TERM", "dumb")
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("running adb (Debian package adb, installed by make setup)");
-        if let Some(data) = input {
-            child.stdin.take().unwrap().write_all(data).unwrap();
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    fn on(&self, args: &[&str]) -> Output {
-        let mut all = vec!["-s", &self.serial];
-        all.extend_from_slice(args);
-        self.adb(&all)
-    }
 }
 
 fn text(b: &[u8]) -> String {
@@ -113,12 +59,9 @@ fn shell_exit_codes_streams_stdin_and_signals() {
     assert_eq!((text(&out.stdout), text(&out.stderr), out.status.code()), ("out\n".into(), "err\n".into(), Some(7)));
     assert_eq!(c.on(&["shell", "false"]).status.code(), Some(1));
     assert_eq!(c.on(&["shell", "kill -9 $$"]).status.code(), Some(137));
-    let mut args = vec!["-s", &c.serial, "shell", "cat"];
-    let echoed = c.adb_with_input(&args, Some(b"from stdin\n"));
+    let echoed = c.adb_with_input(&["-s", &c.serial, "shell", "cat"], Some(b"from stdin\n"));
     assert_eq!(text(&echoed.stdout), "from stdin\n");
-    args.truncate(2);
-    args.extend(["exec-out", "printf", "raw"]);
-    assert_eq!(text(&c.adb(&args).stdout), "raw");
+    assert_eq!(text(&c.on(&["exec-out", "printf", "raw"]).stdout), "raw");
     assert!(text(&c.on(&["root"]).stdout).contains("already running as root"));
     // The banner names the device as adb shows it.
     let devices = c.adb(&["devices", "-l"]);
@@ -200,7 +143,7 @@ fn handshake(port: u16) -> TcpStream {
     s.write_all(&cnxn.encode(true)).unwrap();
     let reply = read_packet(&mut s, packet::MAX_PAYLOAD).unwrap();
     assert_eq!(reply.command, Cmd::Cnxn);
-    assert_eq!(reply.arg1, adbd::MAX_PAYLOAD);
+    assert_eq!(reply.arg1, ADBD_MAX_PAYLOAD);
     s
 }
 
@@ -213,7 +156,7 @@ fn bad_input_drops_the_connection_and_adbd_keeps_serving() {
     let mut bad_sum = good.clone();
     bad_sum[16] ^= 0x01;
     let mut oversized = good.clone();
-    oversized[12..16].copy_from_slice(&(adbd::MAX_PAYLOAD + 1).to_le_bytes());
+    oversized[12..16].copy_from_slice(&(ADBD_MAX_PAYLOAD + 1).to_le_bytes());
     let mut unknown = Packet::new(Cmd::Okay, 0, 0, vec![]).encode(false);
     unknown[..4].copy_from_slice(b"ZZZZ");
     let not = (!u32::from_le_bytes(*b"ZZZZ")).to_le_bytes();
