@@ -31,7 +31,6 @@ pub enum ConnError {
     Write(#[from] io::Error),
 }
 
-
 pub fn serve(socket: File, config: &Config) -> Result<(), ConnError> {
     let mut input = socket.try_clone()?;
     let out = Arc::new(Output::new(socket));
@@ -65,7 +64,8 @@ fn run(
                 out.checksum
                     .store(version < VERSION_SKIP_CHECKSUM, Ordering::Relaxed);
                 max_payload = p.arg1.clamp(packet::MAX_PAYLOAD_V1, config.max_payload);
-                let banner = packet::device_banner("microdroid", "microdroid", "microdroid", FEATURES);
+                let banner =
+                    packet::device_banner("microdroid", "microdroid", "microdroid", FEATURES);
                 out.send(&Packet::new(
                     Command::Cnxn,
                     VERSION_SKIP_CHECKSUM,

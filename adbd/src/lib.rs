@@ -176,12 +176,22 @@ mod tests {
 
     #[test]
     fn arguments() {
-        let args: Vec<String> = ["--listen", "tcp:127.0.0.1:0", "--listen", "vsock:5555", "--shell", "/bin/sh"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "--listen",
+            "tcp:127.0.0.1:0",
+            "--listen",
+            "vsock:5555",
+            "--shell",
+            "/bin/sh",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let (listen, config) = parse_args(&args).unwrap();
-        assert_eq!(listen, [Listen::Tcp("127.0.0.1:0".into()), Listen::Vsock(5555)]);
+        assert_eq!(
+            listen,
+            [Listen::Tcp("127.0.0.1:0".into()), Listen::Vsock(5555)]
+        );
         assert_eq!(config.shell, "/bin/sh");
         assert_eq!(parse_args(&[]).unwrap().0, [Listen::Vsock(ADB_VSOCK_PORT)]);
         assert!(parse_args(&["--listen".into(), "udp:1".into()]).is_err());

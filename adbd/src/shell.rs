@@ -214,7 +214,9 @@ fn run_pipes(
     if writer.ends.ready().is_err() {
         return;
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).process_group(0);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .process_group(0);
     // v2 keeps stderr apart; otherwise it is merged into stdout as adbd does.
     let merged = if v2 {
         cmd.stderr(Stdio::piped());
@@ -267,7 +269,13 @@ fn run_pipes(
     let _ = finisher.join();
 }
 
-fn run_pty(reader: StreamReader, writer: StreamWriter, config: &Config, v2: bool, mut cmd: Command) {
+fn run_pty(
+    reader: StreamReader,
+    writer: StreamWriter,
+    config: &Config,
+    v2: bool,
+    mut cmd: Command,
+) {
     if writer.ends.ready().is_err() {
         return;
     }
@@ -317,6 +325,14 @@ fn run_pty(reader: StreamReader, writer: StreamWriter, config: &Config, v2: bool
     let pumps = vec![std::thread::spawn(move || pump(out, w, framing))];
     let exited = Arc::new(AtomicBool::new(false));
     let finisher = finish(child, pumps, writer, v2, exited.clone());
-    feed_input(reader, Some(input), Some(&master), v2, max_payload, pgid, &exited);
+    feed_input(
+        reader,
+        Some(input),
+        Some(&master),
+        v2,
+        max_payload,
+        pgid,
+        &exited,
+    );
     let _ = finisher.join();
 }

@@ -168,8 +168,12 @@ impl StreamWriter {
     pub fn send(&self, data: &[u8]) -> io::Result<()> {
         for chunk in data.chunks(self.max) {
             let e = &self.ends;
-            e.out
-                .send(&Packet::new(Command::Wrte, e.local, e.remote, chunk.to_vec()))?;
+            e.out.send(&Packet::new(
+                Command::Wrte,
+                e.local,
+                e.remote,
+                chunk.to_vec(),
+            ))?;
             self.acks
                 .recv()
                 .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "stream closed"))?;

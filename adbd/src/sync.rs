@@ -55,7 +55,9 @@ fn serve(reader: &mut StreamReader, writer: &StreamWriter) -> Result<(), SyncErr
                 } else {
                     fs::symlink_metadata(&path)
                 };
-                let stat = m.map(|m| stat_of(&m)).unwrap_or_else(|e| Stat::error(errno(&e)));
+                let stat = m
+                    .map(|m| stat_of(&m))
+                    .unwrap_or_else(|e| Stat::error(errno(&e)));
                 let reply = if id == proto::STAT {
                     stat.encode_v1()
                 } else {
@@ -109,7 +111,11 @@ fn receive_file(
     let mut problem: Option<String> = None;
     if let Some(parent) = target.parent() {
         if !parent.as_os_str().is_empty() {
-            if let Err(e) = fs::DirBuilder::new().recursive(true).mode(0o755).create(parent) {
+            if let Err(e) = fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+            {
                 problem = Some(format!("secure_mkdirs failed: {e}"));
             }
         }

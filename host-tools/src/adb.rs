@@ -52,7 +52,10 @@ pub fn connect_adbd(target: &AdbTarget, wait: Duration) -> Result<UnixStream> {
             }
             Err(e) => {
                 return Err(e).with_context(|| {
-                    format!("reaching adbd on vsock port {ADB_VSOCK_PORT} of VM {}", target.cid)
+                    format!(
+                        "reaching adbd on vsock port {ADB_VSOCK_PORT} of VM {}",
+                        target.cid
+                    )
                 })
             }
         }

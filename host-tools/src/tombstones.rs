@@ -112,7 +112,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         let got = receiver.finish();
         assert!(got.len() >= 2, "{got:?}");
-        assert_eq!(std::fs::read_to_string(&got[0]).unwrap(), "first tombstone\n");
+        assert_eq!(
+            std::fs::read_to_string(&got[0]).unwrap(),
+            "first tombstone\n"
+        );
         assert_eq!(got[0].file_name().unwrap(), "tombstone_00");
         assert_eq!(std::fs::read_to_string(&got[1]).unwrap(), "second\n");
     }

@@ -56,11 +56,15 @@ pub const SYSTEM_BINARIES: &[&str] = &[
 /// The payload runtime, built dynamic (glibc) into `dyn_bin_dir`: `bin/microdroid_launcher`,
 /// and in `lib64/` the payload API libraries; their own libraries follow from DT_NEEDED.
 pub const PAYLOAD_RUNTIME_PROGRAMS: &[&str] = &["microdroid_launcher"];
-pub const PAYLOAD_RUNTIME_LIBRARIES: &[&str] = &["libvm_payload.so", "libbinder_ndk.so", "liblog.so"];
+pub const PAYLOAD_RUNTIME_LIBRARIES: &[&str] =
+    &["libvm_payload.so", "libbinder_ndk.so", "liblog.so"];
 
 /// Symlinks of the initramfs that let Debian's dynamically linked programs run by name.
 pub const ELF_RUNTIME_LINKS: &[(&str, &str)] = &[
-    ("lib64/ld-linux-x86-64.so.2", "/system/lib64/ld-linux-x86-64.so.2"),
+    (
+        "lib64/ld-linux-x86-64.so.2",
+        "/system/lib64/ld-linux-x86-64.so.2",
+    ),
     ("lib/x86_64-linux-gnu", "/system/lib64"),
 ];
 

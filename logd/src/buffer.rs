@@ -62,7 +62,11 @@ impl LogBuffer {
         let lid = e.lid as usize;
         r.bytes[lid] += cost(&e);
         while r.bytes[lid] > self.limit {
-            let Some(pos) = r.entries.iter().position(|(_, old)| old.lid as usize == lid) else {
+            let Some(pos) = r
+                .entries
+                .iter()
+                .position(|(_, old)| old.lid as usize == lid)
+            else {
                 break;
             };
             if let Some((_, old)) = r.entries.remove(pos) {
@@ -148,14 +152,21 @@ mod tests {
             b.push(entry(LogId::Main, &format!("{i:040}")));
         }
         b.push(entry(LogId::System, "kept"));
-        let all = Selection { lids: vec![LogId::Main, LogId::System], pid: None, tail: None };
+        let all = Selection {
+            lids: vec![LogId::Main, LogId::System],
+            pid: None,
+            tail: None,
+        };
         let (got, next) = b.snapshot(&all);
         assert_eq!(next, 11);
         let main: Vec<_> = got.iter().filter(|e| e.lid == LogId::Main).collect();
         assert!(main.len() < 10 && main.last().unwrap().message.ends_with('9'));
         assert!(got.iter().any(|e| e.message == "kept"));
         assert!(b.dropped(LogId::Main) > 0);
-        let tail = Selection { tail: Some(1), ..all.clone() };
+        let tail = Selection {
+            tail: Some(1),
+            ..all.clone()
+        };
         assert_eq!(b.snapshot(&tail).0.len(), 1);
         b.clear(LogId::Main);
         assert_eq!(b.snapshot(&all).0.len(), 1);

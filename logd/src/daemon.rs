@@ -114,12 +114,14 @@ pub fn run(o: &Options) -> Result<()> {
 
     let logdw = o.socket_dir.join("logdw");
     let _ = std::fs::remove_file(&logdw);
-    let writers = UnixDatagram::bind(&logdw).with_context(|| format!("binding {}", logdw.display()))?;
+    let writers =
+        UnixDatagram::bind(&logdw).with_context(|| format!("binding {}", logdw.display()))?;
     setsockopt(&writers, sockopt::PassCred, &true).context("SO_PASSCRED on logdw")?;
     std::fs::set_permissions(&logdw, std::fs::Permissions::from_mode(0o222))?;
 
     let logdr = o.socket_dir.join("logdr");
-    let readers = seqpacket::listen_at(&logdr).with_context(|| format!("binding {}", logdr.display()))?;
+    let readers =
+        seqpacket::listen_at(&logdr).with_context(|| format!("binding {}", logdr.display()))?;
     std::fs::set_permissions(&logdr, std::fs::Permissions::from_mode(0o666))?;
 
     let control_path = o.socket_dir.join("logd");
@@ -156,7 +158,12 @@ fn receive_writes(socket: &UnixDatagram, buffer: &LogBuffer, tee: &Mutex<Option<
     loop {
         let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
         let mut iov = [IoSliceMut::new(&mut buf)];
-        let (len, creds) = match recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
+        let (len, creds) = match recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        ) {
             Ok(msg) => {
                 let creds = msg.cmsgs().ok().and_then(|mut c| {
                     c.find_map(|m| match m {
@@ -256,7 +263,10 @@ fn serve_control(listener: &UnixListener, buffer: &LogBuffer) {
         }
         let text = String::from_utf8_lossy(&line);
         let mut words = text.trim_end_matches(['\0', '\n']).split_whitespace();
-        let reply = match (words.next(), words.next().and_then(|l| l.parse::<u8>().ok())) {
+        let reply = match (
+            words.next(),
+            words.next().and_then(|l| l.parse::<u8>().ok()),
+        ) {
             (Some("clear"), Some(lid)) => match LogId::from_u8(lid) {
                 Some(lid) => {
                     buffer.clear(lid);

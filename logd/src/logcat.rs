@@ -27,7 +27,16 @@ pub struct Options {
 
 /// Format adverbs logcat accepts with `-v`; they change nothing here.
 const ADVERBS: &[&str] = &[
-    "color", "descriptive", "epoch", "monotonic", "printable", "uid", "usec", "UTC", "year", "zone",
+    "color",
+    "descriptive",
+    "epoch",
+    "monotonic",
+    "printable",
+    "uid",
+    "usec",
+    "UTC",
+    "year",
+    "zone",
 ];
 
 pub fn parse_args(args: &[String], log_tags_env: Option<&str>) -> Result<Options> {
@@ -46,7 +55,9 @@ pub fn parse_args(args: &[String], log_tags_env: Option<&str>) -> Result<Options
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| -> Result<String> {
-            it.next().cloned().with_context(|| format!("option {name} needs a value"))
+            it.next()
+                .cloned()
+                .with_context(|| format!("option {name} needs a value"))
         };
         match a.as_str() {
             "-d" => o.dump = true,
@@ -57,7 +68,9 @@ pub fn parse_args(args: &[String], log_tags_env: Option<&str>) -> Result<Options
                     match name {
                         "all" => o.lids = LogId::ALL.to_vec(),
                         "default" => o.lids.extend([LogId::Main, LogId::System, LogId::Crash]),
-                        n => o.lids.push(LogId::from_name(n).with_context(|| format!("unknown buffer {n:?}"))?),
+                        n => o.lids.push(
+                            LogId::from_name(n).with_context(|| format!("unknown buffer {n:?}"))?,
+                        ),
                     }
                 }
             }
@@ -180,8 +193,24 @@ mod tests {
         // `adb logcat -d` runs: export ANDROID_LOG_TAGS="''"; exec logcat '-d'
         let o = parse_args(&args(&["-d"]), Some("")).unwrap();
         assert!(o.dump && o.format == Format::ThreadTime);
-        assert_eq!(o.lids, [LogId::Main, LogId::System, LogId::Crash, LogId::Kernel]);
-        let o = parse_args(&args(&["-b", "main,crash", "-v", "brief", "-v", "color", "-s", "hello:I"]), None).unwrap();
+        assert_eq!(
+            o.lids,
+            [LogId::Main, LogId::System, LogId::Crash, LogId::Kernel]
+        );
+        let o = parse_args(
+            &args(&[
+                "-b",
+                "main,crash",
+                "-v",
+                "brief",
+                "-v",
+                "color",
+                "-s",
+                "hello:I",
+            ]),
+            None,
+        )
+        .unwrap();
         assert_eq!(o.lids, [LogId::Main, LogId::Crash]);
         assert_eq!(o.format, Format::Brief);
         let o = parse_args(&args(&["-t", "5"]), None).unwrap();

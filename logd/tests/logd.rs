@@ -43,7 +43,11 @@ fn logcat(dir: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "logcat failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "logcat failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -55,7 +59,10 @@ fn wait_for(dir: &Path, needle: &str) -> String {
         if text.contains(needle) {
             return text;
         }
-        assert!(Instant::now() < deadline, "{needle:?} never logged; got:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "{needle:?} never logged; got:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -70,7 +77,12 @@ fn write_read_tee_filter_clear() {
     let system = Logger::with_path(LogId::System, &dir.join("logdw"));
     // Garbage first: logd drops it and goes on.
     let raw = UnixDatagram::unbound().unwrap();
-    for bad in [&b""[..], b"\x09garbage-with-a-bad-buffer-id", &[0u8; 5], &vec![0u8; 9000]] {
+    for bad in [
+        &b""[..],
+        b"\x09garbage-with-a-bad-buffer-id",
+        &[0u8; 5],
+        &vec![0u8; 9000],
+    ] {
         let _ = raw.send_to(bad, dir.join("logdw"));
     }
     main.log(android_log::INFO, "hello_tag", "first line");
@@ -86,16 +98,29 @@ fn write_read_tee_filter_clear() {
     assert!(text.contains("--------- beginning of system\n"), "{text}");
     // Filters, buffers, tail, formats.
     let only = logcat(&dir, &["-d", "-s", "hello_tag:I"]);
-    assert!(only.contains("first line") && !only.contains("debug line"), "{only}");
+    assert!(
+        only.contains("first line") && !only.contains("debug line"),
+        "{only}"
+    );
     let errors = logcat(&dir, &["-d", "*:E"]);
     assert!(!errors.contains("first line"), "{errors}");
     let sys = logcat(&dir, &["-d", "-b", "system", "-v", "brief"]);
-    assert_eq!(sys, format!("--------- beginning of system\nW/sys     ({pid:5}): a system line\n"));
+    assert_eq!(
+        sys,
+        format!("--------- beginning of system\nW/sys     ({pid:5}): a system line\n")
+    );
     let last = logcat(&dir, &["-t", "1", "-b", "main"]);
-    assert!(last.contains("debug line") && !last.contains("first line"), "{last}");
+    assert!(
+        last.contains("debug line") && !last.contains("first line"),
+        "{last}"
+    );
     // The tee file has every record, threadtime.
     let teed = std::fs::read_to_string(&tee).unwrap();
-    assert!(teed.contains(" I hello_tag: first line\n") && teed.contains(" W sys     : a system line\n"), "{teed}");
+    assert!(
+        teed.contains(" I hello_tag: first line\n")
+            && teed.contains(" W sys     : a system line\n"),
+        "{teed}"
+    );
     // -c empties the buffers.
     logcat(&dir, &["-c"]);
     assert_eq!(logcat(&dir, &["-d"]), "");

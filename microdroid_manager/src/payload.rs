@@ -264,7 +264,11 @@ fn forward_to_console(stream: Box<dyn Read + Send>) {
             Ok(0) | Err(_) => return,
             Ok(_) => {
                 let text = String::from_utf8_lossy(&line);
-                logger.log(android_log::INFO, "payload", text.trim_end_matches(['\n', '\r']));
+                logger.log(
+                    android_log::INFO,
+                    "payload",
+                    text.trim_end_matches(['\n', '\r']),
+                );
                 let mut console = std::fs::OpenOptions::new().write(true).open("/dev/console");
                 match console.as_mut() {
                     Ok(out) => guest_console::write_line(

@@ -38,25 +38,35 @@ fn fingerprint() -> String {
 }
 
 fn log_tail() -> Vec<String> {
-    android_log::read_tail(Path::new("/dev/socket"), &[LogId::Main, LogId::System], LOG_TAIL_LINES)
-        .map(|entries| {
-            entries
-                .iter()
-                .flat_map(|e| {
-                    android_log::format_entry(e, android_log::Format::ThreadTime)
-                        .lines()
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>()
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    android_log::read_tail(
+        Path::new("/dev/socket"),
+        &[LogId::Main, LogId::System],
+        LOG_TAIL_LINES,
+    )
+    .map(|entries| {
+        entries
+            .iter()
+            .flat_map(|e| {
+                android_log::format_entry(e, android_log::Format::ThreadTime)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 fn send_to_host(text: &str) -> Result<()> {
-    let mut stream = VsockStream::connect(HOST_CID, tombstone::TOMBSTONE_PORT, Some(Duration::from_secs(5)))
-        .context("connecting to the host's tombstone port")?;
-    stream.write_all(text.as_bytes()).context("sending the tombstone")?;
+    let mut stream = VsockStream::connect(
+        HOST_CID,
+        tombstone::TOMBSTONE_PORT,
+        Some(Duration::from_secs(5)),
+    )
+    .context("connecting to the host's tombstone port")?;
+    stream
+        .write_all(text.as_bytes())
+        .context("sending the tombstone")?;
     Ok(())
 }
 
@@ -71,7 +81,11 @@ pub fn start() -> Result<()> {
             match dumper.next(&fingerprint, &log_tail) {
                 Ok(dumped) => {
                     // debuggerd logs the header, signal, registers and backtrace.
-                    for line in dumped.text.lines().take_while(|l| !l.starts_with("memory map")) {
+                    for line in dumped
+                        .text
+                        .lines()
+                        .take_while(|l| !l.starts_with("memory map"))
+                    {
                         crash_log.log(android_log::FATAL, "DEBUG", line);
                     }
                     let signal = tombstone::text::signal_name(dumped.signal);
@@ -81,7 +95,10 @@ pub fn start() -> Result<()> {
                             dumped.pid,
                             dumped.text.len()
                         )),
-                        Err(e) => log(&format!("tombstone of pid {} ({signal}): {e:#}", dumped.pid)),
+                        Err(e) => log(&format!(
+                            "tombstone of pid {} ({signal}): {e:#}",
+                            dumped.pid
+                        )),
                     }
                 }
                 Err(e) => log(&format!("crash socket: {e}")),

@@ -314,7 +314,8 @@ impl AdbClient {
             .spawn()
             .unwrap_or_else(|e| panic!("running adb (Debian package adb, from make setup): {e}"));
         if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
-            std::io::Write::write_all(&mut stdin, data).unwrap_or_else(|e| panic!("adb stdin: {e}"));
+            std::io::Write::write_all(&mut stdin, data)
+                .unwrap_or_else(|e| panic!("adb stdin: {e}"));
         }
         child
             .wait_with_output()

@@ -36,15 +36,30 @@ fn start_adbd() -> Adbd {
     let tmp = tempfile::tempdir().unwrap();
     let tmpdir = tmp.path().join("data/local/tmp");
     let mut child = Command::new(guest_bin_dir().join("adbd"))
-        .args(["--listen", "tcp:127.0.0.1:0", "--shell", "/bin/sh", "--path", "/usr/bin:/bin", "--tmpdir"])
+        .args([
+            "--listen",
+            "tcp:127.0.0.1:0",
+            "--shell",
+            "/bin/sh",
+            "--path",
+            "/usr/bin:/bin",
+            "--tmpdir",
+        ])
         .arg(&tmpdir)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let port = line.trim().rsplit(':').next().unwrap().parse().unwrap();
-    Adbd { child, port, _tmp: tmp, tmpdir }
+    Adbd {
+        child,
+        port,
+        _tmp: tmp,
+        tmpdir,
+    }
 }
 
 fn text(b: &[u8]) -> String {
@@ -56,7 +71,10 @@ fn shell_exit_codes_streams_stdin_and_signals() {
     let adbd = start_adbd();
     let c = Client::connect(adbd.port);
     let out = c.on(&["shell", "echo out; echo err >&2; exit 7"]);
-    assert_eq!((text(&out.stdout), text(&out.stderr), out.status.code()), ("out\n".into(), "err\n".into(), Some(7)));
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr), out.status.code()),
+        ("out\n".into(), "err\n".into(), Some(7))
+    );
     assert_eq!(c.on(&["shell", "false"]).status.code(), Some(1));
     assert_eq!(c.on(&["shell", "kill -9 $$"]).status.code(), Some(137));
     let echoed = c.adb_with_input(&["-s", &c.serial, "shell", "cat"], Some(b"from stdin\n"));
@@ -65,7 +83,11 @@ fn shell_exit_codes_streams_stdin_and_signals() {
     assert!(text(&c.on(&["root"]).stdout).contains("already running as root"));
     // The banner names the device as adb shows it.
     let devices = c.adb(&["devices", "-l"]);
-    assert!(text(&devices.stdout).contains("device product:microdroid model:microdroid device:microdroid"), "{devices:?}");
+    assert!(
+        text(&devices.stdout)
+            .contains("device product:microdroid model:microdroid device:microdroid"),
+        "{devices:?}"
+    );
 }
 
 #[test]
@@ -73,7 +95,9 @@ fn push_pull_ls_of_10_mib() {
     let adbd = start_adbd();
     let c = Client::connect(adbd.port);
     let host = tempfile::tempdir().unwrap();
-    let data: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(host.path().join("big"), &data).unwrap();
     let remote = adbd.tmpdir.join("sub/dir/big");
     let remote_s = remote.to_str().unwrap();
@@ -88,13 +112,22 @@ fn push_pull_ls_of_10_mib() {
     assert_eq!(missing.status.code(), Some(1));
     // Debian's adb prints this error on stdout.
     let said = text(&missing.stdout) + &text(&missing.stderr);
-    assert!(said.contains("failed to stat remote object '/nonexistent/file': No such file or directory"), "{missing:?}");
+    assert!(
+        said.contains(
+            "failed to stat remote object '/nonexistent/file': No such file or directory"
+        ),
+        "{missing:?}"
+    );
     let ls = c.on(&["ls", remote.parent().unwrap().to_str().unwrap()]);
     // mode, size, mtime, name.
     let line = text(&ls.stdout);
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(fields.len(), 4, "{ls:?}");
-    assert_eq!((fields[1], fields[3]), (format!("{:08x}", 10 * 1024 * 1024).as_str(), "big"), "{ls:?}");
+    assert_eq!(
+        (fields[1], fields[3]),
+        (format!("{:08x}", 10 * 1024 * 1024).as_str(), "big"),
+        "{ls:?}"
+    );
 }
 
 #[test]
@@ -139,7 +172,12 @@ fn closes_on(port: u16, bytes: &[u8]) -> bool {
 fn handshake(port: u16) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let cnxn = Packet::new(Cmd::Cnxn, packet::VERSION_SKIP_CHECKSUM, packet::MAX_PAYLOAD, b"host::features=shell_v2".to_vec());
+    let cnxn = Packet::new(
+        Cmd::Cnxn,
+        packet::VERSION_SKIP_CHECKSUM,
+        packet::MAX_PAYLOAD,
+        b"host::features=shell_v2".to_vec(),
+    );
     s.write_all(&cnxn.encode(true)).unwrap();
     let reply = read_packet(&mut s, packet::MAX_PAYLOAD).unwrap();
     assert_eq!(reply.command, Cmd::Cnxn);
@@ -150,7 +188,13 @@ fn handshake(port: u16) -> TcpStream {
 #[test]
 fn bad_input_drops_the_connection_and_adbd_keeps_serving() {
     let adbd = start_adbd();
-    let good = Packet::new(Cmd::Cnxn, packet::VERSION_SKIP_CHECKSUM, 4096, b"host::".to_vec()).encode(true);
+    let good = Packet::new(
+        Cmd::Cnxn,
+        packet::VERSION_SKIP_CHECKSUM,
+        4096,
+        b"host::".to_vec(),
+    )
+    .encode(true);
     let mut bad_magic = good.clone();
     bad_magic[20] ^= 0xff;
     let mut bad_sum = good.clone();
@@ -162,32 +206,46 @@ fn bad_input_drops_the_connection_and_adbd_keeps_serving() {
     let not = (!u32::from_le_bytes(*b"ZZZZ")).to_le_bytes();
     unknown[20..24].copy_from_slice(&not);
     for (name, bytes) in [
-        ("garbage", b"this is not the adb protocol at all, not even close".to_vec()),
+        (
+            "garbage",
+            b"this is not the adb protocol at all, not even close".to_vec(),
+        ),
         ("bad magic", bad_magic),
         ("wrong checksum", bad_sum),
         ("oversized payload", oversized),
         ("unknown command", unknown),
     ] {
-        assert!(closes_on(adbd.port, &bytes), "{name}: connection stayed open");
+        assert!(
+            closes_on(adbd.port, &bytes),
+            "{name}: connection stayed open"
+        );
     }
     // Two WRTEs on one stream without waiting for OKAY: a protocol violation.
     let mut s = handshake(adbd.port);
-    s.write_all(&Packet::new(Cmd::Open, 9, 0, b"shell,v2,raw:cat\0".to_vec()).encode(false)).unwrap();
+    s.write_all(&Packet::new(Cmd::Open, 9, 0, b"shell,v2,raw:cat\0".to_vec()).encode(false))
+        .unwrap();
     let okay = read_packet(&mut s, packet::MAX_PAYLOAD).unwrap();
     assert_eq!((okay.command, okay.arg1), (Cmd::Okay, 9));
     let wrte = Packet::new(Cmd::Wrte, 9, okay.arg0, adb::shell::encode(0, b"x")).encode(false);
     for _ in 0..4 {
         let _ = s.write_all(&wrte);
     }
-    assert!(closes_on_stream(&mut s), "WRTE flood: connection stayed open");
+    assert!(
+        closes_on_stream(&mut s),
+        "WRTE flood: connection stayed open"
+    );
     // Unknown services are refused with CLSE(0, id); the connection stays.
     let mut s = handshake(adbd.port);
-    s.write_all(&Packet::new(Cmd::Open, 5, 0, b"jdwp:1\0".to_vec()).encode(false)).unwrap();
+    s.write_all(&Packet::new(Cmd::Open, 5, 0, b"jdwp:1\0".to_vec()).encode(false))
+        .unwrap();
     let clse = read_packet(&mut s, packet::MAX_PAYLOAD).unwrap();
     assert_eq!((clse.command, clse.arg0, clse.arg1), (Cmd::Clse, 0, 5));
     // And the stock client still works.
     let c = Client::connect(adbd.port);
-    assert_eq!(text(&c.on(&["shell", "echo still serving"]).stdout), "still serving\n");
+    assert_eq!(
+        text(&c.on(&["shell", "echo still serving"]).stdout),
+        "still serving\n"
+    );
 }
 
 fn closes_on_stream(s: &mut TcpStream) -> bool {
@@ -201,4 +259,3 @@ fn closes_on_stream(s: &mut TcpStream) -> bool {
         }
     }
 }
-

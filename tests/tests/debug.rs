@@ -1,19 +1,14 @@
 //! Debugging a VM: `--gdb PORT` exposes the guest kernel through the VMM's gdb stub (GDB's
-//! remote serial protocol, checked here without gdb), for debuggable VMs only.
+//! remote serial protocol, checked byte by byte and then with Debian's gdb in batch mode), for
+//! debuggable VMs only. tests/debugging.rs covers adb, logs, tombstones and gdbserver.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use boot_tests::{build_image, ImageChanges};
+use boot_tests::{build_image, free_port, ImageChanges};
 
 const HANG: &str = r#"{"task": {"command": "/system/bin/hello_payload", "args": ["--hang"]}}"#;
-
-/// A free localhost TCP port (bound, then released for QEMU).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 /// One RSP packet: `$<data>#<checksum>`.
 fn packet(data: &str) -> String {
@@ -79,10 +74,26 @@ fn gdb_reaches_the_guest_kernel_of_a_debuggable_vm() {
         }
         // Detach: the VM runs on until the test's timeout ends it.
         let _ = stream.write_all(packet("D").as_bytes());
-        (stop, registers)
+        drop(stream);
+        // And Debian's gdb itself, as a developer types it.
+        let gdb = std::process::Command::new("timeout")
+            .args(["30", "gdb", "-batch", "-nx"])
+            .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
+            .args(["-ex", "info registers rip"])
+            .args(["-ex", "detach"])
+            .output()
+            .expect("running gdb (Debian package gdb, from make setup)");
+        let gdb = String::from_utf8_lossy(&gdb.stdout).into_owned()
+            + &String::from_utf8_lossy(&gdb.stderr);
+        (stop, registers, gdb)
     })
     .unwrap();
-    let (stop, registers) = answer.expect("the payload never became ready");
+    let (stop, registers, gdb) = answer.expect("the payload never became ready");
+    assert!(
+        gdb.lines()
+            .any(|l| l.starts_with("rip ") && l.contains("0x")),
+        "gdb batch session:\n{gdb}"
+    );
     assert!(
         stop.starts_with('S') || stop.starts_with('T'),
         "stop reply {stop:?}"

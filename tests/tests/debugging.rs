@@ -51,13 +51,18 @@ fn app(dir: &Path, name: &str, source: &str, config_extra: serde_json::Value) ->
     let tree = dir.join(format!("{name}.tree"));
     std::fs::create_dir_all(tree.join("assets")).unwrap();
     std::fs::create_dir_all(tree.join("lib/x86_64")).unwrap();
-    let mut config = serde_json::json!({"task": {"type": "microdroid_launcher", "command": "libpayload.so"}});
+    let mut config =
+        serde_json::json!({"task": {"type": "microdroid_launcher", "command": "libpayload.so"}});
     if let (Some(c), Some(extra)) = (config.as_object_mut(), config_extra.as_object()) {
         c.extend(extra.clone());
     }
     std::fs::write(tree.join("assets/vm_config.json"), config.to_string()).unwrap();
     write_manifest(&tree, &format!("com.example.{name}"), 1);
-    cc_shared(&tree.join("lib/x86_64/libpayload.so"), source, &["log", "vm_payload"]);
+    cc_shared(
+        &tree.join("lib/x86_64/libpayload.so"),
+        source,
+        &["log", "vm_payload"],
+    );
     let (apk, idsig) = sign_tree(&tree, &dir.join(format!("{name}.apk")), TestSigner::Rsa);
     AppPayload {
         apk,
@@ -135,10 +140,20 @@ fn drive_debuggable_vm(uds: PathBuf) -> Seen {
     seen.exit_7_stderr = (text(&out.stderr), out.status.code());
     // 10 MiB there and back.
     let host = tempfile::tempdir().unwrap();
-    let data: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let data: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
     std::fs::write(host.path().join("big"), &data).unwrap();
-    let push = c.on(&["push", host.path().join("big").to_str().unwrap(), "/data/local/tmp/big"]);
-    let pull = c.on(&["pull", "/data/local/tmp/big", host.path().join("back").to_str().unwrap()]);
+    let push = c.on(&[
+        "push",
+        host.path().join("big").to_str().unwrap(),
+        "/data/local/tmp/big",
+    ]);
+    let pull = c.on(&[
+        "pull",
+        "/data/local/tmp/big",
+        host.path().join("back").to_str().unwrap(),
+    ]);
     seen.pushed_pulled_equal = push.status.success()
         && pull.status.success()
         && std::fs::read(host.path().join("back")).unwrap_or_default() == data;
@@ -174,7 +189,9 @@ fn gdbserver_session(c: &AdbClient) -> String {
     };
     let _ = c.on(&[
         "shell",
-        &format!("gdbserver --once --attach 127.0.0.1:5039 {pid} >/data/local/tmp/gdbserver.log 2>&1 &"),
+        &format!(
+            "gdbserver --once --attach 127.0.0.1:5039 {pid} >/data/local/tmp/gdbserver.log 2>&1 &"
+        ),
     ]);
     let local = boot_tests::free_port();
     let _ = c.on(&["forward", &format!("tcp:{local}"), "tcp:5039"]);
@@ -190,7 +207,9 @@ fn gdbserver_session(c: &AdbClient) -> String {
             .expect("running gdb (Debian package gdb, from make setup)");
         let all = text(&out.stdout) + &text(&out.stderr);
         if all.contains("rip ") || Instant::now() > deadline {
-            return all + "\n--- gdbserver.log:\n" + &text(&c.on(&["shell", "cat /data/local/tmp/gdbserver.log"]).stdout);
+            return all
+                + "\n--- gdbserver.log:\n"
+                + &text(&c.on(&["shell", "cat /data/local/tmp/gdbserver.log"]).stdout);
         }
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -220,10 +239,21 @@ fn adb_logcat_gdbserver_and_the_log_file_in_a_debuggable_vm() {
         .find(|l| l.ends_with(" I adb_test: payload logged 42"))
         .unwrap_or_else(|| panic!("no payload line in logcat:\n{}", seen.logcat));
     assert_eq!(logged.as_bytes()[2], b'-', "{logged}");
-    assert!(seen.logcat.contains("--------- beginning of main"), "{}", seen.logcat);
-    assert!(seen.logcat.contains(" I microdroid_manager: "), "{}", seen.logcat);
+    assert!(
+        seen.logcat.contains("--------- beginning of main"),
+        "{}",
+        seen.logcat
+    );
+    assert!(
+        seen.logcat.contains(" I microdroid_manager: "),
+        "{}",
+        seen.logcat
+    );
     assert!(seen.gdb.contains("rip "), "gdb session:\n{}", seen.gdb);
-    assert!(seen.garbage_closed, "adbd kept a connection that sent garbage");
+    assert!(
+        seen.garbage_closed,
+        "adbd kept a connection that sent garbage"
+    );
     assert_eq!(seen.after_garbage, "still here\n");
     // The --log file has the guest's log, kernel messages stay on the console.
     let log = std::fs::read_to_string(dir.join("debuggable.log")).unwrap();
@@ -232,16 +262,26 @@ fn adb_logcat_gdbserver_and_the_log_file_in_a_debuggable_vm() {
     assert!(result.tombstones.is_empty(), "{:?}", result.tombstones);
 }
 
-fn crash(dir: &Path, name: &str, extra: serde_json::Value, debuggable: bool) -> (host_tools::vm::VmResult, String) {
+fn crash(
+    dir: &Path,
+    name: &str,
+    extra: serde_json::Value,
+    debuggable: bool,
+) -> (host_tools::vm::VmResult, String) {
     let app = app(dir, name, CRASHING_PAYLOAD, extra);
     let result = boot_tests::boot(&config(dir, name, app, debuggable)).unwrap();
     let console = console_text(&result);
     match &result.outcome {
         VmOutcome::GuestError(d) => assert!(
-            d.detail.as_deref().unwrap_or("").contains("signal: 11 (SIGSEGV)"),
+            d.detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("signal: 11 (SIGSEGV)"),
             "{d:?}\n{console}"
         ),
-        other => panic!("expected the payload's SIGSEGV as the death reason, got {other:?}\n{console}"),
+        other => {
+            panic!("expected the payload's SIGSEGV as the death reason, got {other:?}\n{console}")
+        }
     }
     (result, console)
 }
@@ -256,28 +296,47 @@ fn a_null_dereference_leaves_a_tombstone_on_the_host() {
     assert!(path.starts_with(dir.join("crash-tombstones")), "{path:?}");
     let tombstone = std::fs::read_to_string(path).unwrap();
     println!("{tombstone}");
-    assert!(tombstone.starts_with(&format!("{}\n", ["***"; 16].join(" "))), "{tombstone}");
     assert!(
-        tombstone.contains("signal 11 (SIGSEGV), code 1 (SEGV_MAPERR), fault addr 0x0000000000000000\n"),
+        tombstone.starts_with(&format!("{}\n", ["***"; 16].join(" "))),
+        "{tombstone}"
+    );
+    assert!(
+        tombstone
+            .contains("signal 11 (SIGSEGV), code 1 (SEGV_MAPERR), fault addr 0x0000000000000000\n"),
         "{tombstone}"
     );
     let top = tombstone
         .lines()
         .find(|l| l.starts_with("      #00 pc "))
         .unwrap_or_else(|| panic!("no backtrace:\n{tombstone}"));
-    assert!(top.contains("/mnt/apk/lib/x86_64/libpayload.so (crash_now+"), "{top}");
+    assert!(
+        top.contains("/mnt/apk/lib/x86_64/libpayload.so (crash_now+"),
+        "{top}"
+    );
     assert!(tombstone.contains("(AVmPayload_main+"), "{tombstone}");
     assert!(tombstone.contains("uid: "), "{tombstone}");
     assert!(tombstone.contains("memory map ("), "{tombstone}");
     // The last log lines, with the payload's own.
-    assert!(tombstone.contains(" I crasher : about to crash"), "{tombstone}");
+    assert!(
+        tombstone.contains(" I crasher : about to crash"),
+        "{tombstone}"
+    );
     // The crash is in the guest's log too (the crash buffer, as debuggerd).
     let log = std::fs::read_to_string(dir.join("crash.log")).unwrap();
     assert!(log.contains(" F DEBUG   : signal 11 (SIGSEGV)"), "{log}");
 
     // The config can turn export off.
-    let (result, console) = crash(dir, "noexport", serde_json::json!({"export_tombstones": false}), true);
-    assert!(result.tombstones.is_empty(), "{:?}\n{console}", result.tombstones);
+    let (result, console) = crash(
+        dir,
+        "noexport",
+        serde_json::json!({"export_tombstones": false}),
+        true,
+    );
+    assert!(
+        result.tombstones.is_empty(),
+        "{:?}\n{console}",
+        result.tombstones
+    );
 }
 
 #[test]
@@ -291,18 +350,36 @@ fn debug_level_none_exposes_nothing() {
         let direct = host_tools::vsock::connect(&uds, 5555, Duration::from_secs(10))
             .map(|_| ())
             .map_err(|e| e.to_string());
-        let cli = Command::new(vmctl()).args(["adb", &cid_of(&uds).to_string()]).output().unwrap();
+        let cli = Command::new(vmctl())
+            .args(["adb", &cid_of(&uds).to_string()])
+            .output()
+            .unwrap();
         (format!("{direct:?}"), cli.status.code(), text(&cli.stderr))
     })
     .unwrap();
     let (direct, cli_status, cli_stderr) = seen.expect("the payload became ready");
-    assert_eq!(result.outcome, VmOutcome::PayloadFinished(0), "{}", console_text(&result));
-    assert!(direct.contains("does not serve vsock port 5555"), "{direct}");
+    assert_eq!(
+        result.outcome,
+        VmOutcome::PayloadFinished(0),
+        "{}",
+        console_text(&result)
+    );
+    assert!(
+        direct.contains("does not serve vsock port 5555"),
+        "{direct}"
+    );
     assert_eq!(cli_status, Some(1));
-    assert!(cli_stderr.contains("not debuggable (debug level NONE): it runs no adbd"), "{cli_stderr}");
+    assert!(
+        cli_stderr.contains("not debuggable (debug level NONE): it runs no adbd"),
+        "{cli_stderr}"
+    );
     // No log stream: the file the host gave stays empty.
     assert_eq!(std::fs::read(dir.join("none.log")).unwrap_or_default(), b"");
     // No tombstone by default.
     let (result, console) = crash(dir, "nonecrash", serde_json::json!({}), false);
-    assert!(result.tombstones.is_empty(), "{:?}\n{console}", result.tombstones);
+    assert!(
+        result.tombstones.is_empty(),
+        "{:?}\n{console}",
+        result.tombstones
+    );
 }

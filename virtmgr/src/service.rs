@@ -113,9 +113,8 @@ impl IVirtualizationService for Handle {
         // /proc path; kept open for the VM's life with the others.
         if let Some(fd) = os_log {
             use std::os::fd::AsRawFd;
-            resolved.config.log_file = Some(
-                format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd()).into(),
-            );
+            resolved.config.log_file =
+                Some(format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd()).into());
             resolved.fds.push(fd);
         }
         resolved.config.console_out = console_out.map(|fd| Arc::new(std::fs::File::from(fd)));

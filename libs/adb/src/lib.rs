@@ -18,3 +18,29 @@ pub mod sync;
 
 pub use packet::{Command, Header, Packet, PacketError};
 pub use service::{Service, ServiceError, ShellMode};
+
+/// Everything bytes from the host side reach, for the fuzz target (fuzz/) and the bad-input
+/// corpus test: messages until the stream ends or fails, each payload as a service name, shell
+/// protocol packets, sync requests and a banner; the whole input also as a raw shell and sync
+/// stream. It must return (never panic, never hang) whatever the input.
+pub fn fuzz_entry(data: &[u8]) {
+    fn stream_views(bytes: &[u8]) {
+        let _ = Service::parse(bytes);
+        let _ = packet::banner_features(bytes);
+        let mut parser = shell::Parser::new(packet::MAX_PAYLOAD);
+        parser.push(bytes);
+        while let Ok(Some(_)) = parser.next_packet() {}
+        let _ = shell::parse_window_size(bytes);
+        let mut r = bytes;
+        while let Ok(Some(request)) = sync::read_request(&mut r) {
+            if let sync::Request::Send { .. } = request {
+                while let Ok(sync::SendItem::Data(_)) = sync::read_send_item(&mut r) {}
+            }
+        }
+    }
+    let mut r = data;
+    while let Ok(p) = packet::read_packet(&mut r, packet::MAX_PAYLOAD) {
+        stream_views(&p.data);
+    }
+    stream_views(data);
+}

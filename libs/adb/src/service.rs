@@ -144,18 +144,42 @@ mod tests {
             }
         );
         // adb logcat: no raw/pty argument, a command: raw.
-        let logcat = Service::parse(b"shell,v2,TERM=xterm:export ANDROID_LOG_TAGS=\"''\"; exec logcat '-d'\0").unwrap();
-        assert!(matches!(logcat, Service::Shell { v2: true, mode: ShellMode::Raw, .. }));
+        let logcat = Service::parse(
+            b"shell,v2,TERM=xterm:export ANDROID_LOG_TAGS=\"''\"; exec logcat '-d'\0",
+        )
+        .unwrap();
+        assert!(matches!(
+            logcat,
+            Service::Shell {
+                v2: true,
+                mode: ShellMode::Raw,
+                ..
+            }
+        ));
         assert_eq!(
             Service::parse(b"shell:ls").unwrap(),
-            Service::Shell { v2: false, mode: ShellMode::Raw, term: None, command: "ls".into() }
+            Service::Shell {
+                v2: false,
+                mode: ShellMode::Raw,
+                term: None,
+                command: "ls".into()
+            }
         );
-        assert_eq!(Service::parse(b"exec:echo 'hi'\0").unwrap(), Service::Exec("echo 'hi'".into()));
+        assert_eq!(
+            Service::parse(b"exec:echo 'hi'\0").unwrap(),
+            Service::Exec("echo 'hi'".into())
+        );
         assert_eq!(Service::parse(b"sync:\0").unwrap(), Service::Sync);
         assert_eq!(Service::parse(b"root:\0").unwrap(), Service::Root);
-        assert_eq!(Service::parse(b"reboot:\0").unwrap(), Service::Reboot(String::new()));
+        assert_eq!(
+            Service::parse(b"reboot:\0").unwrap(),
+            Service::Reboot(String::new())
+        );
         assert_eq!(Service::parse(b"tcp:5039\0").unwrap(), Service::Tcp(5039));
-        assert_eq!(Service::parse(b"tcp:localhost:5039").unwrap(), Service::Tcp(5039));
+        assert_eq!(
+            Service::parse(b"tcp:localhost:5039").unwrap(),
+            Service::Tcp(5039)
+        );
     }
 
     #[test]
@@ -164,11 +188,29 @@ mod tests {
             Service::parse(b"tcp:10.0.0.1:80").unwrap_err(),
             ServiceError::RemoteHost("10.0.0.1".into())
         );
-        assert!(matches!(Service::parse(b"tcp:0"), Err(ServiceError::BadPort(_))));
-        assert!(matches!(Service::parse(b"tcp:99999"), Err(ServiceError::BadPort(_))));
-        assert!(matches!(Service::parse(b"jdwp:12"), Err(ServiceError::Unsupported(_))));
-        assert!(matches!(Service::parse(b"shellx:"), Err(ServiceError::Unsupported(_))));
-        assert_eq!(Service::parse(b"\xff\xfe").unwrap_err(), ServiceError::NotUtf8);
-        assert!(matches!(Service::parse(b""), Err(ServiceError::Unsupported(_))));
+        assert!(matches!(
+            Service::parse(b"tcp:0"),
+            Err(ServiceError::BadPort(_))
+        ));
+        assert!(matches!(
+            Service::parse(b"tcp:99999"),
+            Err(ServiceError::BadPort(_))
+        ));
+        assert!(matches!(
+            Service::parse(b"jdwp:12"),
+            Err(ServiceError::Unsupported(_))
+        ));
+        assert!(matches!(
+            Service::parse(b"shellx:"),
+            Err(ServiceError::Unsupported(_))
+        ));
+        assert_eq!(
+            Service::parse(b"\xff\xfe").unwrap_err(),
+            ServiceError::NotUtf8
+        );
+        assert!(matches!(
+            Service::parse(b""),
+            Err(ServiceError::Unsupported(_))
+        ));
     }
 }

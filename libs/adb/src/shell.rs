@@ -104,7 +104,10 @@ mod tests {
     fn bad_packets() {
         let mut p = Parser::new(16);
         p.push(&encode(ID_STDIN, &[0; 17]));
-        assert_eq!(p.next_packet().unwrap_err(), ShellError::Oversized { len: 17, max: 16 });
+        assert_eq!(
+            p.next_packet().unwrap_err(),
+            ShellError::Oversized { len: 17, max: 16 }
+        );
         let mut p = Parser::new(16);
         p.push(&encode(ID_EXIT, &[1]));
         assert_eq!(p.next_packet().unwrap_err(), ShellError::UnknownId(ID_EXIT));

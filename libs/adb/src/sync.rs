@@ -46,12 +46,23 @@ pub enum SyncError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// STAT (v1 reply), LST2 (lstat) or STA2 (stat): the id is echoed in the reply.
-    Stat { id: u32, path: String },
+    Stat {
+        id: u32,
+        path: String,
+    },
     /// LIST (v1 entries) or LIS2.
-    List { id: u32, path: String },
+    List {
+        id: u32,
+        path: String,
+    },
     /// SEND `"path,mode"`: DATA chunks and DONE(mtime) follow.
-    Send { path: String, mode: u32 },
-    Recv { path: String },
+    Send {
+        path: String,
+        mode: u32,
+    },
+    Recv {
+        path: String,
+    },
     Quit,
 }
 
@@ -243,7 +254,11 @@ pub fn encode_status(id: u32) -> Vec<u8> {
 
 pub fn encode_fail(message: &str) -> Vec<u8> {
     let mut out = FAIL.to_le_bytes().to_vec();
-    out.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(message.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
     out.extend_from_slice(message.as_bytes());
     out
 }
@@ -269,13 +284,22 @@ mod tests {
         let mut r = &bytes[..];
         assert_eq!(
             read_request(&mut r).unwrap(),
-            Some(Request::Stat { id: STA2, path: "/data/local/tmp/f".into() })
+            Some(Request::Stat {
+                id: STA2,
+                path: "/data/local/tmp/f".into()
+            })
         );
         assert_eq!(
             read_request(&mut r).unwrap(),
-            Some(Request::Send { path: "/data/local/tmp/f".into(), mode: 0o100644 })
+            Some(Request::Send {
+                path: "/data/local/tmp/f".into(),
+                mode: 0o100644
+            })
         );
-        assert_eq!(read_send_item(&mut r).unwrap(), SendItem::Data(b"abc".to_vec()));
+        assert_eq!(
+            read_send_item(&mut r).unwrap(),
+            SendItem::Data(b"abc".to_vec())
+        );
         assert_eq!(read_send_item(&mut r).unwrap(), SendItem::Done { mtime: 0 });
         assert_eq!(read_request(&mut r).unwrap(), Some(Request::Quit));
         assert_eq!(read_request(&mut r).unwrap(), None);
@@ -284,16 +308,31 @@ mod tests {
     #[test]
     fn bad_requests() {
         let long = req(RECV, &[b'a'; 1025]);
-        assert!(matches!(read_request(&mut &long[..]), Err(SyncError::PathTooLong(1025))));
+        assert!(matches!(
+            read_request(&mut &long[..]),
+            Err(SyncError::PathTooLong(1025))
+        ));
         let unknown = req(0x1234_5678, b"x");
-        assert!(matches!(read_request(&mut &unknown[..]), Err(SyncError::UnknownRequest(_))));
+        assert!(matches!(
+            read_request(&mut &unknown[..]),
+            Err(SyncError::UnknownRequest(_))
+        ));
         let mut chunk = DATA.to_le_bytes().to_vec();
         chunk.extend_from_slice(&(MAX_DATA + 1).to_le_bytes());
-        assert!(matches!(read_send_item(&mut &chunk[..]), Err(SyncError::OversizedData(_))));
+        assert!(matches!(
+            read_send_item(&mut &chunk[..]),
+            Err(SyncError::OversizedData(_))
+        ));
         let truncated = &req(RECV, b"abc")[..9];
-        assert!(matches!(read_request(&mut &truncated[..]), Err(SyncError::Io(_))));
+        assert!(matches!(
+            read_request(&mut &truncated[..]),
+            Err(SyncError::Io(_))
+        ));
         let not_utf8 = req(RECV, b"\xff");
-        assert!(matches!(read_request(&mut &not_utf8[..]), Err(SyncError::PathNotUtf8)));
+        assert!(matches!(
+            read_request(&mut &not_utf8[..]),
+            Err(SyncError::PathNotUtf8)
+        ));
     }
 
     #[test]

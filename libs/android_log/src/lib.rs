@@ -155,7 +155,9 @@ fn split_payload(payload: &[u8]) -> Result<(u8, String, String), LogError> {
     Ok((
         priority,
         String::from_utf8_lossy(tag).into_owned(),
-        String::from_utf8_lossy(message).trim_end_matches('\n').to_owned(),
+        String::from_utf8_lossy(message)
+            .trim_end_matches('\n')
+            .to_owned(),
     ))
 }
 
@@ -177,7 +179,15 @@ fn payload_bytes(priority: u8, tag: &str, message: &str) -> Vec<u8> {
 }
 
 /// A writer's datagram.
-pub fn encode_write(lid: LogId, tid: u16, sec: u32, nsec: u32, priority: u8, tag: &str, message: &str) -> Vec<u8> {
+pub fn encode_write(
+    lid: LogId,
+    tid: u16,
+    sec: u32,
+    nsec: u32,
+    priority: u8,
+    tag: &str,
+    message: &str,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(WRITE_HEADER_LEN + 64);
     out.push(lid as u8);
     out.extend_from_slice(&tid.to_le_bytes());
@@ -208,7 +218,8 @@ pub fn parse_write(bytes: &[u8]) -> Result<Written, LogError> {
         return Err(LogError::Oversized(payload.len()));
     }
     let lid = LogId::from_u8(bytes[0]).ok_or(LogError::UnknownBuffer(u32::from(bytes[0])))?;
-    let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    let u32_at =
+        |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     let (priority, tag, message) = split_payload(payload)?;
     Ok(Written {
         lid,
@@ -240,7 +251,8 @@ impl Entry {
         if bytes.len() < ENTRY_HEADER_LEN {
             return Err(LogError::Short(bytes.len()));
         }
-        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let len = usize::from(u16::from_le_bytes([bytes[0], bytes[1]]));
         let hdr = u16::from_le_bytes([bytes[2], bytes[3]]);
         if usize::from(hdr) != ENTRY_HEADER_LEN {
@@ -251,7 +263,10 @@ impl Entry {
         }
         let actual = bytes.len() - ENTRY_HEADER_LEN;
         if actual != len {
-            return Err(LogError::LengthMismatch { declared: len, actual });
+            return Err(LogError::LengthMismatch {
+                declared: len,
+                actual,
+            });
         }
         let lid_raw = u32_at(20);
         let lid = u8::try_from(lid_raw)
@@ -322,7 +337,10 @@ impl Format {
 
 fn timestamp(e: &Entry) -> String {
     let (_, mo, d, h, mi, s) = civil_time(u64::from(e.sec));
-    format!("{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:03}", e.nsec / 1_000_000)
+    format!(
+        "{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:03}",
+        e.nsec / 1_000_000
+    )
 }
 
 /// The entry as logcat prints it: one output line per message line, prefix repeated.
@@ -347,7 +365,13 @@ pub fn format_entry(e: &Entry, format: Format) -> String {
         Format::Raw => String::new(),
         Format::Time => format!("{} {p}/{:<8}({:5}): ", timestamp(e), e.tag, e.pid),
         Format::ThreadTime | Format::Long => {
-            format!("{} {:5} {:5} {p} {:<8}: ", timestamp(e), e.pid, e.tid, e.tag)
+            format!(
+                "{} {:5} {:5} {p} {:<8}: ",
+                timestamp(e),
+                e.pid,
+                e.tid,
+                e.tag
+            )
         }
     };
     let suffix = if format == Format::Process {
@@ -448,7 +472,9 @@ impl Logger {
 
     /// Logs `message` (each line its own record, as logcat shows them anyway).
     pub fn log(&self, priority: u8, tag: &str, message: &str) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         // SAFETY: gettid(2) has no arguments and cannot fail.
         let tid = unsafe { libc::gettid() } as u16;
         let datagram = encode_write(
@@ -488,6 +514,20 @@ pub fn read_tail(socket_dir: &Path, lids: &[LogId], tail: usize) -> std::io::Res
             out.push(e);
         }
     }
+}
+
+/// Everything logd and logcat parse from other processes, for the fuzz target (fuzz/) and the
+/// bad-input corpus test: the bytes as a writer's datagram, as a reader record (formatted if it
+/// parses), and as filter specs. It must return, never panic, whatever the input.
+pub fn fuzz_entry(data: &[u8]) {
+    let _ = parse_write(data);
+    if let Ok(e) = Entry::parse(data) {
+        let _ = format_entry(&e, Format::ThreadTime);
+        let _ = format_entry(&e, Format::Long);
+        let _ = Filter::default().matches(&e);
+    }
+    let mut filter = Filter::default();
+    let _ = filter.add_specs(&String::from_utf8_lossy(data));
 }
 
 #[cfg(test)]
@@ -530,11 +570,24 @@ mod tests {
         assert_eq!(Entry::parse(&e.encode()).unwrap(), e);
         let w = encode_write(LogId::System, 7, 1, 2, WARN, "tag", "msg\n");
         let parsed = parse_write(&w).unwrap();
-        assert_eq!((parsed.lid, parsed.tid, parsed.sec, parsed.nsec), (LogId::System, 7, 1, 2));
-        assert_eq!((parsed.priority, parsed.tag.as_str(), parsed.message.as_str()), (WARN, "tag", "msg"));
+        assert_eq!(
+            (parsed.lid, parsed.tid, parsed.sec, parsed.nsec),
+            (LogId::System, 7, 1, 2)
+        );
+        assert_eq!(
+            (
+                parsed.priority,
+                parsed.tag.as_str(),
+                parsed.message.as_str()
+            ),
+            (WARN, "tag", "msg")
+        );
         // A long message is cut to one record.
         let long = "x".repeat(10_000);
-        assert!(encode_write(LogId::Main, 1, 0, 0, INFO, "t", &long).len() <= WRITE_HEADER_LEN + MAX_PAYLOAD);
+        assert!(
+            encode_write(LogId::Main, 1, 0, 0, INFO, "t", &long).len()
+                <= WRITE_HEADER_LEN + MAX_PAYLOAD
+        );
     }
 
     #[test]
@@ -544,10 +597,16 @@ mod tests {
         w[0] = 9;
         assert_eq!(parse_write(&w).unwrap_err(), LogError::UnknownBuffer(9));
         let big = vec![0u8; WRITE_HEADER_LEN + MAX_PAYLOAD + 1];
-        assert_eq!(parse_write(&big).unwrap_err(), LogError::Oversized(MAX_PAYLOAD + 1));
+        assert_eq!(
+            parse_write(&big).unwrap_err(),
+            LogError::Oversized(MAX_PAYLOAD + 1)
+        );
         let mut r = entry().encode();
         r.push(0);
-        assert!(matches!(Entry::parse(&r).unwrap_err(), LogError::LengthMismatch { .. }));
+        assert!(matches!(
+            Entry::parse(&r).unwrap_err(),
+            LogError::LengthMismatch { .. }
+        ));
         let mut r = entry().encode();
         r[2] = 20;
         assert_eq!(Entry::parse(&r).unwrap_err(), LogError::BadHeaderSize(20));

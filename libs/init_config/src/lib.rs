@@ -275,7 +275,10 @@ service adbd /system/bin/adbd
         assert!(logger.disabled && !logger.console);
         assert_eq!(logger.only_if_cmdline, None);
         let adbd = config.service("adbd").unwrap();
-        assert_eq!(adbd.only_if_cmdline.as_deref(), Some("androidboot.adb.enabled=1"));
+        assert_eq!(
+            adbd.only_if_cmdline.as_deref(),
+            Some("androidboot.adb.enabled=1")
+        );
         assert_eq!(adbd.wait_for, ["/dev/socket/a", "/dev/socket/b"]);
     }
 

@@ -69,8 +69,19 @@ fn uptime_of(stat: &str, system_uptime: &str) -> u64 {
 
 /// Collects the tombstone of `pid` (the kernel's view of the sender, not the message's claim),
 /// whose thread `message.tid` crashed.
-pub fn collect(message: &CrashMessage, pid: i32, build_fingerprint: &str, log_tail: Vec<String>) -> Tombstone {
-    collect_with(message, pid, build_fingerprint, log_tail, &ProcessMemory(pid))
+pub fn collect(
+    message: &CrashMessage,
+    pid: i32,
+    build_fingerprint: &str,
+    log_tail: Vec<String>,
+) -> Tombstone {
+    collect_with(
+        message,
+        pid,
+        build_fingerprint,
+        log_tail,
+        &ProcessMemory(pid),
+    )
 }
 
 pub fn collect_with(
@@ -87,15 +98,25 @@ pub fn collect_with(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    let thread_name = read(&proc_dir.join("task").join(message.tid.to_string()).join("comm"))
-        .trim_end()
-        .to_owned();
+    let thread_name = read(
+        &proc_dir
+            .join("task")
+            .join(message.tid.to_string())
+            .join("comm"),
+    )
+    .trim_end()
+    .to_owned();
     let frames = unwind::unwind(&message.gregs, &maps, memory);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     Tombstone {
         build_fingerprint: build_fingerprint.to_owned(),
         timestamp: (now.as_secs(), now.subsec_nanos()),
-        process_uptime_secs: uptime_of(&read(&proc_dir.join("stat")), &read(Path::new("/proc/uptime"))),
+        process_uptime_secs: uptime_of(
+            &read(&proc_dir.join("stat")),
+            &read(Path::new("/proc/uptime")),
+        ),
         cmdline,
         pid,
         tid: message.tid,
@@ -121,7 +142,9 @@ mod tests {
         assert_eq!(uid_of(""), 0);
         // Field 22 (starttime) is the 20th after the command name.
         let stat = "42 (a (b) c) S 1 42 42 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 500 0 0";
-        let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as u64;
+        let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .unwrap()
+            .unwrap() as u64;
         assert_eq!(uptime_of(stat, &format!("{}.5 1.0", 500 / ticks + 7)), 7);
     }
 }

@@ -29,3 +29,37 @@ pub mod unwind;
 pub const CRASH_SOCKET: &str = "/dev/socket/tombstoned_crash";
 /// The host's vsock port for tombstones (AOSP's VM_TOMBSTONES_SERVICE_PORT).
 pub const TOMBSTONE_PORT: u32 = 2000;
+
+/// What the dumper parses from another process, for the fuzz target (fuzz/) and the bad-input
+/// corpus test: the bytes as a crash message (rendered into a tombstone if they parse) and as
+/// /proc/PID/maps text. It must return, never panic, whatever the input.
+pub fn fuzz_entry(data: &[u8]) {
+    let maps = unwind::parse_maps(&String::from_utf8_lossy(data));
+    if let Ok(m) = message::CrashMessage::parse(data) {
+        struct NoMemory;
+        impl unwind::Memory for NoMemory {
+            fn read_u64(&self, _: u64) -> Option<u64> {
+                None
+            }
+        }
+        let frames = unwind::unwind(&m.gregs, &maps, &NoMemory);
+        let t = dump::Tombstone {
+            build_fingerprint: String::new(),
+            timestamp: (0, 0),
+            process_uptime_secs: 0,
+            cmdline: Vec::new(),
+            pid: m.pid,
+            tid: m.tid,
+            thread_name: String::new(),
+            uid: 0,
+            signal: m.signal,
+            code: m.code,
+            fault_addr: m.fault_addr,
+            gregs: m.gregs,
+            frames,
+            maps,
+            log_tail: Vec::new(),
+        };
+        let _ = text::render(&t);
+    }
+}

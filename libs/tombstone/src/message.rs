@@ -98,7 +98,8 @@ impl CrashMessage {
         if &magic != MAGIC {
             return Err(MessageError::BadMagic(magic));
         }
-        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let u64_at = |i: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&bytes[i..i + 8]);
@@ -134,7 +135,14 @@ mod tests {
     fn sample() -> CrashMessage {
         let mut gregs = [0u64; NGREG];
         gregs[reg::RIP] = 0x5555_0000_1139;
-        CrashMessage { signal: libc::SIGSEGV, code: 1, pid: 7, tid: 8, fault_addr: 0, gregs }
+        CrashMessage {
+            signal: libc::SIGSEGV,
+            code: 1,
+            pid: 7,
+            tid: 8,
+            fault_addr: 0,
+            gregs,
+        }
     }
 
     #[test]
@@ -146,15 +154,27 @@ mod tests {
     #[test]
     fn bad_messages() {
         let good = sample().encode();
-        assert_eq!(CrashMessage::parse(&good[..10]).unwrap_err(), MessageError::BadLength(10));
+        assert_eq!(
+            CrashMessage::parse(&good[..10]).unwrap_err(),
+            MessageError::BadLength(10)
+        );
         let mut b = good;
         b[0] = b'X';
-        assert!(matches!(CrashMessage::parse(&b).unwrap_err(), MessageError::BadMagic(_)));
+        assert!(matches!(
+            CrashMessage::parse(&b).unwrap_err(),
+            MessageError::BadMagic(_)
+        ));
         let mut b = good;
         b[4] = 2;
-        assert_eq!(CrashMessage::parse(&b).unwrap_err(), MessageError::BadVersion(2));
+        assert_eq!(
+            CrashMessage::parse(&b).unwrap_err(),
+            MessageError::BadVersion(2)
+        );
         let mut b = good;
         b[8..12].copy_from_slice(&libc::SIGTERM.to_le_bytes());
-        assert_eq!(CrashMessage::parse(&b).unwrap_err(), MessageError::NotACrashSignal(libc::SIGTERM));
+        assert_eq!(
+            CrashMessage::parse(&b).unwrap_err(),
+            MessageError::NotACrashSignal(libc::SIGTERM)
+        );
     }
 }

@@ -59,7 +59,10 @@ fn has_address(signal: i32, code: i32) -> bool {
 
 fn timestamp(secs: u64, nanos: u32) -> String {
     let (y, mo, d, h, mi, s) = android_log::civil_time(secs);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:09}+0000", nanos)
+    format!(
+        "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:09}+0000",
+        nanos
+    )
 }
 
 /// The line debuggerd adds after the signal line for a recognisable cause.
@@ -109,9 +112,24 @@ pub fn render(t: &Tombstone) -> String {
     }
     let g = &t.gregs;
     let rows: [&[(&str, usize)]; 5] = [
-        &[("rax", reg::RAX), ("rbx", reg::RBX), ("rcx", reg::RCX), ("rdx", reg::RDX)],
-        &[("r8", reg::R8), ("r9", reg::R9), ("r10", reg::R10), ("r11", reg::R11)],
-        &[("r12", reg::R12), ("r13", reg::R13), ("r14", reg::R14), ("r15", reg::R15)],
+        &[
+            ("rax", reg::RAX),
+            ("rbx", reg::RBX),
+            ("rcx", reg::RCX),
+            ("rdx", reg::RDX),
+        ],
+        &[
+            ("r8", reg::R8),
+            ("r9", reg::R9),
+            ("r10", reg::R10),
+            ("r11", reg::R11),
+        ],
+        &[
+            ("r12", reg::R12),
+            ("r13", reg::R13),
+            ("r14", reg::R14),
+            ("r15", reg::R15),
+        ],
         &[("rdi", reg::RDI), ("rsi", reg::RSI)],
         &[("rbp", reg::RBP), ("rsp", reg::RSP), ("rip", reg::RIP)],
     ];
@@ -183,7 +201,10 @@ mod tests {
             build_fingerprint: "microdroid/x86_64".into(),
             timestamp: (1_796_514_586, 5),
             process_uptime_secs: 1,
-            cmdline: vec!["/system/bin/microdroid_launcher".into(), "libcrash.so".into()],
+            cmdline: vec![
+                "/system/bin/microdroid_launcher".into(),
+                "libcrash.so".into(),
+            ],
             pid: 133,
             tid: 134,
             thread_name: "microdroid_laun".into(),
@@ -214,7 +235,10 @@ mod tests {
     fn layout_as_debuggerd() {
         let text = render(&sample());
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "*** *** *** *** *** *** *** *** *** *** *** *** *** *** *** ***");
+        assert_eq!(
+            lines[0],
+            "*** *** *** *** *** *** *** *** *** *** *** *** *** *** *** ***"
+        );
         assert_eq!(lines[4], "Timestamp: 2026-12-05 23:49:46.000000005+0000");
         assert_eq!(
             lines[7],
@@ -223,7 +247,9 @@ mod tests {
         assert!(text.contains(
             "signal 11 (SIGSEGV), code 1 (SEGV_MAPERR), fault addr 0x0000000000000000\nCause: null pointer dereference\n"
         ));
-        assert!(text.contains("    rbp 0000000000000000  rsp 0000000000000000  rip 00007f0000001139\n"));
+        assert!(
+            text.contains("    rbp 0000000000000000  rsp 0000000000000000  rip 00007f0000001139\n")
+        );
         assert!(text.contains(
             "      #00 pc 0000000000001139  /mnt/apk/lib/x86_64/libcrash.so (crash_now+9) (BuildId: abcd)\n"
         ));
@@ -236,7 +262,10 @@ mod tests {
         let mut t = sample();
         t.code = 0;
         let text = render(&t);
-        assert!(text.contains("code 0 (SI_USER), fault addr --------"), "{text}");
+        assert!(
+            text.contains("code 0 (SI_USER), fault addr --------"),
+            "{text}"
+        );
         assert!(!text.contains("Cause:"));
     }
 }

@@ -66,7 +66,12 @@ impl Memory for ProcessMemory {
             base: usize::try_from(addr).ok()?,
             len: 8,
         }];
-        let n = process_vm_readv(Pid::from_raw(self.0), &mut [IoSliceMut::new(&mut b)], &remote).ok()?;
+        let n = process_vm_readv(
+            Pid::from_raw(self.0),
+            &mut [IoSliceMut::new(&mut b)],
+            &remote,
+        )
+        .ok()?;
         (n == 8).then(|| u64::from_le_bytes(b))
     }
 }
@@ -111,10 +116,12 @@ impl Module {
         let Ok(file) = object::File::parse(&*self.data) else {
             return (None, None);
         };
-        let function = file
-            .symbol_map()
-            .get(svma)
-            .map(|s| (format!("{:#}", rustc_demangle::demangle(s.name())), svma - s.address()));
+        let function = file.symbol_map().get(svma).map(|s| {
+            (
+                format!("{:#}", rustc_demangle::demangle(s.name())),
+                svma - s.address(),
+            )
+        });
         let build_id = file
             .build_id()
             .ok()
@@ -135,7 +142,12 @@ impl Module {
         let eh_frame = EhFrame::new(eh_data, NativeEndian);
         let mut ctx: Box<UnwindContext<usize>> = Box::new(UnwindContext::new());
         let row = eh_frame
-            .unwind_info_for_address(&bases, &mut ctx, svma, EhFrame::<EndianSlice<NativeEndian>>::cie_from_offset)
+            .unwind_info_for_address(
+                &bases,
+                &mut ctx,
+                svma,
+                EhFrame::<EndianSlice<NativeEndian>>::cie_from_offset,
+            )
             .ok()?;
         let cfa = match row.cfa() {
             CfaRule::RegisterAndOffset { register, offset } => {
@@ -154,9 +166,23 @@ impl Module {
         };
         let ra = rule_value(row.register(X86_64::RA), None)?;
         let mut next = regs.clone();
-        for r in [X86_64::RBX, X86_64::RBP, X86_64::R12, X86_64::R13, X86_64::R14, X86_64::R15] {
+        for r in [
+            X86_64::RBX,
+            X86_64::RBP,
+            X86_64::R12,
+            X86_64::R13,
+            X86_64::R14,
+            X86_64::R15,
+        ] {
             let rule = row.register(r);
-            next.set(r, if matches!(rule, RegisterRule::Undefined) { regs.get(r) } else { rule_value(rule, regs.get(r)) });
+            next.set(
+                r,
+                if matches!(rule, RegisterRule::Undefined) {
+                    regs.get(r)
+                } else {
+                    rule_value(rule, regs.get(r))
+                },
+            );
         }
         next.set(X86_64::RSP, Some(cfa));
         next.pc = ra;
@@ -222,7 +248,9 @@ pub fn unwind(gregs: &[u64; NGREG], maps: &[Mapping], mem: &dyn Memory) -> Vec<F
         // A return address points after the call: look up the call itself.
         let lookup = if depth == 0 { pc } else { pc - 1 };
         let mapping = maps.iter().find(|m| m.start <= lookup && lookup < m.end);
-        let path = mapping.map(|m| m.path.clone()).filter(|p| p.starts_with('/'));
+        let path = mapping
+            .map(|m| m.path.clone())
+            .filter(|p| p.starts_with('/'));
         let module = path.as_ref().and_then(|p| {
             modules
                 .entry(p.clone())
@@ -252,7 +280,9 @@ pub fn unwind(gregs: &[u64; NGREG], maps: &[Mapping], mem: &dyn Memory) -> Vec<F
         });
         let Some(m) = module else { break };
         let before = (regs.pc, regs.get(X86_64::RSP));
-        if m.step(lookup.wrapping_sub(m.bias), &mut regs, mem).is_none() {
+        if m.step(lookup.wrapping_sub(m.bias), &mut regs, mem)
+            .is_none()
+        {
             break;
         }
         // No progress means a loop in the CFI or the stack: stop.

@@ -30,24 +30,56 @@ fn crash(how: &str) -> (String, std::process::ExitStatus) {
 fn null_write_gives_a_tombstone_naming_the_function() {
     let (text, status) = crash("null");
     assert_eq!(status.signal(), Some(libc::SIGSEGV), "{text}");
-    assert!(text.contains("signal 11 (SIGSEGV), code 1 (SEGV_MAPERR), fault addr 0x0000000000000000"), "{text}");
+    assert!(
+        text.contains("signal 11 (SIGSEGV), code 1 (SEGV_MAPERR), fault addr 0x0000000000000000"),
+        "{text}"
+    );
     assert!(text.contains("Cause: null pointer dereference"), "{text}");
-    assert!(text.contains("Build fingerprint: 'test/fingerprint'"), "{text}");
-    let backtrace: Vec<&str> = text.lines().skip_while(|l| *l != "backtrace:").skip(1).take_while(|l| !l.is_empty()).collect();
+    assert!(
+        text.contains("Build fingerprint: 'test/fingerprint'"),
+        "{text}"
+    );
+    let backtrace: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "backtrace:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
     // The faulting function (or, unoptimized, the write it calls) is on top.
-    assert!(backtrace[..2].iter().any(|l| l.contains("(tombstone_crasher_write_null+")), "{text}");
+    assert!(
+        backtrace[..2]
+            .iter()
+            .any(|l| l.contains("(tombstone_crasher_write_null+")),
+        "{text}"
+    );
     // Rust names are demangled.
-    assert!(backtrace.iter().any(|l| l.contains("(tombstone_crasher::main+")), "{text}");
+    assert!(
+        backtrace
+            .iter()
+            .any(|l| l.contains("(tombstone_crasher::main+")),
+        "{text}"
+    );
     // The unwinder got past the first frame through .eh_frame.
-    assert!(backtrace.iter().any(|l| l.contains("(tombstone_crasher_outer+")), "{text}");
+    assert!(
+        backtrace
+            .iter()
+            .any(|l| l.contains("(tombstone_crasher_outer+")),
+        "{text}"
+    );
     assert!(backtrace.len() >= 3, "{text}");
     assert!(text.contains("memory map ("), "{text}");
-    assert!(text.ends_with("--------- tail end of log main\na log line\n"), "{text}");
+    assert!(
+        text.ends_with("--------- tail end of log main\na log line\n"),
+        "{text}"
+    );
 }
 
 #[test]
 fn abort_is_reported_as_sent_and_still_kills() {
     let (text, status) = crash("abort");
     assert_eq!(status.signal(), Some(libc::SIGABRT), "{text}");
-    assert!(text.contains("signal 6 (SIGABRT), code -6 (SI_TKILL), fault addr --------"), "{text}");
+    assert!(
+        text.contains("signal 6 (SIGABRT), code -6 (SI_TKILL), fault addr --------"),
+        "{text}"
+    );
 }
