@@ -83,3 +83,33 @@ fn abort_is_reported_as_sent_and_still_kills() {
         "{text}"
     );
 }
+
+#[test]
+fn a_message_naming_another_process_thread_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("crash");
+    let dumper = Dumper::bind(&socket).unwrap();
+    let message = tombstone::message::CrashMessage {
+        signal: libc::SIGSEGV,
+        code: 1,
+        pid: 1,
+        tid: 1, // init's, not the sender's
+        fault_addr: 0,
+        gregs: [0; tombstone::message::NGREG],
+    }
+    .encode();
+    let sender = std::thread::spawn(move || {
+        let conn = android_log::seqpacket::connect_to(&socket).unwrap();
+        android_log::seqpacket::send_packet(&conn, &message).unwrap();
+        conn
+    });
+    let err = dumper.next("fp", &Vec::new).unwrap_err();
+    drop(sender.join());
+    assert!(
+        matches!(
+            err,
+            tombstone::dumper::DumpError::ForeignThread { tid: 1, .. }
+        ),
+        "{err}"
+    );
+}
