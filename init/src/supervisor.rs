@@ -30,6 +30,30 @@ const SERVICE_PATH: &str = "/system/bin";
 /// How long `wait_for` waits for a path.
 const WAIT_FOR_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// A service's command: its arguments and environment only, its own process group, no stdin,
+/// and every signal unblocked (PID 1 blocks SIGCHLD, SIGTERM and SIGINT for its signalfd, and a
+/// blocked mask survives exec: a service would never die of init's SIGTERM at power-off).
+fn service_command(config: &Service) -> Command {
+    let mut command = Command::new(&config.path);
+    command
+        .args(&config.args)
+        .env_clear()
+        .env("PATH", SERVICE_PATH)
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .process_group(0);
+    // SAFETY: between fork and exec the closure makes one async-signal-safe call
+    // (sigprocmask) and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            SigSet::empty()
+                .thread_set_mask()
+                .map_err(std::io::Error::from)
+        });
+    }
+    command
+}
+
 /// Polls for `path` every millisecond until `timeout`.
 fn wait_for_path(path: &std::path::Path, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
@@ -140,7 +164,8 @@ impl Supervisor {
         mask.add(Signal::SIGCHLD);
         mask.add(Signal::SIGTERM);
         mask.add(Signal::SIGINT);
-        // Children get an empty mask again: std's Command resets it before exec.
+        // Services get an empty mask again (`service_command`): a blocked SIGTERM would outlive
+        // exec, and they could not be stopped.
         mask.thread_block()
             .context("blocking signals for the signalfd")?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
@@ -193,14 +218,7 @@ impl Supervisor {
     fn start(&mut self, index: usize) -> Result<()> {
         let service = &mut self.services[index];
         let config = &service.config;
-        let mut command = Command::new(&config.path);
-        command
-            .args(&config.args)
-            .env_clear()
-            .env("PATH", SERVICE_PATH)
-            .envs(config.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .process_group(0);
+        let mut command = service_command(config);
         if config.console {
             command.stdout(Stdio::piped()).stderr(Stdio::piped());
         } else {
@@ -390,5 +408,36 @@ impl Supervisor {
         for pipe in &mut self.outputs {
             pipe.flush_partial();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(path: &str, args: &[&str]) -> Service {
+        let text = format!("service t {path} {}\n", args.join(" "));
+        let config = InitConfig::parse(text.as_bytes()).unwrap();
+        config.services[0].clone()
+    }
+
+    /// A service started while PID 1 blocks its signalfd's signals has none blocked: the
+    /// SIGTERM of a power-off reaches it.
+    #[test]
+    fn services_start_with_no_signal_blocked() {
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGTERM);
+        mask.add(Signal::SIGCHLD);
+        let blocked = std::thread::spawn(move || {
+            mask.thread_block().unwrap();
+            let out = service_command(&service("/bin/grep", &["^SigBlk", "/proc/self/status"]))
+                .stdout(Stdio::piped())
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(blocked.trim(), "SigBlk:\t0000000000000000");
     }
 }
