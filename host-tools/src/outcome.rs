@@ -186,6 +186,24 @@ fn qemu_reported_error(stderr: &str) -> bool {
         .any(|l| l.starts_with("qemu-system") || l.contains("qemu-system-x86_64:"))
 }
 
+impl VmOutcome {
+    /// The guest's death reason, with the tombstone a crash left (AOSP's host logs where it
+    /// wrote it; here the reason's detail names it).
+    pub fn with_tombstone(self, tombstone: Option<&std::path::Path>) -> VmOutcome {
+        match (self, tombstone) {
+            (VmOutcome::GuestError(mut d), Some(path)) => {
+                let note = format!("tombstone: {}", path.display());
+                d.detail = Some(match d.detail.take() {
+                    Some(text) => format!("{text}; {note}"),
+                    None => note,
+                });
+                VmOutcome::GuestError(d)
+            }
+            (outcome, _) => outcome,
+        }
+    }
+}
+
 impl fmt::Display for VmOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let detail = |d: &ReportedDeath| match &d.detail {
@@ -224,6 +242,29 @@ pub fn status_code(status: ExitStatus) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crash_death_reason_names_its_tombstone() {
+        let crash = VmOutcome::GuestError(ReportedDeath {
+            reason: DeathReason::MicrodroidUnknownRuntimeError,
+            detail: Some("Payload exited due to signal: 11 (SIGSEGV)".into()),
+        });
+        let with = crash
+            .clone()
+            .with_tombstone(Some(std::path::Path::new("/logs/tombstone_00")));
+        assert_eq!(
+            with.to_string(),
+            "guest error: MICRODROID_UNKNOWN_RUNTIME_ERROR (Payload exited due to signal: 11 \
+             (SIGSEGV); tombstone: /logs/tombstone_00)"
+        );
+        assert_eq!(crash.clone().with_tombstone(None), crash);
+        let fine = VmOutcome::PayloadFinished(0);
+        assert_eq!(
+            fine.clone()
+                .with_tombstone(Some(std::path::Path::new("/t"))),
+            fine
+        );
+    }
 
     use vm_service::ErrorCode as WireErrorCode;
 

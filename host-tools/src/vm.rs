@@ -683,15 +683,16 @@ pub fn run_controlled(
             payload_started,
             &String::from_utf8_lossy(&console),
         );
+        let tombstones = tombstones.finish();
         Ok(VmResult {
             cid,
-            outcome,
+            outcome: outcome.with_tombstone(tombstones.last().map(PathBuf::as_path)),
             events: timed_events,
             console_log: console_log.clone(),
             console,
             wall_time: started.elapsed(),
             stages: Some(stages),
-            tombstones: tombstones.finish(),
+            tombstones,
         })
     })();
     signal_handle.close();

@@ -169,6 +169,10 @@ fn drive_debuggable_vm(uds: PathBuf) -> Seen {
         matches!(s.read(&mut b), Ok(0) | Err(_))
     };
     seen.after_garbage = text(&c.on(&["shell", "echo still here"]).stdout);
+    // A service that dies of a signal leaves a tombstone too (AOSP's test sends SIGSEGV with
+    // kill); init restarts logd.
+    let _ = c.on(&["shell", "kill -SEGV $(pidof logd)"]);
+    std::thread::sleep(Duration::from_secs(2));
     let _ = c.on(&["shell", "touch /data/local/tmp/quit"]);
     let _ = forward.kill();
     let _ = forward.wait();
@@ -259,7 +263,22 @@ fn adb_logcat_gdbserver_and_the_log_file_in_a_debuggable_vm() {
     let log = std::fs::read_to_string(dir.join("debuggable.log")).unwrap();
     assert!(log.contains(" I adb_test: payload logged 42\n"), "{log}");
     assert!(!log.contains("Linux version"), "{log}");
-    assert!(result.tombstones.is_empty(), "{:?}", result.tombstones);
+    // The one tombstone is logd's, for a signal sent with kill.
+    assert_eq!(
+        result.tombstones.len(),
+        1,
+        "{:?}\n{console}",
+        result.tombstones
+    );
+    let tombstone = std::fs::read_to_string(&result.tombstones[0]).unwrap();
+    assert!(
+        tombstone.contains(", name: logd  >>> /system/bin/logd <<<"),
+        "{tombstone}"
+    );
+    assert!(
+        tombstone.contains("signal 11 (SIGSEGV), code 0 (SI_USER), fault addr --------"),
+        "{tombstone}"
+    );
 }
 
 fn crash(
@@ -294,6 +313,12 @@ fn a_null_dereference_leaves_a_tombstone_on_the_host() {
     assert_eq!(result.tombstones.len(), 1, "{console}");
     let path = &result.tombstones[0];
     assert!(path.starts_with(dir.join("crash-tombstones")), "{path:?}");
+    // The death reason points at it.
+    let reason = result.outcome.to_string();
+    assert!(
+        reason.ends_with(&format!("; tombstone: {})", path.display())),
+        "{reason}"
+    );
     let tombstone = std::fs::read_to_string(path).unwrap();
     println!("{tombstone}");
     assert!(

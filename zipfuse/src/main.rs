@@ -55,6 +55,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // In a VM that exports tombstones, a crash leaves one on the host.
+    let _ = tombstone::handler::install(tombstone::CRASH_SOCKET);
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser=error"))
         .init();
     let args = Args::parse();
