@@ -440,4 +440,23 @@ mod tests {
         .unwrap();
         assert_eq!(blocked.trim(), "SigBlk:\t0000000000000000");
     }
+
+    /// `wait_for`: true as soon as the path appears, false once the time is up.
+    #[test]
+    fn wait_for_path_waits_until_the_path_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logdw");
+        assert!(!wait_for_path(&path, Duration::from_millis(20)));
+        let creator = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                std::fs::write(path, b"").unwrap();
+            })
+        };
+        let started = Instant::now();
+        assert!(wait_for_path(&path, Duration::from_secs(10)));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        creator.join().unwrap();
+    }
 }

@@ -104,7 +104,9 @@ fn vmctl() -> PathBuf {
 /// What the host side saw while the debuggable VM ran.
 #[derive(Debug, Default)]
 struct Seen {
+    port: u16,
     connect_line: String,
+    connect_ran: String,
     echo: (String, Option<i32>),
     exit_false: Option<i32>,
     exit_7_stderr: (String, Option<i32>),
@@ -118,20 +120,44 @@ struct Seen {
 fn drive_debuggable_vm(uds: PathBuf) -> Seen {
     let cid = cid_of(&uds);
     let mut seen = Seen::default();
-    // `vmctl adb CID`: the forward, and the line to type.
+    // `vmctl adb CID --port P --connect`: the forward on the port asked for, the line to type,
+    // and the client's `adb connect` run (a stand-in that records it, so as not to touch the
+    // user's own adb server).
+    let port = boot_tests::free_port();
+    let recorder = uds.parent().unwrap().join("adb-args");
+    let fake_adb = uds.parent().unwrap().join("fake-adb");
+    std::fs::write(
+        &fake_adb,
+        format!("#!/bin/sh\necho \"$@\" > {}\n", recorder.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &fake_adb,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let mut forward = Command::new(vmctl())
-        .args(["adb", &cid.to_string()])
+        .args([
+            "adb",
+            &cid.to_string(),
+            "--port",
+            &port.to_string(),
+            "--connect",
+            "--adb",
+        ])
+        .arg(&fake_adb)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(forward.stdout.take().unwrap()).lines();
-    let port: u16 = loop {
+    loop {
         let line = lines.next().expect("vmctl adb printed its line").unwrap();
-        if let Some(address) = line.strip_prefix("adb connect 127.0.0.1:") {
+        if line.starts_with("adb connect ") {
             seen.connect_line = line.clone();
-            break address.trim().parse().unwrap();
+            break;
         }
-    };
+    }
+    seen.port = port;
     let c = AdbClient::connect(port);
     let out = c.on(&["shell", "echo hello from $(uname -s)"]);
     seen.echo = (text(&out.stdout), out.status.code());
@@ -173,6 +199,8 @@ fn drive_debuggable_vm(uds: PathBuf) -> Seen {
     // kill); init restarts logd.
     let _ = c.on(&["shell", "kill -SEGV $(pidof logd)"]);
     std::thread::sleep(Duration::from_secs(2));
+    // --connect ran the client (long done by now).
+    seen.connect_ran = std::fs::read_to_string(&recorder).unwrap_or_default();
     let _ = c.on(&["shell", "touch /data/local/tmp/quit"]);
     let _ = forward.kill();
     let _ = forward.wait();
@@ -231,7 +259,14 @@ fn adb_logcat_gdbserver_and_the_log_file_in_a_debuggable_vm() {
     let seen = seen.unwrap_or_else(|| panic!("the payload never became ready:\n{console}"));
     println!("{seen:#?}");
     assert_eq!(result.outcome, VmOutcome::PayloadFinished(0), "{console}");
-    assert!(seen.connect_line.starts_with("adb connect 127.0.0.1:"));
+    assert_eq!(
+        seen.connect_line,
+        format!("adb connect 127.0.0.1:{}", seen.port)
+    );
+    assert_eq!(
+        seen.connect_ran,
+        format!("connect 127.0.0.1:{}\n", seen.port)
+    );
     assert_eq!(seen.echo, ("hello from Linux\n".into(), Some(0)));
     assert_eq!(seen.exit_false, Some(1));
     assert_eq!(seen.exit_7_stderr, ("to-stderr\n".into(), Some(7)));
