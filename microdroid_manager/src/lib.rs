@@ -48,7 +48,20 @@ pub const APEXD_BIN: &str = "/system/bin/apexd";
 /// debug level NONE).
 static CONSOLE_LOG: AtomicBool = AtomicBool::new(true);
 
+/// The death reason of a panic (a bug): what the host shows instead of a bare SIGABRT.
+pub fn report_panic(device: &str, info: &std::panic::PanicHookInfo<'_>) {
+    let message = format!("microdroid_manager panicked: {info}");
+    log(&message);
+    let _ = write_death_reason(
+        device,
+        vm_status::FailureClass::UnknownRuntimeError,
+        &message,
+    );
+}
+
 pub fn run() -> ExitCode {
+    // A panic aborts (the release profile): first the host hears why.
+    std::panic::set_hook(Box::new(|info| report_panic(DEATH_REASON_DEVICE, info)));
     let debuggable = is_debuggable(Path::new("/proc/cmdline"));
     CONSOLE_LOG.store(debuggable, Ordering::Relaxed);
     log("starting");
@@ -421,6 +434,25 @@ pub(crate) fn log(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_writes_its_death_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = dir.path().join("ttyS1");
+        std::fs::write(&device, b"").unwrap();
+        let device_str = device.to_str().unwrap().to_owned();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| report_panic(&device_str, info)));
+        let result = std::panic::catch_unwind(|| panic!("an impossible state"));
+        std::panic::set_hook(previous);
+        assert!(result.is_err());
+        let line = std::fs::read_to_string(&device).unwrap();
+        assert!(
+            line.starts_with("MICRODROID_UNKNOWN_RUNTIME_ERROR|microdroid_manager panicked: "),
+            "{line}"
+        );
+        assert!(line.contains("an impossible state"), "{line}");
+    }
 
     #[test]
     fn debuggable_flag_from_cmdline() {

@@ -53,7 +53,35 @@ pub enum PayloadSource<'a> {
     Metadata(&'a payload_metadata::PayloadConfig),
 }
 
+/// The most extra APKs a payload may name: what the payload disk's GPT (128 entries) holds
+/// besides the metadata and the main APK with their two partitions each. The count comes from
+/// the host (the metadata) or the APK (its config): it is checked before anything is allocated
+/// for it.
+pub const MAX_EXTRA_APKS: usize = 62;
+
 pub fn resolve_config(source: PayloadSource<'_>) -> Result<VmPayloadConfig> {
+    let count = match source {
+        PayloadSource::ConfigFile(_) => None,
+        PayloadSource::Metadata(config) => Some(config.extra_apk_count as usize),
+    };
+    if let Some(n) = count.filter(|n| *n > MAX_EXTRA_APKS) {
+        return Err(too_many_extra_apks(n));
+    }
+    let config = resolve_unchecked(source)?;
+    if config.extra_apks.len() > MAX_EXTRA_APKS {
+        return Err(too_many_extra_apks(config.extra_apks.len()));
+    }
+    Ok(config)
+}
+
+fn too_many_extra_apks(n: usize) -> anyhow::Error {
+    MicrodroidError::PayloadInvalidConfig(format!(
+        "{n} extra APKs: at most {MAX_EXTRA_APKS} fit on the payload disk"
+    ))
+    .into()
+}
+
+fn resolve_unchecked(source: PayloadSource<'_>) -> Result<VmPayloadConfig> {
     match source {
         PayloadSource::ConfigFile(path) => load_config(path),
         PayloadSource::Metadata(config) => Ok(VmPayloadConfig {
@@ -286,6 +314,45 @@ fn forward_to_console(stream: Box<dyn Read + Send>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_controlled_extra_apk_count_is_bounded() {
+        let meta = |n: u32| payload_metadata::PayloadConfig {
+            payload_binary_name: "libpayload.so".into(),
+            extra_apk_count: n,
+        };
+        let ok = resolve_config(PayloadSource::Metadata(&meta(MAX_EXTRA_APKS as u32))).unwrap();
+        assert_eq!(ok.extra_apks.len(), MAX_EXTRA_APKS);
+        for n in [MAX_EXTRA_APKS as u32 + 1, u32::MAX] {
+            let err = resolve_config(PayloadSource::Metadata(&meta(n))).unwrap_err();
+            assert_eq!(
+                crate::error::failure_class(&err),
+                vm_status::FailureClass::PayloadInvalidConfig
+            );
+            assert!(
+                err.to_string()
+                    .contains(&format!("{n} extra APKs: at most 62")),
+                "{err}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vm_config.json");
+        let apks: Vec<_> = (0..63).map(serde_json_apk).collect();
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"task":{{"type":"microdroid_launcher","command":"a.so"}},"extra_apks":[{}]}}"#,
+                apks.join(",")
+            ),
+        )
+        .unwrap();
+        let err = resolve_config(PayloadSource::ConfigFile(&path)).unwrap_err();
+        assert!(err.to_string().contains("63 extra APKs"), "{err}");
+    }
+
+    fn serde_json_apk(i: usize) -> String {
+        format!(r#"{{"path":"/data/app/{i}.apk"}}"#)
+    }
 
     fn task(command: &str, args: &[&str]) -> Task {
         Task {
