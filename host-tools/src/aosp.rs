@@ -4,6 +4,7 @@
 //! death; the VM ends with this process (its reference goes with the session).
 
 use std::fs::{File, OpenOptions};
+use std::io::IsTerminal;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::process::ExitCode;
@@ -303,12 +304,27 @@ fn run_config_inner(path: &Path, run: &RunArgs) -> Result<ExitCode> {
     run_vm(&service, &config, run, &format!("{path:?}"), true)
 }
 
-fn console_fds(run: &RunArgs) -> Result<(Option<File>, Option<File>)> {
+/// The console's copier to a terminal: it ends once virtmgr closes the pipe.
+type ConsoleCopier = std::sync::mpsc::Receiver<()>;
+
+fn console_fds(run: &RunArgs) -> Result<(Option<File>, Option<File>, Option<ConsoleCopier>)> {
+    let mut copier = None;
     let out = match (&run.console, &run.console_log) {
         (Some(path), _) | (None, Some(path)) => {
             Some(File::create(path).with_context(|| format!("creating {}", path.display()))?)
         }
         (None, None) if run.quiet => None,
+        // A terminal gets the guest's bytes through the sanitizer (crate::terminal).
+        (None, None) if std::io::stdout().is_terminal() && !run.raw_console => {
+            let (reader, writer) = std::io::pipe().context("creating the console pipe")?;
+            let (done, copied) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = crate::terminal::copy_sanitized(reader, std::io::stdout());
+                let _ = done.send(());
+            });
+            copier = Some(copied);
+            Some(File::from(std::os::fd::OwnedFd::from(writer)))
+        }
         (None, None) => Some(File::from(std::io::stdout().as_fd().try_clone_to_owned()?)),
     };
     let input = match &run.console_in {
@@ -317,7 +333,7 @@ fn console_fds(run: &RunArgs) -> Result<(Option<File>, Option<File>)> {
         }
         None => None,
     };
-    Ok((out, input))
+    Ok((out, input, copier))
 }
 
 fn run_vm(
@@ -327,7 +343,7 @@ fn run_vm(
     description: &str,
     debuggable: bool,
 ) -> Result<ExitCode> {
-    let (console_out, console_in) = console_fds(run)?;
+    let (console_out, console_in, console_copier) = console_fds(run)?;
     let log = match &run.log {
         Some(path) => {
             Some(File::create(path).with_context(|| format!("creating {}", path.display()))?)
@@ -369,6 +385,11 @@ fn run_vm(
             return Ok(ExitCode::from(exit_status::TIMEOUT));
         }
     };
+    // The last console lines: virtmgr closes the console pipe once it let go of the VM.
+    drop(vm);
+    if let Some(copied) = console_copier {
+        let _ = copied.recv_timeout(Duration::from_secs(2));
+    }
     println!("VM ended: {reason}");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! The `vmctl` command line: `run` (foreground or `--detach`), `list`, `stop`, `console`, `info`.
 
+use std::io::IsTerminal;
 use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -338,6 +339,10 @@ pub struct RunArgs {
     /// Do not copy the console to the terminal, even when debuggable.
     #[arg(long)]
     pub quiet: bool,
+    /// Copy the guest's console to the terminal byte for byte, escape sequences included
+    /// (by default a terminal gets control characters shown, not obeyed: host_tools::terminal).
+    #[arg(long)]
+    pub raw_console: bool,
     /// Print events and the outcome as JSON lines on stdout (the console is not copied).
     #[arg(long)]
     pub json: bool,
@@ -543,6 +548,7 @@ pub fn vm_config(args: &RunArgs) -> VmConfig {
         gdb_port: args.gdb.map(std::num::NonZeroU16::get),
         log_file: args.log.clone(),
         tombstone_dir: None,
+        raw_console: args.raw_console,
         console_out: None,
         console_in: None,
     }
@@ -824,6 +830,8 @@ fn run(args: &RunArgs, config: VmConfig) -> ExitCode {
                 && !json
             {
                 let console = std::fs::read(&summary.console_log).unwrap_or_default();
+                // Guest bytes, shown and not obeyed.
+                let console = crate::terminal::Sanitizer::new().push(&console);
                 let text = String::from_utf8_lossy(&console);
                 let tail: Vec<&str> = text.lines().rev().take(25).collect();
                 eprintln!("vmctl: last console lines:");
@@ -1166,6 +1174,10 @@ fn console(cid: u32, follow: bool) -> Result<()> {
     let mut log = std::fs::File::open(&record.console_log)
         .with_context(|| format!("opening {}", record.console_log.display()))?;
     let mut out = std::io::stdout().lock();
+    // Guest bytes: shown, not obeyed, on a terminal.
+    let mut sanitizer = std::io::stdout()
+        .is_terminal()
+        .then(crate::terminal::Sanitizer::new);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         // Read what is there; when caught up, stop if the VM has ended, else wait for more.
@@ -1175,7 +1187,11 @@ fn console(cid: u32, follow: bool) -> Result<()> {
             if n == 0 {
                 break;
             }
-            out.write_all(buf.get(..n).unwrap_or_default())?;
+            let data = buf.get(..n).unwrap_or_default();
+            match sanitizer.as_mut() {
+                Some(s) => out.write_all(&s.push(data))?,
+                None => out.write_all(data)?,
+            }
         }
         out.flush()?;
         if !follow || !running {
@@ -1192,7 +1208,7 @@ fn logs(which: &str) -> Result<()> {
         if let Ok((_, record)) = find_vm(cid) {
             let text = std::fs::read(&record.console_log)
                 .with_context(|| format!("reading {}", record.console_log.display()))?;
-            std::io::stdout().write_all(&text)?;
+            crate::terminal::write_guest_bytes_to_stdout(&text)?;
             eprintln!(
                 "vmctl: VM {cid} is running; console: {}",
                 record.console_log.display()
@@ -1208,7 +1224,7 @@ fn logs(which: &str) -> Result<()> {
     })?;
     let console = dir.join(crate::logs::CONSOLE_FILE);
     match std::fs::read(&console) {
-        Ok(text) => std::io::stdout().write_all(&text)?,
+        Ok(text) => crate::terminal::write_guest_bytes_to_stdout(&text)?,
         Err(_) => eprintln!("vmctl: no console log (debug level none, or --console-log elsewhere)"),
     }
     let death =
@@ -1460,6 +1476,12 @@ mod tests {
         };
         assert!(refuse_aosp_only_flags(&cmd.run).is_ok());
         assert_eq!(vm_config(&cmd.run).log_file, Some(PathBuf::from("/tmp/l")));
+        assert!(!vm_config(&cmd.run).raw_console);
+        let cli = Cli::parse_from(["vmctl", "run", "--raw-console"]);
+        let Cmd::Run(raw) = cli.command else {
+            unreachable!()
+        };
+        assert!(vm_config(&raw.run).raw_console);
         assert_eq!(vm_config(&cmd.run).name.as_deref(), Some("x"));
         let cli = Cli::parse_from(["vmctl", "run", "--console-in", "/tmp/i"]);
         let Cmd::Run(cmd) = cli.command else {

@@ -29,6 +29,7 @@ pub mod qemu;
 pub mod registry;
 pub mod remote;
 pub mod stages;
+pub mod terminal;
 pub mod tombstones;
 pub mod vm;
 pub mod vsock;

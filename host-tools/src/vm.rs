@@ -104,6 +104,10 @@ pub struct VmConfig {
     /// directory (or, without one, the run directory, removed with it).
     #[serde(default)]
     pub tombstone_dir: Option<PathBuf>,
+    /// Copy the console to a terminal byte for byte (`--raw-console`); by default a terminal
+    /// gets it through `terminal::Sanitizer`.
+    #[serde(default)]
+    pub raw_console: bool,
     /// Where the guest console is copied as it arrives (a client's `consoleOutFd`).
     #[serde(skip)]
     pub console_out: Option<Arc<File>>,
@@ -196,6 +200,7 @@ impl VmConfig {
             gdb_port: None,
             log_file: None,
             tombstone_dir: None,
+            raw_console: false,
             console_out: None,
             console_in: None,
         }
@@ -523,6 +528,7 @@ pub fn run_controlled(
                     listener,
                     &console_log,
                     config.console_to_terminal,
+                    config.raw_console,
                     config.console_out.clone(),
                     config.console_in.clone(),
                 )?;
@@ -1008,6 +1014,7 @@ fn start_console_reader(
     listener: UnixListener,
     log_path: &Path,
     to_terminal: bool,
+    raw_console: bool,
     console_out: Option<Arc<File>>,
     console_in: Option<Arc<File>>,
 ) -> Result<thread::JoinHandle<()>> {
@@ -1025,6 +1032,9 @@ fn start_console_reader(
                 let _ = std::io::copy(&mut &*input, &mut to_guest);
             });
         }
+        // Guest bytes on a terminal are shown, not obeyed (crate::terminal).
+        let mut sanitizer = (!raw_console && std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .then(crate::terminal::Sanitizer::new);
         let mut buf = [0u8; 16 * 1024];
         loop {
             match stream.read(&mut buf) {
@@ -1040,7 +1050,10 @@ fn start_console_reader(
                     }
                     if to_terminal {
                         let mut out = std::io::stdout().lock();
-                        let _ = out.write_all(data);
+                        let _ = match sanitizer.as_mut() {
+                            Some(s) => out.write_all(&s.push(data)),
+                            None => out.write_all(data),
+                        };
                         let _ = out.flush();
                     }
                 }
