@@ -4,7 +4,6 @@
 //! death; the VM ends with this process (its reference goes with the session).
 
 use std::fs::{File, OpenOptions};
-use std::io::IsTerminal;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::process::ExitCode;
@@ -315,7 +314,7 @@ fn console_fds(run: &RunArgs) -> Result<(Option<File>, Option<File>, Option<Cons
         }
         (None, None) if run.quiet => None,
         // A terminal gets the guest's bytes through the sanitizer (crate::terminal).
-        (None, None) if std::io::stdout().is_terminal() && !run.raw_console => {
+        (None, None) if crate::terminal::sanitizer_for_stdout(run.raw_console).is_some() => {
             let (reader, writer) = std::io::pipe().context("creating the console pipe")?;
             let (done, copied) = std::sync::mpsc::channel();
             std::thread::spawn(move || {

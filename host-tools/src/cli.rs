@@ -1,6 +1,5 @@
 //! The `vmctl` command line: `run` (foreground or `--detach`), `list`, `stop`, `console`, `info`.
 
-use std::io::IsTerminal;
 use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -1175,9 +1174,7 @@ fn console(cid: u32, follow: bool) -> Result<()> {
         .with_context(|| format!("opening {}", record.console_log.display()))?;
     let mut out = std::io::stdout().lock();
     // Guest bytes: shown, not obeyed, on a terminal.
-    let mut sanitizer = std::io::stdout()
-        .is_terminal()
-        .then(crate::terminal::Sanitizer::new);
+    let mut sanitizer = crate::terminal::sanitizer_for_stdout(false);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         // Read what is there; when caught up, stop if the VM has ended, else wait for more.

@@ -94,6 +94,16 @@ impl Sanitizer {
     }
 }
 
+/// The sanitizer guest bytes go through on their way to stdout: one when stdout is a terminal,
+/// unless the user asked for raw bytes (`--raw-console`).
+pub fn sanitizer_for_stdout(raw_console: bool) -> Option<Sanitizer> {
+    sanitizer_for(raw_console, io::stdout().is_terminal())
+}
+
+fn sanitizer_for(raw_console: bool, is_terminal: bool) -> Option<Sanitizer> {
+    (is_terminal && !raw_console).then(Sanitizer::new)
+}
+
 /// Copies `from` to `to`, sanitized, until the end of `from`.
 pub fn copy_sanitized(mut from: impl Read, mut to: impl Write) -> io::Result<()> {
     let mut s = Sanitizer::new();
@@ -168,6 +178,13 @@ mod tests {
         let mut s = Sanitizer::new();
         assert!(s.push(&text[..2]).is_empty());
         assert_eq!(s.finish(), b"\\xe2\\x9c");
+    }
+
+    #[test]
+    fn only_a_terminal_gets_sanitized_and_raw_console_turns_it_off() {
+        assert!(sanitizer_for(false, true).is_some());
+        assert!(sanitizer_for(true, true).is_none(), "--raw-console");
+        assert!(sanitizer_for(false, false).is_none(), "a file or a pipe");
     }
 
     #[test]

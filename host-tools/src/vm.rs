@@ -1033,8 +1033,7 @@ fn start_console_reader(
             });
         }
         // Guest bytes on a terminal are shown, not obeyed (crate::terminal).
-        let mut sanitizer = (!raw_console && std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .then(crate::terminal::Sanitizer::new);
+        let mut sanitizer = crate::terminal::sanitizer_for_stdout(raw_console);
         let mut buf = [0u8; 16 * 1024];
         loop {
             match stream.read(&mut buf) {
