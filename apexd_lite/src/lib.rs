@@ -283,12 +283,16 @@ pub fn activate(apex: VerifiedBlockApex, apex_root: &Path) -> Result<ActiveApex,
     if manifest.no_code {
         flags |= MsFlags::MS_NOEXEC;
     }
+    // Under SELinux every file of the APEX is `apex_file` (what the payload may read and run);
+    // the image's own labels, if any, are not trusted.
+    let context =
+        selinux::is_enforcing().map(|_| format!("context={}", selinux::contexts::APEX_FILE));
     mount(
         Some(&device.path()),
         &versioned_mount,
         Some(apex.verified.fs_type.name()),
         flags,
-        None::<&str>,
+        context.as_deref(),
     )
     .map_err(|e| fail("mounting the verified payload", e.into()))?;
     let plain_mount = apex_root.join(&manifest.name);

@@ -161,6 +161,9 @@ impl QemuConfig {
     }
 }
 
+/// The security modules the guest kernel starts: SELinux, with landlock, yama and BPF LSM.
+pub const LSM_ORDER: &str = "lsm=landlock,lockdown,yama,integrity,selinux,bpf";
+
 /// The guest kernel command line. A debuggable VM's console is ttyS0. A non-debuggable one has
 /// its console on tty0, a virtual terminal with no display behind it (AOSP uses `ttynull`, which
 /// Debian's kernel does not build): nothing the kernel, init or a service prints reaches the host,
@@ -178,6 +181,9 @@ pub fn kernel_cmdline(debuggable: bool, extra: &[String]) -> String {
         // A panic reboots at once; pvpanic has told QEMU by then.
         "panic=-1".to_owned(),
         "quiet".to_owned(),
+        // SELinux on: Debian's kernel starts AppArmor unless the command line orders the LSMs
+        // (init loads Microdroid's policy and enforces it).
+        LSM_ORDER.to_owned(),
         format!("androidboot.microdroid.debuggable={}", u8::from(debuggable)),
         // AOSP's debug policy: adbd runs in debuggable VMs only.
         format!("androidboot.adb.enabled={}", u8::from(debuggable)),

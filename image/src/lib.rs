@@ -20,6 +20,7 @@
 pub mod cpio;
 pub mod elfdeps;
 pub mod modules;
+pub mod sepolicy;
 pub mod verified;
 
 use std::fs;
@@ -274,8 +275,15 @@ pub fn build_initramfs(
 /// A file of a filesystem image: path inside it, contents, mode.
 pub type FsFile = (String, Vec<u8>, u32);
 
-/// Builds an erofs image from `files`, staged in `staging` with fixed modes (directories 0755).
-pub fn build_erofs(files: &[FsFile], uuid: &str, staging: &Path, out: &Path) -> Result<()> {
+/// Builds an erofs image from `files`, staged in `staging` with fixed modes (directories 0755),
+/// every file labelled (`security.selinux`) as `file_contexts` says.
+pub fn build_erofs(
+    files: &[FsFile],
+    file_contexts: &str,
+    uuid: &str,
+    staging: &Path,
+    out: &Path,
+) -> Result<()> {
     if staging.exists() {
         fs::remove_dir_all(staging).with_context(|| format!("clearing {}", staging.display()))?;
     }
@@ -292,8 +300,12 @@ pub fn build_erofs(files: &[FsFile], uuid: &str, staging: &Path, out: &Path) -> 
     if out.exists() {
         fs::remove_file(out)?;
     }
+    let contexts = staging.with_extension("file_contexts");
+    fs::write(&contexts, file_contexts)
+        .with_context(|| format!("writing {}", contexts.display()))?;
     let status = Command::new("mkfs.erofs")
-        .args(["--quiet", "-T0", "-U", uuid, "--all-root", "-x-1"])
+        .args(["--quiet", "-T0", "-U", uuid, "--all-root"])
+        .arg(format!("--file-contexts={}", contexts.display()))
         .arg(out)
         .arg(staging)
         .env_remove("SOURCE_DATE_EPOCH")
@@ -301,6 +313,7 @@ pub fn build_erofs(files: &[FsFile], uuid: &str, staging: &Path, out: &Path) -> 
         .context("running mkfs.erofs (package erofs-utils, installed by `make setup`)")?;
     ensure!(status.success(), "mkfs.erofs failed with {status}");
     fs::remove_dir_all(staging).ok();
+    fs::remove_file(&contexts).ok();
     Ok(())
 }
 
@@ -399,8 +412,12 @@ pub fn build(spec: &ImageSpec, out_dir: &Path) -> Result<BuiltImage> {
     fs::copy(spec.kernel_dir.join("vmlinuz"), &kernel).context("copying the kernel")?;
 
     let system = out_dir.join("system.img");
+    let mut files = system_files(spec)?;
+    let policy = sepolicy::compile(sepolicy::POLICY_CIL, &out_dir.join("sepolicy.work"))?;
+    files.push((sepolicy::POLICY_PATH_IN_SYSTEM.into(), policy, 0o644));
     build_erofs(
-        &system_files(spec)?,
+        &files,
+        sepolicy::SYSTEM_FILE_CONTEXTS,
         SYSTEM_FS_UUID,
         &out_dir.join("system.staging"),
         &system,
@@ -408,6 +425,7 @@ pub fn build(spec: &ImageSpec, out_dir: &Path) -> Result<BuiltImage> {
     let vendor = out_dir.join("vendor.img");
     build_erofs(
         &vendor_files(&release),
+        sepolicy::VENDOR_FILE_CONTEXTS,
         VENDOR_FS_UUID,
         &out_dir.join("vendor.staging"),
         &vendor,

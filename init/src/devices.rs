@@ -63,6 +63,8 @@ pub struct DeviceManager {
     /// Partition name → device node.
     by_name: BTreeMap<String, PathBuf>,
     root: PathBuf,
+    /// Label device nodes as the SELinux policy says (set once the policy is loaded).
+    label_nodes: bool,
 }
 
 impl DeviceManager {
@@ -80,11 +82,39 @@ impl DeviceManager {
             socket,
             by_name: BTreeMap::new(),
             root: PathBuf::from("/"),
+            label_nodes: false,
         })
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.socket.as_fd()
+    }
+
+    /// From now on labels the device nodes the SELinux policy singles out
+    /// (`sepolicy::LABELLED_PARTITIONS`), starting with those already named.
+    pub fn label_nodes(&mut self) {
+        self.label_nodes = true;
+        let known: Vec<(String, PathBuf)> = self
+            .by_name
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect();
+        for (name, target) in known {
+            self.label(&name, &target);
+        }
+    }
+
+    fn label(&self, name: &str, target: &Path) {
+        let Some((_, context)) = crate::sepolicy::LABELLED_PARTITIONS
+            .iter()
+            .find(|(n, _)| *n == name)
+        else {
+            return;
+        };
+        let node = self.root.join(target.strip_prefix("/").unwrap_or(target));
+        if let Err(e) = selinux::set_file_context(&node, context) {
+            log(&format!("cannot label partition {name:?}: {e}"));
+        }
     }
 
     /// Names every block device already known to the kernel.
@@ -146,6 +176,9 @@ impl DeviceManager {
                 std::os::unix::fs::symlink(&target, &link).with_context(|| {
                     format!("linking {} -> {}", link.display(), target.display())
                 })?;
+                if self.label_nodes {
+                    self.label(name, &target);
+                }
                 if let Some(old) = self.by_name.insert(name.clone(), target.clone()) {
                     log(&format!(
                         "partition name {name:?} moved from {} to {}",

@@ -7,12 +7,14 @@
 //! 4. first stage (`first_stage`): verify `vbmeta_a` against the initramfs's trust anchor, map
 //!    the logical partitions of `super` through dm-linear and dm-verity, mount system and vendor
 //!    read-only at /system and /vendor;
-//! 5. bring up the loopback interface; read `/system/etc/init/init.rc` and start its services
+//! 5. SELinux (`sepolicy`): load the policy from /system, move into the `init` domain, label the
+//!    instance disk's node, enforce;
+//! 6. bring up the loopback interface; read `/system/etc/init/init.rc` and start its services
 //!    (those marked `only_if_cmdline` only when the kernel command line says so: logd and
 //!    adbd in debuggable VMs);
-//! 6. supervise: reap every child, forward tagged service output to the console, restart or
+//! 7. supervise: reap every child, forward tagged service output to the console, restart or
 //!    shut down as each service's policy says, keep naming new block devices;
-//! 7. when a `poweroff_on_exit` service (microdroid_manager) exits: stop everything, sync,
+//! 8. when a `poweroff_on_exit` service (microdroid_manager) exits: stop everything, sync,
 //!    unmount, power off.
 //!
 //! Any error before the services run is fatal: a clear line on the console and the death-reason
@@ -27,6 +29,7 @@ pub mod first_stage;
 pub mod modules;
 pub mod mounts;
 pub mod network;
+pub mod sepolicy;
 pub mod shutdown;
 pub mod supervisor;
 
@@ -81,6 +84,9 @@ fn boot() -> Result<supervisor::Supervisor> {
         .wait_for_partition(SUPER_PARTITION, DEVICE_TIMEOUT)
         .context("waiting for the OS disk")?;
     first_stage_mount(&vbmeta_device, &super_device).context("verified boot")?;
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    sepolicy::enable(&cmdline).context("SELinux")?;
+    devices.label_nodes();
     let config_bytes =
         std::fs::read(INIT_CONFIG_PATH).with_context(|| format!("reading {INIT_CONFIG_PATH}"))?;
     let config = init_config::InitConfig::parse(&config_bytes)
@@ -90,7 +96,6 @@ fn boot() -> Result<supervisor::Supervisor> {
     if let Err(e) = network::loopback_up() {
         log(&format!("bringing up lo: {e}"));
     }
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     supervisor
         .start_enabled_services(&cmdline)
         .context("starting services")?;

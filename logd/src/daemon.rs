@@ -27,12 +27,15 @@ const MAX_READERS: usize = 16;
 pub struct Options {
     pub socket_dir: PathBuf,
     pub tee: Option<PathBuf>,
+    /// Register as the kernel's audit daemon and log SELinux denials (`audit`).
+    pub audit: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Options> {
     let mut o = Options {
         socket_dir: PathBuf::from("/dev/socket"),
         tee: None,
+        audit: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -40,6 +43,7 @@ fn parse_args(args: &[String]) -> Result<Options> {
         match a.as_str() {
             "--socket-dir" => o.socket_dir = value()?.into(),
             "--tee" => o.tee = Some(value()?.into()),
+            "--audit" => o.audit = true,
             other => bail!("unknown argument {other:?}"),
         }
     }
@@ -139,6 +143,20 @@ pub fn run(o: &Options) -> Result<()> {
         let buffer = buffer.clone();
         std::thread::spawn(move || serve_control(&control, &buffer));
     }
+    if o.audit {
+        match crate::audit::open() {
+            Ok(fd) => {
+                let buffer = buffer.clone();
+                let tee = tee.clone();
+                std::thread::spawn(move || {
+                    crate::audit::serve(&fd, |text| {
+                        store(audit_entry(text), &buffer, &tee);
+                    })
+                });
+            }
+            Err(e) => eprintln!("logd: not logging SELinux denials: {e:#}"),
+        }
+    }
     receive_writes(&writers, &buffer, &tee);
     Ok(())
 }
@@ -197,10 +215,33 @@ fn receive_writes(socket: &UnixDatagram, buffer: &LogBuffer, tee: &Mutex<Option<
             tag: written.tag,
             message: written.message,
         };
-        if let Some(f) = tee.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            let _ = f.write_all(android_log::format_file_line(&entry).as_bytes());
-        }
-        buffer.push(entry);
+        store(entry, buffer, tee);
+    }
+}
+
+/// Keeps an entry, and tees it to the host's file.
+fn store(entry: Entry, buffer: &LogBuffer, tee: &Mutex<Option<File>>) {
+    if let Some(f) = tee.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        let _ = f.write_all(android_log::format_file_line(&entry).as_bytes());
+    }
+    buffer.push(entry);
+}
+
+/// An audit record as a log entry: main buffer, WARN, tag `auditd`, stamped now.
+fn audit_entry(text: String) -> Entry {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Entry {
+        lid: LogId::Main,
+        pid: 0,
+        tid: 0,
+        uid: 0,
+        sec: u32::try_from(now.as_secs()).unwrap_or(u32::MAX),
+        nsec: now.subsec_nanos(),
+        priority: android_log::WARN,
+        tag: crate::audit::AUDIT_TAG.to_owned(),
+        message: text,
     }
 }
 

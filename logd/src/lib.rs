@@ -7,6 +7,7 @@
 // Tests may unwrap: a failing assertion is the point there.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod audit;
 pub mod buffer;
 pub mod daemon;
 pub mod logcat;

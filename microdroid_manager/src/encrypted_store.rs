@@ -134,7 +134,10 @@ pub fn open(
         mount_point,
         Some("ext4"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None::<&str>,
+        // Under SELinux the whole store is the payload's `encryptedstore_file`.
+        selinux::is_enforcing()
+            .map(|_| format!("context={}", selinux::contexts::ENCRYPTEDSTORE_FILE))
+            .as_deref(),
     )
     .with_context(|| {
         format!(

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod memory;
 pub mod payload;
 pub mod payload_service;
+pub mod sandbox;
 pub mod sealed_state;
 pub mod tombstones;
 
@@ -127,7 +128,9 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
         let _payload_service = payload_service::start(host.ready_notifier(), None)?;
         start_tombstone_export(&config, debuggable);
         host.notify_payload_started()?;
-        return payload::run_task(task, debuggable, true).context("running the payload");
+        let confinement = sandbox::Confinement::microdroid()?;
+        return payload::run_task(task, debuggable, Some(&confinement))
+            .context("running the payload");
     }
     let metadata =
         payload_metadata::read_path(&metadata_device).context("reading the payload metadata")?;
@@ -253,7 +256,9 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
     let _payload_service = payload_service::start(host.ready_notifier(), Some(secrets))?;
     start_tombstone_export(&config, debuggable);
     host.notify_payload_started()?;
-    let result = payload::run_task(task, debuggable, true).context("running the payload");
+    let confinement = sandbox::Confinement::microdroid()?;
+    let result =
+        payload::run_task(task, debuggable, Some(&confinement)).context("running the payload");
     if let Some(store) = &store {
         if let Err(err) = store.sync() {
             log(&format!("syncing the encrypted storage: {err:#}"));

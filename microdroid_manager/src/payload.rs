@@ -169,9 +169,14 @@ pub fn load_config(path: &Path) -> Result<VmPayloadConfig> {
 }
 
 /// Runs the task and waits for it. Returns its exit code; death by a signal is an error, as in
-/// AOSP ("Payload exited due to signal: N (SIGxxx)"). With `drop_privileges` the payload runs as
-/// its own user with no capabilities (microdroid_manager itself keeps running as root).
-pub fn run_task(task: &Task, debuggable: bool, as_payload_user: bool) -> Result<i32> {
+/// AOSP ("Payload exited due to signal: N (SIGxxx)"). With a `confinement` the payload runs in
+/// its sandbox, as its own user with no capabilities (microdroid_manager itself keeps running
+/// as root); without one (unit tests) it runs as the caller.
+pub fn run_task(
+    task: &Task,
+    debuggable: bool,
+    confinement: Option<&crate::sandbox::Confinement>,
+) -> Result<i32> {
     let executable = task_executable(task)?;
     let library = is_payload_library(task).then(|| executable.clone());
     let mut command = match &library {
@@ -202,8 +207,10 @@ pub fn run_task(task: &Task, debuggable: bool, as_payload_user: bool) -> Result<
     };
     let status_write_fd = status_pipe.as_ref().map(|(_, w)| w.as_raw_fd());
     let last_cap = last_capability();
-    // SAFETY: the closure only makes async-signal-safe system calls (fcntl, prctl, setgroups,
-    // setresgid, setresuid) and allocates nothing.
+    let confinement = confinement.cloned();
+    // SAFETY: the closure only makes async-signal-safe system calls (fcntl, unshare, mount,
+    // chroot, setrlimit, open/write of the exec context, prctl, setgroups, setresgid,
+    // setresuid, seccomp) and allocates nothing: everything it uses was built before fork.
     unsafe {
         command.pre_exec(move || {
             if let Some(fd) = status_write_fd {
@@ -211,8 +218,8 @@ pub fn run_task(task: &Task, debuggable: bool, as_payload_user: bool) -> Result<
                     return Err(std::io::Error::last_os_error());
                 }
             }
-            if as_payload_user {
-                drop_privileges(last_cap)?;
+            if let Some(confinement) = &confinement {
+                confinement.enter(|| drop_privileges(last_cap))?;
             }
             Ok(())
         });
@@ -365,16 +372,16 @@ mod tests {
     #[test]
     fn reports_exit_codes_and_signals() {
         assert_eq!(
-            run_task(&task("/bin/sh", &["-c", "exit 0"]), false, false).unwrap(),
+            run_task(&task("/bin/sh", &["-c", "exit 0"]), false, None).unwrap(),
             0
         );
         assert_eq!(
-            run_task(&task("/bin/sh", &["-c", "exit 7"]), true, false).unwrap(),
+            run_task(&task("/bin/sh", &["-c", "exit 7"]), true, None).unwrap(),
             7
         );
-        let err = run_task(&task("/bin/sh", &["-c", "kill -9 $$"]), false, false).unwrap_err();
+        let err = run_task(&task("/bin/sh", &["-c", "kill -9 $$"]), false, None).unwrap_err();
         assert_eq!(err.to_string(), "Payload exited due to signal: 9 (SIGKILL)");
-        let err = run_task(&task("/nonexistent/payload", &[]), false, false).unwrap_err();
+        let err = run_task(&task("/nonexistent/payload", &[]), false, None).unwrap_err();
         assert!(format!("{err:#}").contains("starting payload /nonexistent/payload"));
     }
 
@@ -398,7 +405,7 @@ mod tests {
             command: "lib.so".into(),
             args: vec![],
         };
-        let err = run_task(&launcher, false, false).unwrap_err();
+        let err = run_task(&launcher, false, None).unwrap_err();
         assert!(matches!(
             err.downcast_ref(),
             Some(MicrodroidError::PayloadInvalidConfig(_))
@@ -412,7 +419,7 @@ mod tests {
         if !nix::unistd::geteuid().is_root() {
             return;
         }
-        let script = "/bin/grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status | /usr/bin/tr -s '\\t ' ' ' > $0";
+        let script = "/bin/grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp)' /proc/self/status | /usr/bin/tr -s '\\t ' ' ' > $0; ulimit -c >> $0";
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(
             dir.path(),
@@ -421,7 +428,8 @@ mod tests {
         .unwrap();
         let out = dir.path().join("status");
         let t = task("/bin/sh", &["-c", script, out.to_str().unwrap()]);
-        assert_eq!(run_task(&t, false, true).unwrap(), 0);
+        let confinement = crate::sandbox::Confinement::without_sandbox().unwrap();
+        assert_eq!(run_task(&t, false, Some(&confinement)).unwrap(), 0);
         let status = std::fs::read_to_string(&out).unwrap();
         for line in [
             "Uid: 6000 6000 6000 6000",
@@ -431,6 +439,9 @@ mod tests {
             "CapBnd: 0000000000000000",
             "CapAmb: 0000000000000000",
             "NoNewPrivs: 1",
+            // Filter mode, and no core files (sandbox::RLIMITS).
+            "Seccomp: 2",
+            "\n0\n",
         ] {
             assert!(status.contains(line), "{line:?} not in:\n{status}");
         }

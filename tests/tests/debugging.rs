@@ -115,6 +115,7 @@ struct Seen {
     gdb: String,
     garbage_closed: bool,
     after_garbage: String,
+    selinux: String,
 }
 
 fn drive_debuggable_vm(uds: PathBuf) -> Seen {
@@ -162,6 +163,14 @@ fn drive_debuggable_vm(uds: PathBuf) -> Seen {
     let out = c.on(&["shell", "echo hello from $(uname -s)"]);
     seen.echo = (text(&out.stdout), out.status.code());
     seen.exit_false = c.on(&["shell", "false"]).status.code();
+    // getenforce's answer, and the shell's own domain.
+    seen.selinux = text(
+        &c.on(&[
+            "shell",
+            "cat /sys/fs/selinux/enforce; echo; cat /proc/self/attr/current",
+        ])
+        .stdout,
+    );
     let out = c.on(&["shell", "echo to-stderr >&2; exit 7"]);
     seen.exit_7_stderr = (text(&out.stderr), out.status.code());
     // 10 MiB there and back.
@@ -294,6 +303,11 @@ fn adb_logcat_gdbserver_and_the_log_file_in_a_debuggable_vm() {
         "adbd kept a connection that sent garbage"
     );
     assert_eq!(seen.after_garbage, "still here\n");
+    assert_eq!(
+        seen.selinux.trim_end_matches(['\0', '\n']),
+        "1\nu:r:shell:s0",
+        "SELinux enforcing, adb's shell in its domain"
+    );
     // The --log file has the guest's log, kernel messages stay on the console.
     let log = std::fs::read_to_string(dir.join("debuggable.log")).unwrap();
     assert!(log.contains(" I adb_test: payload logged 42\n"), "{log}");

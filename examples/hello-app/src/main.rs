@@ -12,11 +12,13 @@
 //! prints the VM's DICE chain (hex) and the size of its CDI; `--serve PORT` serves `IHello`
 //! (this crate's library) to the host on vsock PORT until the host calls `quit()`;
 //! `--reach-host-service` tries to call the host's IVirtualMachineService itself and exits 0 if
-//! it is refused.
+//! it is refused; `--try-escape` tries what the payload's confinement must refuse (escape.rs).
 //!
 //! Outside a VM (no `/dev/socket/vm_payload_service`) it says so and carries on.
 
 use std::process::ExitCode;
+
+mod escape;
 
 use vm_payload_service::vm_payload;
 
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
             Ok(port) => serve(port),
             Err(_) => usage(),
         },
+        ["--try-escape"] => escape::try_escape(),
         ["--reach-host-service"] => {
             // What only microdroid_manager may do: report to the host's IVirtualMachineService.
             let result = vm_service::VirtualMachineServiceClient::connect_vsock(Some(
@@ -108,10 +111,13 @@ fn main() -> ExitCode {
                 let hex: String = chain.iter().map(|b| format!("{b:02x}")).collect();
                 println!("dice chain: {hex}");
                 println!("dice cdi: {} bytes", cdi.len());
-                // The host's handover came through fw_cfg; its driver must be gone by now.
+                // The host's handover came through fw_cfg; its driver must be gone by now. (The
+                // payload's sandbox has no /sys: the module list says whether it is loaded.)
                 println!(
                     "fw_cfg visible: {}",
-                    std::path::Path::new("/sys/firmware/qemu_fw_cfg").exists()
+                    std::fs::read_to_string("/proc/modules")
+                        .map(|m| m.lines().any(|l| l.starts_with("qemu_fw_cfg ")))
+                        .unwrap_or(true)
                 );
                 ExitCode::SUCCESS
             }

@@ -1,0 +1,100 @@
+//! Least privilege in the guest (docs/security.md): SELinux enforcing with the payload in its
+//! domain, and a payload that tries to get out of its confinement and is refused every time,
+//! each refusal with the error that says which layer stopped it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use boot_tests::{boot, build_image, console_text, ImageChanges};
+use host_tools::app::{AppPayload, PayloadSpec};
+use host_tools::outcome::VmOutcome;
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Each attempt of `hello_payload --try-escape` (examples/hello-app/src/escape.rs) and the
+/// errno that must refuse it: EPERM from the seccomp filter, ENOENT where the sandbox does not
+/// show the thing, EROFS from the read-only bind, EACCES from SELinux.
+const REFUSALS: &[(&str, &str)] = &[
+    ("mount", "EPERM"),
+    ("init_module", "EPERM"),
+    ("kexec_load", "EPERM"),
+    ("read /dev/block/by-name/vm-instance", "ENOENT"),
+    ("read /dev/vda", "ENOENT"),
+    ("write /system", "EROFS"),
+    ("connect to the host's IVirtualMachineService", "EACCES"),
+    ("ptrace microdroid_manager", "EPERM"),
+    ("read microdroid_manager's /proc entries", "ENOENT"),
+    ("read init's /proc entries", "ENOENT"),
+    ("unshare a user namespace", "EPERM"),
+    ("bpf", "EPERM"),
+    ("read /dev/kmsg", "ENOENT"),
+    ("read SELinux's state in /sys", "ENOENT"),
+];
+
+fn escape_app(dir: &Path) -> AppPayload {
+    let (apk, idsig) = boot_tests::demo_apk(
+        dir,
+        "escape",
+        r#"{"task": {"type": "microdroid_launcher", "command": "hello_payload", "args": ["--try-escape"]}}"#,
+        "com.example.escape",
+        1,
+        boot_tests::TestSigner::Rsa,
+    );
+    AppPayload {
+        apk,
+        idsig,
+        payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
+        extra_apks: vec![],
+        apexes: vec![],
+    }
+}
+
+#[test]
+fn a_hostile_payload_is_refused_everything_and_selinux_logs_the_denial() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let mut config = boot_tests::vm_config(image.path(), TIMEOUT);
+    config.app = Some(escape_app(image.path()));
+    config.instance = Some(image.path().join("instance.img"));
+    config.debuggable = true;
+    let log = image.path().join("escape.log");
+    config.log_file = Some(log.clone());
+    let result = boot(&config).unwrap();
+    let console = console_text(&result);
+    assert!(
+        console.contains("init: SELinux: policy loaded (") && console.contains("), enforcing"),
+        "{console}"
+    );
+    assert!(
+        console.contains("payload: escape: running as uid 6000 in u:r:payload:s0"),
+        "{console}"
+    );
+    for (attempt, errno) in REFUSALS {
+        let line = format!("payload: escape: {attempt}: refused ({errno}, ");
+        assert!(console.contains(&line), "{line:?} missing:\n{console}");
+    }
+    assert!(
+        console.contains(&format!(
+            "payload: escape: all {} attempts refused",
+            REFUSALS.len()
+        )),
+        "{console}"
+    );
+    assert_eq!(result.outcome, VmOutcome::PayloadFinished(0), "{console}");
+    // The SELinux refusal is an AVC denial, logged by logd (tag auditd) into the host's file.
+    let log = std::fs::read_to_string(&log).unwrap();
+    let denial = log
+        .lines()
+        .find(|l| l.contains(" auditd  : ") && l.contains("avc:  denied  { connect }"))
+        .unwrap_or_else(|| panic!("no AVC denial of the vsock connect in the log:\n{log}"));
+    assert!(
+        denial.contains("scontext=u:r:payload:s0") && denial.contains("tclass=vsock_socket"),
+        "{denial}"
+    );
+    // Nothing the system itself does is denied: every AVC in the log is the payload's.
+    for line in log.lines().filter(|l| l.contains("avc:  denied")) {
+        assert!(
+            line.contains("scontext=u:r:payload:s0"),
+            "a system denial: {line}"
+        );
+    }
+}
