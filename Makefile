@@ -6,7 +6,8 @@ BUILD        := build
 GUEST_TARGET := x86_64-unknown-linux-gnu
 GUEST_BIN    := target/$(GUEST_TARGET)/release
 HOST_BIN     := target/release
-GUEST_CRATES := -p init -p microdroid_manager -p zipfuse -p apexd_lite -p hello_payload -p adbd -p logd
+GUEST_CRATES := -p init -p microdroid_manager -p zipfuse -p apexd_lite -p hello_payload -p adbd -p logd \
+                -p hostile_guest
 # The payload runtime links glibc dynamically (dlopen, shared libraries): its own target dir,
 # so that the static and dynamic builds do not rebuild each other.
 GUEST_DYN_CRATES := -p microdroid_launcher -p libvm_payload -p binder_ndk

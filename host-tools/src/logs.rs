@@ -123,15 +123,22 @@ pub struct CappedWriter<W: Write> {
     written: u64,
     dropped: u64,
     cap: u64,
+    /// What the last line calls it ("console log").
+    what: &'static str,
 }
 
 impl<W: Write> CappedWriter<W> {
     pub fn new(inner: W, cap: u64) -> Self {
+        Self::named(inner, cap, "console log")
+    }
+
+    pub fn named(inner: W, cap: u64, what: &'static str) -> Self {
         CappedWriter {
             inner,
             written: 0,
             dropped: 0,
             cap,
+            what,
         }
     }
 
@@ -155,8 +162,8 @@ impl<W: Write> CappedWriter<W> {
         if self.dropped > 0 {
             writeln!(
                 self.inner,
-                "\n[vmctl: console log capped at {} bytes; {} more bytes were dropped]",
-                self.cap, self.dropped
+                "\n[vmctl: {} capped at {} bytes; {} more bytes were dropped]",
+                self.what, self.cap, self.dropped
             )?;
         }
         self.inner.flush()

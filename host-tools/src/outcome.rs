@@ -45,6 +45,9 @@ pub enum VmOutcome {
     Hangup { seconds: u64 },
     /// vmctl was interrupted and stopped the VM.
     Interrupted,
+    /// The guest broke a host limit (docs/security.md: a flood on the death-reason port, the
+    /// RPC protocol broken, connections or refused calls past their caps); the VM was stopped.
+    Misbehaving { reason: String },
     /// The VMM failed on its own (bad arguments, missing files, ...).
     QemuFailed(String),
 }
@@ -157,9 +160,10 @@ impl VmOutcome {
         match self {
             // Exit codes are 0..=255 to the parent; keep the low byte as a shell does.
             VmOutcome::PayloadFinished(code) => (*code & 0xff) as u8,
-            VmOutcome::GuestError(_) | VmOutcome::InitFailed(_) | VmOutcome::NoResult => {
-                exit_status::GUEST_ERROR
-            }
+            VmOutcome::GuestError(_)
+            | VmOutcome::InitFailed(_)
+            | VmOutcome::NoResult
+            | VmOutcome::Misbehaving { .. } => exit_status::GUEST_ERROR,
             VmOutcome::KernelPanic => exit_status::KERNEL_PANIC,
             VmOutcome::Timeout { .. } | VmOutcome::Hangup { .. } => exit_status::TIMEOUT,
             VmOutcome::Interrupted => exit_status::INTERRUPTED,
@@ -174,7 +178,7 @@ impl VmOutcome {
             VmOutcome::GuestError(d) => d.reason,
             VmOutcome::InitFailed(_) | VmOutcome::KernelPanic => DeathReason::Crash,
             VmOutcome::Timeout { .. } | VmOutcome::Hangup { .. } => DeathReason::Hangup,
-            VmOutcome::Interrupted => DeathReason::Killed,
+            VmOutcome::Interrupted | VmOutcome::Misbehaving { .. } => DeathReason::Killed,
             VmOutcome::QemuFailed(_) => DeathReason::StartFailed,
         }
     }
@@ -229,6 +233,9 @@ impl fmt::Display for VmOutcome {
                 )
             }
             VmOutcome::Interrupted => write!(f, "interrupted; the VM was stopped"),
+            VmOutcome::Misbehaving { reason } => {
+                write!(f, "the guest misbehaved: it {reason}; the VM was stopped")
+            }
             VmOutcome::QemuFailed(msg) => write!(f, "{msg}"),
         }
     }

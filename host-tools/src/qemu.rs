@@ -43,15 +43,17 @@ pub struct QemuConfig {
     pub raw_disks: Vec<(PathBuf, bool)>,
     pub vhost_vsock_socket: PathBuf,
     pub console_socket: PathBuf,
-    pub death_reason_file: PathBuf,
+    /// The socket QEMU connects ttyS1 (death reason) to; the host reads it with a cap.
+    pub death_reason_socket: PathBuf,
     /// `Some` when the firmware exists on this host.
     pub bios: Option<PathBuf>,
     /// fw_cfg files (name, host file): the DICE handover.
     pub fw_cfg_files: Vec<(String, PathBuf)>,
     /// QEMU's gdb stub on this localhost TCP port (AOSP's `--gdb`: the guest kernel, for gdb).
     pub gdb_port: Option<u16>,
-    /// The guest's log port (ttyS2, where logd tees its records): a file, or nowhere.
-    pub log_file: Option<PathBuf>,
+    /// The guest's log port (ttyS2, where logd tees its records): a socket the host reads with
+    /// a cap into the `--log` file, or nowhere.
+    pub log_socket: Option<PathBuf>,
 }
 
 impl QemuConfig {
@@ -107,14 +109,23 @@ impl QemuConfig {
         ]);
         push(&["-serial", "chardev:console"]);
         push(&[
-            "-serial",
-            &format!("file:{}", self.death_reason_file.display()),
+            "-chardev",
+            &format!(
+                "socket,id=deathreason,path={}",
+                self.death_reason_socket.display()
+            ),
         ]);
-        let log = match &self.log_file {
-            Some(path) => format!("file:{}", path.display()),
-            None => "null".to_owned(),
-        };
-        push(&["-serial", &log]);
+        push(&["-serial", "chardev:deathreason"]);
+        match &self.log_socket {
+            Some(path) => {
+                push(&[
+                    "-chardev",
+                    &format!("socket,id=guestlog,path={}", path.display()),
+                ]);
+                push(&["-serial", "chardev:guestlog"]);
+            }
+            None => push(&["-serial", "null"]),
+        }
         for (i, (disk, writable)) in self.disks.iter().enumerate() {
             let readonly = if *writable { "off" } else { "on" };
             // Read-only on the whole drive: QEMU ignores the access mode of VMDK extents.
@@ -212,8 +223,8 @@ mod tests {
             ],
             vhost_vsock_socket: "/run/vhost.sock".into(),
             console_socket: "/run/console.sock".into(),
-            death_reason_file: "/run/ttyS1".into(),
-            log_file: None,
+            death_reason_socket: "/run/ttyS1.sock".into(),
+            log_socket: None,
             bios: None,
             fw_cfg_files: vec![("opt/x".into(), "/run/h".into())],
             gdb_port: None,
@@ -262,7 +273,11 @@ mod tests {
             .filter(|w| w[0] == "-serial")
             .map(|w| &w[1])
             .collect();
-        assert_eq!(serials, ["chardev:console", "file:/run/ttyS1", "null"]);
+        assert_eq!(serials, ["chardev:console", "chardev:deathreason", "null"]);
+        assert!(has(
+            &argv,
+            ["-chardev", "socket,id=deathreason,path=/run/ttyS1.sock"]
+        ));
         let kvm = QemuConfig {
             accel: Accel::Kvm,
             ..config()

@@ -43,6 +43,9 @@ pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(30);
 const VHOST_SOCKET: &str = "vhost.sock";
 const CONSOLE_SOCKET: &str = "console.sock";
 const DEATH_REASON_FILE: &str = "ttyS1";
+/// The sockets QEMU connects ttyS1 (death reason) and ttyS2 (the guest's log) to.
+const DEATH_REASON_SOCKET: &str = "ttyS1.sock";
+const GUEST_LOG_SOCKET: &str = "ttyS2.sock";
 /// The DICE handover for the guest, read by QEMU into fw_cfg.
 const DICE_HANDOVER_FILE: &str = "dice-handover.cbor";
 
@@ -241,6 +244,7 @@ impl TimedEvent {
             VmEventKind::Error { .. } => "notifyError",
             VmEventKind::Rejected { .. } => "rejected",
             VmEventKind::Disconnected { .. } => "disconnected",
+            VmEventKind::Misbehaving { .. } => "misbehaving",
         }
     }
 
@@ -268,6 +272,7 @@ impl TimedEvent {
                 json.message = Some(format!("{method} refused in state {state}"))
             }
             VmEventKind::Disconnected { error } => json.message = error.clone(),
+            VmEventKind::Misbehaving { reason } => json.message = Some(reason.clone()),
             VmEventKind::PayloadStarted | VmEventKind::PayloadReady => {}
         }
         json
@@ -282,6 +287,7 @@ impl TimedEvent {
                 format!(": {method} refused in state {state}")
             }
             VmEventKind::Disconnected { error: Some(e) } => format!(": {e}"),
+            VmEventKind::Misbehaving { reason } => format!(": {reason}"),
             _ => String::new(),
         };
         format!(
@@ -336,6 +342,8 @@ pub struct VmResult {
 enum Event {
     /// A [`VmStopper`] asked the VM to stop.
     Stop,
+    /// The guest broke a host limit (what it did): stop it.
+    Misbehaving(String),
     Signal(i32),
     Vm(VmEvent),
     /// The host service will send no more events.
@@ -504,6 +512,7 @@ pub fn run_controlled(
                 let _ = events.send(Event::VmServiceClosed);
             })
         };
+        let limit_events = events.clone();
         drop(events);
         // Tombstones may come as soon as a payload runs.
         let tombstone_dir = config
@@ -532,6 +541,35 @@ pub fn run_controlled(
                     config.console_out.clone(),
                     config.console_in.clone(),
                 )?;
+                // ttyS1 and ttyS2 come through sockets too, so that what the guest writes is
+                // bounded here rather than growing files QEMU writes.
+                let death_reason_listener = UnixListener::bind(dir.join(DEATH_REASON_SOCKET))
+                    .context("binding the death-reason socket")?;
+                let misbehaving = limit_events.clone();
+                start_capped_reader(
+                    death_reason_listener,
+                    File::create(&death_reason_file)
+                        .with_context(|| format!("creating {}", death_reason_file.display()))?,
+                    DEATH_REASON_CAP,
+                    "death-reason port",
+                    Some(Box::new(move || {
+                        let _ = misbehaving.send(Event::Misbehaving(format!(
+                            "wrote more than {} KiB to its death-reason port (ttyS1)",
+                            DEATH_REASON_CAP / 1024
+                        )));
+                    })),
+                );
+                if let Some(log_file) = &config.log_file {
+                    let log_listener = UnixListener::bind(dir.join(GUEST_LOG_SOCKET))
+                        .context("binding the guest log socket")?;
+                    let file = fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(log_file)
+                        .with_context(|| format!("opening {}", log_file.display()))?;
+                    start_capped_reader(log_listener, file, GUEST_LOG_CAP, "guest log", None);
+                }
                 let qemu_config = qemu_config(config, &plan, dir);
                 let mut command = Command::new(&qemu_config.qemu);
                 command
@@ -627,7 +665,21 @@ pub fn run_controlled(
                     stopped_by_us = Some(VmOutcome::Interrupted);
                     break stop(&mut vmm, &lease, &mut record);
                 }
-                Ok(Event::Vm(ev)) => on_event(ev, &mut record, &mut timed_events),
+                Ok(Event::Misbehaving(reason)) => {
+                    stopped_by_us = Some(VmOutcome::Misbehaving { reason });
+                    break stop(&mut vmm, &lease, &mut record);
+                }
+                Ok(Event::Vm(ev)) => {
+                    let misbehaving = match &ev.kind {
+                        VmEventKind::Misbehaving { reason } => Some(reason.clone()),
+                        _ => None,
+                    };
+                    on_event(ev, &mut record, &mut timed_events);
+                    if let Some(reason) = misbehaving {
+                        stopped_by_us = Some(VmOutcome::Misbehaving { reason });
+                        break stop(&mut vmm, &lease, &mut record);
+                    }
+                }
                 Ok(Event::VmServiceClosed) => service_closed = true,
                 Err(mpsc::RecvTimeoutError::Disconnected) => bail!("event threads ended"),
             }
@@ -644,7 +696,7 @@ pub fn run_controlled(
             match event_rx.recv_timeout(drain_deadline.saturating_duration_since(Instant::now())) {
                 Ok(Event::Vm(ev)) => on_event(ev, &mut record, &mut timed_events),
                 Ok(Event::VmServiceClosed) => service_closed = true,
-                Ok(Event::Signal(_) | Event::Stop) => {}
+                Ok(Event::Signal(_) | Event::Stop | Event::Misbehaving(_)) => {}
                 Err(_) => break,
             }
         }
@@ -657,7 +709,7 @@ pub fn run_controlled(
             let _ = std::os::unix::net::UnixStream::connect(&console_socket);
             let _ = console_thread.join();
         }
-        let console = fs::read(&console_log).unwrap_or_default();
+        let console = read_console_bounded(&console_log);
         if let (Vmm::Crosvm, Some(out)) = (config.vmm, &config.console_out) {
             // crosvm wrote the console to a file; the client gets it when the VM ends.
             let _ = (&**out).write_all(&console);
@@ -674,7 +726,7 @@ pub fn run_controlled(
             None => VmOutcome::from_observation(&Observation {
                 qemu_status: status.code(),
                 qemu_stderr: &fs::read_to_string(&vmm_stderr_path).unwrap_or_default(),
-                death_reason: &fs::read(&death_reason_file).unwrap_or_default(),
+                death_reason: &read_head(&death_reason_file, DEATH_REASON_CAP),
                 events: &kinds,
                 console: &console,
                 vmm: config.vmm,
@@ -783,7 +835,7 @@ fn qemu_config(config: &VmConfig, plan: &BootPlan, dir: &Path) -> QemuConfig {
         raw_disks: plan.image_disks.clone(),
         vhost_vsock_socket: dir.join(VHOST_SOCKET),
         console_socket: dir.join(CONSOLE_SOCKET),
-        death_reason_file: dir.join(DEATH_REASON_FILE),
+        death_reason_socket: dir.join(DEATH_REASON_SOCKET),
         bios: Path::new(QBOOT_ROM)
             .exists()
             .then(|| PathBuf::from(QBOOT_ROM)),
@@ -793,7 +845,7 @@ fn qemu_config(config: &VmConfig, plan: &BootPlan, dir: &Path) -> QemuConfig {
             .map(|h| (dice::FW_CFG_HANDOVER_NAME.to_owned(), h.clone()))
             .collect(),
         gdb_port: config.gdb_port,
-        log_file: config.log_file.clone(),
+        log_socket: config.log_file.as_ref().map(|_| dir.join(GUEST_LOG_SOCKET)),
     }
 }
 
@@ -1008,6 +1060,89 @@ fn keep_death_reason(port_file: &Path, kept: &Path) {
     if !bytes.is_empty() {
         let _ = fs::write(kept, bytes);
     }
+}
+
+/// The most bytes kept from the death-reason port (it carries one line); a guest that writes
+/// more is misbehaving.
+pub const DEATH_REASON_CAP: u64 = 64 * 1024;
+/// The most bytes of the guest's log (ttyS2) written to the `--log` file; the rest is dropped
+/// and counted in the file's last line.
+pub const GUEST_LOG_CAP: u64 = 64 << 20;
+/// How much of the console a [`VmResult`] holds in memory: its first and last
+/// `CONSOLE_RESULT_PART` bytes (the file on disk has up to `logs::CONSOLE_CAP`).
+pub const CONSOLE_RESULT_PART: u64 = 2 << 20;
+
+/// The first `limit` bytes of a file (empty if it cannot be read).
+fn read_head(path: &Path, limit: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Ok(file) = File::open(path) {
+        let _ = file.take(limit).read_to_end(&mut bytes);
+    }
+    bytes
+}
+
+/// The console as a [`VmResult`] holds it: whole up to twice [`CONSOLE_RESULT_PART`], else its
+/// head and tail around a line saying how much was left out.
+pub fn read_console_bounded(path: &Path) -> Vec<u8> {
+    let Ok(mut file) = File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len <= 2 * CONSOLE_RESULT_PART {
+        return read_head(path, 2 * CONSOLE_RESULT_PART);
+    }
+    let mut bytes = read_head(path, CONSOLE_RESULT_PART);
+    let tail_start = len - CONSOLE_RESULT_PART;
+    bytes.extend_from_slice(
+        format!(
+            "\n[... {} console bytes left out here; the whole console is in {} ...]\n",
+            tail_start - CONSOLE_RESULT_PART,
+            path.display()
+        )
+        .as_bytes(),
+    );
+    use std::io::Seek;
+    if file.seek(std::io::SeekFrom::Start(tail_start)).is_ok() {
+        let _ = file.take(CONSOLE_RESULT_PART).read_to_end(&mut bytes);
+    }
+    bytes
+}
+
+/// Accepts the VMM's connection on `listener` and copies what comes to `out`, at most `cap`
+/// bytes; past it the rest is read and dropped (the guest is never blocked), the file ends with
+/// a line counting what was dropped, and `on_over_cap` runs once.
+fn start_capped_reader(
+    listener: UnixListener,
+    out: File,
+    cap: u64,
+    what: &'static str,
+    on_over_cap: Option<Box<dyn FnOnce() + Send>>,
+) {
+    thread::spawn(move || {
+        let mut log = crate::logs::CappedWriter::named(out, cap, what);
+        let mut on_over_cap = on_over_cap;
+        let Ok((mut stream, _)) = listener.accept() else {
+            let _ = log.finish();
+            return;
+        };
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = log.finish();
+                    return;
+                }
+                Ok(n) => {
+                    let _ = log.write_capped(buf.get(..n).unwrap_or_default());
+                    if log.dropped() > 0 {
+                        if let Some(report) = on_over_cap.take() {
+                            report();
+                        }
+                    }
+                }
+            }
+        }
+    });
 }
 
 fn start_console_reader(

@@ -11,8 +11,9 @@ use crate::console::log;
 pub const LABELLED_PARTITIONS: &[(&str, &str)] =
     &[("vm-instance", selinux::contexts::VM_INSTANCE_DEVICE)];
 
-/// Device nodes everyone may use (the payload too): they get `payload_device`.
-pub const PUBLIC_DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+/// Device nodes everyone may use (the payload too): they get `payload_device`. (`vsock` answers
+/// one ioctl, the VM's own CID.)
+pub const PUBLIC_DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "vsock"];
 
 /// Labels the public device nodes in /dev. A failure is logged: those nodes then keep the
 /// generic `device` label, which only the system domains may use.

@@ -42,13 +42,19 @@ fn service_command(config: &Service) -> Command {
         .envs(config.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .process_group(0);
-    // SAFETY: between fork and exec the closure makes one async-signal-safe call
-    // (sigprocmask) and allocates nothing.
+    let capabilities = config.capabilities;
+    let last_cap = caps::last_cap();
+    // SAFETY: between fork and exec the closure makes async-signal-safe calls only
+    // (sigprocmask, prctl) and allocates nothing.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             SigSet::empty()
                 .thread_set_mask()
-                .map_err(std::io::Error::from)
+                .map_err(std::io::Error::from)?;
+            if let Some(keep) = capabilities {
+                caps::limit_bounding_set(keep, last_cap)?;
+            }
+            Ok(())
         });
     }
     command

@@ -138,6 +138,7 @@ pub fn mount_zipfuse(
         .arg(device)
         .arg(mount_point)
         .stdin(Stdio::null());
+    crate::privileges::limit(&mut command, crate::privileges::ZIPFUSE);
     let mut daemon = command
         .spawn()
         .with_context(|| format!("starting {ZIPFUSE_BIN}"))?;

@@ -160,7 +160,9 @@ pub fn open(
 
 /// AOSP's mke2fs options, with the payload owning the root directory.
 pub fn mke2fs(device: &Path, uid: u32, gid: u32) -> Result<()> {
-    let output = Command::new(LOADER)
+    let mut command = Command::new(LOADER);
+    crate::privileges::limit(&mut command, caps::CapSet::EMPTY);
+    let output = command
         .args(["--library-path", SYSTEM_LIB_DIR, MKE2FS])
         .args([
             "-q",

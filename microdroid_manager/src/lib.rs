@@ -20,6 +20,7 @@ pub mod identity;
 pub mod memory;
 pub mod payload;
 pub mod payload_service;
+pub mod privileges;
 pub mod sandbox;
 pub mod sealed_state;
 pub mod tombstones;
@@ -128,9 +129,7 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
         let _payload_service = payload_service::start(host.ready_notifier(), None)?;
         start_tombstone_export(&config, debuggable);
         host.notify_payload_started()?;
-        let confinement = sandbox::Confinement::microdroid()?;
-        return payload::run_task(task, debuggable, Some(&confinement))
-            .context("running the payload");
+        return run_confined(task, debuggable);
     }
     let metadata =
         payload_metadata::read_path(&metadata_device).context("reading the payload metadata")?;
@@ -256,14 +255,22 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
     let _payload_service = payload_service::start(host.ready_notifier(), Some(secrets))?;
     start_tombstone_export(&config, debuggable);
     host.notify_payload_started()?;
-    let confinement = sandbox::Confinement::microdroid()?;
-    let result =
-        payload::run_task(task, debuggable, Some(&confinement)).context("running the payload");
+    let result = run_confined(task, debuggable);
     if let Some(store) = &store {
         if let Err(err) = store.sync() {
             log(&format!("syncing the encrypted storage: {err:#}"));
         }
     }
+    result
+}
+
+/// Runs the payload in its sandbox (sandbox.rs) and waits for it; a crash's tombstone reaches
+/// the host before the result is reported (and the VM powers off).
+fn run_confined(task: &payload_config::Task, debuggable: bool) -> Result<i32> {
+    let confinement = sandbox::Confinement::microdroid()?;
+    let result =
+        payload::run_task(task, debuggable, Some(&confinement)).context("running the payload");
+    tombstones::wait_for_exports(std::time::Duration::from_secs(5));
     result
 }
 
@@ -357,8 +364,10 @@ fn pin_apexes(
 /// apexd, as AOSP's `ctl.start apexd-vm`: verifies the payload disk's APEXes against the pinned
 /// metadata and mounts them at /apex/<name>; any failure is a payload verification failure.
 fn run_apexd() -> Result<()> {
-    let output = std::process::Command::new(APEXD_BIN)
-        .stdin(std::process::Stdio::null())
+    let mut command = std::process::Command::new(APEXD_BIN);
+    command.stdin(std::process::Stdio::null());
+    privileges::limit(&mut command, privileges::APEXD);
+    let output = command
         .output()
         .with_context(|| format!("starting {APEXD_BIN}"))
         .map_err(|e| MicrodroidError::PayloadVerificationFailed(format!("{e:#}")))?;

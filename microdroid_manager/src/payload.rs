@@ -123,16 +123,7 @@ pub fn task_executable(task: &Task) -> Result<PathBuf> {
 /// Makes the child the payload's own user, with no capabilities left: called between fork and
 /// exec, so it only makes async-signal-safe system calls.
 fn drop_privileges(last_cap: u32) -> std::io::Result<()> {
-    for cap in 0..=last_cap {
-        // SAFETY: prctl(PR_CAPBSET_DROP) takes integer arguments only.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0 {
-            let err = std::io::Error::last_os_error();
-            // Capabilities this kernel does not know are not in the set.
-            if err.raw_os_error() != Some(libc::EINVAL) {
-                return Err(err);
-            }
-        }
-    }
+    caps::limit_bounding_set(caps::CapSet::EMPTY, last_cap)?;
     nix::unistd::setgroups(&[Gid::from_raw(PAYLOAD_GID)])?;
     nix::unistd::setresgid(
         Gid::from_raw(PAYLOAD_GID),
@@ -150,13 +141,6 @@ fn drop_privileges(last_cap: u32) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
-}
-
-fn last_capability() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(63)
 }
 
 pub fn load_config(path: &Path) -> Result<VmPayloadConfig> {
@@ -206,7 +190,7 @@ pub fn run_task(
         None => None,
     };
     let status_write_fd = status_pipe.as_ref().map(|(_, w)| w.as_raw_fd());
-    let last_cap = last_capability();
+    let last_cap = caps::last_cap();
     let confinement = confinement.cloned();
     // SAFETY: the closure only makes async-signal-safe system calls (fcntl, unshare, mount,
     // chroot, setrlimit, open/write of the exec context, prctl, setgroups, setresgid,

@@ -7,7 +7,7 @@
 //!   null, zero, full, random and urandom, and /dev/socket (read-only; SELinux decides which
 //!   sockets it may reach). The block devices, /sys, the instance disk and the other services'
 //!   files are simply not there.
-//! - **rlimits**: no core files, bounded processes and open files.
+//! - **rlimits**: no core files, bounded processes and open files (lowered, never raised).
 //! - **Its SELinux domain** (`u:r:payload:s0`, image/sepolicy/microdroid.cil), entered on exec.
 //! - **Its own uid/gid, no capabilities, no_new_privs** (payload::drop_privileges).
 //! - **A seccomp filter**, installed last: module loading, kexec, mounts and namespaces, bpf,
@@ -203,6 +203,9 @@ impl SandboxSpec {
                 false,
             ),
             Bind::new("/dev/socket", "/dev/socket", true),
+            // The VM's own CID (IOCTL_VM_SOCKETS_GET_LOCAL_CID); its minor is dynamic, hence a
+            // bind rather than a node of our own.
+            Bind::new("/dev/vsock", "/dev/vsock", false),
         ];
         SandboxSpec {
             root: PathBuf::from(SANDBOX_ROOT),
@@ -447,10 +450,14 @@ impl Confinement {
     }
 }
 
-/// Applies the payload's rlimits to the calling process (async-signal-safe).
+/// Applies the payload's rlimits to the calling process (async-signal-safe): each is lowered to
+/// its value, never raised (the VM's own default may be lower, e.g. RLIMIT_NPROC in a small VM,
+/// and raising a hard limit takes CAP_SYS_RESOURCE, which microdroid_manager does not hold).
 pub fn apply_rlimits() -> std::io::Result<()> {
     for (resource, limit) in RLIMITS {
-        nix::sys::resource::setrlimit(*resource, *limit, *limit)?;
+        let (_, hard) = nix::sys::resource::getrlimit(*resource)?;
+        let value = (*limit).min(hard);
+        nix::sys::resource::setrlimit(*resource, value, value)?;
     }
     Ok(())
 }

@@ -70,6 +70,26 @@ fn send_to_host(text: &str) -> Result<()> {
     Ok(())
 }
 
+/// Dumps not yet sent to the host, and the signal that the count went down.
+static EXPORTS_IN_FLIGHT: (std::sync::Mutex<u32>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// Waits (at most `timeout`) until every dump taken so far has been sent to the host: a crashed
+/// payload's process is released only once its dump is counted here, so microdroid_manager,
+/// seeing the payload die, waits for its tombstone before it reports and the VM powers off.
+pub fn wait_for_exports(timeout: Duration) {
+    let (count, changed) = &EXPORTS_IN_FLIGHT;
+    let guard = count.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = changed.wait_timeout_while(guard, timeout, |n| *n > 0);
+}
+
+fn exports_in_flight(delta: i32) {
+    let (count, changed) = &EXPORTS_IN_FLIGHT;
+    let mut n = count.lock().unwrap_or_else(|p| p.into_inner());
+    *n = n.saturating_add_signed(delta);
+    changed.notify_all();
+}
+
 /// Serves the crash socket on a thread of its own for the rest of the VM's life.
 pub fn start() -> Result<()> {
     let dumper = Dumper::bind(Path::new(tombstone::CRASH_SOCKET))
@@ -79,7 +99,10 @@ pub fn start() -> Result<()> {
         let crash_log = Logger::new(LogId::Crash);
         loop {
             match dumper.next(&fingerprint, &log_tail) {
-                Ok(dumped) => {
+                Ok(mut dumped) => {
+                    // Counted before the process is let go (and dies).
+                    exports_in_flight(1);
+                    dumped.release();
                     // debuggerd logs the header, signal, registers and backtrace.
                     for line in dumped
                         .text
@@ -100,6 +123,7 @@ pub fn start() -> Result<()> {
                             dumped.pid
                         )),
                     }
+                    exports_in_flight(-1);
                 }
                 Err(e) => log(&format!("crash socket: {e}")),
             }

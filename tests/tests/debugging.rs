@@ -20,15 +20,19 @@ use host_tools::vm::VmConfig;
 const TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Logs a line with its tag, tells the host it is ready, then waits (up to WAIT_TENTHS/10 s)
-/// for /data/local/tmp/quit.
+/// for SIGUSR1 (sent from `adb shell`: the payload's sandbox does not show adb's files).
 const WAITING_PAYLOAD: &str = r#"
 #include <android/log.h>
+#include <signal.h>
 #include <unistd.h>
 #include <vm_payload.h>
+static volatile sig_atomic_t quit;
+static void on_usr1(int signo) { (void)signo; quit = 1; }
 int AVmPayload_main(void) {
+    signal(SIGUSR1, on_usr1);
     __android_log_print(ANDROID_LOG_INFO, "adb_test", "payload logged %d", 42);
     AVmPayload_notifyPayloadReady();
-    for (int i = 0; i < WAIT_TENTHS && access("/data/local/tmp/quit", F_OK) != 0; i++) usleep(100000);
+    for (int i = 0; i < WAIT_TENTHS && !quit; i++) usleep(100000);
     return 0;
 }
 "#;
@@ -116,6 +120,7 @@ struct Seen {
     garbage_closed: bool,
     after_garbage: String,
     selinux: String,
+    privileges: String,
 }
 
 fn drive_debuggable_vm(uds: PathBuf) -> Seen {
@@ -163,6 +168,15 @@ fn drive_debuggable_vm(uds: PathBuf) -> Seen {
     let out = c.on(&["shell", "echo hello from $(uname -s)"]);
     seen.echo = (text(&out.stdout), out.status.code());
     seen.exit_false = c.on(&["shell", "false"]).status.code();
+    // Each service's bounding set and domain (docs/security.md's table).
+    seen.privileges = text(
+        &c.on(&[
+            "shell",
+            "for n in logd microdroid_manager zipfuse; do p=$(pidof $n); \
+             echo $n $(grep CapBnd /proc/$p/status | cut -f2) $(cat /proc/$p/attr/current); done",
+        ])
+        .stdout,
+    );
     // getenforce's answer, and the shell's own domain.
     seen.selinux = text(
         &c.on(&[
@@ -210,7 +224,10 @@ fn drive_debuggable_vm(uds: PathBuf) -> Seen {
     std::thread::sleep(Duration::from_secs(2));
     // --connect ran the client (long done by now).
     seen.connect_ran = std::fs::read_to_string(&recorder).unwrap_or_default();
-    let _ = c.on(&["shell", "touch /data/local/tmp/quit"]);
+    let _ = c.on(&[
+        "shell",
+        "kill -USR1 $(ps -o pid,comm | awk '/ microdroid_laun$/ {print $1}')",
+    ]);
     let _ = forward.kill();
     let _ = forward.wait();
     seen
@@ -303,6 +320,17 @@ fn adb_logcat_gdbserver_and_the_log_file_in_a_debuggable_vm() {
         "adbd kept a connection that sent garbage"
     );
     assert_eq!(seen.after_garbage, "still here\n");
+    let mask = |names: &[&str]| format!("{:016x}", caps::CapSet::parse(names).unwrap().0);
+    let expected = format!(
+        "logd {} u:r:logd:s0\nmicrodroid_manager {} u:r:microdroid_manager:s0\nzipfuse {} u:r:zipfuse:s0\n",
+        mask(&["AUDIT_CONTROL"]),
+        mask(&[
+            "SYS_ADMIN", "SYS_MODULE", "SYS_PTRACE", "SYS_CHROOT", "SETUID", "SETGID", "SETPCAP",
+            "MKNOD", "CHOWN", "FOWNER", "DAC_OVERRIDE", "DAC_READ_SEARCH", "KILL",
+        ]),
+        mask(&["SYS_ADMIN"]),
+    );
+    assert_eq!(seen.privileges.replace('\0', ""), expected);
     assert_eq!(
         seen.selinux.trim_end_matches(['\0', '\n']),
         "1\nu:r:shell:s0",

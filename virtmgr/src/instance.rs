@@ -252,7 +252,10 @@ impl VmInstance {
                 advance(PayloadProgress::Finished);
                 self.each_callback(|cb| cb.on_error(cid, ErrorCode(code.0), message));
             }
-            VmEventKind::Rejected { .. } | VmEventKind::Disconnected { .. } => {}
+            // Misbehaving: the engine stops the VM; its death callback says why.
+            VmEventKind::Rejected { .. }
+            | VmEventKind::Disconnected { .. }
+            | VmEventKind::Misbehaving { .. } => {}
         }
         self.changed.notify_all();
     }

@@ -63,6 +63,9 @@ pub struct Service {
     pub only_if_cmdline: Option<String>,
     /// Paths to wait for after starting it.
     pub wait_for: Vec<String>,
+    /// `capabilities NAME...`: the only capabilities it may hold (its bounding set); `None`
+    /// leaves init's.
+    pub capabilities: Option<caps::CapSet>,
     /// Line of the `service` statement, for messages.
     pub line: usize,
 }
@@ -121,6 +124,7 @@ impl InitConfig {
                     poweroff_on_exit: false,
                     only_if_cmdline: None,
                     wait_for: Vec::new(),
+                    capabilities: None,
                     line,
                 });
                 continue;
@@ -164,6 +168,13 @@ impl InitConfig {
                     [path] if path.starts_with('/') => service.wait_for.push(path.clone()),
                     _ => return Err(err("usage: wait_for <ABSOLUTE PATH>".into())),
                 },
+                "capabilities" => {
+                    if service.capabilities.is_some() {
+                        return Err(err("capabilities given twice".into()));
+                    }
+                    service.capabilities =
+                        Some(caps::CapSet::parse(rest).map_err(|e| err(e.to_string()))?);
+                }
                 "setenv" => match rest {
                     [key, value] if valid_env_key(key) => {
                         service.env.push((key.clone(), value.clone()))
@@ -259,6 +270,12 @@ service adbd /system/bin/adbd
     only_if_cmdline androidboot.adb.enabled=1
     wait_for /dev/socket/a
     wait_for /dev/socket/b
+
+service logd /system/bin/logd
+    capabilities AUDIT_CONTROL SYS_ADMIN
+
+service nocaps /system/bin/nocaps
+    capabilities
 "#;
 
     #[test]
@@ -280,6 +297,16 @@ service adbd /system/bin/adbd
             Some("androidboot.adb.enabled=1")
         );
         assert_eq!(adbd.wait_for, ["/dev/socket/a", "/dev/socket/b"]);
+        assert_eq!(adbd.capabilities, None, "no option: init's own set");
+        let logd = config.service("logd").unwrap();
+        assert_eq!(
+            logd.capabilities.map(|c| c.names()),
+            Some(vec!["SYS_ADMIN", "AUDIT_CONTROL"])
+        );
+        assert_eq!(
+            config.service("nocaps").unwrap().capabilities,
+            Some(caps::CapSet::EMPTY)
+        );
     }
 
     fn syntax_error(text: &str) -> (usize, String) {
@@ -311,6 +338,14 @@ service adbd /system/bin/adbd
         assert!(syntax_error("service a /x\n  only_if_cmdline\n")
             .1
             .contains("usage: only_if_cmdline"));
+        assert!(syntax_error("service a /x\n  capabilities SYS_WIZARD\n")
+            .1
+            .contains("unknown capability \"SYS_WIZARD\""));
+        assert!(
+            syntax_error("service a /x\n  capabilities\n  capabilities KILL\n")
+                .1
+                .contains("capabilities given twice")
+        );
         assert!(syntax_error("service a /x\n  wait_for rel/path\n")
             .1
             .contains("usage: wait_for"));

@@ -59,6 +59,45 @@ pub(crate) fn read_exact_or_closed<S: Read>(stream: &mut S, buf: &mut [u8]) -> R
     Ok(())
 }
 
+/// Fills `buf` from a stream with a read timeout, waiting without limit while nothing has
+/// arrived (a server between commands) but failing with [`Error::Stalled`] once the peer has
+/// started and then stops for longer than the timeout.
+fn read_exact_idle_ok<S: Read>(stream: &mut S, buf: &mut [u8], idle: bool) -> Result<(), Error> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) if filled == 0 && idle => return Err(Error::ConnectionClosed),
+            Ok(0) => return Err(Error::Io(ErrorKind::UnexpectedEof.into())),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if !(idle && filled == 0) {
+                    return Err(Error::Stalled {
+                        received: filled,
+                        expected: buf.len(),
+                    });
+                }
+            }
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+/// [`read_command`] for a server waiting for its client's next command: with a read timeout
+/// on the stream, an idle client may take as long as it likes, but a command must arrive whole
+/// within the timeout of its first byte (else [`Error::Stalled`]).
+pub fn read_next_command<S: Read>(stream: &mut S, version: u32) -> Result<Incoming, Error> {
+    let mut hb = [0u8; WireHeader::SIZE];
+    read_exact_idle_ok(stream, &mut hb, true)?;
+    let header = WireHeader::decode(&hb, version)?;
+    let mut body = vec![0u8; header.body_size as usize];
+    if !body.is_empty() {
+        read_exact_idle_ok(stream, &mut body, false)?;
+    }
+    parse_command(header.command, &body, version)
+}
+
 /// Objects in a received parcel: binders at v2, fds only where the session allows them
 /// (Unix sockets with fd mode UNIX; never over vsock). Returns the number of fd objects.
 fn check_objects(
@@ -265,4 +304,78 @@ pub(crate) fn send<S: Write>(stream: &mut S, bytes: &[u8]) -> Result<(), Error> 
     stream.write_all(bytes)?;
     stream.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::wire::{Address, PROTOCOL_VERSION_1};
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    fn command() -> Vec<u8> {
+        let mut parcel = Parcel::new();
+        parcel.write_i32(7);
+        encode_transact(PROTOCOL_VERSION_1, Address::ZERO, 1, 0, 0, &parcel).unwrap()
+    }
+
+    #[test]
+    fn a_server_waits_for_an_idle_client_without_limit() {
+        let (mut client, mut server) = UnixStream::pair().unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let bytes = command();
+        let writer = std::thread::spawn(move || {
+            // Idle for several read timeouts, then a whole command.
+            std::thread::sleep(Duration::from_millis(300));
+            client.write_all(&bytes).unwrap();
+            client
+        });
+        assert!(matches!(
+            read_next_command(&mut server, PROTOCOL_VERSION_1).unwrap(),
+            Incoming::Transact(_)
+        ));
+        drop(writer.join().unwrap());
+        assert!(matches!(
+            read_next_command(&mut server, PROTOCOL_VERSION_1),
+            Err(Error::ConnectionClosed)
+        ));
+    }
+
+    #[test]
+    fn a_client_that_stops_inside_a_command_is_stalled() {
+        let bytes = command();
+        for cut in [8, WireHeader::SIZE + 2] {
+            let (mut client, mut server) = UnixStream::pair().unwrap();
+            server
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            client.write_all(&bytes[..cut]).unwrap();
+            let err = read_next_command(&mut server, PROTOCOL_VERSION_1).unwrap_err();
+            let expected = if cut < WireHeader::SIZE {
+                (cut, WireHeader::SIZE)
+            } else {
+                (cut - WireHeader::SIZE, bytes.len() - WireHeader::SIZE)
+            };
+            match err {
+                Error::Stalled {
+                    received,
+                    expected: e,
+                } => assert_eq!((received, e), expected),
+                other => panic!("expected Stalled, got {other:?}"),
+            }
+            assert!(err.is_protocol_violation());
+            drop(client);
+        }
+    }
+
+    #[test]
+    fn protocol_violations_are_told_apart_from_disconnects() {
+        assert!(Error::BodyTooLarge { size: 1, max: 0 }.is_protocol_violation());
+        assert!(!Error::ConnectionClosed.is_protocol_violation());
+        assert!(!Error::Io(ErrorKind::UnexpectedEof.into()).is_protocol_violation());
+    }
 }

@@ -90,6 +90,15 @@ pub enum Error {
     /// The peer closed the connection at a command boundary.
     #[error("connection closed by peer")]
     ConnectionClosed,
+    /// The peer started a command and stopped sending before its end, for longer than the
+    /// stream's read timeout (a server waits for the next command without limit).
+    #[error("the peer stalled in the middle of a command ({received} of {expected} bytes)")]
+    Stalled {
+        /// Bytes of the header or body received.
+        received: usize,
+        /// Bytes expected.
+        expected: usize,
+    },
     /// The peer answered a protocol version we did not offer or cannot speak.
     #[error("unsupported protocol version {0}")]
     UnsupportedVersion(u32),
@@ -251,5 +260,12 @@ impl Error {
             ),
             _ => false,
         }
+    }
+
+    /// True when the peer broke the protocol (bad or oversized command, unknown session, a
+    /// stall mid-command), as opposed to going away or a local I/O failure: a host counts
+    /// these against a guest.
+    pub fn is_protocol_violation(&self) -> bool {
+        !matches!(self, Error::Io(_) | Error::ConnectionClosed)
     }
 }

@@ -119,6 +119,10 @@ impl<S: Read + Write> Drop for InterfaceClient<S> {
     }
 }
 
+/// How long a client may take to send the rest of a command once it has started one (and to
+/// complete its connection's handshake).
+pub const MESSAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves one root object on a Unix socket, a thread per connection, until [`Self::stop`] or
 /// drop. `on_session_end` hears how each session ended.
 #[derive(Debug)]
@@ -158,18 +162,21 @@ impl UnixSocketServer {
         server: RpcServer,
         on_session_end: impl Fn(SessionOutcome) + Send + Sync + 'static,
     ) -> Self {
-        Self::serve_limited(listener, path, server, None, on_session_end)
+        Self::serve_limited(listener, path, server, None, on_session_end, |_| {})
     }
 
     /// [`Self::serve`], serving at most `max_sessions` connections in the server's lifetime:
     /// any later connection is closed at once, unserved (a host service that only its first
-    /// client, microdroid_manager, may use).
+    /// client, microdroid_manager, may use), and `on_refused` hears how many were refused so
+    /// far. Every connection gets [`MESSAGE_TIMEOUT`] as its read timeout: a client may idle
+    /// between commands, but a command must arrive whole (`Error::Stalled` otherwise).
     pub fn serve_limited(
         listener: UnixListener,
         path: PathBuf,
         server: RpcServer,
         max_sessions: Option<usize>,
         on_session_end: impl Fn(SessionOutcome) + Send + Sync + 'static,
+        on_refused: impl Fn(usize) + Send + 'static,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let stop_requested = stop.clone();
@@ -177,6 +184,7 @@ impl UnixSocketServer {
         let on_session_end = Arc::new(on_session_end);
         let thread = std::thread::spawn(move || {
             let mut sessions = 0usize;
+            let mut refused = 0usize;
             for conn in listener.incoming() {
                 if stop_requested.load(Ordering::SeqCst) {
                     break;
@@ -184,8 +192,11 @@ impl UnixSocketServer {
                 let Ok(stream) = conn else { continue };
                 if max_sessions.is_some_and(|max| sessions >= max) {
                     drop(stream);
+                    refused = refused.saturating_add(1);
+                    on_refused(refused);
                     continue;
                 }
+                let _ = stream.set_read_timeout(Some(MESSAGE_TIMEOUT));
                 sessions += 1;
                 let server = server.clone();
                 let on_session_end = on_session_end.clone();

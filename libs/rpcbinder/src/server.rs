@@ -15,7 +15,7 @@ use crate::client::{
     PING_TRANSACTION,
 };
 use crate::conn::{
-    encode_dec_strong, encode_reply, read_command, read_exact_or_closed, send, Incoming,
+    encode_dec_strong, encode_reply, read_exact_or_closed, read_next_command, send, Incoming,
     IncomingTransaction,
 };
 use crate::error::Error;
@@ -195,10 +195,23 @@ impl RpcServer {
         }
         send(&mut stream, &OutgoingConnectionInit::encode())?;
         let mut b = [0u8; 1];
-        match stream.read(&mut b) {
-            Ok(0) => Ok(SessionEnd::CallbackClosed),
-            Ok(_) => Err(Error::UnexpectedReply),
-            Err(e) => Err(Error::Io(e)),
+        loop {
+            return match stream.read(&mut b) {
+                Ok(0) => Ok(SessionEnd::CallbackClosed),
+                Ok(_) => Err(Error::UnexpectedReply),
+                // Held open for as long as the client likes (a read timeout is for commands).
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => Err(Error::Io(e)),
+            };
         }
     }
 }
@@ -220,7 +233,7 @@ enum Flow {
 impl<S: Read + Write> Session<'_, S> {
     fn run(&mut self) -> Result<SessionEnd, Error> {
         loop {
-            let cmd = match read_command(&mut self.stream, self.version) {
+            let cmd = match read_next_command(&mut self.stream, self.version) {
                 Ok(c) => c,
                 Err(Error::ConnectionClosed) => return Ok(SessionEnd::Closed),
                 Err(e) => return Err(e),

@@ -2,7 +2,7 @@
 //! check who sent it, build and render the tombstone while the process waits, then release it.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -22,12 +22,29 @@ pub enum DumpError {
     ForeignThread { pid: i32, tid: i32 },
 }
 
-/// A dumped crash.
-#[derive(Debug, Clone)]
+/// A dumped crash. The crashed process waits until this is released (explicitly, or when it
+/// is dropped), so that the caller can note the dump before the process dies.
+#[derive(Debug)]
 pub struct Dumped {
     pub pid: i32,
     pub signal: i32,
     pub text: String,
+    conn: Option<OwnedFd>,
+}
+
+impl Dumped {
+    /// Lets the crashed process go: its signal now kills it.
+    pub fn release(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = seqpacket::send_packet(&conn, &[1]);
+        }
+    }
+}
+
+impl Drop for Dumped {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 #[derive(Debug)]
@@ -71,13 +88,11 @@ impl Dumper {
         }
         let tombstone = dump::collect(&message, pid, build_fingerprint, log_tail());
         let text = crate::text::render(&tombstone);
-        // Release the process: its signal now kills it.
-        let _ = seqpacket::send_packet(&conn, &[1]);
-        let _ = conn.as_raw_fd();
         Ok(Dumped {
             pid,
             signal: message.signal,
             text,
+            conn: Some(conn),
         })
     }
 }

@@ -18,12 +18,14 @@ fn crash(how: &str) -> (String, std::process::ExitStatus) {
         .arg(how)
         .spawn()
         .unwrap();
-    let dumped = dumper
+    let mut dumped = dumper
         .next("test/fingerprint", &|| vec!["a log line".into()])
         .unwrap();
+    // The crashed process waits for its release.
+    dumped.release();
     let status = child.wait().unwrap();
     assert_eq!(dumped.pid, child.id() as i32);
-    (dumped.text, status)
+    (std::mem::take(&mut dumped.text), status)
 }
 
 #[test]

@@ -168,7 +168,20 @@ pub enum VmEventKind {
         /// Error text, if the session ended with a protocol or I/O error.
         error: Option<String>,
     },
+    /// The guest broke the rules of this service (the protocol, the number of connections or
+    /// of refused calls): the host stops the VM. Reported once.
+    Misbehaving {
+        /// What it did.
+        reason: String,
+    },
 }
+
+/// Notifications the state machine may refuse (repeats, backward moves) before the guest is
+/// reported as misbehaving: a real microdroid_manager makes at most a handful.
+pub const MAX_REJECTED_CALLS: usize = 16;
+/// Connections refused after the first (the only one served) before the guest is reported as
+/// misbehaving: a payload dialing the host's port is refused, a flood of them is abuse.
+pub const MAX_REFUSED_CONNECTIONS: usize = 64;
 
 /// A timestamped event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +202,8 @@ pub struct HostService {
     cid: u32,
     state: Arc<PayloadStateMachine>,
     events: Sender<VmEvent>,
+    rejected: std::sync::atomic::AtomicUsize,
+    misbehaving_reported: std::sync::atomic::AtomicBool,
 }
 
 impl HostService {
@@ -202,6 +217,8 @@ impl HostService {
                 cid,
                 state: state.clone(),
                 events: tx,
+                rejected: std::sync::atomic::AtomicUsize::new(0),
+                misbehaving_reported: std::sync::atomic::AtomicBool::new(false),
             },
             state,
             rx,
@@ -229,6 +246,18 @@ impl HostService {
                 Ok(())
             }
             Err(e) => {
+                let rejected = self
+                    .rejected
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    .saturating_add(1);
+                if rejected > MAX_REJECTED_CALLS {
+                    // No more events for it: the queue stays bounded whatever the guest sends.
+                    self.report_misbehaving(format!(
+                        "made more than {MAX_REJECTED_CALLS} notifications the payload state \
+                         machine refused"
+                    ));
+                    return Err(Status::transport(StatusCode::DEAD_OBJECT));
+                }
                 self.emit(VmEventKind::Rejected {
                     method,
                     state: e.from,
@@ -244,6 +273,16 @@ impl HostService {
     /// Reports the end of the guest's session (called by [`ServiceListener`]).
     pub fn report_disconnect(&self, error: Option<String>) {
         self.emit(VmEventKind::Disconnected { error });
+    }
+
+    /// Reports the guest as misbehaving, once.
+    pub fn report_misbehaving(&self, reason: String) {
+        if !self
+            .misbehaving_reported
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.emit(VmEventKind::Misbehaving { reason });
+        }
     }
 }
 
@@ -316,7 +355,7 @@ impl ServiceListener {
 
     /// Serves on an already bound listener whose path is `path` (used to wake it on stop).
     pub fn serve(listener: UnixListener, path: PathBuf, service: HostService) -> Self {
-        let (server, on_session_end) = Self::parts(service);
+        let (server, on_session_end, on_refused) = Self::parts(service);
         ServiceListener {
             server: UnixSocketServer::serve_limited(
                 listener,
@@ -324,19 +363,40 @@ impl ServiceListener {
                 server,
                 Some(MAX_SESSIONS),
                 on_session_end,
+                on_refused,
             ),
         }
     }
 
-    fn parts(service: HostService) -> (RpcServer, impl Fn(SessionOutcome) + Send + Sync + 'static) {
+    fn parts(
+        service: HostService,
+    ) -> (
+        RpcServer,
+        impl Fn(SessionOutcome) + Send + Sync + 'static,
+        impl Fn(usize) + Send + 'static,
+    ) {
         let service = Arc::new(service);
         let server = RpcServer::new(Arc::new(VirtualMachineServiceBinder(service.clone())));
+        let ended = service.clone();
         let on_session_end = move |outcome: SessionOutcome| match outcome {
             Ok(SessionEnd::CallbackClosed) => {}
-            Ok(_) => service.report_disconnect(None),
-            Err(e) => service.report_disconnect(Some(e.to_string())),
+            Ok(_) => ended.report_disconnect(None),
+            Err(e) => {
+                if e.is_protocol_violation() {
+                    ended.report_misbehaving(format!("broke the RPC protocol: {e}"));
+                }
+                ended.report_disconnect(Some(e.to_string()))
+            }
         };
-        (server, on_session_end)
+        let on_refused = move |refused: usize| {
+            if refused > MAX_REFUSED_CONNECTIONS {
+                service.report_misbehaving(format!(
+                    "opened more than {MAX_REFUSED_CONNECTIONS} connections to the host's \
+                     service beyond the one it may use"
+                ));
+            }
+        };
+        (server, on_session_end, on_refused)
     }
 
     /// The socket path.

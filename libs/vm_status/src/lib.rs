@@ -206,7 +206,7 @@ pub fn parse_death_reason(raw: &[u8]) -> Option<ReportedDeath> {
         return None;
     }
     let (prefix, detail) = match text.split_once('|') {
-        Some((p, d)) => (p, Some(d.trim().to_owned())),
+        Some((p, d)) => (p, Some(clean_detail(d.trim()))),
         None => (text, None),
     };
     let reason = match prefix {
@@ -225,11 +225,33 @@ pub fn parse_death_reason(raw: &[u8]) -> Option<ReportedDeath> {
         _ => {
             return Some(ReportedDeath {
                 reason: DeathReason::Unknown,
-                detail: Some(text.to_owned()),
+                detail: Some(clean_detail(text)),
             })
         }
     };
     Some(ReportedDeath { reason, detail })
+}
+
+/// The most characters of a death reason's detail kept: the guest writes it, the host prints
+/// it and hands it to clients.
+pub const MAX_DETAIL_CHARS: usize = 4096;
+
+/// A detail as the host shows it: at most [`MAX_DETAIL_CHARS`], control characters (escape
+/// sequences, newlines, C1) written out (`\u{1b}`) rather than passed to a terminal.
+pub fn clean_detail(detail: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in detail.chars().enumerate() {
+        if i == MAX_DETAIL_CHARS {
+            out.push_str(" [...]");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -282,6 +304,22 @@ mod tests {
         let r = parse_death_reason(b"garbage").unwrap();
         assert_eq!(r.reason, DeathReason::Unknown);
         assert_eq!(r.reason as i32, 2);
+    }
+
+    #[test]
+    fn a_hostile_detail_is_shown_not_obeyed_and_bounded() {
+        let r =
+            parse_death_reason(b"MICRODROID_UNKNOWN_RUNTIME_ERROR|a\x1b]0;pwned\x07b\nc\xc2\x9bd")
+                .unwrap();
+        assert_eq!(
+            r.detail.as_deref(),
+            Some("a\\u{1b}]0;pwned\\u{7}b\\nc\\u{9b}d")
+        );
+        let long = format!("MICRODROID_UNKNOWN_RUNTIME_ERROR|{}", "x".repeat(10_000));
+        let detail = parse_death_reason(long.as_bytes()).unwrap().detail.unwrap();
+        assert_eq!(detail.len(), MAX_DETAIL_CHARS + " [...]".len());
+        let garbage = parse_death_reason(b"\x1b[2Jgarbage").unwrap();
+        assert_eq!(garbage.detail.as_deref(), Some("\\u{1b}[2Jgarbage"));
     }
 
     #[test]
