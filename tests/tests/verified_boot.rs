@@ -59,8 +59,9 @@ fn one_flipped_byte_in_system_data_fails_the_read_and_the_boot() {
     let image = build_image(&ImageChanges::default()).unwrap();
     let super_img = image.path().join("super.img");
     // A byte of /system/etc/init/init.rc, which init must read to go on. erofs may inline a
-    // small file next to its metadata, so depending on the layout the EIO comes from the mount
-    // or from reading the file: either way /system, verified, refuses the corrupted block.
+    // small file next to its metadata, so depending on the layout the EIO comes from the mount,
+    // from reading the SELinux policy that shares the block, or from reading the file: either
+    // way /system, verified, refuses the corrupted block.
     let offset = find(
         &std::fs::read(&super_img).unwrap(),
         b"Microdroid services (see libs/init_config",
@@ -69,6 +70,7 @@ fn one_flipped_byte_in_system_data_fails_the_read_and_the_boot() {
     let (detail, console) = refused_boot(image.path());
     assert!(
         detail.contains("mounting /dev/dm-1 (erofs) on /system")
+            || detail.contains("reading the SELinux policy /system/etc/selinux/")
             || detail.contains("reading /system/etc/init/init.rc"),
         "{detail}"
     );
