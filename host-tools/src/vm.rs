@@ -1119,30 +1119,43 @@ fn start_capped_reader(
     on_over_cap: Option<Box<dyn FnOnce() + Send>>,
 ) {
     thread::spawn(move || {
-        let mut log = crate::logs::CappedWriter::named(out, cap, what);
+        let log = crate::logs::CappedWriter::named(out, cap, what);
         let mut on_over_cap = on_over_cap;
         let Ok((mut stream, _)) = listener.accept() else {
             let _ = log.finish();
             return;
         };
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => {
-                    let _ = log.finish();
-                    return;
-                }
-                Ok(n) => {
-                    let _ = log.write_capped(buf.get(..n).unwrap_or_default());
-                    if log.dropped() > 0 {
-                        if let Some(report) = on_over_cap.take() {
-                            report();
-                        }
-                    }
+        pump_capped(&mut stream, log, |_, log| {
+            if log.dropped() > 0 {
+                if let Some(report) = on_over_cap.take() {
+                    report();
                 }
             }
-        }
+        });
     });
+}
+
+/// Copies `stream` into the capped `log` until it ends, calling `each` with every chunk read
+/// (after it went to the log), then ends the log.
+fn pump_capped(
+    stream: &mut std::os::unix::net::UnixStream,
+    mut log: crate::logs::CappedWriter<File>,
+    mut each: impl FnMut(&[u8], &crate::logs::CappedWriter<File>),
+) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => {
+                let _ = log.finish();
+                return;
+            }
+            Ok(n) => {
+                let data = buf.get(..n).unwrap_or_default();
+                let _ = log.write_capped(data);
+                each(data, &log);
+            }
+        }
+    }
 }
 
 fn start_console_reader(
@@ -1155,7 +1168,7 @@ fn start_console_reader(
 ) -> Result<thread::JoinHandle<()>> {
     let file =
         File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?;
-    let mut log = crate::logs::CappedWriter::new(file, crate::logs::CONSOLE_CAP);
+    let log = crate::logs::CappedWriter::new(file, crate::logs::CONSOLE_CAP);
     Ok(thread::spawn(move || {
         let Ok((mut stream, _)) = listener.accept() else {
             let _ = log.finish();
@@ -1169,30 +1182,19 @@ fn start_console_reader(
         }
         // Guest bytes on a terminal are shown, not obeyed (crate::terminal).
         let mut sanitizer = crate::terminal::sanitizer_for_stdout(raw_console);
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => {
-                    let _ = log.finish();
-                    return;
-                }
-                Ok(n) => {
-                    let data = buf.get(..n).unwrap_or_default();
-                    let _ = log.write_capped(data);
-                    if let Some(out) = &console_out {
-                        let _ = (&**out).write_all(data);
-                    }
-                    if to_terminal {
-                        let mut out = std::io::stdout().lock();
-                        let _ = match sanitizer.as_mut() {
-                            Some(s) => out.write_all(&s.push(data)),
-                            None => out.write_all(data),
-                        };
-                        let _ = out.flush();
-                    }
-                }
+        pump_capped(&mut stream, log, |data, _| {
+            if let Some(out) = &console_out {
+                let _ = (&**out).write_all(data);
             }
-        }
+            if to_terminal {
+                let mut out = std::io::stdout().lock();
+                let _ = match sanitizer.as_mut() {
+                    Some(s) => out.write_all(&s.push(data)),
+                    None => out.write_all(data),
+                };
+                let _ = out.flush();
+            }
+        });
     }))
 }
 
