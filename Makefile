@@ -21,7 +21,7 @@ IMAGE_TOOL   := $(HOST_BIN)/microdroid_image
 PREFIX       ?= /usr/local
 IMAGE_FILES  := vm_os.json vmlinuz initramfs.img vbmeta.img super.img
 
-.PHONY: setup build guest host image app run test bench clean install install-files c-payload
+.PHONY: setup build guest host image app run test lint fuzz bench clean install install-files c-payload
 
 ## setup: install what is missing (Debian packages, the cloud kernel, vhost-device-vsock)
 setup:
@@ -83,9 +83,19 @@ c-payload: setup image
 	$(VMCTL) run-app $(C_PAYLOAD)/c-payload.apk $(C_PAYLOAD)/c-payload.apk.idsig $(C_PAYLOAD)/instance.img \
 	    --config-path assets/vm_config.json --storage $(C_PAYLOAD)/storage.img --os $(BUILD)/image/vm_os.json
 
-## test: set up, then every test: unit, host integration, boot tests
-test: setup image
+## test: set up, then the lints and every test: unit, host integration, boot tests
+test: setup image lint
 	cargo test --workspace --no-fail-fast
+
+## lint: formatting and clippy, warnings as errors (part of `make test`)
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## fuzz: every fuzz target for FUZZ_SECONDS (default 60) each over its corpus, seeded from its
+## crate's testdata/bad; prints the executions per target (installs cargo-fuzz if missing)
+fuzz:
+	bash scripts/fuzz.sh
 
 ## bench: every benchmark script in scripts/bench
 bench: setup image

@@ -40,10 +40,17 @@ pub fn new_vm_dir(logs: &Path, cid: u32) -> std::io::Result<PathBuf> {
         match fs::create_dir(&dir) {
             Ok(()) => break dir,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
-            Err(e) => return Err(e),
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("creating {}: {e}", dir.display()),
+                ))
+            }
         }
     };
-    prune(logs, KEEP)?;
+    // Pruning is housekeeping: a VM starts whatever it finds (another vmctl may be pruning the
+    // same directories right now).
+    let _ = prune(logs, KEEP);
     let link = logs.join(LAST);
     // Unique per VM (a virtmgr starts several at once in one process).
     let tmp = logs.join(format!(
@@ -54,9 +61,12 @@ pub fn new_vm_dir(logs: &Path, cid: u32) -> std::io::Result<PathBuf> {
             .unwrap_or_default()
     ));
     let _ = fs::remove_file(&tmp);
+    let step = |what: &str, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("{what} {}: {e}", link.display()))
+    };
     if let Some(name) = dir.file_name() {
-        std::os::unix::fs::symlink(name, &tmp)?;
-        fs::rename(&tmp, &link)?;
+        std::os::unix::fs::symlink(name, &tmp).map_err(|e| step("linking", e))?;
+        fs::rename(&tmp, &link).map_err(|e| step("renaming the link to", e))?;
     }
     Ok(dir)
 }
@@ -96,7 +106,11 @@ fn prune(logs: &Path, keep: usize) -> std::io::Result<()> {
     let dirs = vm_dirs(logs);
     if dirs.len() > keep {
         for old in &dirs[..dirs.len() - keep] {
-            fs::remove_dir_all(old)?;
+            match fs::remove_dir_all(old) {
+                // Pruned by another VM starting at the same time.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
         }
     }
     Ok(())
@@ -212,6 +226,30 @@ mod tests {
         dirs.dedup();
         assert_eq!(dirs.len(), 8);
         assert!(dirs.iter().all(|d| d.is_dir()));
+    }
+
+    #[test]
+    fn vms_starting_together_past_the_keep_limit_all_start() {
+        // A full logs directory: every start prunes, several at once (make bench's load test
+        // found this: one VM failed with ENOENT from a directory another had just pruned).
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("logs");
+        for i in 0..KEEP {
+            fs::create_dir_all(logs.join(format!("1000.{i:03}-2048"))).unwrap();
+            fs::write(logs.join(format!("1000.{i:03}-2048/console.log")), b"x").unwrap();
+        }
+        for _ in 0..5 {
+            let threads: Vec<_> = (0..8u32)
+                .map(|cid| {
+                    let logs = logs.clone();
+                    std::thread::spawn(move || new_vm_dir(&logs, 3000 + cid))
+                })
+                .collect();
+            for t in threads {
+                assert!(t.join().unwrap().is_ok());
+            }
+        }
+        assert!(vm_dirs(&logs).len() <= KEEP + 8);
     }
 
     #[test]
