@@ -79,6 +79,30 @@ pub fn needs_formatting(device: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// Whether the raw device's first 4 KiB are all zero: a store whose magic was erased for its
+/// first format and that nothing has been written to since (a formatted store is ciphertext).
+pub fn raw_first_block_is_blank(device: &Path) -> Result<bool> {
+    let mut block = [0u8; 4096];
+    File::open(device)
+        .and_then(|mut f| f.read_exact(&mut block))
+        .with_context(|| format!("reading {}", device.display()))?;
+    Ok(block.iter().all(|&b| b == 0))
+}
+
+/// Whether the decrypted bytes where ext4 keeps its superblock (1024..2048) are all zero: mke2fs
+/// zeroes them first and writes the superblock when it is done, so a format cut short looks like
+/// this; a store under another key decrypts to noise.
+pub fn superblock_area_is_blank(decrypted: &Path) -> Result<bool> {
+    let mut area = [0u8; 1024];
+    File::open(decrypted)
+        .and_then(|mut f| {
+            f.seek(SeekFrom::Start(1024))?;
+            f.read_exact(&mut area)
+        })
+        .with_context(|| format!("reading {}", decrypted.display()))?;
+    Ok(area.iter().all(|&b| b == 0))
+}
+
 fn device_size(device: &Path) -> Result<u64> {
     let mut file = File::open(device).with_context(|| format!("opening {}", device.display()))?;
     Ok(file.seek(SeekFrom::End(0))?)
@@ -117,13 +141,25 @@ pub fn open(
         size % 4096 == 0,
         "the storage partition is {size} bytes, not a multiple of 4096"
     );
-    let format = needs_formatting(device)?;
+    let mut format = needs_formatting(device)?;
+    // A first format that was interrupted (the VM killed while mke2fs ran) must not leave the
+    // store unusable forever: its raw first block is still the host's zeros, or, once mke2fs has
+    // begun, its superblock area decrypts to the zeros mke2fs wrote first (the superblock itself
+    // is written last). Another VM's store decrypts to noise instead, and stays refused.
+    if !format && raw_first_block_is_blank(device)? {
+        crate::log("encrypted storage: its first format never started writing; formatting it");
+        format = true;
+    }
     let target = crypt_target(size, &devmapper::block_device_numbers(device)?, key);
     let dm = DeviceMapper::open().context("opening /dev/mapper/control")?;
     let crypt = dm
         .create(DM_NAME, None, &[target], false)
         .context("creating the dm-crypt device (modules dm-crypt and xts)")?;
     let crypt_path = crypt.link_by_name(Path::new(crate::apk::MAPPER_DIR))?;
+    if !format && superblock_area_is_blank(&crypt_path)? {
+        crate::log("encrypted storage: its first format did not finish; formatting it again");
+        format = true;
+    }
     if format {
         mke2fs(&crypt_path, uid, gid)?;
     }
@@ -195,6 +231,28 @@ pub fn mke2fs(device: &Path, uid: u32, gid: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interrupted_first_format_is_told_apart_from_another_vms_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let blank = dir.path().join("blank");
+        std::fs::write(&blank, vec![0u8; 8192]).unwrap();
+        assert!(raw_first_block_is_blank(&blank).unwrap());
+        assert!(superblock_area_is_blank(&blank).unwrap());
+        // Ciphertext, or a real superblock: not blank.
+        let noise: Vec<u8> = (0..8192u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let other = dir.path().join("other");
+        std::fs::write(&other, &noise).unwrap();
+        assert!(!raw_first_block_is_blank(&other).unwrap());
+        assert!(!superblock_area_is_blank(&other).unwrap());
+        let mut formatted = vec![0u8; 8192];
+        formatted[1024 + 56..1024 + 58].copy_from_slice(&0xef53u16.to_le_bytes());
+        let ext4 = dir.path().join("ext4");
+        std::fs::write(&ext4, &formatted).unwrap();
+        assert!(!superblock_area_is_blank(&ext4).unwrap());
+    }
 
     #[test]
     fn table_is_aosps_with_xts() {
