@@ -150,6 +150,28 @@ pub struct Supervisor {
 }
 
 /// Describes how a child ended, the way a shell would.
+/// Reaps every child that has exited (services and the orphans PID 1 inherits), handing each
+/// status to `on_exit`; returns how many. One SIGCHLD may stand for many exits, so it loops
+/// until none is left: `WNOHANG` says none has exited yet, `ECHILD` that there are no
+/// children; `EINTR` is retried.
+pub fn reap_all(mut on_exit: impl FnMut(WaitStatus)) -> usize {
+    let mut reaped = 0;
+    loop {
+        match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return reaped,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                log(&format!("waitpid: {e}"));
+                return reaped;
+            }
+            Ok(status) => {
+                reaped += 1;
+                on_exit(status);
+            }
+        }
+    }
+}
+
 pub fn describe_status(status: &WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
@@ -330,16 +352,11 @@ impl Supervisor {
         }
         // SIGCHLD coalesces: reap everything that has exited.
         let mut outcome = None;
-        loop {
-            match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(status) => {
-                    if let Some(o) = self.on_child_exit(&status) {
-                        outcome.get_or_insert(o);
-                    }
-                }
+        reap_all(|status| {
+            if let Some(o) = self.on_child_exit(&status) {
+                outcome.get_or_insert(o);
             }
-        }
+        });
         outcome.or(stop)
     }
 
