@@ -28,7 +28,8 @@ fn zombies() -> usize {
 #[test]
 fn every_child_and_orphan_is_reaped_whatever_the_signals_coalesce_into() {
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes integer arguments only.
-    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(rc, 0);
     // Nothing to reap: ECHILD is "done", not an error.
     assert_eq!(init::supervisor::reap_all(|_| {}), 0);
     let mut expected = 0;
