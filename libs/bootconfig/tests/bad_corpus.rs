@@ -82,34 +82,12 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
 #[test]
 #[ignore]
 fn regenerate() {
-    std::fs::create_dir_all(dir()).unwrap();
-    for (name, bytes) in corpus() {
-        std::fs::write(dir().join(name), bytes).unwrap();
-    }
+    corpus_check::regenerate(&dir(), &corpus());
 }
 
 #[test]
 fn corpus_files_are_up_to_date() {
-    let c = corpus();
-    for (name, bytes) in &c {
-        let on_disk = std::fs::read(dir().join(name))
-            .unwrap_or_else(|e| panic!("{name}: {e}; run the regenerate test"));
-        assert!(
-            &on_disk == bytes,
-            "{name} differs from its generator; run the regenerate test"
-        );
-    }
-    let files = std::fs::read_dir(dir())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "bin" || x == "txt")
-        })
-        .count();
-    assert_eq!(files, c.len());
+    corpus_check::assert_up_to_date(&dir(), &corpus());
 }
 
 #[test]
