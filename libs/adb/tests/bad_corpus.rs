@@ -93,16 +93,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-#[test]
-#[ignore]
-fn regenerate() {
-    corpus_check::regenerate(&dir(), &corpus());
-}
-
-#[test]
-fn corpus_files_are_up_to_date() {
-    corpus_check::assert_up_to_date(&dir(), &corpus());
-}
+corpus_check::corpus_tests!(dir(), corpus());
 
 fn read(name: &str) -> Vec<u8> {
     std::fs::read(dir().join(name)).unwrap()

@@ -143,16 +143,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
     out
 }
 
-#[test]
-#[ignore]
-fn regenerate() {
-    corpus_check::regenerate(&dir(), &corpus());
-}
-
-#[test]
-fn corpus_files_are_up_to_date() {
-    corpus_check::assert_up_to_date(&dir(), &corpus());
-}
+corpus_check::corpus_tests!(dir(), corpus());
 
 #[test]
 fn fuzz_entry_points_survive_corpus() {

@@ -2,23 +2,33 @@
 //! written by a generator in the crate's `tests/bad_corpus.rs`, checked in so that the fuzz
 //! targets start from them, and must stay what the generator makes.
 //!
-//! ```ignore
-//! #[test]
-//! #[ignore]
-//! fn regenerate() {
-//!     corpus_check::regenerate(&dir(), &corpus());
-//! }
-//!
-//! #[test]
-//! fn corpus_files_are_up_to_date() {
-//!     corpus_check::assert_up_to_date(&dir(), &corpus());
-//! }
-//! ```
+//! A crate's `tests/bad_corpus.rs` has `fn dir() -> PathBuf` and
+//! `fn corpus() -> Vec<(&'static str, Vec<u8>)>`, then
+//! `corpus_check::corpus_tests!(dir(), corpus());`, which adds the two tests: `regenerate`
+//! (ignored: `cargo test -p CRATE --test bad_corpus -- --ignored regenerate` rewrites the files)
+//! and `corpus_files_are_up_to_date`.
 
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test support: failing is the point
 
 use std::collections::BTreeSet;
 use std::path::Path;
+
+/// The two tests of a bad-input corpus (see the crate's documentation).
+#[macro_export]
+macro_rules! corpus_tests {
+    ($dir:expr, $corpus:expr) => {
+        #[test]
+        #[ignore]
+        fn regenerate() {
+            $crate::regenerate(&$dir, &$corpus);
+        }
+
+        #[test]
+        fn corpus_files_are_up_to_date() {
+            $crate::assert_up_to_date(&$dir, &$corpus);
+        }
+    };
+}
 
 /// Writes every (file name, bytes) of `corpus` into `dir`.
 pub fn regenerate(dir: &Path, corpus: &[(&str, Vec<u8>)]) {

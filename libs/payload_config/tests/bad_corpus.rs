@@ -41,16 +41,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-#[test]
-#[ignore]
-fn regenerate() {
-    corpus_check::regenerate(&dir(), &corpus());
-}
-
-#[test]
-fn corpus_files_are_up_to_date() {
-    corpus_check::assert_up_to_date(&dir(), &corpus());
-}
+corpus_check::corpus_tests!(dir(), corpus());
 
 /// What the fuzz target does: parse, then take the task.
 fn check(name: &str) -> ConfigError {
