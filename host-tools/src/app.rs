@@ -37,6 +37,20 @@ pub struct AppPayload {
     pub apexes: Vec<PathBuf>,
 }
 
+impl AppPayload {
+    /// An APK whose payload config is the file `config_path` inside it (AOSP's
+    /// `--config-path`), with no extra APKs and no APEXes.
+    pub fn from_config_path(apk: PathBuf, idsig: PathBuf, config_path: &str) -> Self {
+        AppPayload {
+            apk,
+            idsig,
+            payload: PayloadSpec::ConfigPath(config_path.into()),
+            extra_apks: Vec::new(),
+            apexes: Vec::new(),
+        }
+    }
+}
+
 /// An APEX of the payload disk: its file and its manifest's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadApex {
@@ -304,13 +318,8 @@ mod tests {
 
     #[test]
     fn metadata_matches_aosp() {
-        let app = AppPayload {
-            apk: "a.apk".into(),
-            idsig: "a.idsig".into(),
-            payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
-            extra_apks: vec![],
-            apexes: vec![],
-        };
+        let app =
+            AppPayload::from_config_path("a.apk".into(), "a.idsig".into(), "assets/vm_config.json");
         let md = payload_metadata(&app).unwrap();
         assert_eq!(md.version, 1);
         assert_eq!(

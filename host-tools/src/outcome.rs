@@ -348,6 +348,20 @@ mod tests {
             (hang.exit_status(), hang.death_reason()),
             (exit_status::TIMEOUT, DeathReason::Hangup)
         );
+        // A guest stopped for breaking a host limit: a guest error to the shell, KILLED to
+        // virtmgr's clients, and the reason in words.
+        let misbehaving = VmOutcome::Misbehaving {
+            reason: "wrote more than 64 KiB to its death-reason port (ttyS1)".into(),
+        };
+        assert_eq!(
+            (misbehaving.exit_status(), misbehaving.death_reason()),
+            (exit_status::GUEST_ERROR, DeathReason::Killed)
+        );
+        assert_eq!(
+            misbehaving.to_string(),
+            "the guest misbehaved: it wrote more than 64 KiB to its death-reason port (ttyS1); \
+             the VM was stopped"
+        );
     }
 
     #[test]

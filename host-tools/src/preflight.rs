@@ -241,13 +241,7 @@ mod tests {
         package_apk(&apk_files_from_dir(&tree).unwrap(), &key, &cert, &apk).unwrap();
         let idsig = dir.join(format!("{name}.apk.idsig"));
         create_idsig(&apk, &idsig).unwrap();
-        AppPayload {
-            apk,
-            idsig,
-            payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
-            extra_apks: vec![],
-            apexes: vec![],
-        }
+        AppPayload::from_config_path(apk, idsig, "assets/vm_config.json")
     }
 
     const CONFIG: &str = r#"{"task": {"type": "microdroid_launcher", "command": "payload"}}"#;

@@ -11,6 +11,15 @@ use crate::console::log;
 pub const LABELLED_PARTITIONS: &[(&str, &str)] =
     &[("vm-instance", selinux::contexts::VM_INSTANCE_DEVICE)];
 
+/// Enforcing, unless the command line of a debuggable VM asks for permissive mode
+/// (`androidboot.selinux=permissive`, as AOSP honours it on debuggable builds only).
+pub fn enforcing_wanted(cmdline: &str) -> bool {
+    let debuggable = cmdline
+        .split_whitespace()
+        .any(|w| w == "androidboot.microdroid.debuggable=1");
+    !(debuggable && selinux::cmdline_asks_permissive(cmdline))
+}
+
 /// Device nodes everyone may use (the payload too): they get `payload_device`. (`vsock` answers
 /// one ioctl, the VM's own CID.)
 pub const PUBLIC_DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "vsock"];
@@ -33,10 +42,7 @@ pub fn enable(cmdline: &str) -> Result<bool> {
         .with_context(|| format!("reading the SELinux policy {}", selinux::POLICY_PATH))?;
     selinux::load_policy(&policy)?;
     selinux::set_current_context(selinux::contexts::INIT)?;
-    let debuggable = cmdline
-        .split_whitespace()
-        .any(|w| w == "androidboot.microdroid.debuggable=1");
-    let enforcing = !(debuggable && selinux::cmdline_asks_permissive(cmdline));
+    let enforcing = enforcing_wanted(cmdline);
     label_public_devices();
     selinux::set_enforcing(enforcing)?;
     log(&format!(
@@ -49,4 +55,23 @@ pub fn enable(cmdline: &str) -> Result<bool> {
         }
     ));
     Ok(enforcing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_debuggable_vm_may_be_permissive() {
+        assert!(enforcing_wanted(
+            "console=tty0 androidboot.microdroid.debuggable=0"
+        ));
+        assert!(enforcing_wanted(
+            "androidboot.microdroid.debuggable=0 androidboot.selinux=permissive"
+        ));
+        assert!(enforcing_wanted("androidboot.microdroid.debuggable=1"));
+        assert!(!enforcing_wanted(
+            "androidboot.microdroid.debuggable=1 androidboot.selinux=permissive"
+        ));
+    }
 }

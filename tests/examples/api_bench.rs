@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use boot_tests::{build_image, workspace_root, ImageChanges, TestSigner};
 use hello_payload::HelloProxy;
-use host_tools::app::{AppPayload, PayloadSpec};
+use host_tools::app::AppPayload;
 use vmclient::aidl::{
     CpuTopology, DebugLevel, Payload, VirtualMachineAppConfig, VirtualMachineConfig,
     INSTANCE_ID_SIZE,
@@ -136,13 +136,11 @@ fn main() -> Result<()> {
         config.device_secret = dir.join("device_secret");
         config.console_log = Some(dir.join("console.log"));
         config.timeout = Duration::from_secs(300);
-        config.app = Some(AppPayload {
-            apk: apk.clone(),
-            idsig: idsig.clone(),
-            payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
-            extra_apks: vec![],
-            apexes: vec![],
-        });
+        config.app = Some(AppPayload::from_config_path(
+            apk.clone(),
+            idsig.clone(),
+            "assets/vm_config.json",
+        ));
         config.instance = Some(dir.join(format!("vmctl-{run}.img")));
         let started = Instant::now();
         let (_, ready) = boot_tests::run_with_ready_payload(&config, move |uds| {

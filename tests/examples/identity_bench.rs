@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use boot_tests::{build_image, console_text, workspace_root, ImageChanges};
-use host_tools::app::{AppPayload, PayloadSpec};
+use host_tools::app::AppPayload;
 use host_tools::outcome::VmOutcome;
 
 const RUNS: usize = 3;
@@ -126,13 +126,11 @@ fn boot_time(dir: &Path) -> Result<()> {
             let mut config = host_tools::vm::VmConfig::new(&os);
             config.device_secret = secret.clone();
             config.console_log = Some(dir.join("console.log"));
-            config.app = Some(AppPayload {
-                apk: apk.0.clone(),
-                idsig: apk.1.clone(),
-                payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
-                extra_apks: vec![],
-                apexes: vec![],
-            });
+            config.app = Some(AppPayload::from_config_path(
+                apk.0.clone(),
+                apk.1.clone(),
+                "assets/vm_config.json",
+            ));
             config.instance = Some(instance);
             config.storage = Some((storage, 8 << 20));
             let result = host_tools::vm::run(&config)?;

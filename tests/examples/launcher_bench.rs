@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use boot_tests::{
     build_image, cc_shared, guest_dyn_dir, sign_tree, write_manifest, ImageChanges, TestSigner,
 };
-use host_tools::app::{AppPayload, PayloadSpec};
+use host_tools::app::AppPayload;
 
 const RUNS: usize = 3;
 
@@ -75,13 +75,11 @@ fn main() -> Result<()> {
             ),
         ] {
             let mut config = boot_tests::vm_config(dir, Duration::from_secs(120));
-            config.app = Some(AppPayload {
-                apk: apk.clone(),
-                idsig: idsig.clone(),
-                payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
-                extra_apks: vec![],
-                apexes: vec![],
-            });
+            config.app = Some(AppPayload::from_config_path(
+                apk.clone(),
+                idsig.clone(),
+                "assets/vm_config.json",
+            ));
             config.instance = Some(dir.join(format!("instance-{run}-{label}.img")));
             let result = host_tools::vm::run(&config)?;
             let console = String::from_utf8_lossy(&result.console);

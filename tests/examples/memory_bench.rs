@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use boot_tests::{build_image, console_text, ImageChanges, TestSigner};
-use host_tools::app::{AppPayload, PayloadSpec};
+use host_tools::app::AppPayload;
 use host_tools::outcome::VmOutcome;
 
 /// Tried from the default down; the first that fails ends the search.
@@ -29,13 +29,11 @@ fn main() -> Result<()> {
         config.console_log = Some(dir.join(format!("console-{memory_mib}.log")));
         config.memory_mib = memory_mib;
         config.timeout = Duration::from_secs(120);
-        config.app = Some(AppPayload {
-            apk: apk.clone(),
-            idsig: idsig.clone(),
-            payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
-            extra_apks: vec![],
-            apexes: vec![],
-        });
+        config.app = Some(AppPayload::from_config_path(
+            apk.clone(),
+            idsig.clone(),
+            "assets/vm_config.json",
+        ));
         config.instance = Some(dir.join(format!("instance-{memory_mib}.img")));
         let result = host_tools::vm::run(&config)?;
         Ok((result.outcome.clone(), console_text(&result)))

@@ -35,13 +35,7 @@ fn run_app(image: &Path, app: AppPayload) -> host_tools::vm::VmResult {
 }
 
 fn app(apk: PathBuf, idsig: PathBuf) -> AppPayload {
-    AppPayload {
-        apk,
-        idsig,
-        payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
-        extra_apks: vec![],
-        apexes: vec![],
-    }
+    AppPayload::from_config_path(apk, idsig, "assets/vm_config.json")
 }
 
 fn death(result: &host_tools::vm::VmResult) -> (DeathReason, String) {

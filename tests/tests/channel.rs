@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use boot_tests::{build_image, console_text, ImageChanges, TestSigner};
 use hello_payload::HelloClient;
-use host_tools::app::{AppPayload, PayloadSpec};
+use host_tools::app::AppPayload;
 use host_tools::outcome::VmOutcome;
 use host_tools::vm::VmConfig;
 use host_tools::vsock::VsockConnectError;
@@ -29,13 +29,11 @@ fn config(image: &Path, args: &[&str]) -> VmConfig {
         TestSigner::Rsa,
     );
     let mut config = boot_tests::vm_config(image, TIMEOUT);
-    config.app = Some(AppPayload {
+    config.app = Some(AppPayload::from_config_path(
         apk,
         idsig,
-        payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
-        extra_apks: vec![],
-        apexes: vec![],
-    });
+        "assets/vm_config.json",
+    ));
     config.instance = Some(image.join("instance.img"));
     config
 }

@@ -13,7 +13,7 @@ use boot_tests::{
     build_image, cc_shared, console_text, sign_tree, workspace_root, write_manifest, AdbClient,
     ImageChanges, TestSigner,
 };
-use host_tools::app::{AppPayload, PayloadSpec};
+use host_tools::app::AppPayload;
 use host_tools::outcome::VmOutcome;
 use host_tools::vm::VmConfig;
 
@@ -68,13 +68,7 @@ fn app(dir: &Path, name: &str, source: &str, config_extra: serde_json::Value) ->
         &["log", "vm_payload"],
     );
     let (apk, idsig) = sign_tree(&tree, &dir.join(format!("{name}.apk")), TestSigner::Rsa);
-    AppPayload {
-        apk,
-        idsig,
-        payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
-        extra_apks: vec![],
-        apexes: vec![],
-    }
+    AppPayload::from_config_path(apk, idsig, "assets/vm_config.json")
 }
 
 fn config(dir: &Path, name: &str, app: AppPayload, debuggable: bool) -> VmConfig {

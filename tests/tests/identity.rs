@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use boot_tests::{boot, build_image, console_text, ImageChanges};
-use host_tools::app::{AppPayload, PayloadSpec};
+use host_tools::app::AppPayload;
 use host_tools::outcome::VmOutcome;
 use host_tools::vm::{VmConfig, VmResult};
 use vm_status::DeathReason;
@@ -46,13 +46,11 @@ fn app_config(
     storage: Option<&Path>,
 ) -> VmConfig {
     let mut config = boot_tests::vm_config(image, TIMEOUT);
-    config.app = Some(AppPayload {
-        apk: apk.0.clone(),
-        idsig: apk.1.clone(),
-        payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
-        extra_apks: vec![],
-        apexes: vec![],
-    });
+    config.app = Some(AppPayload::from_config_path(
+        apk.0.clone(),
+        apk.1.clone(),
+        "assets/vm_config.json",
+    ));
     config.instance = Some(instance.to_owned());
     config.storage = storage.map(|s| (s.to_owned(), STORAGE_SIZE));
     config

@@ -268,13 +268,11 @@ fn a_c_payload_serves_a_binder_to_the_host() {
     }
     let (apk, idsig) = sign_tree(&t, &dir.join("chello.apk"), TestSigner::Rsa);
     let mut config = boot_tests::vm_config(dir, TIMEOUT);
-    config.app = Some(AppPayload {
+    config.app = Some(AppPayload::from_config_path(
         apk,
         idsig,
-        payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
-        extra_apks: vec![],
-        apexes: vec![],
-    });
+        "assets/vm_config.json",
+    ));
     config.instance = Some(dir.join("chello-instance.img"));
     let (result, answer) = boot_tests::run_with_ready_payload(&config, |uds| {
         let stream = host_tools::vsock::connect(&uds, 5678, Duration::from_secs(10)).unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use boot_tests::{boot, build_image, console_text, ImageChanges};
-use host_tools::app::{AppPayload, PayloadSpec};
+use host_tools::app::AppPayload;
 use host_tools::outcome::VmOutcome;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -40,13 +40,41 @@ fn escape_app(dir: &Path) -> AppPayload {
         1,
         boot_tests::TestSigner::Rsa,
     );
-    AppPayload {
-        apk,
-        idsig,
-        payload: PayloadSpec::ConfigPath("assets/vm_config.json".into()),
-        extra_apks: vec![],
-        apexes: vec![],
-    }
+    AppPayload::from_config_path(apk, idsig, "assets/vm_config.json")
+}
+
+#[test]
+fn a_debuggable_vm_asked_for_permissive_mode_logs_but_does_not_refuse() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let mut config = boot_tests::vm_config(image.path(), TIMEOUT);
+    config.app = Some(escape_app(image.path()));
+    config.instance = Some(image.path().join("instance.img"));
+    config.debuggable = true;
+    config
+        .extra_kernel_args
+        .push("androidboot.selinux=permissive".into());
+    let log = image.path().join("permissive.log");
+    config.log_file = Some(log.clone());
+    let result = boot(&config).unwrap();
+    let console = console_text(&result);
+    assert!(
+        console.contains("), permissive (androidboot.selinux=permissive)"),
+        "{console}"
+    );
+    // SELinux lets the connect through (nothing listens on that port, so it still fails, but
+    // not with EACCES); the denial is logged all the same, marked permissive.
+    let connect = console
+        .lines()
+        .find(|l| l.contains("escape: connect to the host's IVirtualMachineService"))
+        .unwrap_or_else(|| panic!("{console}"));
+    assert!(!connect.contains("EACCES"), "{connect}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("avc:  denied  { connect }")
+            && l.contains("scontext=u:r:payload:s0")
+            && l.contains("permissive=1")),
+        "{log}"
+    );
 }
 
 #[test]
