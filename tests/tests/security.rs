@@ -44,6 +44,29 @@ fn escape_app(dir: &Path) -> AppPayload {
 }
 
 #[test]
+fn a_kernel_started_without_selinux_fails_the_boot_saying_so() {
+    // The command line's last `lsm=` wins: SELinux is left out.
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let mut config = boot_tests::vm_config(image.path(), TIMEOUT);
+    config.extra_kernel_args.push("lsm=landlock,yama".into());
+    let result = boot(&config).unwrap();
+    match &result.outcome {
+        VmOutcome::InitFailed(Some(death)) => {
+            let detail = death.detail.clone().unwrap_or_default();
+            assert!(
+                detail
+                    .contains("SELinux is not enabled in this kernel (its command line needs lsm="),
+                "{detail}"
+            );
+        }
+        other => panic!(
+            "expected init to fail, got {other:?}\n{}",
+            console_text(&result)
+        ),
+    }
+}
+
+#[test]
 fn a_debuggable_vm_asked_for_permissive_mode_logs_but_does_not_refuse() {
     let image = build_image(&ImageChanges::default()).unwrap();
     let mut config = boot_tests::vm_config(image.path(), TIMEOUT);
