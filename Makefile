@@ -21,7 +21,7 @@ IMAGE_TOOL   := $(HOST_BIN)/microdroid_image
 PREFIX       ?= /usr/local
 IMAGE_FILES  := vm_os.json vmlinuz initramfs.img vbmeta.img super.img
 
-.PHONY: setup build guest host image app run test lint fuzz bench clean install install-files c-payload
+.PHONY: setup build guest host image app run test lint fuzz fuzz-ci mutants bench clean install install-files c-payload
 
 ## setup: install what is missing (Debian packages, the cloud kernel, vhost-device-vsock)
 setup:
@@ -83,8 +83,9 @@ c-payload: setup image
 	$(VMCTL) run-app $(C_PAYLOAD)/c-payload.apk $(C_PAYLOAD)/c-payload.apk.idsig $(C_PAYLOAD)/instance.img \
 	    --config-path assets/vm_config.json --storage $(C_PAYLOAD)/storage.img --os $(BUILD)/image/vm_os.json
 
-## test: set up, then the lints and every test: unit, host integration, boot tests
-test: setup image lint
+## test: set up, then the lints, every fuzz target for a short budget, and every test: unit,
+## host integration, boot tests
+test: setup image lint fuzz-ci
 	cargo test --workspace --no-fail-fast
 
 ## lint: formatting and clippy, warnings as errors (part of `make test`)
@@ -92,10 +93,20 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-## fuzz: every fuzz target for FUZZ_SECONDS (default 60) each over its corpus, seeded from its
-## crate's testdata/bad; prints the executions per target (installs cargo-fuzz if missing)
+## fuzz: every fuzz target for FUZZ_SECONDS (default 60) each with AddressSanitizer, over its
+## corpus seeded from its seeds/ or its crate's testdata/bad; prints the executions per target
+## (installs cargo-fuzz if missing)
 fuzz:
 	bash scripts/fuzz.sh
+
+## fuzz-ci: every fuzz target for 5 s, no sanitizer, two at a time (part of `make test`)
+fuzz-ci:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-5} FUZZ_SANITIZER=none FUZZ_JOBS=2 bash scripts/fuzz.sh
+
+## mutants: cargo-mutants over every crate that parses untrusted bytes; prints caught, missed,
+## timeout and unviable mutants and the score per crate (MUTANTS_CRATES for a subset)
+mutants:
+	bash scripts/mutants.sh
 
 ## bench: every benchmark script in scripts/bench
 bench: setup image

@@ -1,38 +1,116 @@
 #!/usr/bin/env bash
-# `make fuzz`: every cargo-fuzz target of the repository for FUZZ_SECONDS (default 60) each,
-# over its corpus (corpus/<target>, seeded from the crate's testdata/bad when it has one), then
-# one line per target: its crate, its name, the executions libFuzzer ran. A crash stops the run
-# with the target's output (the input is in the fuzz crate's artifacts/).
+# Every cargo-fuzz target of the repository (each `*/fuzz/` directory), for FUZZ_SECONDS each,
+# over its corpus, then one line per target: its directory, its name, the executions libFuzzer
+# ran. A crash stops the run with the target's output (the input is in the fuzz directory's
+# artifacts/).
+#
+#   make fuzz        the campaign: 60 s per target, AddressSanitizer, one target at a time.
+#   make fuzz-ci     what `make test` runs: a short fixed budget per target, no sanitizer
+#                    (our parsers are safe Rust: a sanitizer finds nothing that overflow
+#                    checks and bounds checks do not, and costs a second build of everything),
+#                    two targets at a time (the machine is otherwise idle then).
+#
+# Knobs: FUZZ_SECONDS (default 60), FUZZ_ONLY (one target name), FUZZ_SANITIZER (address |
+# none; default address), FUZZ_JOBS (targets run at once; default 1).
+#
+# Each target's corpus is `<fuzz dir>/corpus/<target>` (not committed), seeded from
+# `seeds/<target>` when the directory has one, otherwise from the crate's `testdata/bad`.
+# All fuzz directories share one target directory (target/fuzz), so the libraries they have in
+# common are built once; every target name is unique for that reason.
 # Only stable Rust is installed: cargo-fuzz needs RUSTC_BOOTSTRAP=1 for its sanitizer flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
 secs=${FUZZ_SECONDS:-60}
 only=${FUZZ_ONLY:-}
+sanitizer=${FUZZ_SANITIZER:-address}
+jobs=${FUZZ_JOBS:-1}
+target_dir="$root/target/fuzz"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-results=()
-for dir in libs/*/fuzz zipfuse/fuzz; do
+
+mapfile -t dirs < <(find . -path ./target -prune -o -path '*/fuzz/Cargo.toml' -print \
+    | sed 's#^\./##; s#/Cargo.toml$##' | sort)
+
+# Build everything first (one cargo at a time), listing the targets.
+targets=()
+for dir in "${dirs[@]}"; do
     [ -d "$dir/fuzz_targets" ] || continue
+    names=()
     for target in "$dir"/fuzz_targets/*.rs; do
         name=$(basename "$target" .rs)
         if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
-        mkdir -p "$dir/corpus/$name"
-        bad="$(dirname "$dir")/testdata/bad"
-        if [ -d "$bad" ]; then cp -n "$bad"/* "$dir/corpus/$name/" 2>/dev/null || true; fi
-        log=$(mktemp)
-        echo "fuzz: $dir $name (${secs} s)" >&2
-        if ! (cd "$dir" && RUSTC_BOOTSTRAP=1 cargo fuzz run "$name" "corpus/$name" -- \
-                -max_total_time="$secs" -print_final_stats=1) >"$log" 2>&1; then
-            echo "fuzz: $dir $name FAILED" >&2
-            tail -40 "$log" >&2
-            exit 1
-        fi
-        execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-        results+=("$dir $name ${execs:-?}")
-        rm -f "$log"
+        names+=("$name")
+        targets+=("$dir $name")
     done
+    [ ${#names[@]} -gt 0 ] || continue
+    echo "fuzz: building $dir (${names[*]})" >&2
+    build_log=$(mktemp)
+    if ! (cd "$dir" && RUSTC_BOOTSTRAP=1 cargo fuzz build -s "$sanitizer" \
+            --target-dir "$target_dir" ${only:+"$only"}) >"$build_log" 2>&1; then
+        echo "fuzz: building $dir FAILED" >&2
+        tail -40 "$build_log" >&2
+        exit 1
+    fi
+    rm -f "$build_log"
 done
-printf '%-28s %-24s %s\n' "crate" "target" "executions"
-for r in "${results[@]}"; do
+if [ ${#targets[@]} -eq 0 ]; then
+    echo "fuzz: no target named ${only}" >&2
+    exit 1
+fi
+bin_dir="$target_dir/x86_64-unknown-linux-gnu/release"
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+# One target: its corpus, then libFuzzer for `secs` seconds; writes "<dir> <name> <execs>".
+run_one() {
+    local dir=$1 name=$2 out=$3
+    local corpus="$dir/corpus/$name"
+    mkdir -p "$corpus" "$dir/artifacts/$name"
+    if [ -d "$dir/seeds/$name" ]; then
+        cp -n "$dir/seeds/$name"/* "$corpus/" 2>/dev/null || true
+    elif [ -d "$(dirname "$dir")/testdata/bad" ]; then
+        cp -n "$(dirname "$dir")/testdata/bad"/* "$corpus/" 2>/dev/null || true
+    fi
+    local log="$out.log"
+    if ! "$bin_dir/$name" "$corpus" -max_total_time="$secs" -print_final_stats=1 \
+            -artifact_prefix="$dir/artifacts/$name/" -rss_limit_mb=2048 >"$log" 2>&1; then
+        echo "fuzz: $dir $name FAILED" >&2
+        tail -40 "$log" >&2
+        return 1
+    fi
+    local execs
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+    echo "$dir $name ${execs:-?}" >"$out"
+}
+
+failed=0
+running=0
+i=0
+for t in "${targets[@]}"; do
     # shellcheck disable=SC2086
-    printf '%-28s %-24s %s\n' $r
+    set -- $t
+    i=$((i + 1))
+    echo "fuzz: $1 $2 (${secs} s)" >&2
+    run_one "$1" "$2" "$results/$(printf '%03d' $i)" &
+    running=$((running + 1))
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n || failed=1
+        running=$((running - 1))
+    fi
 done
+while [ "$running" -gt 0 ]; do
+    wait -n || failed=1
+    running=$((running - 1))
+done
+
+printf '%-34s %-22s %s\n' "directory" "target" "executions"
+total=0
+for f in "$results"/[0-9][0-9][0-9]; do
+    [ -f "$f" ] || continue
+    read -r dir name execs <"$f"
+    printf '%-34s %-22s %s\n' "$dir" "$name" "$execs"
+    [[ "$execs" =~ ^[0-9]+$ ]] && total=$((total + execs))
+done
+echo "fuzz: ${#targets[@]} targets, ${secs} s each, ${total} executions in all" >&2
+exit "$failed"

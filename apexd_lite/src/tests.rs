@@ -92,6 +92,16 @@ fn pinned_values_must_match() {
         text.contains("manifest version 3 doesn't match 4"),
         "{text}"
     );
+    // Fault matrix row 19: the APEX's manifest names another APEX than the metadata does.
+    entries[0].manifest_version = 3;
+    entries[0].manifest_name = "com.example.other".into();
+    let text = verify_all(&by_name, &entries).unwrap_err().to_string();
+    assert!(
+        text.contains(
+            "manifest name \"com.example.a\" doesn't match \"com.example.other\" in the payload metadata"
+        ),
+        "{text}"
+    );
 }
 
 #[test]

@@ -26,9 +26,10 @@ pub struct CrosvmConfig {
     /// The guest's log port (ttyS2); a sink without it.
     pub log: Option<PathBuf>,
     pub vhost_vsock_socket: PathBuf,
-    /// The DICE handover, passed as crosvm's x86 fw_cfg file (`--fw-cfg`), the same item QEMU
-    /// gets: microdroid_manager reads it from `/sys/firmware/qemu_fw_cfg`.
-    pub dice_handover: Option<PathBuf>,
+    /// fw_cfg files (name, path): the DICE handover and, on an instance's first boot, the
+    /// new-instance flag, passed as crosvm's x86 fw_cfg files (`--fw-cfg`), the same items QEMU
+    /// gets: microdroid_manager reads them from `/sys/firmware/qemu_fw_cfg`.
+    pub fw_cfg_files: Vec<(String, PathBuf)>,
     /// crosvm's gdb stub port (`--gdb`).
     pub gdb_port: Option<u16>,
 }
@@ -83,14 +84,10 @@ impl CrosvmConfig {
         if let Some(port) = self.gdb_port {
             a.extend(["--gdb".into(), port.to_string()]);
         }
-        if let Some(handover) = &self.dice_handover {
+        for (name, path) in &self.fw_cfg_files {
             a.extend([
                 "--fw-cfg".into(),
-                format!(
-                    "name={},path={}",
-                    dice::FW_CFG_HANDOVER_NAME,
-                    handover.display()
-                ),
+                format!("name={name},path={}", path.display()),
             ]);
         }
         a.push(self.kernel.display().to_string());
@@ -127,7 +124,10 @@ mod tests {
             death_reason: "/proc/self/fd/14".into(),
             log: None,
             vhost_vsock_socket: "/run/vhost.sock".into(),
-            dice_handover: Some("/run/dice-handover.cbor".into()),
+            fw_cfg_files: vec![(
+                dice::FW_CFG_HANDOVER_NAME.into(),
+                "/run/dice-handover.cbor".into(),
+            )],
             gdb_port: None,
         }
     }

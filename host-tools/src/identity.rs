@@ -235,6 +235,16 @@ fn mode_name(mode: u8) -> &'static str {
     }
 }
 
+/// The instance's entry as this boot found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceSalt {
+    /// The instance salt (the `vm_entry` node's hidden input).
+    pub salt: [u8; 64],
+    /// The entry was recorded by this boot: the instance's first boot (pvmfw's
+    /// `avf,new-instance`, passed to the guest as fw_cfg `dice::FW_CFG_NEW_INSTANCE_NAME`).
+    pub new_instance: bool,
+}
+
 /// The instance's pvmfw entry: read and checked against this boot, or recorded on its first
 /// boot. Returns the instance salt. Errors that are refusals carry an [`InstanceRefusal`].
 pub fn check_or_record_instance(
@@ -243,7 +253,7 @@ pub fn check_or_record_instance(
     code_hash: &dice::Hash,
     authority_hash: &dice::Hash,
     mode: dice::Mode,
-) -> Result<[u8; 64]> {
+) -> Result<InstanceSalt> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -274,7 +284,10 @@ pub fn check_or_record_instance(
                 }
                 .into());
             }
-            Ok(entry.salt)
+            Ok(InstanceSalt {
+                salt: entry.salt,
+                new_instance: false,
+            })
         }
         None => {
             let mut salt = [0u8; 64];
@@ -290,13 +303,25 @@ pub fn check_or_record_instance(
                     },
                 )
                 .with_context(|| format!("recording the instance in {}", instance.display()))?;
-            Ok(salt)
+            Ok(InstanceSalt {
+                salt,
+                new_instance: true,
+            })
         }
     }
 }
 
 fn short_hex(bytes: &[u8]) -> String {
     bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the host hands the guest at boot.
+pub struct GuestIdentity {
+    /// The DICE handover (fw_cfg `dice::FW_CFG_HANDOVER_NAME`).
+    pub handover: Zeroizing<Vec<u8>>,
+    /// This boot recorded the instance (its first boot): the guest must find no record of a
+    /// payload in it, and on every later boot it must find one.
+    pub new_instance: bool,
 }
 
 /// Derives the `vm_entry` node for this boot and returns the handover bytes for the guest.
@@ -307,7 +332,7 @@ pub fn make_handover(
     os: &OsMeasurement,
     debuggable: bool,
     instance: Option<&Path>,
-) -> Result<Zeroizing<Vec<u8>>> {
+) -> Result<GuestIdentity> {
     let mode = if debuggable {
         dice::Mode::Debug
     } else {
@@ -315,9 +340,12 @@ pub fn make_handover(
     };
     let code_hash = os.code_hash();
     let authority_hash = os.authority_hash();
-    let salt = match instance {
+    let InstanceSalt { salt, new_instance } = match instance {
         Some(path) => check_or_record_instance(path, uds, &code_hash, &authority_hash, mode)?,
-        None => [0u8; 64],
+        None => InstanceSalt {
+            salt: [0u8; 64],
+            new_instance: false,
+        },
     };
     let config = dice::ConfigDescriptor {
         component_name: Some(VM_ENTRY_COMPONENT.to_owned()),
@@ -340,7 +368,10 @@ pub fn make_handover(
         cdis,
         chain: Some(chain),
     };
-    Ok(Zeroizing::new(handover.to_bytes()))
+    Ok(GuestIdentity {
+        handover: Zeroizing::new(handover.to_bytes()),
+        new_instance,
+    })
 }
 
 /// Writes the handover where QEMU reads it (mode 0600; the run directory is private).
@@ -444,11 +475,15 @@ mod tests {
         let uds = [7u8; 32];
         let os = measurement(1);
         let (code, auth) = (os.code_hash(), os.authority_hash());
-        let salt = check_or_record_instance(&path, &uds, &code, &auth, dice::Mode::Debug).unwrap();
+        let first = check_or_record_instance(&path, &uds, &code, &auth, dice::Mode::Debug).unwrap();
         let again = check_or_record_instance(&path, &uds, &code, &auth, dice::Mode::Debug).unwrap();
-        assert_eq!(salt, again);
+        assert_eq!(first.salt, again.salt);
+        // Only the boot that recorded the entry is the instance's first.
+        assert!(first.new_instance);
+        assert!(!again.new_instance);
 
-        let refusal = |r: Result<[u8; 64]>| r.unwrap_err().downcast::<InstanceRefusal>().unwrap();
+        let refusal =
+            |r: Result<InstanceSalt>| r.unwrap_err().downcast::<InstanceRefusal>().unwrap();
         assert!(matches!(
             refusal(check_or_record_instance(
                 &path,
@@ -496,12 +531,18 @@ mod tests {
             instance::create_instance_file(p, instance::DEFAULT_INSTANCE_SIZE).unwrap();
         }
         let parse = |bytes: &[u8]| dice::Handover::parse(bytes).unwrap();
-        let ha = parse(&make_handover(&uds, &os, true, Some(&a)).unwrap());
-        let ha2 = parse(&make_handover(&uds, &os, true, Some(&a)).unwrap());
-        let hb = parse(&make_handover(&uds, &os, true, Some(&b)).unwrap());
+        let first = make_handover(&uds, &os, true, Some(&a)).unwrap();
+        assert!(first.new_instance);
+        let ha = parse(&first.handover);
+        let second = make_handover(&uds, &os, true, Some(&a)).unwrap();
+        assert!(!second.new_instance);
+        let ha2 = parse(&second.handover);
+        let hb = parse(&make_handover(&uds, &os, true, Some(&b)).unwrap().handover);
         assert!(ha.cdis == ha2.cdis);
         assert!(ha.cdis.cdi_seal != hb.cdis.cdi_seal);
-        let none = parse(&make_handover(&uds, &os, false, None).unwrap());
+        let none = make_handover(&uds, &os, false, None).unwrap();
+        assert!(!none.new_instance);
+        let none = parse(&none.handover);
         let entries = dice::verify_chain(none.chain.as_deref().unwrap()).unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(

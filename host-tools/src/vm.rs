@@ -36,6 +36,34 @@ const VMM_STOP_GRACE: Duration = Duration::from_secs(2);
 const EVENT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Guest memory when none is given (AOSP's microdroid.json and virtmgr: 256 MiB).
 pub const DEFAULT_MEMORY_MIB: u32 = 256;
+/// The least guest memory a Microdroid VM is started with. Measured with the demo app under
+/// TCG (`vmctl run-app -m N`): at 64 MiB the Debian cloud kernel cannot even start (it reserves
+/// about 48 MiB for its own image and tables; QEMU ends at once), at 72 MiB it panics with
+/// "System is deadlocked on memory" while unpacking the initramfs, at 80 MiB the payload runs.
+/// Asking for less is refused before anything starts, rather than failing in the guest in ways
+/// that are hard to read. The boot test `the_least_memory_runs_the_payload_and_less_is_refused`
+/// runs the demo at exactly this size, so a kernel or image that outgrows it fails that test.
+pub const MIN_MEMORY_MIB: u32 = 80;
+
+/// A Microdroid VM asked for less than [`MIN_MEMORY_MIB`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "{given} MiB of guest memory is too little for Microdroid: its kernel and initramfs need at \
+     least {min} MiB (--memory-mib)",
+    min = MIN_MEMORY_MIB
+)]
+pub struct MemoryTooSmall {
+    /// What was asked for.
+    pub given: u32,
+}
+
+/// Refuses a Microdroid VM smaller than [`MIN_MEMORY_MIB`] (a raw VM boots what it likes).
+pub fn check_memory(memory_mib: u32) -> Result<(), MemoryTooSmall> {
+    if memory_mib < MIN_MEMORY_MIB {
+        return Err(MemoryTooSmall { given: memory_mib });
+    }
+    Ok(())
+}
 /// AOSP's `BOOT_HANGUP_TIMEOUT`: the payload must have started by then.
 pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Names in the run directory: the vhost-user socket of the vsock backend, the console socket
@@ -48,6 +76,9 @@ const DEATH_REASON_SOCKET: &str = "ttyS1.sock";
 const GUEST_LOG_SOCKET: &str = "ttyS2.sock";
 /// The DICE handover for the guest, read by QEMU into fw_cfg.
 const DICE_HANDOVER_FILE: &str = "dice-handover.cbor";
+/// The new-instance flag for the guest (fw_cfg `dice::FW_CFG_NEW_INSTANCE_NAME`), on an
+/// instance's first boot only.
+const NEW_INSTANCE_FILE: &str = "new-instance";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VmConfig {
@@ -368,8 +399,8 @@ struct BootPlan {
     disks: Vec<VmDisk>,
     /// Whole-image disks of a raw VM (QEMU `format=raw`).
     image_disks: Vec<(PathBuf, bool)>,
-    /// The DICE handover file (Microdroid VMs).
-    handover: Option<PathBuf>,
+    /// fw_cfg files (name, path): the DICE handover (Microdroid VMs) and the new-instance flag.
+    fw_cfg: Vec<(String, PathBuf)>,
 }
 
 /// Runs the VM to its end on `lease` (or a CID it takes), stoppable through `control`'s
@@ -382,6 +413,9 @@ pub fn run_controlled(
 ) -> Result<VmResult> {
     let started = Instant::now();
     let started_wall = SystemTime::now();
+    if config.raw.is_none() {
+        check_memory(config.memory_mib)?;
+    }
     let lease = match (lease, config.cid) {
         (Some(lease), _) => Ok(lease),
         (None, Some(cid)) => CidLease::claim(&config.runtime_dir, cid),
@@ -431,11 +465,10 @@ pub fn run_controlled(
         None => {
             let (manifest, image_dir) = OsManifest::load(&config.os_manifest)?;
             let (kernel, initrd, cmdline) = boot_inputs(config, &manifest, &image_dir);
-            let handover_path = dir.join(DICE_HANDOVER_FILE);
-            match prepare_identity(
+            let identity = match prepare_identity(
                 config, &manifest, &image_dir, &kernel, &initrd, &cmdline, true,
             ) {
-                Ok(handover) => crate::identity::write_handover(&handover_path, &handover)?,
+                Ok(identity) => identity,
                 Err(err) => {
                     let Some(refusal) = err.downcast_ref::<crate::identity::InstanceRefusal>()
                     else {
@@ -456,14 +489,14 @@ pub fn run_controlled(
                         tombstones: Vec::new(),
                     });
                 }
-            }
+            };
             BootPlan {
                 kernel,
                 initrd: Some(initrd),
                 cmdline,
                 disks: assemble_vm_disks(config, &manifest, &image_dir, dir)?,
                 image_disks: Vec::new(),
-                handover: Some(handover_path),
+                fw_cfg: write_identity_files(&identity, dir)?,
             }
         }
     };
@@ -781,6 +814,22 @@ fn boot_inputs(
     )
 }
 
+/// Writes the guest's identity files in the run directory; returns them as fw_cfg items.
+fn write_identity_files(
+    identity: &crate::identity::GuestIdentity,
+    dir: &Path,
+) -> Result<Vec<(String, PathBuf)>> {
+    let handover_path = dir.join(DICE_HANDOVER_FILE);
+    crate::identity::write_handover(&handover_path, &identity.handover)?;
+    let mut files = vec![(dice::FW_CFG_HANDOVER_NAME.to_owned(), handover_path)];
+    if identity.new_instance {
+        let flag = dir.join(NEW_INSTANCE_FILE);
+        std::fs::write(&flag, b"1").with_context(|| format!("writing {}", flag.display()))?;
+        files.push((dice::FW_CFG_NEW_INSTANCE_NAME.to_owned(), flag));
+    }
+    Ok(files)
+}
+
 /// The guest's DICE handover for this boot: the host's device secret as UDS, the OS measured,
 /// and (with `record` and an instance) the instance's pvmfw entry checked or recorded. A
 /// refusal is an error carrying `identity::InstanceRefusal`.
@@ -792,7 +841,7 @@ fn prepare_identity(
     initrd: &Path,
     cmdline: &str,
     record: bool,
-) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+) -> Result<crate::identity::GuestIdentity> {
     let vbmeta = manifest
         .os_disk
         .iter()
@@ -839,11 +888,7 @@ fn qemu_config(config: &VmConfig, plan: &BootPlan, dir: &Path) -> QemuConfig {
         bios: Path::new(QBOOT_ROM)
             .exists()
             .then(|| PathBuf::from(QBOOT_ROM)),
-        fw_cfg_files: plan
-            .handover
-            .iter()
-            .map(|h| (dice::FW_CFG_HANDOVER_NAME.to_owned(), h.clone()))
-            .collect(),
+        fw_cfg_files: plan.fw_cfg.clone(),
         gdb_port: config.gdb_port,
         log_socket: config.log_file.as_ref().map(|_| dir.join(GUEST_LOG_SOCKET)),
     }
@@ -882,7 +927,7 @@ fn raw_boot_plan(raw: &RawVm, dir: &Path) -> Result<BootPlan> {
         cmdline: raw.params.clone(),
         disks,
         image_disks,
-        handover: None,
+        fw_cfg: Vec::new(),
     })
 }
 
@@ -928,7 +973,7 @@ fn crosvm_config(
             .map(|l| preserved.add(l, true))
             .transpose()?,
         vhost_vsock_socket: vhost_socket.to_owned(),
-        dice_handover: plan.handover.clone(),
+        fw_cfg_files: plan.fw_cfg.clone(),
         gdb_port: config.gdb_port,
     };
     Ok((crosvm_config, preserved))
@@ -948,18 +993,16 @@ pub fn command_line(
             let disks = assemble_vm_disks(config, &manifest, &image_dir, dir)?;
             let (kernel, initrd, cmdline) = boot_inputs(config, &manifest, &image_dir);
             // The handover as it would be, without reading or recording the instance's entry.
-            let handover = prepare_identity(
+            let identity = prepare_identity(
                 config, &manifest, &image_dir, &kernel, &initrd, &cmdline, false,
             )?;
-            let handover_path = dir.join(DICE_HANDOVER_FILE);
-            crate::identity::write_handover(&handover_path, &handover)?;
             BootPlan {
                 kernel,
                 initrd: Some(initrd),
                 cmdline,
                 disks,
                 image_disks: Vec::new(),
-                handover: Some(handover_path),
+                fw_cfg: write_identity_files(&identity, dir)?,
             }
         }
     };
@@ -1201,6 +1244,21 @@ fn start_console_reader(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn microdroid_vms_below_the_minimum_memory_are_refused() {
+        assert_eq!(check_memory(10), Err(MemoryTooSmall { given: 10 }));
+        assert_eq!(
+            check_memory(MIN_MEMORY_MIB - 1).unwrap_err().to_string(),
+            format!(
+                "{} MiB of guest memory is too little for Microdroid: its kernel and initramfs \
+                 need at least {MIN_MEMORY_MIB} MiB (--memory-mib)",
+                MIN_MEMORY_MIB - 1
+            )
+        );
+        assert!(check_memory(MIN_MEMORY_MIB).is_ok());
+        assert!(check_memory(DEFAULT_MEMORY_MIB).is_ok());
+    }
 
     #[test]
     fn events_have_names_times_and_json() {

@@ -162,4 +162,68 @@ mod tests {
         );
         assert!(matches!(gone, Err(VsockConnectError::Backend { .. })));
     }
+
+    /// A backend that answers each accepted connection in turn with `answers`: the pieces are
+    /// written one by one with a pause between them; `close` then closes, otherwise it stays
+    /// silent for a while.
+    fn scripted_backend(answers: Vec<(Vec<&'static str>, bool)>) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vm.vsock");
+        let listener = UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            for (pieces, close) in answers {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut b = [0u8; 1];
+                while s.read(&mut b).unwrap() == 1 && b[0] != b'\n' {}
+                for piece in pieces {
+                    s.write_all(piece.as_bytes()).unwrap();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if !close {
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            }
+        });
+        (dir, path)
+    }
+
+    /// Fault matrix rows 45 and 46: an answer written in pieces, an answer that stops before its
+    /// newline (closed: refused; left open: timed out), a line that never ends, and a port
+    /// nobody listens on yet that is served on a later try.
+    #[test]
+    fn partial_and_unfinished_answers_and_a_listener_that_comes_up_late() {
+        let (_dir, path) = scripted_backend(vec![
+            (vec!["O", "K 56", "78\nhe", "llo"], false),
+            (vec!["OK 5678"], true),
+            (vec!["OK 5678"], false),
+            (
+                vec!["OOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOO"],
+                false,
+            ),
+            // Nothing listens on the port yet: the backend closes; then it is served.
+            (vec![], true),
+            (vec!["OK 5678\n"], false),
+        ]);
+        let mut s = connect(&path, 5678, Duration::from_secs(5)).unwrap();
+        let mut first = [0u8; 5];
+        s.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"hello");
+        assert!(matches!(
+            connect(&path, 5678, Duration::from_secs(5)),
+            Err(VsockConnectError::Refused(5678))
+        ));
+        assert!(matches!(
+            connect(&path, 5678, Duration::from_millis(300)),
+            Err(VsockConnectError::TimedOut { port: 5678, .. })
+        ));
+        assert!(matches!(
+            connect(&path, 5678, Duration::from_secs(5)),
+            Err(VsockConnectError::Protocol(line)) if line.len() == MAX_LINE + 1
+        ));
+        assert!(matches!(
+            connect(&path, 5678, Duration::from_secs(5)),
+            Err(VsockConnectError::Refused(5678))
+        ));
+        assert!(connect(&path, 5678, Duration::from_secs(5)).is_ok());
+    }
 }

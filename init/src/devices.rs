@@ -58,6 +58,27 @@ pub fn parse_block_uevent(raw: &[u8], default_action: &str) -> Option<BlockEvent
     Some(event)
 }
 
+/// The `uevent` fuzz target: the first byte chooses the source (even: a sysfs `uevent` file at
+/// coldplug, odd: a netlink message), the rest is the message. Asserts what the links rely on:
+/// whatever the kernel (or anything that can write to the netlink socket) sends, an accepted
+/// event names a device and a partition that are single path components, so
+/// `/dev/block/by-name/<partname>` → `/dev/<devname>` never leaves its directory.
+pub fn fuzz_uevent(data: &[u8]) -> Option<BlockEvent> {
+    let (source, raw) = data.split_first()?;
+    let default_action = if source % 2 == 0 { "coldplug" } else { "" };
+    let event = parse_block_uevent(raw, default_action)?;
+    let single_component = |s: &str| {
+        let mut components = Path::new(s).components();
+        matches!(components.next(), Some(std::path::Component::Normal(_)))
+            && components.next().is_none()
+    };
+    assert!(single_component(&event.devname), "{:?}", event.devname);
+    if let Some(partname) = &event.partname {
+        assert!(single_component(partname), "{partname:?}");
+    }
+    Some(event)
+}
+
 pub struct DeviceManager {
     socket: OwnedFd,
     /// Partition name → device node.
@@ -285,6 +306,31 @@ DEVPATH=/devices/x\0SUBSYSTEM=block\0MAJOR=254\0MINOR=1\0DEVNAME=vda1\0DEVTYPE=p
         assert_eq!(parse_block_uevent(net, ""), None);
         let evil = b"ACTION=add\0SUBSYSTEM=block\0DEVNAME=vda1\0PARTNAME=../../etc\0";
         assert_eq!(parse_block_uevent(evil, "").unwrap().partname, None);
+    }
+
+    /// The fuzz entry over the seeds in fuzz/seeds/uevent and their bit flips and cuts.
+    #[test]
+    fn fuzz_uevent_survives_its_seeds_and_mutations() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/uevent");
+        let mut seeds = 0;
+        for entry in fs::read_dir(&dir).unwrap() {
+            let bytes = fs::read(entry.unwrap().path()).unwrap();
+            seeds += 1;
+            let _ = fuzz_uevent(&bytes);
+            for i in 0..bytes.len() {
+                let mut m = bytes.clone();
+                m[i] = b"/.\0=\n"[i % 5];
+                let _ = fuzz_uevent(&m);
+                let _ = fuzz_uevent(&bytes[..i]);
+            }
+        }
+        assert!(seeds >= 4, "{seeds} seeds in {}", dir.display());
+        let accepted = fuzz_uevent(b"\x01ACTION=add\0SUBSYSTEM=block\0DEVNAME=vdc\0PARTNAME=x\0");
+        assert_eq!(accepted.unwrap().partname.as_deref(), Some("x"));
+        for evil in ["..", ".", "a/b", "", "/"] {
+            let raw = format!("\x01SUBSYSTEM=block\0DEVNAME={evil}\0");
+            assert_eq!(fuzz_uevent(raw.as_bytes()), None, "{evil:?}");
+        }
     }
 
     #[test]

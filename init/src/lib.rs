@@ -26,6 +26,7 @@
 pub mod console;
 pub mod devices;
 pub mod first_stage;
+pub mod kernel_probe;
 pub mod modules;
 pub mod mounts;
 pub mod network;
@@ -75,6 +76,7 @@ fn boot() -> Result<supervisor::Supervisor> {
     let loaded =
         modules::load_modules(Path::new(modules::MODULES_DIR)).context("loading kernel modules")?;
     log(&format!("loaded {loaded} kernel modules"));
+    kernel_probe::check(Path::new("/")).context("checking the kernel")?;
     devices::apply_device_modes(Path::new("/dev"));
     devices.coldplug().context("scanning block devices")?;
     let vbmeta_device = devices

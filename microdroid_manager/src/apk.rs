@@ -30,6 +30,10 @@ pub const MAIN_IDSIG_PARTITION: &str = "microdroid-apk-idsig";
 pub const APK_MOUNT_POINT: &str = "/mnt/apk";
 pub const EXTRA_APK_MOUNT_DIR: &str = "/mnt/extra-apk";
 pub const ZIPFUSE_BIN: &str = "/system/bin/zipfuse";
+/// How long zipfuse may take to say its mount is up. It reads the archive's central directory
+/// and mounts: well under a second under TCG even for large APKs. Past this, it is stopped and
+/// the boot fails saying so, instead of waiting for the host's hang detection.
+pub const ZIPFUSE_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// `ro.build.version.sdk` of the Microdroid this guest stands in for (Android 15).
 pub const SDK_VERSION: u32 = 35;
 const BLOCK_SIZE: u64 = 4096;
@@ -144,22 +148,65 @@ pub fn mount_zipfuse(
         .with_context(|| format!("starting {ZIPFUSE_BIN}"))?;
     // Only zipfuse may hold the write end, so that its exit means end of file here.
     drop(write_end);
-    let mut answer = String::new();
-    File::from(read_end)
-        .read_to_string(&mut answer)
-        .context("waiting for zipfuse")?;
-    if answer.trim() != "ready" {
-        let status = daemon.wait().context("reaping zipfuse")?;
-        bail!(
-            "zipfuse failed to mount {} on {} ({status})",
+    await_ready(read_end, &mut daemon, ZIPFUSE_READY_TIMEOUT).with_context(|| {
+        format!(
+            "zipfuse failed to mount {} on {}",
             device.display(),
             mount_point.display()
-        );
-    }
+        )
+    })?;
     Ok(ZipfuseMount {
         mount_point: mount_point.to_path_buf(),
         daemon,
     })
+}
+
+/// Waits until the helper `daemon` writes `ready` and closes the pipe whose other end is
+/// `read_end` (zipfuse's `--ready-fd`). A helper that exits first, says something else, or says
+/// nothing within `timeout` fails it; a silent one is killed and reaped first, so no helper is
+/// left behind a failed boot.
+pub fn await_ready(
+    read_end: OwnedFd,
+    daemon: &mut Child,
+    timeout: std::time::Duration,
+) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut pipe = File::from(read_end);
+    let mut answer = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+            bail!(
+                "it did not say it was ready within {} s (it was stopped)",
+                timeout.as_secs_f32()
+            );
+        }
+        let millis = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(millis)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(e).context("waiting on the ready pipe"),
+        }
+        let mut chunk = [0u8; 64];
+        let n = pipe.read(&mut chunk).context("reading the ready pipe")?;
+        if n == 0 {
+            break;
+        }
+        // Bounded: "ready" is all a helper has to say.
+        if answer.len() < 256 {
+            answer.extend_from_slice(&chunk[..n]);
+        }
+    }
+    if String::from_utf8_lossy(&answer).trim() != "ready" {
+        let status = daemon.wait().context("reaping it")?;
+        bail!("it ended without saying it was ready ({status})");
+    }
+    Ok(())
 }
 
 /// The extra APK partitions, `extra-apk-<i>` with `extra-idsig-<i>`, in numeric order.
@@ -212,4 +259,63 @@ pub fn apk_data(
         })
     })()
     .map_err(verification_failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A helper given the ready pipe's write end, running `script` (`$FD` is that end).
+    fn helper(script: &str) -> (OwnedFd, Child) {
+        let (read_end, write_end): (OwnedFd, OwnedFd) = nix::unistd::pipe().unwrap();
+        nix::fcntl::fcntl(
+            read_end.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .unwrap();
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("FD", write_end.as_raw_fd().to_string())
+            .spawn()
+            .unwrap();
+        drop(write_end);
+        (read_end, child)
+    }
+
+    /// Fault matrix row 53: a helper that says ready, one that dies first, one that says
+    /// something else, and one that never says anything (stopped at the deadline, reaped).
+    #[test]
+    fn a_helper_must_say_ready_before_its_deadline() {
+        let (fd, mut child) = helper("echo ready >&$FD; eval \"exec $FD>&-\"; exec sleep 5");
+        await_ready(fd, &mut child, Duration::from_secs(10)).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let (fd, mut child) = helper("exit 3");
+        let err = await_ready(fd, &mut child, Duration::from_secs(10)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("ended without saying it was ready (exit status: 3)"),
+            "{err:#}"
+        );
+
+        let (fd, mut child) = helper("echo mounted >&$FD");
+        let err = await_ready(fd, &mut child, Duration::from_secs(10)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("without saying it was ready"),
+            "{err:#}"
+        );
+
+        let (fd, mut child) = helper("exec sleep 100");
+        let started = Instant::now();
+        let err = await_ready(fd, &mut child, Duration::from_millis(300)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(
+            format!("{err:#}").contains("did not say it was ready within 0.3 s (it was stopped)"),
+            "{err:#}"
+        );
+        // Killed and reaped: nothing left.
+        assert!(child.try_wait().unwrap().is_some());
+    }
 }

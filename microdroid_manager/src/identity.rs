@@ -70,10 +70,20 @@ impl Drop for FwCfgRemoval {
     }
 }
 
-/// Reads the handover from fw_cfg (`<by_name>/<name>/raw`) and starts removing the fw_cfg
-/// driver. Fails if there is no handover or if it does not parse; the removal's own result
-/// comes from [`FwCfgRemoval::finish`] (the payload must not be able to read the handover).
-pub fn take_handover(by_name: &Path) -> Result<(dice::Handover, FwCfgRemoval)> {
+/// What the host handed over through fw_cfg.
+pub struct HostHandover {
+    /// The DICE handover (CDIs and chain).
+    pub handover: dice::Handover,
+    /// This is the instance's first boot (fw_cfg [`dice::FW_CFG_NEW_INSTANCE_NAME`] present).
+    pub new_instance: bool,
+}
+
+/// Reads the handover from fw_cfg (`<by_name>/<name>/raw`) and the new-instance flag, and starts
+/// removing the fw_cfg driver. Fails if there is no handover or if it does not parse; the
+/// removal's own result comes from [`FwCfgRemoval::finish`] (the payload must not be able to
+/// read the handover).
+pub fn take_handover(by_name: &Path) -> Result<(HostHandover, FwCfgRemoval)> {
+    let new_instance = by_name.join(dice::FW_CFG_NEW_INSTANCE_NAME).exists();
     let raw = by_name.join(dice::FW_CFG_HANDOVER_NAME).join("raw");
     let bytes = read_bounded(&raw).with_context(|| {
         format!(
@@ -89,7 +99,13 @@ pub fn take_handover(by_name: &Path) -> Result<(dice::Handover, FwCfgRemoval)> {
     if handover.chain.is_none() {
         return Err(anyhow!("the DICE handover has no DICE chain"));
     }
-    Ok((handover, removal))
+    Ok((
+        HostHandover {
+            handover,
+            new_instance,
+        },
+        removal,
+    ))
 }
 
 fn read_bounded(path: &Path) -> Result<Zeroizing<Vec<u8>>> {

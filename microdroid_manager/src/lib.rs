@@ -110,9 +110,45 @@ pub fn run_and_report(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> 
     }
 }
 
+/// What the VM's disks say it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadSource {
+    /// The payload metadata partition is there: an app (APK) payload.
+    App,
+    /// No payload disk and no instance: the payload named on the system partition.
+    System,
+}
+
+/// Decides from the partitions in `by_name` what the VM runs. Only a VM with none of an app
+/// VM's partitions runs the system payload: the metadata partition missing while the payload
+/// disk's APK or the instance partition is there is a broken app VM, refused rather than
+/// silently run as something else (fault matrix row 30). The disks are all probed when the
+/// virtio-blk module is loaded, before init's coldplug, so "not there yet" cannot happen here.
+pub fn payload_source(by_name: &Path) -> Result<PayloadSource> {
+    if by_name.join(PAYLOAD_METADATA_PARTITION).exists() {
+        return Ok(PayloadSource::App);
+    }
+    let app_partitions: Vec<&str> = [
+        apk::MAIN_APK_PARTITION,
+        apk::MAIN_IDSIG_PARTITION,
+        sealed_state::INSTANCE_PARTITION,
+    ]
+    .into_iter()
+    .filter(|name| by_name.join(name).exists())
+    .collect();
+    if app_partitions.is_empty() {
+        return Ok(PayloadSource::System);
+    }
+    Err(MicrodroidError::PayloadInvalidConfig(format!(
+        "the VM has an app's partitions ({}) but no {PAYLOAD_METADATA_PARTITION} partition",
+        app_partitions.join(", ")
+    ))
+    .into())
+}
+
 fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
     let metadata_device = Path::new(apk::BY_NAME).join(PAYLOAD_METADATA_PARTITION);
-    if !metadata_device.exists() {
+    if payload_source(Path::new(apk::BY_NAME))? == PayloadSource::System {
         // No payload disk: the payload named on the system partition. It has no instance, so
         // no secrets; the handover is still taken, so that fw_cfg is gone before it runs.
         match identity::take_handover(Path::new(identity::FW_CFG_SYSFS_BY_NAME)) {
@@ -134,9 +170,14 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
     let metadata =
         payload_metadata::read_path(&metadata_device).context("reading the payload metadata")?;
     // The host's DICE handover, taken before anything of the payload is read.
-    let (handover, fw_cfg_removal) =
-        identity::take_handover(Path::new(identity::FW_CFG_SYSFS_BY_NAME))
-            .context("taking the VM's DICE identity from the host")?;
+    let (
+        identity::HostHandover {
+            handover,
+            new_instance,
+        },
+        fw_cfg_removal,
+    ) = identity::take_handover(Path::new(identity::FW_CFG_SYSFS_BY_NAME))
+        .context("taking the VM's DICE identity from the host")?;
     log("DICE handover read; removing the fw_cfg driver");
     let instance_path = Path::new(apk::BY_NAME).join(sealed_state::INSTANCE_PARTITION);
     let mut instance_image = sealed_state::InstanceDisk::open(&instance_path)?;
@@ -150,6 +191,7 @@ fn try_run(host: &mut dyn HostLink, debuggable: bool) -> Result<i32> {
             ),
             other => anyhow::Error::from(other).context("reading the instance image"),
         })?;
+    sealed_state::check_provisioning(new_instance, saved.is_some())?;
     log(match &saved {
         Some(_) => "instance image: record found",
         None => "instance image: no record (first boot)",
@@ -447,6 +489,33 @@ pub(crate) fn log(text: &str) {
 
 #[cfg(test)]
 mod tests {
+    /// Fault matrix row 30: no metadata partition is the system payload only on a VM without
+    /// any app partition; with one, it is an invalid config naming what is there.
+    #[test]
+    fn a_missing_metadata_partition_is_the_system_payload_only_without_app_partitions() {
+        use super::*;
+        let dir = tempfile::tempdir().unwrap();
+        let by_name = dir.path();
+        assert_eq!(payload_source(by_name).unwrap(), PayloadSource::System);
+        std::fs::write(by_name.join(sealed_state::INSTANCE_PARTITION), b"").unwrap();
+        std::fs::write(by_name.join(apk::MAIN_APK_PARTITION), b"").unwrap();
+        let err = payload_source(by_name).unwrap_err();
+        assert_eq!(
+            crate::error::failure_class(&err),
+            vm_status::FailureClass::PayloadInvalidConfig,
+            "{err:#}"
+        );
+        assert!(
+            format!("{err:#}").contains(
+                "the VM has an app's partitions (microdroid-apk, vm-instance) but no \
+                 payload-metadata partition"
+            ),
+            "{err:#}"
+        );
+        std::fs::write(by_name.join(PAYLOAD_METADATA_PARTITION), b"").unwrap();
+        assert_eq!(payload_source(by_name).unwrap(), PayloadSource::App);
+    }
+
     use super::*;
 
     #[test]

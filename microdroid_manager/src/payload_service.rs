@@ -137,6 +137,113 @@ pub fn start_at(
     Ok(listener)
 }
 
+/// The payload's side of the channel under hostile input (the `payload_service` fuzz target).
+///
+/// The first byte configures the service (bit 0: the VM has a DICE node, bit 1: the payload
+/// may use the restricted APIs); the rest is what a payload sends on the socket (handshake,
+/// commands, EOF), served by the real [`PayloadService`] whose `notifyPayloadReady` goes to a
+/// real host state machine in the same process. Asserts that nothing the payload can ask for
+/// puts the CDI_Seal on the wire, and that the chain and CDI_Attest reach only a payload
+/// allowed the restricted APIs. Returns what the service wrote back.
+pub mod fuzzing {
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+
+    use rpcbinder::fuzzing::{MemStream, Recording};
+    use rpcbinder::{RpcServer, Status};
+    use vm_payload_service::{VmPayloadServiceBinder, VmPayloadServiceClient};
+    use vm_service::{HostService, VirtualMachineService};
+    use zeroize::Zeroizing;
+
+    use super::{PayloadSecrets, PayloadService};
+    use crate::host_link::ReadyNotifier;
+    use crate::identity::VmSecret;
+
+    /// A CDI_Seal no output may contain.
+    pub const CDI_SEAL: [u8; 32] = *b"cdi-seal:never-on-the-wire-12345";
+    /// The CDI_Attest and DICE chain served to an allowed payload.
+    pub const CDI_ATTEST: [u8; 32] = *b"cdi-attest:for-allowed-payloads!";
+    /// The DICE chain (a CBOR array header and a marker).
+    pub const DICE_CHAIN: &[u8] = b"\x82dice-chain-for-allowed-payloads";
+
+    struct InProcessHost(HostService);
+
+    impl ReadyNotifier for InProcessHost {
+        fn notify_payload_ready(&self) -> Result<(), Status> {
+            self.0.notify_payload_ready()
+        }
+    }
+
+    fn service(config: u8) -> VmPayloadServiceBinder<PayloadService> {
+        let (host, _state, _events) = HostService::new(3);
+        let _ = host.notify_payload_started();
+        let secrets = (config & 1 != 0).then(|| {
+            let cdis = dice::CdiValues {
+                cdi_attest: CDI_ATTEST,
+                cdi_seal: CDI_SEAL,
+            };
+            Arc::new(PayloadSecrets {
+                vm_secret: VmSecret::new(&cdis),
+                dice_chain: DICE_CHAIN.to_vec(),
+                cdi_attest: Zeroizing::new(CDI_ATTEST),
+                allow_restricted_apis: config & 2 != 0,
+            })
+        });
+        VmPayloadServiceBinder(PayloadService {
+            host: Arc::new(InProcessHost(host)),
+            secrets,
+        })
+    }
+
+    /// Serves `data` (config byte, then the payload's bytes); see the module's description.
+    pub fn serve_payload(data: &[u8]) -> Vec<u8> {
+        crate::CONSOLE_LOG.store(false, std::sync::atomic::Ordering::Relaxed);
+        let Some((&config, input)) = data.split_first() else {
+            return Vec::new();
+        };
+        let server = RpcServer::new(Arc::new(service(config)));
+        let mut stream = MemStream::new(input);
+        let _ = server.serve_connection(&mut stream);
+        let out = stream.output;
+        let contains = |needle: &[u8]| out.windows(needle.len()).any(|w| w == needle);
+        assert!(!contains(&CDI_SEAL), "the CDI_Seal reached the payload");
+        if config & 3 != 3 {
+            assert!(
+                !contains(&CDI_ATTEST),
+                "CDI_Attest served to a restricted payload"
+            );
+            assert!(
+                !contains(DICE_CHAIN),
+                "DICE chain served to a restricted payload"
+            );
+        }
+        out
+    }
+
+    /// A payload's whole session through the real client (`config` byte first): ready, an
+    /// instance secret, the chain, the CDI, attestation, a secret of a size out of range.
+    pub fn recorded_payload_session(config: u8) -> std::io::Result<Vec<u8>> {
+        let (client_end, server_end) = UnixStream::pair()?;
+        let server = RpcServer::new(Arc::new(service(config)));
+        let serving = std::thread::spawn(move || server.serve_connection(server_end));
+        let (recording, written) = Recording::new(client_end);
+        let client = VmPayloadServiceClient::connect(recording)
+            .map_err(|e| std::io::Error::other(format!("{e}")))?;
+        let _ = client.notify_payload_ready();
+        let _ = client.get_vm_instance_secret(b"my-key", 32);
+        let _ = client.get_dice_attestation_chain();
+        let _ = client.get_dice_attestation_cdi();
+        let _ = client.request_attestation(b"challenge", false);
+        let _ = client.get_vm_instance_secret(b"too-big", 33);
+        let _ = client.close();
+        drop(client);
+        let _ = serving.join();
+        let mut bytes = vec![config];
+        bytes.extend(written.lock().map(|w| w.clone()).unwrap_or_default());
+        Ok(bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -148,6 +255,44 @@ mod tests {
 
     use super::*;
     use crate::host_link::tests::serve;
+
+    fn seed_dir() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/payload_service")
+    }
+
+    /// The seeds are sessions the real client made, with each configuration; served again, an
+    /// allowed payload gets its secret, chain and CDI, a restricted one only its secret, a VM
+    /// without DICE none (set MICRODROID_MANAGER_REGEN_SEEDS=1 to record them again).
+    #[test]
+    fn fuzz_seeds_are_whole_sessions_and_secrets_follow_the_configuration() {
+        let regen = std::env::var_os("MICRODROID_MANAGER_REGEN_SEEDS").is_some();
+        let secret = VmSecret::new(&dice::CdiValues {
+            cdi_attest: fuzzing::CDI_ATTEST,
+            cdi_seal: fuzzing::CDI_SEAL,
+        })
+        .instance_secret(b"my-key", 32)
+        .unwrap();
+        for config in 0u8..4 {
+            let path = seed_dir().join(format!("session-config-{config}.bin"));
+            if regen {
+                std::fs::create_dir_all(seed_dir()).unwrap();
+                std::fs::write(&path, fuzzing::recorded_payload_session(config).unwrap()).unwrap();
+            }
+            let seed = std::fs::read(&path).unwrap();
+            let out = fuzzing::serve_payload(&seed);
+            let has = |needle: &[u8]| out.windows(needle.len()).any(|w| w == needle);
+            assert_eq!(has(&secret), config & 1 == 1, "config {config}");
+            assert_eq!(has(&fuzzing::CDI_ATTEST), config == 3, "config {config}");
+            assert_eq!(has(fuzzing::DICE_CHAIN), config == 3, "config {config}");
+            // Cuts and flips never break the rules.
+            for i in 0..seed.len() {
+                let mut m = seed.clone();
+                m[i] ^= 0x11;
+                fuzzing::serve_payload(&m);
+                fuzzing::serve_payload(&seed[..i]);
+            }
+        }
+    }
     use crate::host_link::HostLink;
 
     fn refusal(result: Result<(), ClientError>) -> Status {

@@ -108,6 +108,29 @@ fn check_apex(saved: &ApexData, now: &ApexData, updates: &mut Vec<String>) -> Re
     Ok(())
 }
 
+/// The provisioning rule (AOSP microdroid_manager's strict boot): an instance records its
+/// payload on its first boot and never again. On the first boot (the host recorded the
+/// instance's entry this boot) there must be no record; on any later boot there must be one. A
+/// record missing later means the first boot never finished or the record was removed from the
+/// host's file; taking that as a first boot would re-provision the instance silently, with
+/// new secrets and no rollback protection, so it is refused.
+pub fn check_provisioning(new_instance: bool, has_record: bool) -> Result<()> {
+    match (new_instance, has_record) {
+        (true, true) => Err(MicrodroidError::PayloadInvalidConfig(
+            "found a payload record in the instance image on its first boot".into(),
+        )
+        .into()),
+        (false, false) => Err(MicrodroidError::PayloadInvalidConfig(
+            "the instance image has no record of the payload, but this is not its first boot: \
+             the first boot did not finish or the record was removed; an instance is provisioned \
+             once (create a new instance image)"
+                .into(),
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// Compares what was verified this boot (`now`, whose salt is ignored) with the record. Returns
 /// the record to keep (the salt is always the recorded one) and the decision.
 pub fn reconcile(
@@ -162,41 +185,60 @@ pub fn reconcile(
     }
 }
 
-/// The instance partition, opened for reading and writing; every flush also empties the
-/// kernel's buffer cache for it (AOSP's `BLKFLSBUF`), so that what the host sees is what was
-/// written.
-pub struct InstanceDisk(File);
+/// The instance partition, opened for reading and writing. Every flush syncs it; on a block
+/// device (the VM's partition) it also empties the kernel's buffer cache for it (AOSP's
+/// `BLKFLSBUF`), so that what the host sees is what was written. A regular file (tests, tools)
+/// is only synced; anything else (a character device, a FIFO) is refused when opened, since
+/// neither a flush nor a sector layout means anything there.
+pub struct InstanceDisk {
+    file: File,
+    block_device: bool,
+}
 
 impl InstanceDisk {
     pub fn open(path: &Path) -> Result<InstanceImage<InstanceDisk>> {
+        use std::os::unix::fs::FileTypeExt;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
-        InstanceImage::open(InstanceDisk(file))
+        let kind = file
+            .metadata()
+            .with_context(|| format!("reading the type of {}", path.display()))?
+            .file_type();
+        anyhow::ensure!(
+            kind.is_block_device() || kind.is_file(),
+            "the instance partition {} is neither a block device nor a file",
+            path.display()
+        );
+        let disk = InstanceDisk {
+            file,
+            block_device: kind.is_block_device(),
+        };
+        InstanceImage::open(disk)
             .with_context(|| format!("reading the instance image on {}", path.display()))
     }
 }
 
 impl std::io::Read for InstanceDisk {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
+        self.file.read(buf)
     }
 }
 
 impl std::io::Write for InstanceDisk {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
+        self.file.write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
+        self.file.flush()
     }
 }
 
 impl std::io::Seek for InstanceDisk {
     fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
-        self.0.seek(pos)
+        self.file.seek(pos)
     }
 }
 
@@ -204,12 +246,13 @@ nix::ioctl_none!(blkflsbuf, 0x12, 97);
 
 impl instance::Disk for InstanceDisk {
     fn flush_to_media(&mut self) -> std::io::Result<()> {
-        self.0.sync_data()?;
-        if self.0.metadata()?.file_type().is_file() {
+        self.file.sync_data()?;
+        if !self.block_device {
             return Ok(());
         }
-        // SAFETY: BLKFLSBUF takes no argument; the fd is a block device we own.
-        unsafe { blkflsbuf(self.0.as_raw_fd()) }
+        // SAFETY: BLKFLSBUF takes no argument; the fd is a block device we own (checked when
+        // it was opened).
+        unsafe { blkflsbuf(self.file.as_raw_fd()) }
             .map(|_| ())
             .map_err(std::io::Error::from)
     }
@@ -255,6 +298,76 @@ mod tests {
         let err = result.unwrap_err();
         assert_eq!(failure_class(&err), FailureClass::PayloadChanged, "{err:#}");
         format!("{err:#}")
+    }
+
+    /// Fault matrix row 29: the record written and flushed on a regular file (synced only), on
+    /// a block device (synced and BLKFLSBUF; root, with losetup), and refused on anything else.
+    #[test]
+    fn the_instance_is_flushed_on_a_file_or_a_block_device_and_refused_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("instance.img");
+        instance::create_instance_file(&path, instance::DEFAULT_INSTANCE_SIZE).unwrap();
+        let key = [3u8; 32];
+        let record = data(apk(1, 1, 1), vec![]);
+        let write_and_read_back = |target: &Path| {
+            let mut image = InstanceDisk::open(target).unwrap();
+            image.write_microdroid_data(&key, &record).unwrap();
+            drop(image);
+            let mut image = InstanceDisk::open(target).unwrap();
+            assert_eq!(
+                image.read_microdroid_data(&key).unwrap(),
+                Some(record.clone())
+            );
+        };
+        write_and_read_back(&path);
+
+        let err = InstanceDisk::open(Path::new("/dev/null")).err().unwrap();
+        assert!(
+            format!("{err:#}").contains("is neither a block device nor a file"),
+            "{err:#}"
+        );
+
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipping the block device half: not root");
+            return;
+        }
+        let fresh = dir.path().join("block.img");
+        instance::create_instance_file(&fresh, instance::DEFAULT_INSTANCE_SIZE).unwrap();
+        let out = std::process::Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&fresh)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let device = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        write_and_read_back(Path::new(&device));
+        let detached = std::process::Command::new("losetup")
+            .args(["-d", &device])
+            .status()
+            .unwrap();
+        assert!(detached.success());
+        // What the block device flushed is in the file.
+        let mut image = InstanceDisk::open(&fresh).unwrap();
+        assert_eq!(image.read_microdroid_data(&key).unwrap(), Some(record));
+    }
+
+    #[test]
+    fn an_instance_is_provisioned_on_its_first_boot_only() {
+        assert!(check_provisioning(true, false).is_ok());
+        assert!(check_provisioning(false, true).is_ok());
+        for (new_instance, has_record, words) in [
+            (true, true, "on its first boot"),
+            (false, false, "not its first boot"),
+        ] {
+            let err = check_provisioning(new_instance, has_record).unwrap_err();
+            assert!(
+                matches!(
+                    err.downcast_ref::<MicrodroidError>(),
+                    Some(MicrodroidError::PayloadInvalidConfig(m)) if m.contains(words)
+                ),
+                "{err:#}"
+            );
+        }
     }
 
     #[test]

@@ -9,8 +9,9 @@ use boot_tests::{build_image, console_text, ImageChanges, TestSigner};
 use host_tools::app::AppPayload;
 use host_tools::outcome::VmOutcome;
 
-/// Tried from the default down; the first that fails ends the search.
-const SIZES_MIB: &[u32] = &[256, 192, 128, 96, 80, 64, 56, 48, 40, 32, 24];
+/// Tried from the default down to the host's minimum (`host_tools::vm::MIN_MEMORY_MIB`, below
+/// which a Microdroid VM is refused); the first that fails ends the search.
+const SIZES_MIB: &[u32] = &[256, 192, 128, 112, 96, 88, 80];
 
 fn main() -> Result<()> {
     let image = build_image(&ImageChanges::default())?;
@@ -61,6 +62,11 @@ fn main() -> Result<()> {
     match smallest {
         Some(mib) => println!("smallest --memory-mib at which the demo runs: {mib}"),
         None => println!("the demo did not run at any size tried"),
+    }
+    let below = host_tools::vm::MIN_MEMORY_MIB - 1;
+    match run(below) {
+        Err(e) => println!("--memory-mib {below:>3}: refused by the host ({e})"),
+        Ok((outcome, _)) => println!("--memory-mib {below:>3}: {outcome} (not refused?)"),
     }
     Ok(())
 }

@@ -294,6 +294,42 @@ fn ready_vm(service: &VirtualizationService, dir: &Path, name: &str) -> (VmInsta
     (vm, record.run_dir.display().to_string())
 }
 
+/// Fault matrix row 48: pausing a VM is not supported here (QEMU under TCG, vsock through
+/// vhost-device-vsock, whose connections would not survive a snapshot). `suspend` and `resume`
+/// are refused with EX_UNSUPPORTED_OPERATION while a host connection is open, and the VM and
+/// that connection carry on untouched.
+#[test]
+fn suspend_and_resume_are_refused_and_the_vm_carries_on() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let service = VirtualizationService::new_with(&options(image.path())).unwrap();
+    let (vm, _run_dir) = ready_vm(&service, image.path(), "pause");
+    let (session, root) = vm.connect_service(PORT).unwrap();
+    let hello = HelloProxy::from_binder(root).unwrap();
+    for (what, result) in [("suspend", vm.vm().suspend()), ("resume", vm.vm().resume())] {
+        match result {
+            Err(rpcbinder::CallError::Service(status)) => {
+                assert_eq!(
+                    status.exception_code(),
+                    rpcbinder::ExceptionCode::UNSUPPORTED_OPERATION,
+                    "{what}: {status}"
+                );
+                assert!(
+                    status.message().contains("not supported"),
+                    "{what}: {status}"
+                );
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    assert_eq!(vm.state().unwrap(), VirtualMachineState::READY);
+    // The connection opened before the refusals still answers.
+    let greeting = hello.greet("after suspend").unwrap();
+    assert!(greeting.starts_with("Hello, after suspend!"), "{greeting}");
+    drop(hello);
+    drop(session);
+    vm.stop().unwrap();
+}
+
 #[test]
 fn dropping_the_handle_stops_the_vm() {
     let image = build_image(&ImageChanges::default()).unwrap();

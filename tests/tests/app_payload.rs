@@ -63,6 +63,37 @@ fn demo_app_runs_from_its_signed_apk() {
     }
 }
 
+/// Fault matrix row 55: the demo runs with exactly the least memory a Microdroid VM is given
+/// (so a kernel or image that outgrows it fails here), and asking for less, as for 10 to 40 MiB,
+/// is refused before anything starts, saying why.
+#[test]
+fn the_least_memory_runs_the_payload_and_less_is_refused() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let (apk, idsig) = make_apk(image.path(), "small", DEMO_CONFIG);
+    let mut config = boot_tests::vm_config(image.path(), TIMEOUT);
+    config.app = Some(app(apk, idsig));
+    config.instance = Some(image.path().join("instance.img"));
+    config.memory_mib = host_tools::vm::MIN_MEMORY_MIB;
+    let result = boot(&config).unwrap();
+    assert_eq!(
+        result.outcome,
+        VmOutcome::PayloadFinished(0),
+        "{}",
+        console_text(&result)
+    );
+    for mib in [10, 40, host_tools::vm::MIN_MEMORY_MIB - 1] {
+        config.memory_mib = mib;
+        let started = std::time::Instant::now();
+        let err = host_tools::vm::run(&config).unwrap_err();
+        assert!(
+            err.downcast_ref::<host_tools::vm::MemoryTooSmall>()
+                .is_some(),
+            "{err:#}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
+
 #[test]
 fn payload_binary_name_from_the_metadata() {
     let image = build_image(&ImageChanges::default()).unwrap();

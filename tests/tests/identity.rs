@@ -239,6 +239,66 @@ fn a_tampered_record_is_refused_and_left_as_it_is() {
     );
 }
 
+/// Fault matrix row 25. An instance records its payload on its first boot and never again:
+/// a later boot whose record is gone (the host's file edited) is refused, not taken as a first
+/// boot; and a record cannot pass for a first boot's: without the host's entry, the host
+/// refuses the image.
+#[test]
+fn a_record_missing_on_a_later_boot_or_present_on_a_first_boot_is_refused() {
+    let (image, instance, apk) = recorded_app();
+    let dir = image.path();
+    let recorded = fs::read(&instance).unwrap();
+    let renamed = |uuid: [u8; 16], to: u8| {
+        let mut bytes = recorded.clone();
+        let entry = (512..bytes.len())
+            .step_by(512)
+            .find(|&off| bytes[off..off + 16] == uuid)
+            .expect("no such entry");
+        // Another UUID: the reader walks over the entry as one it does not know.
+        bytes[entry..entry + 16].copy_from_slice(&[to; 16]);
+        fs::write(&instance, &bytes).unwrap();
+        bytes
+    };
+
+    let bytes = renamed(instance::MICRODROID_UUID, 0x5a);
+    let (result, console) = run(&app_config(dir, &apk, &instance, None));
+    let (reason, _) = death(&result, &console);
+    assert_eq!(
+        reason,
+        DeathReason::MicrodroidInvalidPayloadConfig,
+        "{console}"
+    );
+    assert!(
+        console.contains(
+            "the instance image has no record of the payload, but this is not its first boot"
+        ),
+        "{console}"
+    );
+    assert!(!console.contains("payload: Hello"), "{console}");
+    assert_eq!(
+        fs::read(&instance).unwrap(),
+        bytes,
+        "nothing may be recorded"
+    );
+
+    // The host's entry gone: the image still holds the guest's record, so this is no first
+    // boot either. The host refuses to record an entry behind another one (pvmfw's entry is
+    // always the first), and nothing boots; were it recorded, its new salt would be a new
+    // sealing key, under which the old record does not open.
+    let bytes = renamed(instance::PVMFW_UUID, 0xa5);
+    let err = host_tools::vm::run(&app_config(dir, &apk, &instance, None)).unwrap_err();
+    assert!(
+        format!("{err:#}")
+            .contains("the pvmfw entry can only be written as the first entry of an image"),
+        "{err:#}"
+    );
+    assert_eq!(
+        fs::read(&instance).unwrap(),
+        bytes,
+        "nothing may be recorded"
+    );
+}
+
 #[test]
 fn the_os_and_the_debug_level_are_part_of_the_identity() {
     let (image, instance, apk) = recorded_app();
@@ -345,7 +405,7 @@ fn read_record(
     let handover =
         host_tools::identity::make_handover(&uds, &os, config.debuggable, Some(instance_path))
             .unwrap();
-    let handover = dice::Handover::parse(&handover).unwrap();
+    let handover = dice::Handover::parse(&handover.handover).unwrap();
     let key = instance::microdroid_key(&handover.cdis.cdi_seal);
     let file = fs::OpenOptions::new()
         .read(true)

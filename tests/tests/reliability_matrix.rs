@@ -155,6 +155,37 @@ fn every_row_names_a_test_that_exists() {
     );
 }
 
+/// The page's "Covered: C, partial: P, open: O." line counts its rows.
+#[test]
+fn the_counts_match_the_rows() {
+    let page = fs::read_to_string(repo_root().join("docs/reliability.md")).unwrap();
+    let status_of = |line: &str| -> Option<String> {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | # | fault | status | tests |
+        if cells.len() != 6 || cells[1].parse::<u32>().is_err() {
+            return None;
+        }
+        cells[3].split(':').next().map(str::to_owned)
+    };
+    let mut counts = std::collections::BTreeMap::new();
+    for status in page.lines().filter_map(status_of) {
+        *counts.entry(status).or_insert(0u32) += 1;
+    }
+    let count = |s: &str| counts.get(s).copied().unwrap_or(0);
+    assert_eq!(
+        count("covered") + count("partial") + count("open"),
+        58,
+        "{counts:?}"
+    );
+    let line = format!(
+        "Covered: {}, partial: {}, open: {}.",
+        count("covered"),
+        count("partial"),
+        count("open")
+    );
+    assert!(page.contains(&line), "the page should say {line:?}");
+}
+
 #[test]
 fn a_missing_test_is_noticed() {
     let known = known();

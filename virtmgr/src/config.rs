@@ -125,9 +125,11 @@ fn resolve_app(
     if app.boost_uclamp {
         return Err(unsupported("boostUclamp: vCPU uclamp boosting is a crosvm/Android scheduler feature this host does not have"));
     }
+    let memory_mib = memory(app.memory_mib);
+    host_tools::vm::check_memory(memory_mib).map_err(|e| illegal_argument(e.to_string()))?;
     let mut config = VmConfig {
         debuggable,
-        memory_mib: memory(app.memory_mib),
+        memory_mib,
         cpus: cpus(app.cpu_topology)?,
         ..base.clone()
     };
@@ -387,6 +389,32 @@ mod tests {
         assert!(payload
             .apk
             .starts_with(format!("/proc/{}/fd/", std::process::id())));
+    }
+
+    /// Fault matrix row 55: an app VM asking for less than the minimum is refused as an illegal
+    /// argument naming the sizes; 0 (the default) and the minimum itself are accepted.
+    #[test]
+    fn too_little_memory_is_an_illegal_argument() {
+        let with_memory = |mib: i32| {
+            let VirtualMachineConfig::AppConfig(mut a) = app(None, DebugLevel::FULL) else {
+                unreachable!()
+            };
+            a.memory_mib = mib;
+            resolve(VirtualMachineConfig::AppConfig(a), &base())
+        };
+        for mib in [10, 40, host_tools::vm::MIN_MEMORY_MIB as i32 - 1] {
+            let err = with_memory(mib).err().unwrap();
+            assert_eq!(err.exception_code(), ExceptionCode::ILLEGAL_ARGUMENT);
+            assert!(
+                err.message().starts_with(&format!(
+                    "{mib} MiB of guest memory is too little for Microdroid"
+                )),
+                "{}",
+                err.message()
+            );
+        }
+        assert!(with_memory(0).is_ok());
+        assert!(with_memory(host_tools::vm::MIN_MEMORY_MIB as i32).is_ok());
     }
 
     #[test]

@@ -709,6 +709,81 @@ pub(crate) mod tests {
         assert_eq!(a.entries.len(), 1);
     }
 
+    /// Fault matrix row 5: an entry whose central-directory flags say encrypted (traditional,
+    /// bit 0, or strong, bit 6) is refused by name.
+    #[test]
+    fn encrypted_entries_are_refused() {
+        for bit in [1u8 << 0, 1 << 6] {
+            let mut b = ZipBuilder::new();
+            b.stored("plain", b"x");
+            b.stored("secret.bin", b"y");
+            let mut z = b.finish();
+            let cd = z
+                .windows(4)
+                .enumerate()
+                .filter(|(_, w)| *w == b"PK\x01\x02")
+                .map(|(i, _)| i)
+                .nth(1)
+                .unwrap();
+            z[cd + 8] |= bit;
+            match parse(z.as_slice(), z.len() as u64) {
+                Err(ZipError::Encrypted { name }) => assert_eq!(name, "secret.bin"),
+                other => panic!("flag {bit:#x}: {other:?}"),
+            }
+        }
+    }
+
+    /// Fault matrix row 2: bytes before the first entry. With the offsets moved past them (as
+    /// `zip -A` leaves a self-extracting archive) the archive is read at its real offsets; with
+    /// the offsets left as they were, the central directory is not where the end record says
+    /// and the archive is refused.
+    #[test]
+    fn data_before_the_archive() {
+        let prefix = vec![0x7fu8; 300];
+        let build = |shift: u64| {
+            let mut b = ZipBuilder::new();
+            b.stored("a.txt", b"hello");
+            b.deflated("b.txt", &[3u8; 5000]);
+            let plain = b.finish();
+            let eocd = plain.len() - 22;
+            let cd_offset = u64::from(u32::from_le_bytes(
+                plain[eocd + 16..eocd + 20].try_into().unwrap(),
+            ));
+            let second = plain
+                .windows(4)
+                .enumerate()
+                .filter(|(_, w)| *w == b"PK\x03\x04")
+                .map(|(i, _)| i as u64)
+                .nth(1)
+                .unwrap();
+            b.entries[0].lho_override = Some(shift);
+            b.entries[1].lho_override = Some(second + shift);
+            b.cd_offset_override = Some(cd_offset + shift);
+            [&prefix[..], &b.finish()].concat()
+        };
+        let moved = build(prefix.len() as u64);
+        let a = parse(moved.as_slice(), moved.len() as u64).unwrap();
+        assert_eq!(a.entries.len(), 2);
+        assert_eq!(&moved[a.entries[0].data_offset as usize..][..5], b"hello");
+        assert!(
+            crate::check::check_archive(moved.as_slice(), moved.len() as u64, u64::MAX).is_ok()
+        );
+
+        // The end record's directory offset now points into the prefix's shadow.
+        let unmoved = build(0);
+        let err = parse(unmoved.as_slice(), unmoved.len() as u64).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ZipError::BadCentralRecord {
+                    index: 0,
+                    reason: "bad signature"
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
     #[test]
     fn garbage_is_not_a_zip() {
         let z = vec![0x55u8; 1000];

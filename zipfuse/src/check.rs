@@ -71,6 +71,177 @@ pub fn fuzz_one(data: &[u8]) -> Result<usize, ZipError> {
     check_archive(data, data.len() as u64, 4 << 20)
 }
 
+/// The `ops` fuzz target: FUSE operation sequences against a hostile archive.
+///
+/// Input: a little-endian `u16` K, then K bytes of operations, then the archive. The archive is
+/// parsed as the mount parses it (most mutations stop there, like [`fuzz_one`]); when it mounts,
+/// every operation runs against the same [`ZipFs`](crate::fs::ZipFs) the kernel would talk to,
+/// first a walk of the whole tree (lookup, getattr, readdir and readdirplus at every offset,
+/// reads of every file at the start, the middle, the end, past the end, of length zero and
+/// larger than any FUSE read), then the K bytes decoded as operations on inodes chosen from the
+/// table and beyond it. Asserts what the kernel relies on: reads never return more than asked,
+/// than `MAX_READ` or than the file holds past the offset; directory offsets strictly increase
+/// and every listed inode exists; lookup and getattr agree. Returns the number of operations
+/// run.
+pub fn fuzz_ops(data: &[u8]) -> Result<usize, ZipError> {
+    use crate::fs::{FsOptions, ZipFs, MAX_READ};
+    use std::io::Write;
+
+    let (ops, archive) = match data {
+        [a, b, rest @ ..] => {
+            let k = usize::from(u16::from_le_bytes([*a, *b])).min(rest.len());
+            rest.split_at(k)
+        }
+        _ => return Ok(0),
+    };
+    let mut file = memfd().map_err(|source| ZipError::Io {
+        what: "creating the archive's memfd",
+        source,
+    })?;
+    file.write_all(archive).map_err(|source| ZipError::Io {
+        what: "writing the archive",
+        source,
+    })?;
+    let len = archive.len() as u64;
+    let a = archive::parse(&file, len)?;
+    let table = InodeTable::build(&a.entries, ModePolicy::default())?;
+    let opts = FsOptions {
+        deflate: DeflateOptions {
+            min_spacing: 16 * 1024,
+            index_budget: 64 * 1024,
+            max_cursors: 2,
+            cache_bytes: 64 * 1024,
+        },
+        ..FsOptions::default()
+    };
+    let fs = ZipFs::new(file, a.entries, table, opts);
+    let inodes = fs.table().len() as u64;
+    let mut count = 0usize;
+
+    let read = |ino: u64, offset: u64, len: usize| {
+        let size = fs.attr_of(ino).map(|a| a.size).unwrap_or(0);
+        if let Ok(n) = fs.read_with(ino, offset, len, |d| d.len()) {
+            assert!(
+                n <= len && n <= MAX_READ,
+                "read returned {n} bytes for {len}"
+            );
+            assert!(n as u64 <= size.saturating_sub(offset), "read past the end");
+        }
+    };
+    let list = |ino: u64, offset: u64| {
+        if let Ok(entries) = fs.dir_entries(ino, offset) {
+            let mut last = offset;
+            for e in entries.take(4096) {
+                assert!(e.next_offset > last, "directory offsets go backwards");
+                last = e.next_offset;
+                assert!(fs.attr_of(e.ino).is_ok(), "readdir lists inode {}", e.ino);
+                if e.name != b"." && e.name != b".." {
+                    let by_name = fs.lookup_attr(ino, e.name).map(|a| a.ino.0);
+                    assert_eq!(by_name, Ok(e.ino), "lookup and readdir disagree");
+                }
+            }
+        }
+    };
+
+    // The walk: every inode, as `find` and `cat` would see it.
+    for ino in 1..=inodes {
+        count += 1;
+        let Ok(attr) = fs.attr_of(ino) else {
+            continue;
+        };
+        if fs.open_dir(ino).is_ok() {
+            for offset in [0, 1, 2, 3, u64::MAX] {
+                list(ino, offset);
+            }
+            assert_eq!(fs.open_file(ino, libc::O_RDONLY), Err(fuser::Errno::EISDIR));
+        } else {
+            assert!(fs.open_file(ino, libc::O_RDONLY).is_ok());
+            assert_eq!(fs.open_file(ino, libc::O_RDWR), Err(fuser::Errno::EROFS));
+            let size = attr.size;
+            for (offset, len) in [
+                (0, 4096),
+                (0, 0),
+                (size / 2, 65536),
+                (size.saturating_sub(1), 2),
+                (size, 1),
+                (u64::MAX, 1),
+                (0, MAX_READ + 1),
+            ] {
+                read(ino, offset, len);
+            }
+        }
+    }
+    let _ = fs.stats();
+
+    // Then the operations the input asks for; inodes up to 2 past the table (unknown ones).
+    let mut r = ops;
+    let mut byte = || match r.split_first() {
+        Some((b, rest)) => {
+            r = rest;
+            Some(*b)
+        }
+        None => None,
+    };
+    while let Some(op) = byte() {
+        count += 1;
+        let pick = |b: Option<u8>| u64::from(b.unwrap_or(0)) % (inodes + 3);
+        match op % 8 {
+            0 => {
+                let parent = pick(byte());
+                let len = usize::from(byte().unwrap_or(0) % 8);
+                let name: Vec<u8> = (0..len).filter_map(|_| byte()).collect();
+                let _ = fs.lookup_attr(parent, &name);
+            }
+            1 => {
+                let _ = fs.attr_of(pick(byte()));
+            }
+            2 => {
+                let ino = pick(byte());
+                let flags = i32::from(byte().unwrap_or(0) % 4);
+                let _ = fs.open_file(ino, flags);
+            }
+            3 => {
+                let ino = pick(byte());
+                let mut offset = [0u8; 8];
+                offset.iter_mut().for_each(|b| *b = byte().unwrap_or(0));
+                let len = 1usize << (byte().unwrap_or(0) % 22);
+                read(ino, u64::from_le_bytes(offset), len);
+            }
+            4 => {
+                let _ = fs.open_dir(pick(byte()));
+            }
+            5 => {
+                let ino = pick(byte());
+                list(ino, u64::from(byte().unwrap_or(0)));
+            }
+            6 => {
+                let _ = fs.stats();
+            }
+            _ => {
+                // A sequential read of one file to its end, in the chunk size asked for: the
+                // path that checks stored entries' CRCs.
+                let ino = pick(byte());
+                let chunk = 512usize << (byte().unwrap_or(0) % 12);
+                let size = fs.attr_of(ino).map(|a| a.size).unwrap_or(0);
+                let mut offset = 0u64;
+                while offset < size.min(1 << 20) {
+                    match fs.read_with(ino, offset, chunk, |d| d.len()) {
+                        Ok(n) if n > 0 => offset += n as u64,
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+    Ok(count)
+}
+
+fn memfd() -> std::io::Result<std::fs::File> {
+    let fd =
+        nix::sys::memfd::memfd_create(c"zipfuse-fuzz", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    Ok(std::fs::File::from(fd))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +276,70 @@ mod tests {
                     bytes,
                     "{name} differs from the generator"
                 );
+            }
+        }
+    }
+
+    /// Seeds of the `ops` fuzz target (fuzz/seeds/ops): well-formed archives with an operation
+    /// program, and the bad corpus with none. Set ZIPFUSE_REGEN_BAD_CORPUS=1 to rewrite them.
+    fn ops_seeds() -> Vec<(String, Vec<u8>)> {
+        let with_ops = |ops: &[u8], archive: &[u8]| {
+            let mut v = (ops.len() as u16).to_le_bytes().to_vec();
+            v.extend_from_slice(ops);
+            v.extend_from_slice(archive);
+            v
+        };
+        let mut good = testzip::ZipBuilder::new();
+        good.stored("lib/x86_64/libpayload.so", &[7u8; 9000]);
+        good.deflated("assets/config.json", &b"{\"task\": 1} ".repeat(500));
+        good.stored("AndroidManifest.xml", b"manifest");
+        // lookup, getattr, open rw, read at 4 KiB, readdir, sequential read, unknown inode.
+        let program = [
+            0, 1, 3, b'l', b'i', b'b', 1, 2, 2, 1, 3, 4, 0, 16, 0, 0, 0, 0, 0, 0, 12, 5, 1, 0, 7,
+            4, 3, 1, 255,
+        ];
+        let mut seeds = vec![
+            (
+                "good-with-ops.bin".to_owned(),
+                with_ops(&program, &good.finish()),
+            ),
+            ("good-no-ops.bin".to_owned(), with_ops(&[], &good.finish())),
+        ];
+        for (name, bytes, _) in testzip::bad_corpus() {
+            seeds.push((format!("bad-{name}.bin"), with_ops(&[], &bytes)));
+        }
+        seeds
+    }
+
+    #[test]
+    fn ops_seeds_are_reproducible() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/ops");
+        let regen = std::env::var_os("ZIPFUSE_REGEN_BAD_CORPUS").is_some();
+        for (name, bytes) in ops_seeds() {
+            let path = dir.join(&name);
+            if regen {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &bytes).unwrap();
+            } else {
+                assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name} differs");
+            }
+        }
+    }
+
+    /// The ops target over its seeds and their mutations: no assertion fires, and a good
+    /// archive runs its whole program.
+    #[test]
+    fn fuzz_ops_survives_its_seeds_and_mutations() {
+        for (name, bytes) in ops_seeds() {
+            let result = fuzz_ops(&bytes);
+            if name.starts_with("good") {
+                assert!(result.unwrap() >= 6, "{name}");
+            }
+            for i in (2..bytes.len()).step_by(bytes.len() / 97 + 1) {
+                let mut m = bytes.clone();
+                m[i] ^= 0x5a;
+                let _ = fuzz_ops(&m);
+                let _ = fuzz_ops(&bytes[..i]);
             }
         }
     }

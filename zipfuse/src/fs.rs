@@ -329,6 +329,129 @@ impl ZipFs {
     }
 }
 
+/// One entry of a directory listing, as READDIR and READDIRPLUS send it.
+#[derive(Debug)]
+pub struct DirEntry<'a> {
+    /// The entry's inode.
+    pub ino: u64,
+    /// The offset the kernel passes back to continue after this entry.
+    pub next_offset: u64,
+    /// Directory or regular file.
+    pub kind: FileType,
+    /// The name (`.` and `..` included).
+    pub name: &'a [u8],
+    /// Its attributes (READDIRPLUS).
+    pub attr: FileAttr,
+}
+
+/// What `statfs` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Total size in 4 KiB blocks.
+    pub blocks: u64,
+    /// Number of inodes.
+    pub files: u64,
+}
+
+/// The FUSE operations as plain functions of the request's arguments: the `Filesystem` impl
+/// below only moves their results into fuser's replies, so tests and the `ops` fuzz target
+/// drive exactly what the kernel drives.
+impl ZipFs {
+    /// LOOKUP: `name` in directory `parent`.
+    pub fn lookup_attr(&self, parent: u64, name: &[u8]) -> Result<FileAttr, Errno> {
+        let ino = self.table.lookup(parent, name).ok_or(Errno::ENOENT)?;
+        self.attr_of(ino)
+    }
+
+    /// GETATTR (and ACCESS: every inode is readable by everyone the mount lets in).
+    pub fn attr_of(&self, ino: u64) -> Result<FileAttr, Errno> {
+        let node = self.table.get(ino).ok_or(Errno::ENOENT)?;
+        Ok(self.attr(ino, node))
+    }
+
+    /// OPEN with the kernel's `flags`: read-only opens of files only. With zero-message opens
+    /// negotiated this answers ENOSYS, which tells the kernel to stop sending OPEN.
+    pub fn open_file(&self, ino: u64, flags: i32) -> Result<FileHandle, Errno> {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY {
+            return Err(Errno::EROFS);
+        }
+        match self.table.get(ino) {
+            Some(n) if n.is_dir() => Err(Errno::EISDIR),
+            Some(_) if self.no_open => Err(Errno::ENOSYS),
+            Some(_) => Ok(FileHandle(ino)),
+            None => Err(Errno::ENOENT),
+        }
+    }
+
+    /// OPENDIR.
+    pub fn open_dir(&self, ino: u64) -> Result<(), Errno> {
+        match self.table.get(ino) {
+            Some(n) if n.is_dir() => Ok(()),
+            Some(_) => Err(Errno::ENOTDIR),
+            None => Err(Errno::ENOENT),
+        }
+    }
+
+    /// READDIR from `offset`: offsets are 0 (start), 1 (after "."), 2 (after ".."), then
+    /// 2 + i + 1 after child i; an offset past the end lists nothing.
+    pub fn dir_entries(
+        &self,
+        ino: u64,
+        offset: u64,
+    ) -> Result<impl Iterator<Item = DirEntry<'_>>, Errno> {
+        let node = self.table.get(ino).ok_or(Errno::ENOENT)?;
+        let NodeKind::Dir { children, .. } = &node.kind else {
+            return Err(Errno::ENOTDIR);
+        };
+        let parent = self.table.get(node.parent).unwrap_or(node);
+        let dots = [
+            DirEntry {
+                ino,
+                next_offset: 1,
+                kind: FileType::Directory,
+                name: b".",
+                attr: self.attr(ino, node),
+            },
+            DirEntry {
+                ino: node.parent,
+                next_offset: 2,
+                kind: FileType::Directory,
+                name: b"..",
+                attr: self.attr(node.parent, parent),
+            },
+        ];
+        let skip_dots = usize::try_from(offset.min(2)).unwrap_or(2);
+        let start = usize::try_from(offset.saturating_sub(2)).unwrap_or(usize::MAX);
+        let children = children
+            .iter()
+            .enumerate()
+            .skip(start)
+            .filter_map(move |(i, &child)| {
+                let c = self.table.get(child)?;
+                Some(DirEntry {
+                    ino: child,
+                    next_offset: (i as u64).saturating_add(3),
+                    kind: if c.is_dir() {
+                        FileType::Directory
+                    } else {
+                        FileType::RegularFile
+                    },
+                    name: &c.name,
+                    attr: self.attr(child, c),
+                })
+            });
+        Ok(dots.into_iter().skip(skip_dots).chain(children))
+    }
+
+    /// STATFS.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            blocks: self.total_size.div_ceil(4096),
+            files: self.table.len() as u64,
+        }
+    }
+}
+
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -344,7 +467,8 @@ pub enum ReadError {
 }
 
 impl ReadError {
-    fn errno(&self) -> Errno {
+    /// The errno the FUSE reply carries.
+    pub fn errno(&self) -> Errno {
         match self {
             ReadError::NotFound => Errno::ENOENT,
             ReadError::IsDir => Errno::EISDIR,
@@ -372,32 +496,23 @@ impl Filesystem for ZipFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self
-            .table
-            .lookup(parent.0, name.as_bytes())
-            .and_then(|i| Some((i, self.table.get(i)?)))
-        {
-            Some((ino, node)) => reply.entry(&TTL, &self.attr(ino, node), Generation(0)),
-            None => reply.error(Errno::ENOENT),
+        match self.lookup_attr(parent.0, name.as_bytes()) {
+            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+            Err(e) => reply.error(e),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.table.get(ino.0) {
-            Some(node) => reply.attr(&TTL, &self.attr(ino.0, node)),
-            None => reply.error(Errno::ENOENT),
+        match self.attr_of(ino.0) {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(e),
         }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
-            return reply.error(Errno::EROFS);
-        }
-        match self.table.get(ino.0) {
-            Some(n) if n.is_dir() => reply.error(Errno::EISDIR),
-            Some(_) if self.no_open => reply.error(Errno::ENOSYS),
-            Some(_) => reply.opened(FileHandle(ino.0), FopenFlags::FOPEN_KEEP_CACHE),
-            None => reply.error(Errno::ENOENT),
+        match self.open_file(ino.0, flags.0) {
+            Ok(fh) => reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(e),
         }
     }
 
@@ -412,6 +527,8 @@ impl Filesystem for ZipFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        // The handle is not consulted: every read names its inode, and a handle carries nothing
+        // an inode does not (so a stale or made-up handle reads what its inode holds).
         let mut reply = Some(reply);
         let result = self.read_with(ino.0, offset, size as usize, |data| {
             if let Some(r) = reply.take() {
@@ -429,13 +546,12 @@ impl Filesystem for ZipFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.table.get(ino.0) {
-            Some(n) if n.is_dir() => reply.opened(
+        match self.open_dir(ino.0) {
+            Ok(()) => reply.opened(
                 FileHandle(0),
                 FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
             ),
-            Some(_) => reply.error(Errno::ENOTDIR),
-            None => reply.error(Errno::ENOENT),
+            Err(e) => reply.error(e),
         }
     }
 
@@ -447,41 +563,16 @@ impl Filesystem for ZipFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let Some(node) = self.table.get(ino.0) else {
-            return reply.error(Errno::ENOENT);
+        let entries = match self.dir_entries(ino.0, offset) {
+            Ok(entries) => entries,
+            Err(e) => return reply.error(e),
         };
-        let NodeKind::Dir { children, .. } = &node.kind else {
-            return reply.error(Errno::ENOTDIR);
-        };
-        // Offsets: 0 start, 1 after ".", 2 after "..", 2 + i + 1 after child i.
-        let mut pos = offset;
-        if pos == 0 {
-            if reply.add(ino, 1, FileType::Directory, ".") {
-                return reply.ok();
-            }
-            pos = 1;
-        }
-        if pos == 1 {
-            if reply.add(INodeNo(node.parent), 2, FileType::Directory, "..") {
-                return reply.ok();
-            }
-            pos = 2;
-        }
-        let start = usize::try_from(pos - 2).unwrap_or(usize::MAX);
-        for (i, &child) in children.iter().enumerate().skip(start) {
-            let Some(c) = self.table.get(child) else {
-                continue;
-            };
-            let kind = if c.is_dir() {
-                FileType::Directory
-            } else {
-                FileType::RegularFile
-            };
+        for e in entries {
             if reply.add(
-                INodeNo(child),
-                (i + 3) as u64,
-                kind,
-                OsStr::from_bytes(&c.name),
+                INodeNo(e.ino),
+                e.next_offset,
+                e.kind,
+                OsStr::from_bytes(e.name),
             ) {
                 break;
             }
@@ -497,45 +588,17 @@ impl Filesystem for ZipFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let Some(node) = self.table.get(ino.0) else {
-            return reply.error(Errno::ENOENT);
+        let entries = match self.dir_entries(ino.0, offset) {
+            Ok(entries) => entries,
+            Err(e) => return reply.error(e),
         };
-        let NodeKind::Dir { children, .. } = &node.kind else {
-            return reply.error(Errno::ENOTDIR);
-        };
-        let mut pos = offset;
-        if pos == 0 {
-            if reply.add(ino, 1, ".", &TTL, &self.attr(ino.0, node), Generation(0)) {
-                return reply.ok();
-            }
-            pos = 1;
-        }
-        if pos == 1 {
-            let parent = self.table.get(node.parent).unwrap_or(node);
+        for e in entries {
             if reply.add(
-                INodeNo(node.parent),
-                2,
-                "..",
+                INodeNo(e.ino),
+                e.next_offset,
+                OsStr::from_bytes(e.name),
                 &TTL,
-                &self.attr(node.parent, parent),
-                Generation(0),
-            ) {
-                return reply.ok();
-            }
-            pos = 2;
-        }
-        let start = usize::try_from(pos - 2).unwrap_or(usize::MAX);
-        for (i, &child) in children.iter().enumerate().skip(start) {
-            let Some(c) = self.table.get(child) else {
-                continue;
-            };
-            let attr = self.attr(child, c);
-            if reply.add(
-                INodeNo(child),
-                (i + 3) as u64,
-                OsStr::from_bytes(&c.name),
-                &TTL,
-                &attr,
+                &e.attr,
                 Generation(0),
             ) {
                 break;
@@ -545,9 +608,8 @@ impl Filesystem for ZipFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let blocks = self.total_size.div_ceil(4096);
-        let files = self.table.len() as u64;
-        reply.statfs(blocks, 0, 0, files, 0, 4096, 255, 4096);
+        let s = self.stats();
+        reply.statfs(s.blocks, 0, 0, s.files, 0, 4096, 255, 4096);
     }
 
     fn getxattr(
@@ -579,9 +641,9 @@ impl Filesystem for ZipFs {
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
-        match self.table.get(ino.0) {
-            Some(_) => reply.ok(),
-            None => reply.error(Errno::ENOENT),
+        match self.attr_of(ino.0) {
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(e),
         }
     }
 }
@@ -624,6 +686,76 @@ mod tests {
             fs.read_with(999, 0, 1, |d| d.len()),
             Err(ReadError::NotFound)
         ));
+    }
+
+    /// Requests the kernel may send that name nothing, ask for nothing or ask for too much.
+    #[test]
+    fn odd_requests_get_their_errno() {
+        let mut b = ZipBuilder::new();
+        b.stored("d/f", &[9u8; 3000]);
+        let fs = fs_from(&b.finish());
+        let dir = fs.table().resolve("d").unwrap();
+        let file = fs.table().resolve("d/f").unwrap();
+        let unknown = fs.table().len() as u64 + 1;
+
+        // Reads of zero bytes, and of more than any FUSE read can ask for.
+        assert_eq!(fs.read_with(file, 0, 0, |d| d.len()).unwrap(), 0);
+        assert_eq!(
+            fs.read_with(file, 0, MAX_READ * 4, |d| d.len()).unwrap(),
+            3000
+        );
+        // Unknown inodes (0 is never an inode), for every operation.
+        for ino in [0, unknown, u64::MAX] {
+            assert_eq!(fs.attr_of(ino).unwrap_err(), Errno::ENOENT);
+            assert_eq!(
+                fs.open_file(ino, libc::O_RDONLY).unwrap_err(),
+                Errno::ENOENT
+            );
+            assert_eq!(fs.open_dir(ino).unwrap_err(), Errno::ENOENT);
+            assert_eq!(fs.dir_entries(ino, 0).err(), Some(Errno::ENOENT));
+            assert_eq!(fs.lookup_attr(ino, b"f").unwrap_err(), Errno::ENOENT);
+            assert_eq!(
+                fs.read_with(ino, 0, 1, |d| d.len()).unwrap_err().errno(),
+                Errno::ENOENT
+            );
+        }
+        // Kinds that do not match the operation; writes.
+        assert_eq!(
+            fs.open_file(dir, libc::O_RDONLY).unwrap_err(),
+            Errno::EISDIR
+        );
+        assert_eq!(fs.open_dir(file).unwrap_err(), Errno::ENOTDIR);
+        assert_eq!(fs.dir_entries(file, 0).err(), Some(Errno::ENOTDIR));
+        assert_eq!(fs.lookup_attr(file, b"x").unwrap_err(), Errno::ENOENT);
+        for flags in [libc::O_WRONLY, libc::O_RDWR] {
+            assert_eq!(fs.open_file(file, flags).unwrap_err(), Errno::EROFS);
+        }
+        // A handle is the inode: any read names its inode, so a made-up handle changes nothing.
+        assert_eq!(
+            fs.open_file(file, libc::O_RDONLY).unwrap(),
+            FileHandle(file)
+        );
+        // Directory offsets: from the start, after each entry, and past the end.
+        let names = |off| {
+            fs.dir_entries(dir, off)
+                .unwrap()
+                .map(|e| (e.name.to_vec(), e.next_offset))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(0),
+            vec![(b".".to_vec(), 1), (b"..".to_vec(), 2), (b"f".to_vec(), 3)]
+        );
+        assert_eq!(names(2), vec![(b"f".to_vec(), 3)]);
+        assert!(names(3).is_empty());
+        assert!(names(u64::MAX).is_empty());
+        assert_eq!(
+            fs.stats(),
+            Stats {
+                blocks: 1,
+                files: 3
+            }
+        );
     }
 
     #[test]

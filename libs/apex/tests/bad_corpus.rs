@@ -106,6 +106,22 @@ fn generate() -> Vec<(&'static str, Vec<u8>)> {
             apksig::zipwrite::build_zip(&entries).unwrap(),
         ));
         let entries = [
+            apksig::zipwrite::ZipEntry::new(PUBKEY_ENTRY, pub2048.clone()),
+            apksig::zipwrite::ZipEntry::new(PAYLOAD_ENTRY, b"payload".to_vec()),
+        ];
+        files.push((
+            "missing_manifest.apex",
+            apksig::zipwrite::build_zip(&entries).unwrap(),
+        ));
+        let entries = [
+            apksig::zipwrite::ZipEntry::new(MANIFEST_ENTRY, good_manifest.encode_to_vec()),
+            apksig::zipwrite::ZipEntry::new(PAYLOAD_ENTRY, b"payload".to_vec()),
+        ];
+        files.push((
+            "missing_pubkey.apex",
+            apksig::zipwrite::build_zip(&entries).unwrap(),
+        ));
+        let entries = [
             apksig::zipwrite::ZipEntry::new(MANIFEST_ENTRY, good_manifest.encode_to_vec()),
             apksig::zipwrite::ZipEntry::new(PUBKEY_ENTRY, pub2048.clone()),
             apksig::zipwrite::ZipEntry::new(PUBKEY_ENTRY, pub2048.clone()),
@@ -187,6 +203,35 @@ fn generate() -> Vec<(&'static str, Vec<u8>)> {
         "tampered_vbmeta.apex",
         zip_of(&good_manifest, &pub2048, &payload),
     ));
+    // A payload whose vbmeta is validly signed by the bundled key but has only a property
+    // descriptor: nothing to build dm-verity from.
+    let mut payload = vec![0x11u8; 8192];
+    let vbmeta = avb::build_vbmeta(
+        &avb::VbmetaOptions::default(),
+        &[avb::Descriptor::Property(avb::PropertyDescriptor {
+            key: "com.android.apex.test".into(),
+            value: b"no hashtree".to_vec(),
+        })],
+        Some(&k2048),
+    )
+    .unwrap();
+    let footer = avb::Footer {
+        version_major: 1,
+        version_minor: 0,
+        original_image_size: 8192,
+        vbmeta_offset: 8192,
+        vbmeta_size: vbmeta.len() as u64,
+    };
+    payload.extend_from_slice(&vbmeta);
+    payload.resize(
+        payload.len().div_ceil(4096) * 4096 + 4096 - avb::FOOTER_SIZE,
+        0,
+    );
+    payload.extend_from_slice(&footer.encode());
+    files.push((
+        "no_hashtree.apex",
+        zip_of(&good_manifest, &pub2048, &payload),
+    ));
     files
 }
 
@@ -262,6 +307,30 @@ fn missing_payload() {
         parse_err("missing_payload.apex"),
         Error::MissingEntry(PAYLOAD_ENTRY)
     ));
+}
+
+/// Fault matrix row 16: an APEX without its manifest or without its public key.
+#[test]
+fn missing_manifest() {
+    assert!(matches!(
+        parse_err("missing_manifest.apex"),
+        Error::MissingEntry(MANIFEST_ENTRY)
+    ));
+}
+
+#[test]
+fn missing_pubkey() {
+    assert!(matches!(
+        parse_err("missing_pubkey.apex"),
+        Error::MissingEntry(PUBKEY_ENTRY)
+    ));
+}
+
+/// Fault matrix row 18: a validly signed vbmeta with no hashtree descriptor.
+#[test]
+fn no_hashtree() {
+    let err = verify_err("no_hashtree.apex");
+    assert!(matches!(err, Error::NoHashtree), "{err:?}");
 }
 
 #[test]

@@ -100,6 +100,13 @@ bad!(
     Error::SignerCountForSdk { sdk: 34, count: 0 }
 );
 
+// Fault matrix row 8: re-aligned (zipalign-style padding) after signing.
+bad!(
+    realigned_after_signing,
+    "realigned-after-signing.apk",
+    Error::DigestMismatch(SignatureAlgorithm::RsaPkcs1Sha256)
+);
+
 #[test]
 fn every_bad_file_has_a_test() {
     let dir = fixtures::crate_dir().join("testdata/bad");

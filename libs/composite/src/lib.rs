@@ -100,6 +100,56 @@ pub enum Error {
     /// The first component does not start at 0 (the disk would have a hole).
     #[error("first component starts at {0}, not 0")]
     GapAtStart(u64),
+    /// A partition file that is itself a disk image format, not raw bytes: its file size is
+    /// not its disk size, and the guest would read the format's own headers as the partition.
+    #[error("{path}: is {format}, not a raw partition image ({hint})")]
+    NotRawImage {
+        /// File.
+        path: PathBuf,
+        /// The format found.
+        format: &'static str,
+        /// How to make a raw image of it.
+        hint: &'static str,
+    },
+}
+
+/// Disk image formats a partition file must not be, by their magic at offset 0: (magic,
+/// format, how to get a raw image). Android sparse images (`ext4`/`erofs` build outputs),
+/// QEMU qcow2, VMware VMDK (binary and descriptor) and crosvm composite specs.
+const NOT_RAW: &[(&[u8], &str, &str)] = &[
+    (
+        &[0x3a, 0xff, 0x26, 0xed],
+        "an Android sparse image",
+        "unsparse it with simg2img",
+    ),
+    (
+        b"QFI\xfb",
+        "a qcow2 image",
+        "convert it with qemu-img convert -O raw",
+    ),
+    (
+        b"KDMV",
+        "a VMDK image",
+        "convert it with qemu-img convert -O raw",
+    ),
+    (
+        b"# Disk DescriptorFile",
+        "a VMDK descriptor",
+        "give the raw image it names",
+    ),
+    (
+        CDISK_MAGIC,
+        "a composite disk",
+        "give its partitions one by one",
+    ),
+];
+
+/// The format `head` (a file's first bytes) starts like, if it is one of [`NOT_RAW`].
+fn disk_image_format(head: &[u8]) -> Option<(&'static str, &'static str)> {
+    NOT_RAW
+        .iter()
+        .find(|(magic, _, _)| head.starts_with(magic))
+        .map(|&(_, format, hint)| (format, hint))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -126,9 +176,21 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// A partition backed by `path`, its size taken from the file.
+    /// A partition backed by `path`, its size taken from the file, which must be a raw image
+    /// (not sparse, qcow2, VMDK or composite: [`Error::NotRawImage`]).
     pub fn from_file(label: &str, path: &Path, writable: bool) -> Result<Self, Error> {
-        let size = std::fs::metadata(path).map_err(io_err(path))?.len();
+        use std::io::Read;
+        let file = std::fs::File::open(path).map_err(io_err(path))?;
+        let size = file.metadata().map_err(io_err(path))?.len();
+        let mut head = Vec::with_capacity(32);
+        file.take(32).read_to_end(&mut head).map_err(io_err(path))?;
+        if let Some((format, hint)) = disk_image_format(&head) {
+            return Err(Error::NotRawImage {
+                path: path.to_path_buf(),
+                format,
+                hint,
+            });
+        }
         Ok(Partition {
             label: label.to_string(),
             path: path.to_path_buf(),
@@ -526,6 +588,114 @@ mod tests {
 # The Disk Data Base\n#DDB\nddb.virtualHWVersion = \"4\"\nddb.adapterType = \"ide\"\n";
         assert_eq!(reference_layout().vmdk_descriptor(), want);
         assert!(reference_layout().needs_readonly_drive());
+    }
+
+    /// Fault matrix row 42: each file the assembly writes (header, footer, zero filler, spec,
+    /// VMDK descriptor) failing with ENOSPC (`/dev/full` in its place) fails the assembly with
+    /// an error naming that file; nothing is reported as assembled.
+    #[test]
+    fn a_write_error_on_any_output_fails_the_assembly_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("p.img");
+        std::fs::write(&part, vec![0u8; 8192]).unwrap();
+        let parts = vec![Partition::from_file("super", &part, false).unwrap()];
+        let good = OutputPaths {
+            composite: dir.path().join("d.img"),
+            vmdk: Some(dir.path().join("d.vmdk")),
+            aux: AuxPaths {
+                header: dir.path().join("h.img"),
+                footer: dir.path().join("f.img"),
+                zero_filler: dir.path().join("z.img"),
+            },
+        };
+        create_composite_disk(Uuid::nil(), parts.clone(), &good).unwrap();
+        let full = PathBuf::from("/dev/full");
+        let mut cases = Vec::new();
+        for which in 0..5 {
+            let mut out = good.clone();
+            match which {
+                0 => out.aux.header = full.clone(),
+                1 => out.aux.footer = full.clone(),
+                2 => out.aux.zero_filler = full.clone(),
+                3 => out.composite = full.clone(),
+                _ => out.vmdk = Some(full.clone()),
+            }
+            cases.push(out);
+        }
+        for out in cases {
+            let err = create_composite_disk(Uuid::nil(), parts.clone(), &out).unwrap_err();
+            match &err {
+                Error::Io { path, source } => {
+                    assert_eq!(path, &full);
+                    assert_eq!(source.raw_os_error(), Some(libc::ENOSPC), "{err}");
+                }
+                other => panic!("{other}"),
+            }
+        }
+    }
+
+    /// Fault matrix rows 38 and 39: partition files in another disk format are refused by
+    /// name (here each format's header as the real tools write it: `qemu-img` makes the qcow2
+    /// and VMDK ones when it is installed), raw files of any content are accepted.
+    #[test]
+    fn partition_files_in_another_disk_format_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let mut sparse = vec![0x3a, 0xff, 0x26, 0xed, 1, 0, 0, 0, 28, 0, 12, 0];
+        sparse.resize(4096, 0);
+        let mut cases = vec![
+            (write("system.simg", &sparse), "an Android sparse image"),
+            (
+                write("nested.cdisk", &[&CDISK_MAGIC[..], &[0u8; 64]].concat()),
+                "a composite disk",
+            ),
+            (
+                write("d.vmdk", b"# Disk DescriptorFile\nversion=1\n"),
+                "a VMDK descriptor",
+            ),
+        ];
+        for (format, extension, found) in [
+            ("qcow2", "qcow2", "a qcow2 image"),
+            ("vmdk", "vmdk", "a VMDK image"),
+        ] {
+            let path = dir.path().join(format!("made.{extension}"));
+            match std::process::Command::new("qemu-img")
+                .args(["create", "-f", format])
+                .arg(&path)
+                .arg("1M")
+                .output()
+            {
+                Ok(out) if out.status.success() => cases.push((path, found)),
+                _ => eprintln!("qemu-img not available: {format} written by hand only"),
+            }
+        }
+        cases.push((write("h.qcow2", b"QFI\xfb\0\0\0\x03"), "a qcow2 image"));
+        for (path, format) in cases {
+            let err = Partition::from_file("p", &path, false).unwrap_err();
+            assert!(
+                matches!(&err, Error::NotRawImage { format: f, .. } if *f == format),
+                "{}: {err}",
+                path.display()
+            );
+            assert!(
+                err.to_string().contains("not a raw partition image"),
+                "{err}"
+            );
+        }
+        // Raw files: empty, zeros, and bytes that merely contain a magic further in.
+        for (name, bytes) in [
+            ("empty", vec![]),
+            ("zeros", vec![0u8; 8192]),
+            ("later", [&[0u8; 512][..], b"QFI\xfb"].concat()),
+        ] {
+            let path = write(name, &bytes);
+            let p = Partition::from_file("p", &path, false).unwrap();
+            assert_eq!(p.size, bytes.len() as u64);
+        }
     }
 
     #[test]

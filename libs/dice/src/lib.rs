@@ -80,6 +80,12 @@ pub const INLINE_CONFIG_SIZE: usize = 64;
 /// `/sys/firmware/qemu_fw_cfg/by_name/<name>/raw` once `qemu_fw_cfg` is loaded.
 pub const FW_CFG_HANDOVER_NAME: &str = "opt/microdroid/dice_handover";
 
+/// The QEMU fw_cfg file the host adds on an instance's first boot (the one that recorded its
+/// entry), as pvmfw sets `/chosen/avf,new-instance` in the device tree: with it the guest must
+/// find no record of a payload in the instance, without it it must find one. Its content is
+/// `1`; only its presence counts.
+pub const FW_CFG_NEW_INSTANCE_NAME: &str = "opt/microdroid/new_instance";
+
 /// A compound device identifier (`CDI_Attest` or `CDI_Seal`), or a UDS.
 pub type Cdi = [u8; CDI_SIZE];
 /// A SHA-512 digest.
@@ -308,5 +314,7 @@ mod tests {
         // QEMU: user items live under "opt/", names are at most 55 bytes.
         assert!(FW_CFG_HANDOVER_NAME.starts_with("opt/"));
         assert!(FW_CFG_HANDOVER_NAME.len() <= 55);
+        assert!(FW_CFG_NEW_INSTANCE_NAME.starts_with("opt/"));
+        assert!(FW_CFG_NEW_INSTANCE_NAME.len() <= 55);
     }
 }

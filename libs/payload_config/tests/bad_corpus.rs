@@ -21,6 +21,10 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
         ("not_json.json", b"{\"task\": ".to_vec()),
         ("wrong_type.json", b"{\"task\": {\"type\": 3, \"command\": \"x\"}}".to_vec()),
         (
+            "unknown_task_type.json",
+            b"{\"task\": {\"type\": \"service\", \"command\": \"x\"}}".to_vec(),
+        ),
+        (
             "unsupported_os.json",
             b"{\"os\": {\"name\": \"android\"}, \"task\": {\"type\": \"executable\", \"command\": \"/x\"}}"
                 .to_vec(),
@@ -62,6 +66,12 @@ fn each_file_gets_its_error() {
     );
     assert!(matches!(check("not_json.json"), ConfigError::Json(_)));
     assert!(matches!(check("wrong_type.json"), ConfigError::Json(_)));
+    // A task type AOSP does not define (fault matrix row 31): named in the error.
+    assert!(
+        matches!(check("unknown_task_type.json"), ConfigError::Json(e) if e.to_string().contains("unknown variant `service`")),
+        "{}",
+        check("unknown_task_type.json")
+    );
     assert!(
         matches!(check("unsupported_os.json"), ConfigError::UnsupportedOs(os) if os == "android")
     );

@@ -67,7 +67,7 @@ fn every_bad_file_has_a_test() {
 /// The fuzz entry point over the committed fuzz seeds.
 #[test]
 fn fuzz_entry_over_seeds() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/metadata");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/metadata_proto");
     for e in std::fs::read_dir(dir).unwrap() {
         let bytes = std::fs::read(e.unwrap().path()).unwrap();
         assert!(payload_metadata::fuzz_entry(&bytes));

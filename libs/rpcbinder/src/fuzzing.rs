@@ -47,6 +47,48 @@ impl Write for MemStream<'_> {
     }
 }
 
+/// A stream that keeps a copy of everything written to it: run a real client over a
+/// `Recording` to capture the bytes a fuzz target's seed needs (a handshake and well-formed
+/// commands), which libFuzzer then mutates.
+#[derive(Debug)]
+pub struct Recording<S> {
+    inner: S,
+    written: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl<S> Recording<S> {
+    /// Wraps `inner`; the returned buffer fills as the stream is written.
+    pub fn new(inner: S) -> (Self, Arc<std::sync::Mutex<Vec<u8>>>) {
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        (
+            Recording {
+                inner,
+                written: written.clone(),
+            },
+            written,
+        )
+    }
+}
+
+impl<S: Read> Read for Recording<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl<S: Write> Write for Recording<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Ok(mut w) = self.written.lock() {
+            w.extend_from_slice(&buf[..n]);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// A root object with the IVirtualMachineService descriptor answering codes 1–4 like the
 /// real service (reads an i32 for 3, an i32 and a string for 4).
 pub struct FuzzService;

@@ -551,6 +551,16 @@ impl VirtualMachineProxy {
         self.call(vm_codes::STOP, |_| {}).map(|_| ())
     }
 
+    /// `suspend` (virtmgr refuses it: `EX_UNSUPPORTED_OPERATION`).
+    pub fn suspend(&self) -> Result<(), CallError> {
+        self.call(vm_codes::SUSPEND, |_| {}).map(|_| ())
+    }
+
+    /// `resume` (virtmgr refuses it: `EX_UNSUPPORTED_OPERATION`).
+    pub fn resume(&self) -> Result<(), CallError> {
+        self.call(vm_codes::RESUME, |_| {}).map(|_| ())
+    }
+
     /// `connectVsock`: a connected stream to the guest's `port`.
     pub fn connect_vsock(&self, port: i32) -> Result<OwnedFd, CallError> {
         let reply = self.call(vm_codes::CONNECT_VSOCK, |p| p.write_i32(port))?;

@@ -9,6 +9,7 @@
 //! Method order and codes are Android 14/15's (identical for codes 1–4 from Android 13 to 16).
 
 pub mod client;
+pub mod fuzzing;
 pub mod server;
 pub mod types;
 
