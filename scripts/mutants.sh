@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # `make mutants`: cargo-mutants over every crate that parses untrusted bytes, one crate at a
 # time, then a table of caught / missed / timeout / unviable mutants and the score per crate
-# (caught over viable: caught + missed + timeout). The missed mutants of each crate are listed
+# (detected over viable: a mutant is detected when a test fails or it times out, one that
+# makes the code loop forever; viable = caught + missed + timeout). The missed mutants of each crate are listed
 # in target/mutants/<crate>/mutants.out/missed.txt; docs/reliability.md ("Test strength") says
 # for each one left missed why it is equivalent.
 #
 # Knobs: MUTANTS_CRATES (a space-separated subset), MUTANTS_TIMEOUT (seconds per test run,
-# default 60). Installs cargo-mutants if it is missing. Long: minutes per crate.
+# default 60), MUTANTS_JOBS (builds at once, default 2). Installs cargo-mutants if it is
+# missing. Long: about 2 s per mutant with the `mutants` profile (no debug info), some 4,600
+# mutants over all the crates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 default_crates="idsig bootconfig gpt_disk vm_status payload_config init_config payload_metadata
@@ -14,6 +17,7 @@ default_crates="idsig bootconfig gpt_disk vm_status payload_config init_config p
   virtualizationservice rpcbinder zipfuse"
 crates=${MUTANTS_CRATES:-$default_crates}
 timeout=${MUTANTS_TIMEOUT:-60}
+jobs=${MUTANTS_JOBS:-2}
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
 
 rows=()
@@ -23,15 +27,17 @@ for crate in $crates; do
     echo "mutants: $crate" >&2
     # Exit status 2 means "some mutants were missed": the table reports them.
     status=0
-    cargo mutants --package "$crate" --jobs 1 --timeout "$timeout" --no-shuffle \
-        --output "$out" >"$out/log.txt" 2>&1 || status=$?
+    cargo mutants --package "$crate" --jobs "$jobs" --timeout "$timeout" --no-shuffle \
+        --profile mutants --output "$out" >"$out/log.txt" 2>&1 || status=$?
     if [ "$status" -ne 0 ] && [ "$status" -ne 2 ] && [ "$status" -ne 3 ]; then
         echo "mutants: $crate failed (exit $status)" >&2
         tail -20 "$out/log.txt" >&2
         exit 1
     fi
     dir="$out/mutants.out"
-    count() { [ -f "$dir/$1.txt" ] && grep -c . "$dir/$1.txt" || echo 0; }
+    count() {
+        if [ -f "$dir/$1.txt" ]; then grep -c . "$dir/$1.txt" || true; else echo 0; fi
+    }
     caught=$(count caught)
     missed=$(count missed)
     timeouts=$(count timeout)
@@ -39,7 +45,7 @@ for crate in $crates; do
     viable=$((caught + missed + timeouts))
     score="-"
     if [ "$viable" -gt 0 ]; then
-        score=$(awk -v c="$caught" -v v="$viable" 'BEGIN { printf "%.1f%%", 100 * c / v }')
+        score=$(awk -v c="$((caught + timeouts))" -v v="$viable" 'BEGIN { printf "%.1f%%", 100 * c / v }')
     fi
     rows+=("$crate $caught $missed $timeouts $unviable $score")
 done

@@ -165,3 +165,90 @@ fn detach_errors() -> Result<()> {
     ));
     Ok(())
 }
+
+/// The editing API: set keeps a key's place, append adds values, remove says whether the key
+/// was there, iter/len/is_empty see exactly the keys present.
+#[test]
+fn editing_keeps_order_and_reports_what_it_did() {
+    let mut b = Bootconfig::new();
+    assert!(b.is_empty());
+    assert_eq!(b.len(), 0);
+    assert_eq!(b.iter().count(), 0);
+    b.set("a.x", "1").unwrap();
+    b.set("b", "2").unwrap();
+    b.append("a.x", "3").unwrap();
+    b.set("b", "4").unwrap();
+    assert!(!b.is_empty());
+    assert_eq!(b.len(), 2);
+    let entries: Vec<(String, Vec<String>)> =
+        b.iter().map(|(k, v)| (k.to_owned(), v.to_vec())).collect();
+    assert_eq!(
+        entries,
+        [
+            ("a.x".to_owned(), vec!["1".to_owned(), "3".to_owned()]),
+            ("b".to_owned(), vec!["4".to_owned()]),
+        ]
+    );
+    assert!(b.remove("a.x"));
+    assert!(!b.remove("a.x"));
+    assert!(!b.remove("nope"));
+    assert_eq!(b.len(), 1);
+    assert_eq!(b.get("b"), Some("4"));
+    assert!(b.remove("b"));
+    assert!(b.is_empty());
+}
+
+/// Either brace starts a key tree, which is refused (not just `{`).
+#[test]
+fn a_closing_brace_alone_is_a_key_tree_too() {
+    for text in ["a = 1\n}\n", "a = 1\n{\n"] {
+        assert!(
+            matches!(
+                Bootconfig::parse(text),
+                Err(Error::Unsupported {
+                    line: 2,
+                    what: "key trees ({ })"
+                })
+            ),
+            "{text:?}"
+        );
+    }
+}
+
+/// The size limits of attach and detach are inclusive (`MAX_SIZE` bytes fit, one more does
+/// not), and the smallest blob, a trailer alone, detaches into two empty parts.
+#[test]
+fn attach_and_detach_limits_are_exact() {
+    let key_line = |len: usize| {
+        let mut text = b"k = \"".to_vec();
+        text.resize(len - 2, b'v');
+        text.extend_from_slice(b"\"\n");
+        text
+    };
+    // A 1-byte initrd: MAX_SIZE bytes of bootconfig then need no padding, so the size field
+    // is exactly MAX_SIZE.
+    let fits = key_line(MAX_SIZE);
+    let blob = attach(&[7], &fits).unwrap();
+    let (initrd, bc) = detach(&blob).unwrap();
+    assert_eq!(initrd, [7]);
+    assert_eq!(bc.len(), MAX_SIZE);
+    assert!(matches!(
+        attach(&[], &key_line(MAX_SIZE + 1)),
+        Err(Error::SizeOutOfRange(_))
+    ));
+    // A trailer claiming one byte more than the limit, with that many bytes before it.
+    let mut too_big = vec![b' '; MAX_SIZE + 1];
+    too_big.extend_from_slice(&((MAX_SIZE + 1) as u32).to_le_bytes());
+    too_big.extend_from_slice(&checksum(&vec![b' '; MAX_SIZE + 1]).to_le_bytes());
+    too_big.extend_from_slice(MAGIC);
+    assert!(matches!(detach(&too_big), Err(Error::SizeOutOfRange(_))));
+
+    let trailer_only = attach(&[], &[]).unwrap();
+    assert_eq!(trailer_only.len(), TRAILER_SIZE);
+    let (initrd, bc) = detach(&trailer_only).unwrap();
+    assert!(initrd.is_empty() && bc.is_empty());
+    assert!(matches!(
+        detach(&trailer_only[1..]),
+        Err(Error::Truncated { .. })
+    ));
+}

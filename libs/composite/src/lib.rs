@@ -588,6 +588,20 @@ mod tests {
 # The Disk Data Base\n#DDB\nddb.virtualHWVersion = \"4\"\nddb.adapterType = \"ide\"\n";
         assert_eq!(reference_layout().vmdk_descriptor(), want);
         assert!(reference_layout().needs_readonly_drive());
+        // All writable: the drive stays writable. The partitions are kept as given.
+        let writable: Vec<Partition> = reference_layout()
+            .partitions()
+            .iter()
+            .map(|p| Partition {
+                writable: true,
+                size: p.size.next_multiple_of(4096),
+                ..p.clone()
+            })
+            .collect();
+        let layout = CompositeLayout::new(Uuid::nil(), writable.clone(), aux()).unwrap();
+        assert!(!layout.needs_readonly_drive());
+        assert_eq!(layout.partitions(), writable.as_slice());
+        assert_eq!(reference_layout().partitions().len(), 2);
     }
 
     /// Fault matrix row 42: each file the assembly writes (header, footer, zero filler, spec,
@@ -767,5 +781,21 @@ mod tests {
         let l = CompositeLayout::new(Uuid::nil(), vec![p], aux())
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(l.components().len(), 3);
+        // 4000 bytes: 8 sectors of the file already reach 4096; the 96-byte filler has no
+        // whole sector, so the descriptor has no line for it.
+        let p = Partition {
+            label: "z".into(),
+            path: "z.img".into(),
+            size: 4000,
+            writable: false,
+            part_guid: None,
+        };
+        let l = CompositeLayout::new(Uuid::nil(), vec![p], aux())
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let d = l.vmdk_descriptor();
+        assert!(
+            d.contains("RW 8 FLAT \"z.img\" 0\nRW 40 FLAT \"ftr.img\" 0\n"),
+            "{d}"
+        );
     }
 }

@@ -193,6 +193,42 @@ mod tests {
             ParsedComposite::parse(&vec![0u8; MAX_SPEC_SIZE + 1]),
             Err(Error::SpecTooLarge(_))
         ));
+        // Exactly the limit is not too large (it is not a spec either).
+        let mut at_limit = CDISK_MAGIC.to_vec();
+        at_limit.resize(MAX_SPEC_SIZE, 0);
+        assert!(matches!(
+            ParsedComposite::parse(&at_limit),
+            Err(Error::Decode(_))
+        ));
+        // A component past the disk's length that is not the last one.
+        assert!(matches!(
+            ParsedComposite::parse(&spec(vec![(0, 0), (20, 0), (30, 0)], 10, 2)),
+            Err(Error::ComponentPastEnd {
+                offset: 20,
+                length: 10
+            })
+        ));
+    }
+
+    /// `read` takes the file as `parse` takes bytes, and a file past the limit is too large
+    /// without being read whole.
+    #[test]
+    fn reads_spec_files() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let good = dir.path().join("good.img");
+        std::fs::write(&good, spec(vec![(0, 0)], 10, 2)).unwrap_or_else(|e| unreachable!("{e}"));
+        let p = ParsedComposite::read(&good).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(p.components.len(), 1);
+        let big = dir.path().join("big.img");
+        std::fs::write(&big, vec![0u8; MAX_SPEC_SIZE + 10]).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(matches!(
+            ParsedComposite::read(&big),
+            Err(Error::SpecTooLarge(n)) if n == MAX_SPEC_SIZE + 1
+        ));
+        assert!(matches!(
+            ParsedComposite::read(&dir.path().join("missing")),
+            Err(Error::Io { .. })
+        ));
     }
 
     #[test]

@@ -511,6 +511,67 @@ mod tests {
         assert_eq!(GptLayout::new(disk, huge), Err(GptError::DiskTooLarge));
     }
 
+    /// Recomputes the entry array CRC, then the header CRC, of a primary GPT in `head`.
+    fn reseal(head: &mut [u8]) {
+        let count = le_u32(&head[512 + 80..512 + 84]) as usize;
+        let entries_crc = crc32fast::hash(&head[1024..1024 + count * 128]);
+        head[512 + 88..512 + 92].copy_from_slice(&entries_crc.to_le_bytes());
+        let size = le_u32(&head[512 + 12..512 + 16]) as usize;
+        head[512 + 16..512 + 20].fill(0);
+        let header_crc = crc32fast::hash(&head[512..512 + size]);
+        head[512 + 16..512 + 20].copy_from_slice(&header_crc.to_le_bytes());
+    }
+
+    /// The range checks are inclusive where GPT's are: a one-sector partition and one ending
+    /// on the last usable sector are read; one sector past it, or more than 128 entries, is
+    /// refused. The layout's accessors give what it was built with.
+    #[test]
+    fn reader_bounds_are_exact() {
+        let layout = reference_layout();
+        assert_eq!(
+            layout.disk_guid(),
+            Uuid::parse_str("12345678-1234-5678-abcd-12345678abcd").unwrap()
+        );
+        assert_eq!(layout.footer_offset(), layout.disk_size() - 20480);
+        let mut head = layout.header();
+        let last_usable = le_u64(&head[512 + 48..512 + 56]);
+        let entry = |i: usize, field: usize| 1024 + i * 128 + field;
+        // Entry 0: one sector; entry 1: ends on the last usable sector.
+        let first0 = le_u64(&head[entry(0, 32)..entry(0, 40)]);
+        head[entry(0, 40)..entry(0, 48)].copy_from_slice(&first0.to_le_bytes());
+        head[entry(1, 40)..entry(1, 48)].copy_from_slice(&last_usable.to_le_bytes());
+        reseal(&mut head);
+        let parts = read_partitions(&head).unwrap();
+        assert_eq!((parts[0].first_lba, parts[0].last_lba), (first0, first0));
+        assert_eq!(parts[1].last_lba, last_usable);
+
+        let mut past = head.clone();
+        past[entry(1, 40)..entry(1, 48)].copy_from_slice(&(last_usable + 1).to_le_bytes());
+        reseal(&mut past);
+        assert_eq!(
+            read_partitions(&past),
+            Err(GptError::EntryOutOfRange { index: 1 })
+        );
+        let mut reversed = head.clone();
+        head_set(&mut reversed, entry(0, 40), first0 - 1);
+        reseal(&mut reversed);
+        assert_eq!(
+            read_partitions(&reversed),
+            Err(GptError::EntryOutOfRange { index: 0 })
+        );
+        let mut too_many = head;
+        too_many[512 + 80..512 + 84].copy_from_slice(&(GPT_NUM_PARTITIONS + 1).to_le_bytes());
+        reseal(&mut too_many);
+        assert_eq!(
+            read_partitions(&too_many),
+            Err(GptError::NotGpt("unsupported entry size or count"))
+        );
+    }
+
+    fn head_set(head: &mut [u8], at: usize, value: u64) {
+        head[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    }
+
     #[test]
     fn reader_rejects_corruption() {
         let header = reference_layout().header();

@@ -532,6 +532,46 @@ mod tests {
         assert!(fuzz_entry(&b));
     }
 
+    /// The size limits are inclusive: a field of exactly `MAX_FIELD_SIZE` bytes and a salt of
+    /// exactly `MAX_SALT_SIZE` bytes are accepted, one byte more is refused.
+    #[test]
+    fn limits_are_inclusive() {
+        let field = |len: u32| {
+            let mut b = len.to_le_bytes().to_vec();
+            b.resize(4 + len as usize, 0x5a);
+            sized_block(&mut std::io::Cursor::new(b), "field")
+        };
+        assert_eq!(field(MAX_FIELD_SIZE).unwrap().len(), 1024 * 1024);
+        assert!(matches!(
+            field(MAX_FIELD_SIZE + 1),
+            Err(Error::FieldTooLarge("field"))
+        ));
+        assert_eq!(field(0).unwrap().len(), 0);
+
+        let (mut s, tree) = sample();
+        s.hashing_info.salt = vec![1; MAX_SALT_SIZE];
+        s.merkle_tree_offset = s.to_bytes(&[]).unwrap().len() as u64;
+        let (parsed, _) = V4Signature::parse(&s.to_bytes(&tree).unwrap()).unwrap();
+        assert_eq!(parsed.hashing_info.salt.len(), MAX_SALT_SIZE);
+        s.hashing_info.salt.push(1);
+        s.merkle_tree_offset = s.to_bytes(&[]).unwrap().len() as u64;
+        assert!(matches!(
+            V4Signature::parse(&s.to_bytes(&tree).unwrap()),
+            Err(Error::SaltTooLong(33))
+        ));
+    }
+
+    /// `from_path` reads what `read_from` reads.
+    #[test]
+    fn from_path_reads_the_file() {
+        let (s, tree) = sample();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.idsig");
+        std::fs::write(&path, s.to_bytes(&tree).unwrap()).unwrap();
+        assert_eq!(V4Signature::from_path(&path).unwrap(), s);
+        assert!(V4Signature::from_path(dir.path().join("missing")).is_err());
+    }
+
     #[test]
     fn rejects() {
         let (s, tree) = sample();

@@ -357,6 +357,25 @@ service nocaps /system/bin/nocaps
             .contains("bad service name"));
     }
 
+    /// Quoting: inside quotes `\"` and `\\` are escapes; outside, a backslash is itself.
+    /// An empty quoted word is a word, and an empty `only_if_cmdline` word is refused.
+    #[test]
+    fn quotes_escapes_and_empty_words() {
+        let config = InitConfig::parse(
+            b"service a /x \"say \\\"hi\\\" \\\\ now\" back\\slash\n  setenv K \"\"\n",
+        )
+        .unwrap();
+        let service = &config.services[0];
+        assert_eq!(service.args, ["say \"hi\" \\ now", "back\\slash"]);
+        assert_eq!(service.env, [("K".to_owned(), String::new())]);
+        assert!(syntax_error("service a /x \"bad \\n escape\"\n")
+            .1
+            .contains("bad escape in quoted argument"));
+        assert!(syntax_error("service a /x\n  only_if_cmdline \"\"\n")
+            .1
+            .contains("usage: only_if_cmdline"));
+    }
+
     #[test]
     fn rejects_empty_and_binary() {
         assert_eq!(
@@ -368,5 +387,9 @@ service nocaps /system/bin/nocaps
             InitConfig::parse(&vec![b'#'; MAX_CONFIG_SIZE + 1]),
             Err(ConfigError::TooLarge(_))
         ));
+        // Exactly the limit is read.
+        let mut at_limit = b"service a /x\n#".to_vec();
+        at_limit.resize(MAX_CONFIG_SIZE, b'#');
+        assert_eq!(InitConfig::parse(&at_limit).unwrap().services.len(), 1);
     }
 }

@@ -142,6 +142,19 @@ mod tests {
         assert!(c.hugepages && c.enable_authfs);
     }
 
+    /// A config of exactly `MAX_CONFIG_SIZE` bytes is read; one byte more is `TooLarge`.
+    #[test]
+    fn the_size_limit_is_inclusive() {
+        let mut config = br#"{"task": {"type": "executable", "command": "/bin/x"}}"#.to_vec();
+        config.resize(MAX_CONFIG_SIZE, b' ');
+        assert!(VmPayloadConfig::from_json(&config).is_ok());
+        config.push(b' ');
+        assert!(matches!(
+            VmPayloadConfig::from_json(&config),
+            Err(ConfigError::TooLarge(n)) if n == MAX_CONFIG_SIZE + 1
+        ));
+    }
+
     #[test]
     fn rejects_bad_configs() {
         let no_task = VmPayloadConfig::from_json(br#"{"export_tombstones": true}"#).unwrap();
@@ -162,6 +175,14 @@ mod tests {
         let launcher = br#"{"task":{"type":"microdroid_launcher","command":"../x.so"}}"#;
         let c = VmPayloadConfig::from_json(launcher).unwrap();
         assert!(matches!(c.task(), Err(ConfigError::BadLauncherName(_))));
+        for name in [".", ".."] {
+            let json = format!(r#"{{"task":{{"type":"microdroid_launcher","command":"{name}"}}}}"#);
+            let c = VmPayloadConfig::from_json(json.as_bytes()).unwrap();
+            assert!(
+                matches!(c.task(), Err(ConfigError::BadLauncherName(n)) if n == name),
+                "{name}"
+            );
+        }
         let big = vec![b' '; MAX_CONFIG_SIZE + 1];
         assert!(matches!(
             VmPayloadConfig::from_json(&big),

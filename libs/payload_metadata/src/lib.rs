@@ -271,6 +271,85 @@ mod tests {
         m
     }
 
+    /// Metadata whose body is exactly `len` bytes (a config path of the right length).
+    fn body_of(len: u32) -> Metadata {
+        let mut m = Metadata {
+            version: 1,
+            payload: Some(Payload::ConfigPath(String::new())),
+            ..Metadata::default()
+        };
+        let mut path_len = len as usize;
+        loop {
+            m.payload = Some(Payload::ConfigPath("p".repeat(path_len)));
+            let encoded = m.encoded_len();
+            match encoded.cmp(&(len as usize)) {
+                std::cmp::Ordering::Equal => return m,
+                std::cmp::Ordering::Greater => path_len -= encoded - len as usize,
+                std::cmp::Ordering::Less => path_len += len as usize - encoded,
+            }
+        }
+    }
+
+    /// The size limit is inclusive both ways: a body of exactly `MAX_METADATA_SIZE` (1 MiB)
+    /// is written and read, one byte more is `TooLarge` when writing and when reading.
+    #[test]
+    fn the_size_limit_is_exact() {
+        let at_limit = body_of(MAX_METADATA_SIZE);
+        let bytes = to_bytes(&at_limit).unwrap();
+        assert_eq!(bytes.len(), 4 + 1024 * 1024);
+        assert_eq!(from_bytes(&bytes).unwrap(), at_limit);
+        let over = body_of(MAX_METADATA_SIZE + 1);
+        assert!(
+            matches!(to_bytes(&over), Err(Error::TooLarge(n)) if n == u64::from(MAX_METADATA_SIZE) + 1)
+        );
+        let mut claimed = (MAX_METADATA_SIZE + 1).to_be_bytes().to_vec();
+        claimed.resize(4 + MAX_METADATA_SIZE as usize + 1, 0);
+        assert!(matches!(from_bytes(&claimed), Err(Error::TooLarge(_))));
+    }
+
+    /// A reader interrupted by a signal is read again; any other error is the caller's.
+    #[test]
+    fn interrupted_reads_are_retried_and_other_errors_returned() {
+        struct Flaky<'a> {
+            error: Option<std::io::ErrorKind>,
+            rest: &'a [u8],
+        }
+        impl Read for Flaky<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if let Some(kind) = self.error.take() {
+                    return Err(kind.into());
+                }
+                self.rest.read(buf)
+            }
+        }
+        let bytes = to_bytes(&body_of(100)).unwrap();
+        let mut interrupted = Flaky {
+            error: Some(std::io::ErrorKind::Interrupted),
+            rest: &bytes,
+        };
+        assert_eq!(read_metadata(&mut interrupted).unwrap(), body_of(100));
+        let mut failing = Flaky {
+            error: Some(std::io::ErrorKind::Other),
+            rest: &bytes,
+        };
+        assert!(matches!(read_metadata(&mut failing), Err(Error::Io(_))));
+    }
+
+    /// `write_metadata` writes what `read_path` reads back from a file.
+    #[test]
+    fn written_to_a_file_and_read_back() {
+        let m = body_of(300);
+        let mut out = Vec::new();
+        write_metadata(&m, &mut out).unwrap();
+        assert_eq!(out, to_bytes(&m).unwrap());
+        let dir = std::env::temp_dir().join(format!("payload-metadata-{}", std::process::id()));
+        std::fs::write(&dir, &out).unwrap();
+        let back = read_path(&dir);
+        let _ = std::fs::remove_file(&dir);
+        assert_eq!(back.unwrap(), m);
+        assert!(read_path("/nonexistent/payload-metadata").is_err());
+    }
+
     #[test]
     fn round_trip_and_padding() {
         let m = sample();

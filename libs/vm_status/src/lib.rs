@@ -325,5 +325,44 @@ mod tests {
     #[test]
     fn exit_device_status() {
         assert_eq!(qemu_status_for_exit_value(INIT_FATAL_EXIT_VALUE), 3);
+        // `v << 1` has a zero low bit, so `| 1`, `^ 1` and `+ 1` agree for every value (the
+        // `^` mutant is equivalent); these pin the shift and the set bit.
+        assert_eq!(qemu_status_for_exit_value(0), 1);
+        assert_eq!(qemu_status_for_exit_value(5), 11);
+    }
+
+    /// Every reason: its wire value maps back to it, its name is AOSP's, Display prints the
+    /// name, and a ttyS1 line of a reason the guest may write parses back to it.
+    #[test]
+    fn every_reason_round_trips_by_value_and_name() {
+        let guest_written = [
+            DeathReason::MicrodroidFailedToConnectToVirtualizationService,
+            DeathReason::MicrodroidPayloadHasChanged,
+            DeathReason::MicrodroidPayloadVerificationFailed,
+            DeathReason::MicrodroidInvalidPayloadConfig,
+            DeathReason::MicrodroidUnknownRuntimeError,
+            DeathReason::PvmFirmwarePublicKeyMismatch,
+            DeathReason::PvmFirmwareInstanceImageChanged,
+            DeathReason::Hangup,
+        ];
+        for reason in DeathReason::ALL {
+            assert_eq!(DeathReason::from_i32(reason as i32), Some(reason));
+            let name = reason.name();
+            assert!(
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{name:?}"
+            );
+            assert_eq!(reason.to_string(), name);
+            let parsed = parse_death_reason(format!("{name}|why").as_bytes()).unwrap();
+            if guest_written.contains(&reason) {
+                assert_eq!(parsed.reason, reason, "{name}");
+                assert_eq!(parsed.detail.as_deref(), Some("why"));
+            } else {
+                assert_eq!(parsed.reason, DeathReason::Unknown, "{name}");
+            }
+        }
+        assert_eq!(DeathReason::from_i32(-1), None);
+        assert_eq!(DeathReason::from_i32(10_000), None);
+        assert_eq!(DeathReason::Hangup.name(), "HANGUP");
     }
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use virtualizationservice::{
-    CpuTopology, DiskImage, Partition, UsbConfig, VirtualMachineRawConfig, INSTANCE_ID_SIZE,
+    CpuTopology, DiskImage, Partition, UsbConfig, VirtualMachineRawConfig,
 };
 
 /// Why a config could not be loaded.
@@ -218,9 +218,9 @@ impl VmConfig {
                 .map(|p| open(field.to_owned(), p, false).map(Into::into))
                 .transpose()
         };
+        // `instance_id` stays the default, all zeros: a raw VM has no instance.
         Ok(VirtualMachineRawConfig {
             name: name.to_owned(),
-            instance_id: [0; INSTANCE_ID_SIZE],
             kernel: file("kernel", &self.kernel)?,
             initrd: file("initrd", &self.initrd)?,
             params: self.params.clone(),
@@ -252,6 +252,7 @@ impl VmConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use virtualizationservice::INSTANCE_ID_SIZE;
 
     fn field_error(json: &str) -> String {
         match VmConfig::from_json(json) {
@@ -314,6 +315,48 @@ mod tests {
             err(r#"{"kernel":"/k","platform_version":"~1.0","disks":[{"writable":false}]}"#)
                 .contains("disks[0]: exactly one")
         );
+    }
+
+    /// Every field of the JSON reaches the parcelable (the bootloader in a config of its own:
+    /// AOSP allows a kernel or a bootloader, not both).
+    #[test]
+    fn every_field_reaches_the_parcelable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, name).unwrap();
+            path
+        };
+        let (kernel, initrd, boot) = (file("k"), file("i"), file("b"));
+        let json = format!(
+            r#"{{"kernel":{kernel:?},"initrd":{initrd:?},"params":"console=hvc0",
+                "protected":true,"memory_mib":300,"cpu_topology":"match_host",
+                "platform_version":"~1.0","devices":["/sys/bus/platform/devices/x"],
+                "console_input_device":"ttyS0","usb_config":{{"controller":true}}}}"#
+        );
+        let raw = VmConfig::from_json(&json)
+            .unwrap()
+            .to_parcelable("all")
+            .unwrap();
+        assert!(raw.kernel.is_some() && raw.initrd.is_some() && raw.bootloader.is_none());
+        assert_eq!(raw.params.as_deref(), Some("console=hvc0"));
+        assert!(raw.protected_vm);
+        assert_eq!(raw.memory_mib, 300);
+        assert_eq!(raw.cpu_topology, CpuTopology::MATCH_HOST);
+        assert_eq!(raw.platform_version, "~1.0");
+        assert_eq!(raw.devices, ["/sys/bus/platform/devices/x"]);
+        assert_eq!(raw.console_input_device.as_deref(), Some("ttyS0"));
+        assert!(raw.usb_config.is_some_and(|u| u.controller));
+        assert_eq!(raw.instance_id, [0; INSTANCE_ID_SIZE]);
+
+        let json = format!(r#"{{"bootloader":{boot:?},"platform_version":"~1.0"}}"#);
+        let raw = VmConfig::from_json(&json)
+            .unwrap()
+            .to_parcelable("boot")
+            .unwrap();
+        assert!(raw.bootloader.is_some() && raw.kernel.is_none());
+        assert_eq!(raw.memory_mib, 0, "0: the service's default");
+        assert_eq!(raw.cpu_topology, CpuTopology::ONE_CPU);
     }
 
     #[test]
