@@ -211,10 +211,16 @@ pub fn await_ready(
 
 /// The extra APK partitions, `extra-apk-<i>` with `extra-idsig-<i>`, in numeric order.
 pub fn extra_apk_partitions(count: usize) -> Result<Vec<(PathBuf, PathBuf)>> {
+    extra_apk_partitions_in(Path::new(BY_NAME), count)
+}
+
+/// [`extra_apk_partitions`] in the directory `by_name`: each of the `count` APKs the config
+/// names must have both its APK and its idsig partition.
+pub fn extra_apk_partitions_in(by_name: &Path, count: usize) -> Result<Vec<(PathBuf, PathBuf)>> {
     (0..count)
         .map(|i| {
-            let apk = Path::new(BY_NAME).join(format!("extra-apk-{i}"));
-            let idsig = Path::new(BY_NAME).join(format!("extra-idsig-{i}"));
+            let apk = by_name.join(format!("extra-apk-{i}"));
+            let idsig = by_name.join(format!("extra-idsig-{i}"));
             if !apk.exists() || !idsig.exists() {
                 return Err(anyhow!(
                     "the payload disk has no partitions extra-apk-{i} and extra-idsig-{i}"
@@ -282,6 +288,26 @@ mod tests {
             .unwrap();
         drop(write_end);
         (read_end, child)
+    }
+
+    /// Fault matrix row 14: the config names two extra APKs; a payload disk with the first
+    /// pair and only the second APK (its idsig missing) is refused naming the pair.
+    #[test]
+    fn every_extra_apk_needs_its_apk_and_idsig_partitions() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["extra-apk-0", "extra-idsig-0", "extra-apk-1"] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        assert_eq!(extra_apk_partitions_in(dir.path(), 1).unwrap().len(), 1);
+        let err = extra_apk_partitions_in(dir.path(), 2).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the payload disk has no partitions extra-apk-1 and extra-idsig-1"
+        );
+        std::fs::write(dir.path().join("extra-idsig-1"), b"").unwrap();
+        let pairs = extra_apk_partitions_in(dir.path(), 2).unwrap();
+        assert_eq!(pairs[1].1, dir.path().join("extra-idsig-1"));
+        assert!(extra_apk_partitions_in(dir.path(), 0).unwrap().is_empty());
     }
 
     /// Fault matrix row 53: a helper that says ready, one that dies first, one that says

@@ -381,10 +381,27 @@ fn noexec() {
     }
     let d = tempfile::tempdir().unwrap();
     let z = d.path().join("x.zip");
-    write_zip(&z, &[("bin/hello", b"#!/bin/sh\necho hi\n", false, 0o755)]);
+    // Fault matrix row 7: executables stored deflated run too: a script, and an ELF binary
+    // the kernel loads by random reads into the deflated entry.
+    let echo = std::fs::read("/bin/echo").unwrap();
+    write_zip(
+        &z,
+        &[
+            ("bin/hello", b"#!/bin/sh\necho hi\n", false, 0o755),
+            ("bin/deflated-hello", b"#!/bin/sh\necho deflated\n", true, 0o755),
+            ("bin/echo", &echo, true, 0o755),
+        ],
+    );
     let m = mount(&z, &[]);
     let out = Command::new(m.path("bin/hello")).output().unwrap();
     assert_eq!(out.stdout, b"hi\n");
+    let out = Command::new(m.path("bin/deflated-hello")).output().unwrap();
+    assert_eq!(out.stdout, b"deflated\n");
+    let out = Command::new(m.path("bin/echo"))
+        .arg("from a deflated ELF")
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"from a deflated ELF\n");
     drop(m);
     let m = mount(&z, &["--noexec"]);
     let err = Command::new(m.path("bin/hello")).output().unwrap_err();

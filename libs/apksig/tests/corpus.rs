@@ -100,6 +100,13 @@ bad!(
     Error::SignerCountForSdk { sdk: 34, count: 0 }
 );
 
+// Fault matrix row 10: digests and signatures name different algorithms.
+bad!(
+    algorithm_lists_differ,
+    "algorithm-lists-differ.apk",
+    Error::AlgorithmListMismatch
+);
+
 // Fault matrix row 8: re-aligned (zipalign-style padding) after signing.
 bad!(
     realigned_after_signing,
@@ -131,6 +138,17 @@ fn good_zero_padded() {
 #[test]
 fn good_unknown_pair() {
     verify("good/unknown-pair.apk").unwrap();
+}
+
+/// Fault matrix row 11: an unknown additional attribute, and an unknown algorithm's digest and
+/// signature beside the real ones, do not stop the APK from verifying with its RSA signer.
+#[test]
+fn good_unknown_attribute_and_algorithm() {
+    for file in ["good/unknown-attribute.apk", "good/unknown-algorithm.apk"] {
+        let s = verify(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(s.algorithm, SignatureAlgorithm::RsaPkcs1Sha256, "{file}");
+        assert_eq!(s.scheme, Scheme::V3, "{file}");
+    }
 }
 
 #[test]
