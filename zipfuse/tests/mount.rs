@@ -388,7 +388,12 @@ fn noexec() {
         &z,
         &[
             ("bin/hello", b"#!/bin/sh\necho hi\n", false, 0o755),
-            ("bin/deflated-hello", b"#!/bin/sh\necho deflated\n", true, 0o755),
+            (
+                "bin/deflated-hello",
+                b"#!/bin/sh\necho deflated\n",
+                true,
+                0o755,
+            ),
             ("bin/echo", &echo, true, 0o755),
         ],
     );
