@@ -340,8 +340,8 @@ pub struct DirEntry<'a> {
     pub kind: FileType,
     /// The name (`.` and `..` included).
     pub name: &'a [u8],
-    /// Its attributes (READDIRPLUS).
-    pub attr: FileAttr,
+    /// Its node, for READDIRPLUS's attributes (plain READDIR does not compute them).
+    pub node: &'a Node,
 }
 
 /// What `statfs` reports.
@@ -410,14 +410,14 @@ impl ZipFs {
                 next_offset: 1,
                 kind: FileType::Directory,
                 name: b".",
-                attr: self.attr(ino, node),
+                node,
             },
             DirEntry {
                 ino: node.parent,
                 next_offset: 2,
                 kind: FileType::Directory,
                 name: b"..",
-                attr: self.attr(node.parent, parent),
+                node: parent,
             },
         ];
         let skip_dots = usize::try_from(offset.min(2)).unwrap_or(2);
@@ -437,7 +437,7 @@ impl ZipFs {
                         FileType::RegularFile
                     },
                     name: &c.name,
-                    attr: self.attr(child, c),
+                    node: c,
                 })
             });
         Ok(dots.into_iter().skip(skip_dots).chain(children))
@@ -598,7 +598,7 @@ impl Filesystem for ZipFs {
                 e.next_offset,
                 OsStr::from_bytes(e.name),
                 &TTL,
-                &e.attr,
+                &self.attr(e.ino, e.node),
                 Generation(0),
             ) {
                 break;
