@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 default_crates="idsig bootconfig gpt_disk vm_status payload_config init_config payload_metadata
-  liblp avb instance composite axml dice apksig apex tombstone android_log adb vmconfig
+  liblp avb instance composite axml dice ziparchive apksig apex tombstone android_log adb vmconfig
   virtualizationservice rpcbinder zipfuse"
 crates=${MUTANTS_CRATES:-$default_crates}
 timeout=${MUTANTS_TIMEOUT:-60}

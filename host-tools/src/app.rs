@@ -176,13 +176,13 @@ pub fn package_apk(files: &[ApkFile], key: &Path, cert: &Path, out: &Path) -> Re
         let data =
             fs::read(&file.source).with_context(|| format!("reading {}", file.source.display()))?;
         let mut entry =
-            apksig::zipwrite::ZipEntry::new(file.path.clone(), data).with_mode(file.mode);
+            ziparchive::write::ZipEntry::new(file.path.clone(), data).with_mode(file.mode);
         if file.mode & 0o111 != 0 {
             entry.align = Some(4096);
         }
         entries.push(entry);
     }
-    let zip = apksig::zipwrite::build_zip(&entries)?;
+    let zip = ziparchive::write::build_zip(&entries)?;
     let config = apksig::sign::SigningConfig::from_files(key, cert)?;
     fs::write(out, apksig::sign::sign(&zip, &config)?)
         .with_context(|| format!("writing {}", out.display()))?;

@@ -333,7 +333,7 @@ mod tests {
         assert!(msg.contains("vmctl create-idsig"), "{msg}");
 
         let unsigned = d.join("unsigned.apk");
-        let zip = apksig::zipwrite::build_zip(&[apksig::zipwrite::ZipEntry::new(
+        let zip = ziparchive::write::build_zip(&[ziparchive::write::ZipEntry::new(
             "assets/vm_config.json",
             CONFIG.as_bytes().to_vec(),
         )])

@@ -245,7 +245,7 @@ fn memfd() -> std::io::Result<std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testzip;
+    use ziparchive::testzip;
 
     fn corpus_dir() -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/bad")

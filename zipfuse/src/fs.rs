@@ -653,8 +653,8 @@ mod tests {
     use super::*;
     use crate::archive::parse;
     use crate::inode::ModePolicy;
-    use crate::testzip::ZipBuilder;
     use std::io::Write;
+    use ziparchive::testzip::ZipBuilder;
 
     fn fs_from(z: &[u8]) -> ZipFs {
         let mut f = tempfile::tempfile().unwrap();

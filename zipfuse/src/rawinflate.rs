@@ -169,7 +169,7 @@ mod tests {
     #[test]
     fn inflates_a_stream() {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let c = crate::testzip::deflate(&data);
+        let c = ziparchive::testzip::deflate(&data);
         let mut inf = RawInflate::new().unwrap();
         let mut out = vec![0u8; data.len() + 10];
         let s = inf.step(&c, &mut out, false);

@@ -681,7 +681,7 @@ impl Drop for DeflateReader {
 mod tests {
     use super::*;
     use crate::archive::parse;
-    use crate::testzip::ZipBuilder;
+    use ziparchive::testzip::ZipBuilder;
 
     /// Log-like text (compresses about 2:1 like the benchmark corpus).
     pub fn text(len: usize, seed: u64) -> Vec<u8> {

@@ -49,15 +49,10 @@ pub enum Error {
     /// Reading failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-    /// No end-of-central-directory record near the end of the file.
-    #[error("not a zip file: no end of central directory record")]
-    NoEndOfCentralDirectory,
-    /// A zip feature APEXes do not use (multi-disk, ZIP64, encryption).
-    #[error("unsupported zip: {0}")]
-    UnsupportedZip(&'static str),
-    /// A zip structure is malformed: bad signature, out of range, or inconsistent.
-    #[error("malformed zip: {0}")]
-    MalformedZip(String),
+    /// The zip reader refused the file (no end record, a malformed or inconsistent central
+    /// directory or local header, an encrypted entry, entries overlapping or past their region).
+    #[error("invalid zip: {0}")]
+    Zip(#[from] ziparchive::ZipError),
     /// A required entry is missing.
     #[error("missing entry {0}")]
     MissingEntry(&'static str),
@@ -65,8 +60,8 @@ pub enum Error {
     #[error("duplicate entry {0}")]
     DuplicateEntry(String),
     /// A required entry is compressed; it must be stored.
-    #[error("entry {0} is compressed (method {1}); APEX entries must be stored")]
-    EntryNotStored(&'static str, u16),
+    #[error("entry {0} is compressed; APEX entries must be stored")]
+    EntryNotStored(&'static str),
     /// An entry is larger than this reader accepts.
     #[error("entry {name} is {size} bytes, more than the limit of {limit}")]
     EntryTooLarge {

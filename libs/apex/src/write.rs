@@ -103,7 +103,7 @@ pub fn build_apex_zip(
     public_key: &[u8],
     payload_image: &[u8],
 ) -> Result<Vec<u8>> {
-    use apksig::zipwrite::{build_zip, ZipEntry};
+    use ziparchive::write::{build_zip, ZipEntry};
     check_name(&manifest.name)?;
     let mut payload = ZipEntry::new(PAYLOAD_ENTRY, payload_image.to_vec());
     payload.align = Some(PAYLOAD_ALIGNMENT);

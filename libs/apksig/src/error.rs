@@ -17,9 +17,10 @@ pub enum Error {
     #[error("APK too small: {0} bytes")]
     TooSmall(u64),
 
-    /// No End of Central Directory record (optionally followed by zero padding) was found.
-    #[error("ZIP End of Central Directory record not found")]
-    NoEocd,
+    /// The zip structure is refused by the zip reader (no end record, a malformed or
+    /// inconsistent central directory record, multi-disk, ...).
+    #[error("APK is not a valid zip: {0}")]
+    Zip(#[from] ziparchive::ZipError),
 
     /// The archive uses ZIP64 or multiple disks, which APKs do not.
     #[error("ZIP64 / multi-disk archives are not supported")]
@@ -37,10 +38,6 @@ pub enum Error {
         /// Where the EOCD was found.
         eocd_offset: u64,
     },
-
-    /// A central directory record is malformed.
-    #[error("malformed central directory: {0}")]
-    MalformedCentralDirectory(&'static str),
 
     /// The central directory names a local file header at or after the APK Signing Block (or
     /// after the central directory in an unsigned archive): those bytes are not covered by the

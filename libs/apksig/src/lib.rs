@@ -38,8 +38,8 @@
 //! # fn main() -> Result<(), apksig::Error> {
 //! use apksig::sign::{sign, SigningConfig};
 //! let config = SigningConfig::from_files("key.pk8".as_ref(), "cert.pem".as_ref())?;
-//! let unsigned = apksig::zipwrite::build_zip(&[
-//!     apksig::zipwrite::ZipEntry::new("assets/vm_config.json", br#"{"task":{}}"#.to_vec()),
+//! let unsigned = ziparchive::write::build_zip(&[
+//!     ziparchive::write::ZipEntry::new("assets/vm_config.json", br#"{"task":{}}"#.to_vec()),
 //! ])?;
 //! std::fs::write("signed.apk", sign(&unsigned, &config)?)?;
 //! # Ok(()) }
@@ -54,7 +54,6 @@ pub mod keys;
 pub mod scheme;
 pub mod sign;
 pub mod zip;
-pub mod zipwrite;
 
 use std::io::{Read, Seek};
 

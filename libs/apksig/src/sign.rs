@@ -5,7 +5,7 @@
 //! With an RSA key (PKCS#1 v1.5, deterministic) the output is byte-identical to apksigner's
 //! for the same input, key, certificate and `--min-sdk-version` (tested).
 //!
-//! Stored entries are not realigned: run the input through [`crate::zipwrite`] or zipalign first
+//! Stored entries are not realigned: run the input through `ziparchive::write` or zipalign first
 //! if alignment matters (apksigner does not realign either when given `--alignment-preserved`).
 
 use crate::algorithm::SignatureAlgorithm;
@@ -86,7 +86,9 @@ fn sign_inner(zip: &[u8], config: &SigningConfig, check: bool) -> Result<Vec<u8>
     let z = find_zip_sections(&mut cursor)?;
     let cd_start = usize::try_from(z.cd_offset).map_err(|_| Error::Overflow("cd offset"))?;
     let cd_end = usize::try_from(z.eocd_offset).map_err(|_| Error::Overflow("eocd offset"))?;
-    let cd = zip.get(cd_start..cd_end).ok_or(Error::NoEocd)?;
+    let cd = zip
+        .get(cd_start..cd_end)
+        .ok_or(Error::Zip(ziparchive::ZipError::NoEndOfCentralDirectory))?;
     // Drop an existing signing block.
     let mut entries_end = cd_start;
     if cd_start >= 32 && zip.get(cd_start - 16..cd_start) == Some(&MAGIC[..]) {

@@ -34,7 +34,11 @@ bad!(
     "no-signing-block.apk",
     Error::NoSigningBlock
 );
-bad!(garbage_after_eocd, "garbage-after-eocd.apk", Error::NoEocd);
+bad!(
+    garbage_after_eocd,
+    "garbage-after-eocd.apk",
+    Error::Zip(ziparchive::ZipError::NoEndOfCentralDirectory)
+);
 bad!(
     wrong_digest,
     "wrong-digest.apk",
@@ -77,7 +81,11 @@ bad!(
     "eocd-offset-changed.apk",
     Error::CentralDirectoryNotBeforeEocd { .. }
 );
-bad!(zip64, "zip64.apk", Error::Zip64Unsupported);
+bad!(
+    zip64,
+    "zip64.apk",
+    Error::Zip(ziparchive::ZipError::BadZip64(_))
+);
 bad!(
     data_between_block_and_cd,
     "data-between-block-and-cd.apk",

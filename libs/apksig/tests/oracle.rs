@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use apksig::sign::{sign, SigningConfig};
-use apksig::zipwrite::{build_zip, ZipEntry};
 use apksig::{Scheme, SignatureAlgorithm};
+use ziparchive::write::{build_zip, ZipEntry};
 
 fn apksigner(args: &[&str]) -> String {
     let out = Command::new("apksigner")

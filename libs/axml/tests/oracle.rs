@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use apksig::sign::SigningConfig;
-use apksig::zipwrite::{build_zip, ZipEntry};
 use axml::{parse_document, parse_manifest, write_document, write_manifest};
 use axml::{ManifestInfo, ManifestSpec, PoolEncoding};
 use common::{run, sorted, temp_dir, worked_example_spec};
+use ziparchive::write::{build_zip, ZipEntry};
 
 const AAPT: &str = "Debian package `aapt` (aapt and aapt2)";
 

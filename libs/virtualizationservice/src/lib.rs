@@ -410,6 +410,41 @@ impl VirtualizationServiceProxy {
         let b = reply.reader().read_bool().map_err(wire_error)?;
         Ok(b)
     }
+
+    /// `enableTestAttestation` (virtmgr refuses it: no remote attestation here).
+    pub fn enable_test_attestation(&self) -> Result<(), CallError> {
+        self.call(service_codes::ENABLE_TEST_ATTESTATION, |_| {})
+            .map(|_| ())
+    }
+
+    /// `removeVmInstance`: forget the instance `instance_id` names.
+    pub fn remove_vm_instance(
+        &self,
+        instance_id: &[u8; INSTANCE_ID_SIZE],
+    ) -> Result<(), CallError> {
+        self.call(service_codes::REMOVE_VM_INSTANCE, |p| {
+            p.write_byte_array(Some(instance_id))
+        })
+        .map(|_| ())
+    }
+
+    /// `claimVmInstance`: take over the instance `instance_id` names.
+    pub fn claim_vm_instance(&self, instance_id: &[u8; INSTANCE_ID_SIZE]) -> Result<(), CallError> {
+        self.call(service_codes::CLAIM_VM_INSTANCE, |p| {
+            p.write_byte_array(Some(instance_id))
+        })
+        .map(|_| ())
+    }
+
+    /// The root object's extension (`getExtension`), where virtmgr serves the interfaces
+    /// beyond AOSP's.
+    pub fn extension(&self) -> Result<Option<SpIBinder>, CallError> {
+        let proxy = self
+            .0
+            .as_remote()
+            .ok_or(CallError::Rpc(rpcbinder::Error::UnexpectedTransaction(0)))?;
+        Ok(proxy.get_extension()?)
+    }
 }
 
 fn check_descriptor(binder: &SpIBinder, expected: &str) -> Result<(), CallError> {
@@ -549,6 +584,25 @@ impl VirtualMachineProxy {
     /// `stop`.
     pub fn stop(&self) -> Result<(), CallError> {
         self.call(vm_codes::STOP, |_| {}).map(|_| ())
+    }
+
+    /// `getMemoryBalloon`: the balloon's size in bytes.
+    pub fn get_memory_balloon(&self) -> Result<i64, CallError> {
+        let reply = self.call(vm_codes::GET_MEMORY_BALLOON, |_| {})?;
+        let bytes = reply.reader().read_i64().map_err(wire_error)?;
+        Ok(bytes)
+    }
+
+    /// `setMemoryBalloon`: inflate or deflate the balloon to `num_bytes`.
+    pub fn set_memory_balloon(&self, num_bytes: i64) -> Result<(), CallError> {
+        self.call(vm_codes::SET_MEMORY_BALLOON, |p| p.write_i64(num_bytes))
+            .map(|_| ())
+    }
+
+    /// `setHostConsoleName`: the name under which the host shows the VM's console.
+    pub fn set_host_console_name(&self, pathname: &str) -> Result<(), CallError> {
+        self.call(vm_codes::SET_HOST_CONSOLE_NAME, |p| p.write_str(pathname))
+            .map(|_| ())
     }
 
     /// `suspend` (virtmgr refuses it: `EX_UNSUPPORTED_OPERATION`).

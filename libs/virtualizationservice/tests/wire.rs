@@ -126,6 +126,20 @@ fn union_tags_and_bad_input() {
 #[derive(Default)]
 struct Seen {
     configs: Vec<String>,
+    /// The VM and instance methods called, with their arguments.
+    calls: Vec<String>,
+    /// What the next yes/no query answers; each answer flips it, so that a test sees both.
+    answer: bool,
+}
+
+fn record(seen: &Mutex<Seen>, call: String) {
+    seen.lock().unwrap().calls.push(call);
+}
+
+fn next_answer(seen: &Mutex<Seen>) -> bool {
+    let mut seen = seen.lock().unwrap();
+    seen.answer = !seen.answer;
+    seen.answer
 }
 
 struct FakeService {
@@ -134,6 +148,7 @@ struct FakeService {
 
 struct FakeVm {
     callbacks: Mutex<Vec<VirtualMachineCallbackProxy>>,
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl IVirtualMachine for FakeVm {
@@ -168,9 +183,10 @@ impl IVirtualMachine for FakeVm {
         Err(service_error("VM is not running"))
     }
     fn get_memory_balloon(&self) -> ServiceResult<i64> {
-        Ok(0)
+        Ok(1 << 33)
     }
-    fn set_memory_balloon(&self, _: i64) -> ServiceResult<()> {
+    fn set_memory_balloon(&self, n: i64) -> ServiceResult<()> {
+        record(&self.seen, format!("balloon {n}"));
         Ok(())
     }
     fn connect_vsock(&self, port: i32) -> ServiceResult<OwnedFd> {
@@ -181,14 +197,16 @@ impl IVirtualMachine for FakeVm {
         });
         Ok(a.into())
     }
-    fn set_host_console_name(&self, _: &str) -> ServiceResult<()> {
+    fn set_host_console_name(&self, name: &str) -> ServiceResult<()> {
+        record(&self.seen, format!("console {name}"));
         Ok(())
     }
     fn suspend(&self) -> ServiceResult<()> {
+        record(&self.seen, "suspend".into());
         Ok(())
     }
     fn resume(&self) -> ServiceResult<()> {
-        Ok(())
+        Err(unsupported("resume"))
     }
 }
 
@@ -254,6 +272,7 @@ impl IVirtualizationService for FakeService {
         self.seen.lock().unwrap().configs.push(text);
         Ok(SpIBinder::local(Arc::new(BnVirtualMachine(FakeVm {
             callbacks: Mutex::new(Vec::new()),
+            seen: self.seen.clone(),
         }))))
     }
     fn allocate_instance_id(&self) -> ServiceResult<[u8; INSTANCE_ID_SIZE]> {
@@ -300,16 +319,22 @@ impl IVirtualizationService for FakeService {
         Err(unsupported("no"))
     }
     fn is_remote_attestation_supported(&self) -> ServiceResult<bool> {
-        Ok(false)
+        Ok(next_answer(&self.seen))
     }
     fn is_updatable_vm_supported(&self) -> ServiceResult<bool> {
-        Ok(true)
+        Ok(next_answer(&self.seen))
     }
-    fn remove_vm_instance(&self, _: [u8; INSTANCE_ID_SIZE]) -> ServiceResult<()> {
+    fn remove_vm_instance(&self, id: [u8; INSTANCE_ID_SIZE]) -> ServiceResult<()> {
+        record(&self.seen, format!("remove {}", id[0]));
         Ok(())
     }
-    fn claim_vm_instance(&self, _: [u8; INSTANCE_ID_SIZE]) -> ServiceResult<()> {
-        Err(Status::service_specific(-1, "nope"))
+    fn claim_vm_instance(&self, id: [u8; INSTANCE_ID_SIZE]) -> ServiceResult<()> {
+        Err(Status::service_specific(-1, format!("nope {}", id[0])))
+    }
+    fn extension(&self) -> Option<SpIBinder> {
+        Some(SpIBinder::local(Arc::new(BnVirtualMachineCallback(
+            Recorder(mpsc::channel().0),
+        ))))
     }
 }
 
@@ -355,7 +380,10 @@ fn every_service_method_through_a_session() {
     assert!(service.is_feature_enabled(features::DICE_CHANGES).unwrap());
     assert!(!service.is_feature_enabled(features::NETWORK).unwrap());
     assert_eq!(service.get_supported_os_list().unwrap(), ["microdroid"]);
+    // The fake flips its answer on every query: each proxy must pass on what it was told.
     assert!(service.is_updatable_vm_supported().unwrap());
+    assert!(!service.is_updatable_vm_supported().unwrap());
+    assert!(service.is_remote_attestation_supported().unwrap());
     assert!(!service.is_remote_attestation_supported().unwrap());
     assert_eq!(service.get_assignable_devices().unwrap()[0].dtbo_label, "l");
     let vms = service.debug_list_vms().unwrap();
@@ -451,27 +479,75 @@ fn every_service_method_through_a_session() {
              console=Some(\"ttyS0\") usb=Some(UsbConfig { controller: false }) fds=011",
         ]
     );
-    let err = service.proxy_claim();
-    assert!(err.contains("nope"), "{err}");
-}
-
-trait ClaimProbe {
-    fn proxy_claim(&self) -> String;
-}
-
-impl ClaimProbe for VirtualizationServiceProxy {
-    fn proxy_claim(&self) -> String {
-        let r = rpcbinder::session::call(
-            &self.0,
-            VIRTUALIZATION_SERVICE_DESCRIPTOR,
-            service_codes::CLAIM_VM_INSTANCE,
-            |p| p.write_byte_array(Some(&[0u8; 64])),
-        );
-        match r {
-            Err(e) => e.to_string(),
-            Ok(_) => "ok".into(),
+    let mut id = [0u8; INSTANCE_ID_SIZE];
+    id[0] = 7;
+    let err = service.claim_vm_instance(&id).unwrap_err();
+    match err {
+        rpcbinder::CallError::Service(status) => {
+            assert_eq!(status.service_specific_error(), -1);
+            assert_eq!(status.message(), "nope 7");
         }
+        other => panic!("{other:?}"),
     }
+    id[0] = 8;
+    service.remove_vm_instance(&id).unwrap();
+    let err = service.enable_test_attestation().unwrap_err().to_string();
+    assert!(err.contains("no"), "{err}");
+    assert_eq!(seen.lock().unwrap().calls, ["remove 8"]);
+    // The extension object comes through as the binder the service named.
+    let extension = service.extension().unwrap().expect("an extension");
+    let descriptor = extension
+        .as_remote()
+        .unwrap()
+        .interface_descriptor()
+        .unwrap();
+    assert_eq!(descriptor, VIRTUAL_MACHINE_CALLBACK_DESCRIPTOR);
+}
+
+#[test]
+fn helpers_carry_aosp_exception_codes() {
+    use rpcbinder::ExceptionCode;
+    let s = service_error("e");
+    assert_eq!(
+        (s.exception_code(), s.service_specific_error(), s.message()),
+        (ExceptionCode::SERVICE_SPECIFIC, -1, "e")
+    );
+    assert_eq!(
+        unsupported("u").exception_code(),
+        ExceptionCode::UNSUPPORTED_OPERATION
+    );
+    assert_eq!(
+        illegal_argument("i").exception_code(),
+        ExceptionCode::ILLEGAL_ARGUMENT
+    );
+}
+
+#[test]
+fn proxies_check_the_descriptor_and_liveness() {
+    let (session, service, _) = connect();
+    // The root object is not an IVirtualMachine: wrapping it as one is refused.
+    let err = VirtualMachineProxy::from_binder(service.0.clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            rpcbinder::CallError::Rpc(rpcbinder::Error::DescriptorMismatch { .. })
+        ),
+        "{err:?}"
+    );
+    // A local object is not a remote service.
+    let local = SpIBinder::local(Arc::new(BnVirtualMachineCallback(Recorder(
+        mpsc::channel().0,
+    ))));
+    assert!(VirtualizationServiceProxy::from_binder(local.clone()).is_err());
+    assert!(!VirtualMachineProxy(local).is_alive());
+    let raw = VirtualMachineConfig::RawConfig(Box::new(VirtualMachineRawConfig {
+        kernel: Some(file_with("K")),
+        platform_version: "1.0.0".into(),
+        ..VirtualMachineRawConfig::default()
+    }));
+    let vm = service.create_vm(&raw, None, None, None).unwrap();
+    assert!(vm.is_alive());
+    drop(session);
 }
 
 struct Recorder(mpsc::Sender<String>);
@@ -498,7 +574,7 @@ impl IVirtualMachineCallback for Recorder {
 
 #[test]
 fn vm_methods_callbacks_and_connect_vsock() {
-    let (_session, service, _) = connect();
+    let (_session, service, seen) = connect();
     let raw = VirtualMachineConfig::RawConfig(Box::new(VirtualMachineRawConfig {
         kernel: Some(file_with("K")),
         platform_version: "1.0.0".into(),
@@ -525,6 +601,16 @@ fn vm_methods_callbacks_and_connect_vsock() {
     );
     let err = vm.stop().unwrap_err().to_string();
     assert!(err.contains("VM is not running"), "{err}");
+    assert_eq!(vm.get_memory_balloon().unwrap(), 1 << 33);
+    vm.set_memory_balloon(1 << 20).unwrap();
+    vm.set_host_console_name("/dev/pts/3").unwrap();
+    vm.suspend().unwrap();
+    let err = vm.resume().unwrap_err().to_string();
+    assert!(err.contains("resume"), "{err}");
+    assert_eq!(
+        seen.lock().unwrap().calls,
+        ["balloon 1048576", "console /dev/pts/3", "suspend"]
+    );
     let fd = vm.connect_vsock(5678).unwrap();
     let mut port = [0u8; 4];
     std::fs::File::from(fd).read_exact(&mut port).unwrap();
@@ -563,6 +649,13 @@ fn bad_parcels_get_their_errors() {
     raw.extend([0; 16]);
     raw.extend([1, 0, 2, 99]); // kernel: a PFD whose fd index is 99
     assert_eq!(read(&words(&raw)), Err(ParcelError::BadFdIndex(99)));
+    // A string list count past what the bytes left could hold (3 entries need at least 12
+    // bytes; 8 are left) is refused before any entry is read.
+    let mut b = vec![2u8];
+    for w in [3i32, 0, 0] {
+        b.extend_from_slice(&w.to_le_bytes());
+    }
+    assert_eq!(read(&b), Err(ParcelError::BadLength(3)));
     // A string list count larger than the parcel.
     let mut b = vec![2u8];
     b.extend_from_slice(&1000i32.to_le_bytes());

@@ -3,10 +3,11 @@
 //! each entry's data is aligned like `zipalign -p` does it (zero-padding the local header's extra
 //! field): 4096 for `*.so`, 4 for everything else, unless told otherwise.
 
-use crate::error::{Error, Result};
-use crate::zip::{CD_RECORD_SIGNATURE, EOCD_SIGNATURE};
+use crate::ZipError;
 
 const LOCAL_HEADER_SIGNATURE: u32 = 0x0403_4b50;
+const CD_RECORD_SIGNATURE: u32 = 0x0201_4b50;
+const EOCD_SIGNATURE: u32 = 0x0605_4b50;
 /// DOS date of 1980-01-01 (day 1, month 1, year 0).
 const DOS_DATE: u16 = 0x0021;
 
@@ -41,32 +42,16 @@ impl ZipEntry {
     }
 }
 
-/// CRC-32 (IEEE), as ZIP uses.
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+fn u16_of(n: usize, what: &'static str) -> Result<u16, ZipError> {
+    u16::try_from(n).map_err(|_| ZipError::TooLargeToWrite(what))
 }
 
-fn u16_of(n: usize, what: &'static str) -> Result<u16> {
-    u16::try_from(n).map_err(|_| Error::Overflow(what))
-}
-
-fn u32_of(n: usize, what: &'static str) -> Result<u32> {
-    u32::try_from(n).map_err(|_| Error::Overflow(what))
+fn u32_of(n: usize, what: &'static str) -> Result<u32, ZipError> {
+    u32::try_from(n).map_err(|_| ZipError::TooLargeToWrite(what))
 }
 
 /// Builds a stored, aligned ZIP from `entries` in the given order.
-pub fn build_zip(entries: &[ZipEntry]) -> Result<Vec<u8>> {
+pub fn build_zip(entries: &[ZipEntry]) -> Result<Vec<u8>, ZipError> {
     let mut out = Vec::new();
     let mut cd = Vec::new();
     for e in entries {
@@ -78,7 +63,7 @@ pub fn build_zip(entries: &[ZipEntry]) -> Result<Vec<u8>> {
         let offset = u32_of(out.len(), "archive larger than 4 GiB")?;
         let data_start = out.len() as u64 + 30 + name.len() as u64;
         let pad = ((align - data_start % align) % align) as usize;
-        let crc = crc32(&e.data);
+        let crc = crc32fast::hash(&e.data);
         let size = u32_of(e.data.len(), "entry larger than 4 GiB")?;
         let name_len = u16_of(name.len(), "name too long")?;
         out.extend_from_slice(&LOCAL_HEADER_SIGNATURE.to_le_bytes());
@@ -133,25 +118,54 @@ pub fn build_zip(entries: &[ZipEntry]) -> Result<Vec<u8>> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::zip::{check_central_directory, find_zip_sections, read_central_directory};
-    use std::io::Cursor;
-
-    #[test]
-    fn crc() {
-        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
-    }
+    use crate::Method;
 
     #[test]
     fn aligned_and_parsable() {
         let zip = build_zip(&[
             ZipEntry::new("AndroidManifest.xml", b"x".to_vec()),
-            ZipEntry::new("lib/x86_64/libpayload.so", vec![0x7f; 100]),
+            ZipEntry::new("lib/x86_64/libpayload.so", vec![0x7f; 100]).with_mode(0o755),
+            ZipEntry {
+                align: Some(64),
+                ..ZipEntry::new("assets/a", b"abc".to_vec())
+            },
         ])
         .unwrap();
-        let z = find_zip_sections(&mut Cursor::new(&zip)).unwrap();
-        let cd = read_central_directory(&mut Cursor::new(&zip), &z).unwrap();
-        check_central_directory(&cd, 2, z.cd_offset).unwrap();
-        let so = zip.windows(100).position(|w| w == [0x7f; 100]).unwrap();
-        assert_eq!(so % 4096, 0);
+        let archive = crate::parse(zip.as_slice(), zip.len() as u64).unwrap();
+        let e = &archive.entries;
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].name, b"AndroidManifest.xml");
+        assert_eq!(e[0].data_offset % 4, 0);
+        assert_eq!((e[1].data_offset % 4096, e[1].size), (0, 100));
+        assert_eq!(e[1].unix_mode, Some(0o100755));
+        assert_eq!(e[0].unix_mode, Some(0o100644));
+        assert_eq!(e[2].data_offset % 64, 0);
+        assert!(e.iter().all(|e| e.method == Method::Stored));
+        assert_eq!(e[2].crc32, crc32fast::hash(b"abc"));
+        let data = &zip[e[2].data_offset as usize..][..3];
+        assert_eq!(data, b"abc");
+    }
+
+    #[test]
+    fn the_same_entries_give_the_same_bytes() {
+        let entries = [ZipEntry::new("a", b"1".to_vec())];
+        assert_eq!(build_zip(&entries).unwrap(), build_zip(&entries).unwrap());
+    }
+
+    #[test]
+    fn what_does_not_fit_is_refused() {
+        let long = ZipEntry::new("n".repeat(70_000), Vec::new());
+        assert!(matches!(
+            build_zip(&[long]),
+            Err(ZipError::TooLargeToWrite("name too long"))
+        ));
+        let pad = ZipEntry {
+            align: Some(1 << 20),
+            ..ZipEntry::new("a", Vec::new())
+        };
+        assert!(matches!(
+            build_zip(&[pad]),
+            Err(ZipError::TooLargeToWrite("alignment too large"))
+        ));
     }
 }
