@@ -179,6 +179,29 @@ fn signed_fixtures_verify() {
     }
 }
 
+/// Fault matrix row 12: a v3.1 block (key rotation that targets newer SDKs) does not change who
+/// signed the APK. AOSP's apkverify, which Microdroid uses, reads only the v3 block, so the
+/// v3 signer identifies the APK (and keys its secrets) whatever a v3.1 block says; here too,
+/// whether that block holds another key's valid signer or garbage, and for every SDK.
+#[test]
+fn a_v31_block_does_not_change_the_signer() {
+    use apksig::block::{V31_BLOCK_ID, V3_BLOCK_ID};
+    let rsa = fixtures::testdata("signed-rsa.apk");
+    let ec = fixtures::testdata("signed-ec.apk");
+    let plain = apksig::verify(&mut std::io::Cursor::new(&rsa), SDK).unwrap();
+    // The EC APK's v3 signer, offered as the rotated signer for SDK 33 and later.
+    let rotated = fixtures::pair_value(&ec, V3_BLOCK_ID);
+    for v31 in [rotated, b"garbage".to_vec()] {
+        let apk = fixtures::with_extra_pair(&rsa, V31_BLOCK_ID, v31);
+        for sdk in [24, 33, SDK] {
+            let s = apksig::verify(&mut std::io::Cursor::new(&apk), sdk).unwrap();
+            assert_eq!(s.scheme, Scheme::V3);
+            assert_eq!(s.algorithm, SignatureAlgorithm::RsaPkcs1Sha256);
+            assert_eq!(s.public_key_der, plain.public_key_der);
+        }
+    }
+}
+
 /// The checked-in fixtures are what the generator produces now (signing is deterministic).
 #[test]
 fn fixtures_are_up_to_date() {
