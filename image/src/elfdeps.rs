@@ -5,9 +5,8 @@
 //! mke2fs is picked up, one that is missing fails the build with its name.
 //!
 //! Layout on the system partition: programs in `bin/`, the loader and every library in
-//! `lib64/` under its `DT_NEEDED` name. The guest runs a program as
-//! `/system/lib64/ld-linux-x86-64.so.2 --library-path /system/lib64 /system/bin/<name>`, so no
-//! loader is needed at the root file system's `/lib64`.
+//! `lib64/` under its `DT_NEEDED` name; `image::runtime_files` then moves the libraries that
+//! only the system's own programs need to `private/lib64/`, out of the payload's reach.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;

@@ -59,14 +59,30 @@ pub const SYSTEM_BINARIES: &[&str] = &[
 pub const PAYLOAD_RUNTIME_PROGRAMS: &[&str] = &["microdroid_launcher"];
 pub const PAYLOAD_RUNTIME_LIBRARIES: &[&str] =
     &["libvm_payload.so", "libbinder_ndk.so", "liblog.so"];
+/// The C runtime a payload may link besides the payload API, as the NDK's libc, libm and libdl
+/// (glibc splits them further): from Debian's library directories, into `lib64/`.
+pub const PAYLOAD_C_LIBRARIES: &[&str] = &[
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "libpthread.so.0",
+    "librt.so.1",
+];
+/// Where the libraries of the system's own programs (mke2fs, busybox, gdbserver) go when the
+/// payload may not link them: AOSP's linker namespaces keep a payload to the public libraries,
+/// here the payload's library path and sandbox hold `lib64/` only.
+pub const PRIVATE_LIB_DIR: &str = "private/lib64";
 
-/// Symlinks of the initramfs that let Debian's dynamically linked programs run by name.
+/// Symlinks of the initramfs that let Debian's dynamically linked programs run by name: their
+/// ELF interpreter, and glibc's two default library directories, the public and the private
+/// libraries (the payload's sandbox has only the first).
 pub const ELF_RUNTIME_LINKS: &[(&str, &str)] = &[
     (
         "lib64/ld-linux-x86-64.so.2",
         "/system/lib64/ld-linux-x86-64.so.2",
     ),
     ("lib/x86_64-linux-gnu", "/system/lib64"),
+    ("usr/lib/x86_64-linux-gnu", "/system/private/lib64"),
 ];
 
 /// Where the dynamic guest build puts its output, for a static build's `bin_dir`
@@ -115,8 +131,8 @@ pub struct ImageSpec {
     /// PEM public key the initramfs trusts; by default the signing key's. Tests set another to
     /// build an image whose vbmeta the guest must refuse.
     pub trusted_key_pem: Option<String>,
-    /// Debian programs carried on the system partition (host file, name in `bin/`), with their
-    /// shared libraries and loader in `lib64/` ([`elfdeps`]).
+    /// Debian programs carried on the system partition (host file, name in `bin/`), with the
+    /// shared libraries only they need in [`PRIVATE_LIB_DIR`] ([`runtime_files`]).
     pub host_programs: Vec<(PathBuf, String)>,
     /// More guest binaries from `bin_dir` for `bin/` (benchmarks build images with theirs).
     pub extra_binaries: Vec<String>,
@@ -235,12 +251,8 @@ pub fn build_initramfs(
         archive.add_file(path, 0o644, data.to_vec())?;
     }
     // Debian's dynamic programs on the system partition (gdbserver in an adb shell) run by
-    // name: their ELF interpreter and glibc's default library directory lead to /system/lib64.
-    for (link, target) in ELF_RUNTIME_LINKS {
-        archive.add_symlink(link, target)?;
-    }
-    // Debian's dynamic programs on the system partition (gdbserver in an adb shell) run by
-    // name: their ELF interpreter and glibc's default library directory lead to /system/lib64.
+    // name: their ELF interpreter and glibc's default library directories lead to the system
+    // partition's libraries.
     for (link, target) in ELF_RUNTIME_LINKS {
         if let Some((parent, _)) = link.rsplit_once('/') {
             archive.add_dir(parent, 0o755)?;
@@ -342,35 +354,60 @@ pub fn system_files(spec: &ImageSpec) -> Result<Vec<FsFile>> {
             0o755,
         ));
     }
-    // Debian's programs and the payload runtime, with the loader and every library they need.
-    let mut roots: Vec<(PathBuf, String)> = spec
-        .host_programs
-        .iter()
-        .map(|(source, name)| (source.clone(), format!("bin/{name}")))
-        .collect();
-    for name in PAYLOAD_RUNTIME_PROGRAMS {
-        roots.push((spec.dyn_bin_dir.join(name), format!("bin/{name}")));
-    }
-    for name in PAYLOAD_RUNTIME_LIBRARIES {
-        roots.push((
-            spec.dyn_bin_dir.join(name),
-            format!("{}/{name}", elfdeps::SYSTEM_LIB_DIR),
-        ));
-    }
-    for (source, _) in &roots {
-        anyhow::ensure!(
-            source.exists(),
-            "{} missing: build the guest (make build)",
-            source.display()
-        );
-    }
-    for (dest, source) in elfdeps::resolve_roots(&roots, elfdeps::DEFAULT_LIBRARY_DIRS)? {
+    for (dest, source) in runtime_files(spec)? {
         let data = fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
         files.push((dest, data, 0o755));
     }
     files.push(("etc/init/init.rc".into(), spec.init_rc.clone(), 0o644));
     files.push(("etc/vm_config.json".into(), spec.vm_config.clone(), 0o644));
     Ok(files)
+}
+
+/// The dynamic programs of the system partition and their libraries, as (path on the
+/// partition, host file): the payload runtime with the public libraries in `lib64/`, Debian's
+/// programs with the libraries only they need in [`PRIVATE_LIB_DIR`].
+pub fn runtime_files(spec: &ImageSpec) -> Result<Vec<(String, PathBuf)>> {
+    let lib = elfdeps::SYSTEM_LIB_DIR;
+    let mut public_roots: Vec<(PathBuf, String)> = Vec::new();
+    for name in PAYLOAD_RUNTIME_PROGRAMS {
+        public_roots.push((spec.dyn_bin_dir.join(name), format!("bin/{name}")));
+    }
+    for name in PAYLOAD_RUNTIME_LIBRARIES {
+        public_roots.push((spec.dyn_bin_dir.join(name), format!("{lib}/{name}")));
+    }
+    for name in PAYLOAD_C_LIBRARIES {
+        let source = elfdeps::DEFAULT_LIBRARY_DIRS
+            .iter()
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.is_file())
+            .with_context(|| format!("{name} not found in {:?}", elfdeps::DEFAULT_LIBRARY_DIRS))?;
+        public_roots.push((source, format!("{lib}/{name}")));
+    }
+    let program_roots: Vec<(PathBuf, String)> = spec
+        .host_programs
+        .iter()
+        .map(|(source, name)| (source.clone(), format!("bin/{name}")))
+        .collect();
+    for (source, _) in public_roots.iter().chain(&program_roots) {
+        anyhow::ensure!(
+            source.exists(),
+            "{} missing: build the guest (make build)",
+            source.display()
+        );
+    }
+    let public = elfdeps::resolve_roots(&public_roots, elfdeps::DEFAULT_LIBRARY_DIRS)?;
+    let mut files: std::collections::BTreeMap<String, PathBuf> = public.into_iter().collect();
+    for (dest, source) in elfdeps::resolve_roots(&program_roots, elfdeps::DEFAULT_LIBRARY_DIRS)? {
+        let dest = match dest.strip_prefix(&format!("{lib}/")) {
+            // A library the payload may link too (and the loader, which every PT_INTERP names)
+            // stays where it is.
+            Some(_) if files.contains_key(&dest) => dest,
+            Some(name) => format!("{PRIVATE_LIB_DIR}/{name}"),
+            None => dest,
+        };
+        files.entry(dest).or_insert(source);
+    }
+    Ok(files.into_iter().collect())
 }
 
 /// The vendor partition's files: its build properties.
@@ -524,13 +561,23 @@ mod tests {
         assert!(default.contains(&"bin/microdroid_launcher".to_owned()));
         assert!(default.contains(&"lib64/libvm_payload.so".to_owned()));
         assert!(default.contains(&"lib64/libbinder_ndk.so".to_owned()));
+        // The C runtime is public; what only Debian's programs need is private.
+        for lib in ["libc.so.6", "libm.so.6", "libdl.so.2"] {
+            assert!(default.contains(&format!("lib64/{lib}")), "{lib}");
+            assert!(!default.contains(&format!("private/lib64/{lib}")), "{lib}");
+        }
+        assert!(default.contains(&"private/lib64/libext2fs.so.2".to_owned()));
+        assert!(!default.contains(&"lib64/libext2fs.so.2".to_owned()));
+        assert!(!default
+            .iter()
+            .any(|p| p.ends_with("/ld-linux-x86-64.so.2") && p != "lib64/ld-linux-x86-64.so.2"));
         assert!(!default.contains(&"bin/storage_bench".to_owned()));
         spec.extra_binaries = vec!["storage_bench".into()];
         assert!(names(&spec).contains(&"bin/storage_bench".to_owned()));
         spec.host_programs.clear();
         let without = names(&spec);
         assert!(!without.contains(&"bin/mke2fs".to_owned()));
-        assert!(!without.contains(&"lib64/libext2fs.so.2".to_owned()));
+        assert!(!without.iter().any(|p| p.starts_with("private/")));
         assert!(without.contains(&"lib64/libc.so.6".to_owned()));
     }
 

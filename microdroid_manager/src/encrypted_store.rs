@@ -21,6 +21,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::payload::{PRIVATE_LIB_DIR, SYSTEM_LIB_DIR, SYSTEM_LOADER};
 use anyhow::{bail, ensure, Context, Result};
 use devmapper::{DeviceMapper, Target};
 use nix::mount::{mount, MsFlags};
@@ -34,9 +35,7 @@ pub const DM_NAME: &str = "cryptdev";
 pub const CIPHER: &str = "aes-xts-plain64";
 /// What the host writes at the start of a storage file that was never formatted.
 pub const UNFORMATTED_MAGIC: &[u8; 19] = instance::STORAGE_MAGIC;
-/// Where the system partition keeps mke2fs, its libraries and their loader.
-pub const SYSTEM_LIB_DIR: &str = "/system/lib64";
-pub const LOADER: &str = "/system/lib64/ld-linux-x86-64.so.2";
+/// mke2fs on the system partition (its libraries are private: `PRIVATE_LIB_DIR`).
 pub const MKE2FS: &str = "/system/bin/mke2fs";
 /// Smaller than this, ext4 with a journal does not fit usefully.
 pub const MIN_SIZE: u64 = 1 << 20;
@@ -196,10 +195,14 @@ pub fn open(
 
 /// AOSP's mke2fs options, with the payload owning the root directory.
 pub fn mke2fs(device: &Path, uid: u32, gid: u32) -> Result<()> {
-    let mut command = Command::new(LOADER);
+    let mut command = Command::new(SYSTEM_LOADER);
     crate::privileges::limit(&mut command, caps::CapSet::EMPTY);
     let output = command
-        .args(["--library-path", SYSTEM_LIB_DIR, MKE2FS])
+        .args([
+            "--library-path",
+            &format!("{SYSTEM_LIB_DIR}:{PRIVATE_LIB_DIR}"),
+            MKE2FS,
+        ])
         .args([
             "-q",
             "-F",

@@ -22,6 +22,9 @@ pub const PAYLOAD_LIB_DIR: &str = "/mnt/apk/lib/x86_64";
 /// The system's glibc loader and libraries (image::elfdeps), and the launcher of `.so` payloads.
 pub const SYSTEM_LOADER: &str = "/system/lib64/ld-linux-x86-64.so.2";
 pub const SYSTEM_LIB_DIR: &str = "/system/lib64";
+/// The libraries only the system's own programs (mke2fs) may link: not on the payload's
+/// library path, not in its sandbox (image::PRIVATE_LIB_DIR).
+pub const PRIVATE_LIB_DIR: &str = "/system/private/lib64";
 pub const LAUNCHER: &str = "/system/bin/microdroid_launcher";
 /// The environment variable naming the fd on which the launcher says why a library did not load.
 pub const LAUNCHER_STATUS_FD_ENV: &str = "MICRODROID_LAUNCHER_STATUS_FD";

@@ -193,7 +193,11 @@ impl SandboxSpec {
     /// Microdroid's payload sandbox.
     pub fn microdroid() -> Self {
         let binds = vec![
-            Bind::new("/system", "/system", true),
+            // The programs and the public libraries only: the system's private libraries
+            // (/system/private) and configuration stay out, as AOSP's linker namespaces keep
+            // a payload to the public libraries.
+            Bind::new("/system/bin", "/system/bin", true),
+            Bind::new("/system/lib64", "/system/lib64", true),
             Bind::new("/mnt/apk", "/mnt/apk", true),
             Bind::new("/mnt/extra-apk", "/mnt/extra-apk", true),
             Bind::new("/apex", "/apex", true),

@@ -151,6 +151,61 @@ fn libraries_that_cannot_load_say_why() {
     );
 }
 
+/// Fault matrix row 32: a payload that links a library the system carries for its own programs
+/// (mke2fs's libext2fs) does not load, as AOSP's linker namespaces refuse it: the library is
+/// neither on the payload's library path nor in its sandbox, so naming it by path fails too;
+/// the C runtime the payload may link (libm) is there.
+#[test]
+fn private_system_libraries_are_out_of_reach() {
+    let image = build_image(&ImageChanges::default()).unwrap();
+    let dir = image.path();
+    // Linked against a stand-in with the private library's name and one of its functions:
+    // the guest has the real one, in /system/private/lib64.
+    let t = tree(dir, "private", "libmain.so");
+    let stand_in = lib_dir(&t).join("libext2fs.so.2");
+    cc_shared(
+        &stand_in,
+        "int ext2fs_default_journal_size(unsigned long long n) { return (int)n; }\n",
+        &[],
+    );
+    cc_shared(
+        &lib_dir(&t).join("libmain.so"),
+        "int ext2fs_default_journal_size(unsigned long long n);\n\
+         int AVmPayload_main(void) { return ext2fs_default_journal_size(0); }\n",
+        &[":libext2fs.so.2"],
+    );
+    std::fs::remove_file(&stand_in).unwrap();
+    let (outcome, console) = run(dir, "private", &t, false, vec![]);
+    let detail = invalid_config_detail(&outcome, &console);
+    assert!(
+        detail.contains("libext2fs.so.2: cannot open shared object file"),
+        "{detail}"
+    );
+
+    // By path: the private directory is not in the sandbox; the public C runtime is.
+    let t = tree(dir, "bypath", "libmain.so");
+    cc_shared(
+        &lib_dir(&t).join("libmain.so"),
+        "#include <dlfcn.h>\n#include <math.h>\n#include <stdio.h>\n\
+         int AVmPayload_main(void) {\n\
+           void *private = dlopen(\"/system/private/lib64/libext2fs.so.2\", RTLD_NOW);\n\
+           printf(\"private: %s\\n\", private ? \"loaded\" : dlerror());\n\
+           void *libm = dlopen(\"libm.so.6\", RTLD_NOW);\n\
+           double (*root)(double) = libm ? (double (*)(double))dlsym(libm, \"sqrt\") : 0;\n\
+           return private ? 1 : root ? (int)root(49.0) : 2;\n\
+         }\n",
+        &[],
+    );
+    let (outcome, console) = run(dir, "bypath", &t, false, vec![]);
+    assert_eq!(outcome, VmOutcome::PayloadFinished(7), "{console}");
+    assert!(
+        console.contains(
+            "private: /system/private/lib64/libext2fs.so.2: cannot open shared object file"
+        ),
+        "{console}"
+    );
+}
+
 /// Tries to load code from the encrypted storage and from an extra APK: both mounts are noexec,
 /// so the kernel refuses to map it.
 const LOADER_ESCAPE: &str = r#"

@@ -98,7 +98,7 @@ pub fn try_escape() -> ExitCode {
         open_read("/dev/block/by-name/vm-instance"),
     ));
     refused.push(report("read /dev/vda", open_read("/dev/vda")));
-    let path = c("/system/escape");
+    let path = c("/system/bin/escape");
     // SAFETY: path is NUL-terminated; the fd, if any, is closed.
     let fd = unsafe {
         libc::open(

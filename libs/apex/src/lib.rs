@@ -140,10 +140,14 @@ mod tests;
 /// it over the bad-input corpus. It must never panic, whatever the input.
 #[doc(hidden)]
 pub mod fuzzing {
-    /// Parses `data` as an APEX and, if that works, verifies it with and without expectations.
-    pub fn apex(data: &[u8]) {
-        if let Ok(apex) = crate::ApexFile::parse(data) {
-            let _ = apex.verify(data, &crate::Expectations::default());
+    /// Parses `data` as an APEX and, if that works, verifies it with and without expectations;
+    /// whether it parsed and verified without them.
+    pub fn apex(data: &[u8]) -> bool {
+        let Ok(apex) = crate::ApexFile::parse(data) else {
+            return false;
+        };
+        let verified = apex.verify(data, &crate::Expectations::default()).is_ok();
+        {
             let _ = apex.verify(
                 data,
                 &crate::Expectations {
@@ -154,5 +158,6 @@ pub mod fuzzing {
                 },
             );
         }
+        verified
     }
 }

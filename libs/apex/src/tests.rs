@@ -34,6 +34,9 @@ fn round_trip_parses_and_verifies() {
     assert_eq!(apex.manifest.name, "com.example.hello");
     assert_eq!(apex.manifest.version, 7);
     assert_eq!(apex.manifest.package_id(), "com.example.hello@7");
+    assert_eq!(apex.manifest.version_name, "7");
+    // The same through an owned buffer.
+    assert_eq!(ApexFile::parse(&data).unwrap().manifest, apex.manifest);
     assert_eq!(apex.public_key, key.public_key().unwrap().to_avb_bytes());
     assert_eq!(apex.payload.offset % 4096, 0, "payload is page-aligned");
     let verified = apex
@@ -122,6 +125,11 @@ fn payload_content_is_the_directory() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o755, "owner-executable files become 0755");
+    let mode = fs::metadata(out.join("etc/greeting.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644, "other files become 0644");
     // And the hashtree footer verifies the data (the whole image, as dm-verity would).
     let full = dir.path().join("payload.img");
     fs::write(&full, &image).unwrap();
@@ -193,4 +201,145 @@ fn writer_refuses_bad_names() {
         .unwrap_err();
         assert!(matches!(err, Error::InvalidName(_)), "{name:?}: {err:?}");
     }
+}
+
+/// A manifest whose encoding is exactly `size` bytes (its version name fills it up).
+fn manifest_of_size(size: usize) -> crate::ApexManifest {
+    use prost::Message;
+    let mut m = crate::ApexManifest {
+        name: "com.example.big".into(),
+        version: 0,
+        ..crate::ApexManifest::default()
+    };
+    let mut fill = size.saturating_sub(32);
+    loop {
+        m.version_name = "v".repeat(fill);
+        let len = m.encode_to_vec().len();
+        if len == size {
+            return m;
+        }
+        fill = fill + size - len.min(size) - usize::from(len > size);
+        assert!(fill < size, "cannot reach {size} bytes");
+    }
+}
+
+#[test]
+fn small_entries_are_read_up_to_their_limits() {
+    let key = key(2048).public_key().unwrap().to_avb_bytes();
+    let at_limit = build_apex_zip(&manifest_of_size(64 * 1024), &key, b"payload").unwrap();
+    let parsed = ApexFile::parse(at_limit.as_slice()).unwrap();
+    assert_eq!(parsed.manifest.version, 0, "version 0 is valid");
+    let over = build_apex_zip(&manifest_of_size(64 * 1024 + 1), &key, b"payload").unwrap();
+    assert!(matches!(
+        ApexFile::parse(over.as_slice()),
+        Err(Error::EntryTooLarge {
+            name: crate::MANIFEST_ENTRY,
+            size: 65537,
+            limit: 65536
+        })
+    ));
+    let manifest = manifest_of_size(100);
+    let big_key = vec![7u8; 4096];
+    let parsed = ApexFile::parse(
+        build_apex_zip(&manifest, &big_key, b"p")
+            .unwrap()
+            .as_slice(),
+    );
+    assert_eq!(parsed.unwrap().public_key, big_key);
+    let too_big_key = vec![7u8; 4097];
+    assert!(matches!(
+        ApexFile::parse(
+            build_apex_zip(&manifest, &too_big_key, b"p")
+                .unwrap()
+                .as_slice()
+        ),
+        Err(Error::EntryTooLarge {
+            name: crate::PUBKEY_ENTRY,
+            size: 4097,
+            limit: 4096
+        })
+    ));
+}
+
+#[test]
+fn versions_from_zero_are_built_and_negative_ones_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("zero.apex");
+    let manifest = build_apex(&tree(dir.path()), "com.example.zero", 0, &key(2048), &out).unwrap();
+    assert_eq!(manifest.version, 0);
+    assert!(matches!(
+        build_apex(&tree(dir.path()), "com.example.neg", -1, &key(2048), &out),
+        Err(Error::InvalidVersion(-1))
+    ));
+}
+
+#[test]
+fn the_salt_is_fixed_per_name() {
+    use sha2::{Digest, Sha256};
+    let expected: [u8; 32] = Sha256::digest(b"apex-com.example.a").into();
+    assert_eq!(crate::write::salt_for("com.example.a"), expected);
+    assert_ne!(
+        crate::write::salt_for("com.example.a"),
+        crate::write::salt_for("com.example.b")
+    );
+}
+
+/// The payload's file system is chosen by its superblock magic: erofs at 1024, ext4's 0xef53 at
+/// 1024 + 0x38; an image too short to hold a superblock's first 64 bytes is neither.
+#[test]
+fn file_system_by_magic() {
+    assert_eq!(
+        (FsType::Erofs.name(), FsType::Ext4.name()),
+        ("erofs", "ext4")
+    );
+    let apex = |size: u64| ApexFile {
+        manifest: crate::ApexManifest::default(),
+        public_key: Vec::new(),
+        payload: crate::EntryRange { offset: 0, size },
+    };
+    let mut erofs = vec![0u8; 4096];
+    erofs[1024..1028].copy_from_slice(&[0xe2, 0xe1, 0xf5, 0xe0]);
+    assert_eq!(apex(1088).fs_type(erofs.as_slice()).unwrap(), FsType::Erofs);
+    assert!(matches!(
+        apex(1087).fs_type(erofs.as_slice()),
+        Err(Error::UnknownFilesystem)
+    ));
+    let mut ext4 = vec![0u8; 4096];
+    ext4[1024 + 0x38..1024 + 0x3a].copy_from_slice(&[0x53, 0xef]);
+    assert_eq!(apex(4096).fs_type(ext4.as_slice()).unwrap(), FsType::Ext4);
+    assert!(matches!(
+        apex(4096).fs_type(vec![0u8; 4096].as_slice()),
+        Err(Error::UnknownFilesystem)
+    ));
+}
+
+/// The vbmeta a footer names may be at most 64 KiB (avbtool's limit): one byte more is refused
+/// before it is read.
+#[test]
+fn the_vbmeta_size_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.apex");
+    build_apex(&tree(dir.path()), "com.example.big", 1, &key(2048), &out).unwrap();
+    let mut data = fs::read(&out).unwrap();
+    let apex = ApexFile::parse(data.as_slice()).unwrap();
+    // The AVB footer is the payload's last 64 bytes, the vbmeta size (BE) at 28.
+    let footer = (apex.payload.offset + apex.payload.size - 64) as usize;
+    data[footer + 28..footer + 36].copy_from_slice(&(64u64 * 1024 + 1).to_be_bytes());
+    let err = apex
+        .verify(data.as_slice(), &Expectations::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PayloadAvb(avb::Error::SizeOutOfRange(_))),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn the_fuzz_entry_verifies_what_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.apex");
+    build_apex(&tree(dir.path()), "com.example.f", 1, &key(2048), &out).unwrap();
+    let data = fs::read(&out).unwrap();
+    assert!(crate::fuzzing::apex(&data));
+    assert!(!crate::fuzzing::apex(&data[..data.len() - 1]));
 }

@@ -9,8 +9,6 @@ use crate::source::ReadAt;
 use crate::zip::ApexFile;
 use crate::{Error, Result};
 
-/// Largest vbmeta read from a payload image (avbtool's `MAX_VBMETA_SIZE`).
-const MAX_VBMETA_SIZE: u64 = 64 * 1024;
 /// Offset of a file system superblock in the image.
 const SUPERBLOCK_OFFSET: u64 = 1024;
 const EROFS_MAGIC: [u8; 4] = [0xe2, 0xe1, 0xf5, 0xe0];
@@ -102,11 +100,8 @@ impl ApexFile {
         footer
             .check_bounds(payload_size)
             .map_err(Error::PayloadAvb)?;
-        if footer.vbmeta_size > MAX_VBMETA_SIZE {
-            return Err(Error::PayloadAvb(avb::Error::SizeOutOfRange(
-                "vbmeta larger than 64 KiB",
-            )));
-        }
+        // `check_bounds` also refused a vbmeta over 64 KiB (avbtool's limit): this allocation
+        // is bounded.
         let mut vbmeta = vec![0u8; footer.vbmeta_size as usize];
         src.read_exact_at(&mut vbmeta, self.at(footer.vbmeta_offset)?)?;
         let image = avb::verify_vbmeta(&vbmeta, &self.public_key, None)
@@ -140,7 +135,7 @@ impl ApexFile {
 
     /// The file system type by its magic. The bytes are not verified yet; they only choose
     /// which file system the verified device is mounted as.
-    fn fs_type(&self, src: &(impl ReadAt + ?Sized)) -> Result<FsType> {
+    pub(crate) fn fs_type(&self, src: &(impl ReadAt + ?Sized)) -> Result<FsType> {
         let mut magic = [0u8; 4];
         if self.payload.size < SUPERBLOCK_OFFSET + 0x40 {
             return Err(Error::UnknownFilesystem);

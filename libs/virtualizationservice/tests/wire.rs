@@ -649,6 +649,15 @@ fn bad_parcels_get_their_errors() {
     raw.extend([0; 16]);
     raw.extend([1, 0, 2, 99]); // kernel: a PFD whose fd index is 99
     assert_eq!(read(&words(&raw)), Err(ParcelError::BadFdIndex(99)));
+    // Reader 1 is the debug-info list: one entry whose size runs past the end (read as a
+    // string list, the same words are one short string).
+    let mut b = vec![1u8];
+    for w in [1i32, 1, 400] {
+        b.extend_from_slice(&w.to_le_bytes());
+    }
+    assert_eq!(read(&b), Err(ParcelError::BadParcelableSize(400)));
+    b[0] = 2;
+    assert_eq!(read(&b), Ok(()));
     // A string list count past what the bytes left could hold (3 entries need at least 12
     // bytes; 8 are left) is refused before any entry is read.
     let mut b = vec![2u8];

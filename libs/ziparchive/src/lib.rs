@@ -11,6 +11,9 @@ pub mod error;
 pub mod testzip;
 pub mod write;
 
+#[cfg(test)]
+mod tests;
+
 pub use archive::{
     find_end_record, parse, read_central_directory, Archive, EndRecord, Entry, Method, Source,
 };

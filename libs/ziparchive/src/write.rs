@@ -147,6 +147,17 @@ mod tests {
     }
 
     #[test]
+    fn aligned_data_gets_no_padding() {
+        let zip = build_zip(&[ZipEntry {
+            align: Some(1),
+            ..ZipEntry::new("a", b"xyz".to_vec())
+        }])
+        .unwrap();
+        // Local header and name, data, central record and name, end record.
+        assert_eq!(zip.len(), 30 + 1 + 3 + 46 + 1 + 22);
+    }
+
+    #[test]
     fn the_same_entries_give_the_same_bytes() {
         let entries = [ZipEntry::new("a", b"1".to_vec())];
         assert_eq!(build_zip(&entries).unwrap(), build_zip(&entries).unwrap());
