@@ -7,7 +7,8 @@
 # for each one left missed why it is equivalent.
 #
 # Knobs: MUTANTS_CRATES (a space-separated subset), MUTANTS_TIMEOUT (seconds per test run,
-# default 60), MUTANTS_JOBS (builds at once, default 2). Installs cargo-mutants if it is
+# default 60), MUTANTS_JOBS (builds at once, default 2), MUTANTS_ITERATE=1 (test again only
+# what the last run of a crate did not catch, after adding tests). Installs cargo-mutants if it is
 # missing. Long: about 2 s per mutant with the `mutants` profile (no debug info), some 4,600
 # mutants over all the crates.
 set -euo pipefail
@@ -18,6 +19,8 @@ default_crates="idsig bootconfig gpt_disk vm_status payload_config init_config p
 crates=${MUTANTS_CRATES:-$default_crates}
 timeout=${MUTANTS_TIMEOUT:-60}
 jobs=${MUTANTS_JOBS:-2}
+iterate=()
+if [ "${MUTANTS_ITERATE:-0}" = 1 ]; then iterate=(--iterate); fi
 command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
 
 rows=()
@@ -28,7 +31,7 @@ for crate in $crates; do
     # Exit status 2 means "some mutants were missed": the table reports them.
     status=0
     cargo mutants --package "$crate" --jobs "$jobs" --timeout "$timeout" --no-shuffle \
-        --profile mutants --output "$out" >"$out/log.txt" 2>&1 || status=$?
+        --profile mutants --output "$out" "${iterate[@]}" >"$out/log.txt" 2>&1 || status=$?
     if [ "$status" -ne 0 ] && [ "$status" -ne 2 ] && [ "$status" -ne 3 ]; then
         echo "mutants: $crate failed (exit $status)" >&2
         tail -20 "$out/log.txt" >&2

@@ -474,3 +474,74 @@ fn layout_sizes_and_ratios() {
         Err(ZipError::OverlappingEntries { .. })
     ));
 }
+
+/// Fails reads that start inside `bad`, serves the rest from `data`.
+struct FailingAt<'a> {
+    data: &'a [u8],
+    bad: std::ops::Range<u64>,
+}
+
+impl Source for FailingAt<'_> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        if self.bad.contains(&offset) {
+            return Err(io::Error::other("EIO"));
+        }
+        self.data.read_at(buf, offset)
+    }
+}
+
+#[test]
+fn a_local_header_that_cannot_be_read_fails_the_parse() {
+    // Large enough that the end of the archive is read without touching its start.
+    let mut b = ZipBuilder::new();
+    b.stored("big", &vec![1u8; 1_200_000]);
+    let zip = b.finish();
+    let src = FailingAt {
+        data: &zip,
+        bad: 0..30,
+    };
+    assert!(matches!(
+        parse(&src, zip.len() as u64),
+        Err(ZipError::Io {
+            what: "reading a local header",
+            ..
+        })
+    ));
+}
+
+/// A local header whose name ends exactly at the end of the file (here: inside the end record's
+/// comment) is whole; its data then lies past the central directory.
+#[test]
+fn a_local_header_ending_at_the_end_of_the_file() {
+    let mut b = ZipBuilder::new();
+    b.stored("a", b"");
+    let zip = b.finish();
+    let mut local = zip[..31].to_vec();
+    assert_eq!(&local[..4], b"PK\x03\x04");
+    local.truncate(31);
+    let comment_at = zip.len() as u32;
+    let mut z = patch_eocd16(&zip, 20, 31);
+    z.extend_from_slice(&local);
+    // The central record's local header offset (+42) now names the comment.
+    let cd = zip.len() - 22 - 47;
+    z[cd + 42..cd + 46].copy_from_slice(&comment_at.to_le_bytes());
+    assert!(matches!(
+        parse_bytes(&z),
+        Err(ZipError::EntryOutOfBounds { .. })
+    ));
+}
+
+/// zip64 sizes in a local extra field longer than the first read of the header: the rest of
+/// the field is read from where it is.
+#[test]
+fn zip64_sizes_in_a_long_local_extra_field() {
+    let mut b = ZipBuilder::new();
+    let e = b.stored("a", b"data");
+    e.zip64 = true;
+    let mut pad = vec![0xfe, 0xca, 96, 0];
+    pad.extend_from_slice(&[0u8; 96]);
+    e.local_extra = pad;
+    let a = parse_bytes(&b.finish()).unwrap();
+    assert_eq!(a.entries[0].size, 4);
+    assert_eq!(a.entries[0].data_offset, 30 + 1 + 20 + 100);
+}

@@ -28,6 +28,8 @@ pub struct RawEntry {
     pub lho_override: Option<u64>,
     /// Write the sizes and offset as zip64.
     pub zip64: bool,
+    /// More bytes for the local header's extra field, after the zip64 one.
+    pub local_extra: Vec<u8>,
 }
 
 /// A zip writer with knobs for malformed output.
@@ -62,6 +64,7 @@ impl ZipBuilder {
             local_crc: None,
             lho_override: None,
             zip64: false,
+            local_extra: Vec::new(),
         });
         let i = self.entries.len() - 1;
         &mut self.entries[i]
@@ -93,6 +96,7 @@ impl ZipBuilder {
                 extra.extend_from_slice(&e.size.to_le_bytes());
                 extra.extend_from_slice(&e.csize.to_le_bytes());
             }
+            extra.extend_from_slice(&e.local_extra);
             out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
             out.extend_from_slice(&(if e.zip64 { 45u16 } else { 20 }).to_le_bytes());
             out.extend_from_slice(&0u16.to_le_bytes()); // flags
