@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::{self, File};
-use std::io::{Cursor, Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -111,25 +111,11 @@ fn mount(zip: &Path, extra: &[&str]) -> Mounted {
 
 /// Writes an archive with the zip crate: (name, data, deflated, unix mode).
 fn write_zip(path: &Path, files: &[(&str, &[u8], bool, u32)]) {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, data, deflated, mode) in files {
-        let method = if *deflated {
-            zip::CompressionMethod::Deflated
-        } else {
-            zip::CompressionMethod::Stored
-        };
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(method)
-            .unix_permissions(*mode)
-            .large_file(data.len() > (1 << 30));
-        if name.ends_with('/') {
-            w.add_directory(*name, opts).unwrap();
-        } else {
-            w.start_file(*name, opts).unwrap();
-            w.write_all(data).unwrap();
-        }
-    }
-    fs::write(path, w.finish().unwrap().into_inner()).unwrap();
+    fs::write(
+        path,
+        ziparchive::testzip::zip_crate_archive_with_modes(files, false),
+    )
+    .unwrap();
 }
 
 fn sha(b: &[u8]) -> Vec<u8> {

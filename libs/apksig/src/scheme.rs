@@ -200,7 +200,7 @@ impl ApkSignature {
         let zip = find_zip_sections(src)?;
         let block = read_signing_block(src, &zip)?;
         let central_directory = read_central_directory(src, &zip)?;
-        check_central_directory(&central_directory, zip.cd_records, block.offset)?;
+        check_central_directory(&central_directory, zip.entries, block.offset)?;
         Ok(Self {
             zip,
             block,

@@ -105,7 +105,7 @@ fn sign_inner(zip: &[u8], config: &SigningConfig, check: bool) -> Result<Vec<u8>
         entries_end = start;
     }
     if check {
-        check_central_directory(cd, z.cd_records, entries_end as u64)?;
+        check_central_directory(cd, z.entries, entries_end as u64)?;
     }
     let entries = &zip[..entries_end];
     let pad = (SIGNING_BLOCK_ALIGNMENT - entries.len() as u64 % SIGNING_BLOCK_ALIGNMENT)

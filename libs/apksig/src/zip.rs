@@ -25,29 +25,9 @@ pub const MAX_CD_SIZE: u64 = 64 * 1024 * 1024;
 /// Size of a local file header without its name and extra field.
 const LOCAL_HEADER_SIZE: u64 = 30;
 
-/// Where the sections of a ZIP archive are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZipSections {
-    /// Offset of the central directory (from the EOCD).
-    pub cd_offset: u64,
-    /// Size of the central directory (from the EOCD).
-    pub cd_size: u64,
-    /// Number of central directory records (from the EOCD).
-    pub cd_records: u64,
-    /// Offset of the EOCD record.
-    pub eocd_offset: u64,
-    /// The EOCD record including its comment.
-    pub eocd: Vec<u8>,
-    /// Size of the source, including any zero padding after the archive.
-    pub source_size: u64,
-}
-
-impl ZipSections {
-    /// End of the archive proper (the end of the EOCD comment); zero padding may follow.
-    pub fn archive_end(&self) -> u64 {
-        self.eocd_offset.saturating_add(self.eocd.len() as u64)
-    }
-}
+/// Where the sections of a ZIP archive are: the zip reader's end record (central directory
+/// offset and size, the record's own offset and bytes).
+pub type ZipSections = ziparchive::EndRecord;
 
 /// A seekable reader as the zip reader's positioned-read source.
 struct SeekSource<'a, R>(RefCell<&'a mut R>);
@@ -90,14 +70,7 @@ pub fn find_zip_sections<R: Read + Seek>(src: &mut R) -> Result<ZipSections> {
             eocd_offset: end.eocd_offset,
         });
     }
-    Ok(ZipSections {
-        cd_offset: end.cd_offset,
-        cd_size: end.cd_size,
-        cd_records: end.entries,
-        eocd_offset: end.eocd_offset,
-        eocd: end.eocd,
-        source_size: size,
-    })
+    Ok(end)
 }
 
 /// Reads the central directory into memory.
@@ -153,10 +126,10 @@ pub(crate) mod tests {
         let zip = make_zip(&[("a.txt", b"hello"), ("b", b"")]);
         let z = find_zip_sections(&mut Cursor::new(&zip)).unwrap();
         assert_eq!(z.eocd_offset, zip.len() as u64 - 22);
-        assert_eq!(z.cd_records, 2);
+        assert_eq!(z.entries, 2);
         assert_eq!(z.archive_end(), zip.len() as u64);
         let cd = read_central_directory(&mut Cursor::new(&zip), &z).unwrap();
-        check_central_directory(&cd, z.cd_records, z.cd_offset).unwrap();
+        check_central_directory(&cd, z.entries, z.cd_offset).unwrap();
     }
 
     #[test]
@@ -166,7 +139,6 @@ pub(crate) mod tests {
         zip.resize(4096, 0);
         let z = find_zip_sections(&mut Cursor::new(&zip)).unwrap();
         assert_eq!(z.archive_end(), n as u64);
-        assert_eq!(z.source_size, 4096);
     }
 
     #[test]

@@ -198,10 +198,20 @@ impl ZipBuilder {
     }
 }
 
-/// Writes an archive with the `zip` crate: `(name, data, deflated)` triples.
+/// Writes an archive with the `zip` crate: `(name, data, deflated)` triples, mode 0644.
 pub fn zip_crate_archive(files: &[(&str, Vec<u8>, bool)], zip64: bool) -> Vec<u8> {
+    let files: Vec<(&str, &[u8], bool, u32)> = files
+        .iter()
+        .map(|(name, data, deflated)| (*name, data.as_slice(), *deflated, 0o644))
+        .collect();
+    zip_crate_archive_with_modes(&files, zip64)
+}
+
+/// Writes an archive with the `zip` crate: `(name, data, deflated, unix mode)`; zip64 records
+/// when asked or when an entry needs them.
+pub fn zip_crate_archive_with_modes(files: &[(&str, &[u8], bool, u32)], zip64: bool) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, data, deflated) in files {
+    for (name, data, deflated, mode) in files {
         let method = if *deflated {
             zip::CompressionMethod::Deflated
         } else {
@@ -209,8 +219,8 @@ pub fn zip_crate_archive(files: &[(&str, Vec<u8>, bool)], zip64: bool) -> Vec<u8
         };
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(method)
-            .unix_permissions(0o644)
-            .large_file(zip64);
+            .unix_permissions(*mode)
+            .large_file(zip64 || data.len() > (1 << 30));
         if name.ends_with('/') {
             let _ = w.add_directory(*name, opts);
         } else {
