@@ -398,6 +398,62 @@ mod tests {
     }
 
     #[test]
+    fn negative_integers_tags_and_indefinite_lengths() {
+        let mut r = Reader::new(&[0x20, 0x38, 0x63, 0x3a, 0x00, 0x01, 0x11, 0x71]);
+        assert_eq!(r.read_int("a").unwrap(), -1);
+        assert_eq!(r.read_int("b").unwrap(), -100);
+        assert_eq!(r.read_int("c").unwrap(), -70002);
+        // Tag 24 (encoded CBOR) around a byte string.
+        assert_eq!(
+            decode(&[0xd8, 0x18, 0x41, 0x07]).unwrap(),
+            Value::Tag(24, Box::new(Value::Bytes(&[7])))
+        );
+        let Err(Error::Cbor(m)) = decode(&[0x9f, 0xff]) else {
+            panic!()
+        };
+        assert!(m.contains("indefinite length"), "{m}");
+        let Err(Error::Cbor(m)) = decode(&[0x1c]) else {
+            panic!()
+        };
+        assert!(m.contains("reserved"), "{m}");
+    }
+
+    /// Arrays, maps and tags nest at most MAX_DEPTH deep, each kind counting.
+    #[test]
+    fn nesting_is_bounded_for_every_container() {
+        // `open` opens one container around what follows; the innermost item is 0.
+        let nested = |open: &[u8], depth: usize| {
+            let mut b = Vec::new();
+            for _ in 0..depth {
+                b.extend_from_slice(open);
+            }
+            b.push(0);
+            b
+        };
+        // An array of one item; a map whose one key is 0 and value is what follows; tag 1.
+        for open in [&[0x81][..], &[0xa1, 0x00][..], &[0xc1][..]] {
+            assert!(decode(&nested(open, MAX_DEPTH)).is_ok(), "{open:?}");
+            assert!(
+                matches!(
+                    decode(&nested(open, MAX_DEPTH + 1)),
+                    Err(Error::NestingTooDeep)
+                ),
+                "{open:?}"
+            );
+        }
+        // A map's key nests too.
+        let mut b = Vec::new();
+        for _ in 0..=MAX_DEPTH {
+            b.push(0xa1);
+        }
+        b.push(0);
+        for _ in 0..=MAX_DEPTH {
+            b.push(0);
+        }
+        assert!(matches!(decode(&b), Err(Error::NestingTooDeep)));
+    }
+
+    #[test]
     fn decode_rejects() {
         assert!(matches!(decode(&[]), Err(Error::Truncated)));
         assert!(matches!(decode(&[0x01, 0x02]), Err(Error::TrailingData)));

@@ -40,13 +40,13 @@ pub mod label {
     /// RKP VM marker (null).
     pub const RKP_VM_MARKER: i64 = -70006;
 
-    /// COSE_Key `kty`, `alg`, `key_ops`, `crv`, `x`, `y`; protected header `alg`.
+    /// COSE_Key `kty`, `alg`, `key_ops`, `crv`, `x` (an Ed25519 key has no `y`); protected
+    /// header `alg`.
     pub const COSE_KTY: i64 = 1;
     pub const COSE_ALG: i64 = 3;
     pub const COSE_KEY_OPS: i64 = 4;
     pub const COSE_CRV: i64 = -1;
     pub const COSE_X: i64 = -2;
-    pub const COSE_Y: i64 = -3;
     pub const HEADER_ALG: i64 = 1;
 
     /// `kty` OKP, `alg` EdDSA, `crv` Ed25519, `key_ops` verify.
