@@ -442,14 +442,8 @@ mod tests {
             );
         }
         // A map's key nests too.
-        let mut b = Vec::new();
-        for _ in 0..=MAX_DEPTH {
-            b.push(0xa1);
-        }
-        b.push(0);
-        for _ in 0..=MAX_DEPTH {
-            b.push(0);
-        }
+        let mut b = vec![0xa1; MAX_DEPTH + 1];
+        b.resize(2 * (MAX_DEPTH + 1) + 1, 0);
         assert!(matches!(decode(&b), Err(Error::NestingTooDeep)));
     }
 
