@@ -517,3 +517,186 @@ fn footer_round_trip_and_bounds() -> Result<()> {
     ));
     Ok(())
 }
+
+#[test]
+fn footer_versions_and_bounds_at_their_limits() -> Result<()> {
+    let f = Footer {
+        version_major: 1,
+        version_minor: 0,
+        original_image_size: 4096,
+        vbmeta_offset: 4096,
+        vbmeta_size: 2112,
+    };
+    let mut newer = f.encode();
+    newer[8..12].copy_from_slice(&1u32.to_be_bytes());
+    assert!(matches!(
+        Footer::parse(&newer),
+        Err(Error::UnsupportedVersion {
+            what: "footer",
+            major: 1,
+            minor: 1
+        })
+    ));
+    // The vbmeta may end right where the footer starts, not a byte later.
+    let exact = 4096 + 2112 + 64;
+    f.check_bounds(exact)?;
+    assert!(f.check_bounds(exact - 1).is_err());
+    // The original image may end right where the vbmeta starts.
+    let overlapping = Footer {
+        original_image_size: 4097,
+        ..f
+    };
+    assert!(matches!(
+        overlapping.check_bounds(1 << 20),
+        Err(Error::SizeOutOfRange(
+            "footer original image overlaps the vbmeta"
+        ))
+    ));
+    // A vbmeta of 64 KiB is fine, one byte more is not.
+    let largest = Footer {
+        vbmeta_size: 64 * 1024,
+        ..f
+    };
+    largest.check_bounds(1 << 20)?;
+    let larger = Footer {
+        vbmeta_size: 64 * 1024 + 1,
+        ..f
+    };
+    assert!(matches!(
+        larger.check_bounds(1 << 20),
+        Err(Error::SizeOutOfRange("footer vbmeta larger than 64 KiB"))
+    ));
+    Ok(())
+}
+
+#[test]
+fn images_fill_their_partition_up_to_avbtools_maximum() -> Result<()> {
+    let partition = 4 << 20;
+    let max = max_image_size_for_hashtree(partition)?;
+    // avbtool's allowance: the tree for the whole partition, 64 KiB of vbmeta, a 4 KiB block.
+    let tree = verity::Layout::new(partition, &verity::Params::new(&[])?)?.tree_size;
+    assert_eq!(max, partition - tree - 64 * 1024 - 4096);
+    let mut opts = HashtreeFooterOptions::new("system", &[1; 4], None);
+    opts.partition_size = partition;
+    let mut fits = test_image(max as usize);
+    add_hashtree_footer_to_vec(&mut fits, &opts)?;
+    assert_eq!(fits.len() as u64, partition);
+    let mut too_big = test_image(max as usize + 4096);
+    assert!(matches!(
+        add_hashtree_footer_to_vec(&mut too_big, &opts),
+        Err(Error::SizeOutOfRange(
+            "image does not fit the partition size with its AVB metadata"
+        ))
+    ));
+    // Without a partition size there is no limit.
+    opts.partition_size = 0;
+    let mut any = test_image(max as usize + 4096);
+    add_hashtree_footer_to_vec(&mut any, &opts)?;
+    Ok(())
+}
+
+#[test]
+fn hashtree_descriptor_layout_checks() -> Result<()> {
+    let d = system_descriptor();
+    d.check(None)?;
+    // The tree may start after the data, not before, and must be block-aligned.
+    HashtreeDescriptor {
+        tree_offset: d.image_size + 4096,
+        ..d.clone()
+    }
+    .check(None)?;
+    for bad in [
+        HashtreeDescriptor {
+            tree_offset: d.image_size - 4096,
+            ..d.clone()
+        },
+        HashtreeDescriptor {
+            tree_offset: d.image_size + 1,
+            ..d.clone()
+        },
+    ] {
+        assert!(matches!(
+            bad.check(None),
+            Err(Error::DescriptorInvalid(
+                "tree offset is not block-aligned after the data"
+            ))
+        ));
+    }
+    for image_size in [0, d.image_size + 1] {
+        let bad = HashtreeDescriptor {
+            image_size,
+            ..d.clone()
+        };
+        assert!(matches!(
+            bad.check(None),
+            Err(Error::DescriptorInvalid(
+                "image size is not a whole number of data blocks"
+            ))
+        ));
+    }
+    // The tree must end inside the partition: exactly at its end is fine.
+    let end = d.tree_offset + d.tree_size;
+    d.check(Some(end))?;
+    assert!(matches!(
+        d.check(Some(end - 1)),
+        Err(Error::SizeOutOfRange(
+            "hash tree extends past the partition"
+        ))
+    ));
+    Ok(())
+}
+
+#[test]
+fn named_descriptors_of_every_kind_merge_by_name() {
+    let hash = |name: &str, digest: u8| {
+        Descriptor::Hash(HashDescriptor {
+            image_size: 4096,
+            hash_algorithm: "sha256".into(),
+            partition_name: name.into(),
+            salt: vec![],
+            digest: vec![digest; 32],
+            flags: 0,
+        })
+    };
+    let chain = Descriptor::ChainPartition(ChainPartitionDescriptor {
+        rollback_index_location: 1,
+        partition_name: "vbmeta_system".into(),
+        public_key: vec![1, 2],
+        flags: 0,
+    });
+    assert_eq!(hash("boot", 0).partition_name(), Some("boot"));
+    assert_eq!(chain.partition_name(), Some("vbmeta_system"));
+    let merged = merge_included_descriptors(&[
+        vec![hash("boot", 1), chain.clone()],
+        vec![hash("boot", 2), hash("init_boot", 3)],
+    ]);
+    // avbtool's order: AvbChainPartitionDescriptor_* before AvbHashDescriptor_*, the last
+    // "boot" winning.
+    assert_eq!(merged, vec![chain, hash("boot", 2), hash("init_boot", 3)]);
+}
+
+#[test]
+fn sha256_for_every_key_size() {
+    assert_eq!(
+        Algorithm::sha256_for_bits(2048).ok(),
+        Some(Algorithm::Sha256Rsa2048)
+    );
+    assert_eq!(
+        Algorithm::sha256_for_bits(4096).ok(),
+        Some(Algorithm::Sha256Rsa4096)
+    );
+    assert_eq!(
+        Algorithm::sha256_for_bits(8192).ok(),
+        Some(Algorithm::Sha256Rsa8192)
+    );
+    assert!(Algorithm::sha256_for_bits(3072).is_err());
+}
+
+#[test]
+fn read_file_reads_it_whole() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("f");
+    std::fs::write(&path, b"contents")?;
+    assert_eq!(read_file(&path)?, b"contents");
+    Ok(())
+}

@@ -160,6 +160,20 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_the_chain_length_and_no_secret() {
+        let h = Handover {
+            cdis: cdis(),
+            chain: Some(vec![0x82, 0x01, 0x02]),
+        };
+        let text = format!("{h:?}");
+        assert_eq!(
+            text,
+            "Handover { cdis: CdiValues { cdi_attest: \"<secret>\", cdi_seal: \"<secret>\" }, \
+             chain_len: Some(3) }"
+        );
+    }
+
+    #[test]
     fn third_key_other_than_3_means_no_chain() {
         let mut b = Handover {
             cdis: cdis(),
