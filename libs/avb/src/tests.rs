@@ -700,3 +700,139 @@ fn read_file_reads_it_whole() -> Result<()> {
     assert_eq!(read_file(&path)?, b"contents");
     Ok(())
 }
+
+#[test]
+fn hash_and_chain_flags_bump_the_minor_version() -> Result<()> {
+    let minor = |d: Descriptor| -> Result<u32> {
+        let blob = build_vbmeta(&VbmetaOptions::default(), &[d], None)?;
+        Ok(VbmetaImage::parse(&blob)?
+            .header
+            .required_libavb_version_minor)
+    };
+    let hash = |flags| {
+        Descriptor::Hash(HashDescriptor {
+            image_size: 4096,
+            hash_algorithm: "sha256".into(),
+            partition_name: "boot".into(),
+            salt: vec![],
+            digest: vec![0; 32],
+            flags,
+        })
+    };
+    let chain = |flags| {
+        Descriptor::ChainPartition(ChainPartitionDescriptor {
+            rollback_index_location: 1,
+            partition_name: "vbmeta_system".into(),
+            public_key: vec![1, 2],
+            flags,
+        })
+    };
+    assert_eq!(minor(hash(0))?, 0);
+    assert_eq!(minor(hash(1))?, 1);
+    assert_eq!(minor(chain(0))?, 0);
+    assert_eq!(minor(chain(1))?, 3);
+    Ok(())
+}
+
+#[test]
+fn header_versions_and_release_strings_at_their_limits() -> Result<()> {
+    let blob = build_vbmeta(&VbmetaOptions::default(), &[], None)?;
+    // required_libavb_version_minor is the second big-endian word.
+    let with_minor = |m: u32| {
+        let mut b = blob.clone();
+        b[8..12].copy_from_slice(&m.to_be_bytes());
+        b
+    };
+    VbmetaImage::parse(&with_minor(3))?;
+    assert!(matches!(
+        VbmetaImage::parse(&with_minor(4)),
+        Err(Error::UnsupportedVersion {
+            what: "vbmeta",
+            minor: 4,
+            ..
+        })
+    ));
+    let longest = VbmetaOptions {
+        release_string: "r".repeat(47),
+        ..Default::default()
+    };
+    let blob = build_vbmeta(&longest, &[], None)?;
+    assert_eq!(
+        VbmetaImage::parse(&blob)?.header.release_string,
+        "r".repeat(47)
+    );
+    let too_long = VbmetaOptions {
+        release_string: "r".repeat(48),
+        ..Default::default()
+    };
+    assert!(matches!(
+        build_vbmeta(&too_long, &[], None),
+        Err(Error::InvalidArgument(
+            "release string longer than 47 bytes"
+        ))
+    ));
+    Ok(())
+}
+
+#[test]
+fn public_key_metadata_follows_the_key() -> Result<()> {
+    let key = key2048();
+    let opts = VbmetaOptions {
+        public_key_metadata: vec![0xab; 10],
+        ..Default::default()
+    };
+    let blob = build_vbmeta(
+        &opts,
+        &[Descriptor::Hashtree(system_descriptor())],
+        Some(&key),
+    )?;
+    let image = VbmetaImage::parse(&blob)?;
+    let h = &image.header;
+    assert_eq!(h.public_key_offset, h.descriptors_size);
+    assert_eq!(
+        h.public_key_metadata_offset,
+        h.public_key_offset + h.public_key_size
+    );
+    assert_eq!(h.public_key_metadata_size, 10);
+    image.verify_signature()?;
+    Ok(())
+}
+
+#[test]
+fn descriptors_by_name_and_properties_by_key() -> Result<()> {
+    let mut vendor = system_descriptor();
+    vendor.partition_name = "vendor".into();
+    let prop = |k: &str, v: &[u8]| {
+        Descriptor::Property(PropertyDescriptor {
+            key: k.into(),
+            value: v.to_vec(),
+        })
+    };
+    let blob = build_vbmeta(
+        &VbmetaOptions::default(),
+        &[
+            prop("a", b"1"),
+            Descriptor::Hashtree(system_descriptor()),
+            prop("b", b"2"),
+            Descriptor::Hashtree(vendor.clone()),
+        ],
+        None,
+    )?;
+    let image = VbmetaImage::parse(&blob)?;
+    assert_eq!(image.hashtree("vendor"), Some(&vendor));
+    assert_eq!(image.hashtree("odm"), None);
+    let names: Vec<&str> = image
+        .hashtrees()
+        .map(|h| h.partition_name.as_str())
+        .collect();
+    assert_eq!(names, ["system", "vendor"]);
+    assert_eq!(image.property("b"), Some(&b"2"[..]));
+    assert_eq!(image.property("a"), Some(&b"1"[..]));
+    assert_eq!(image.property("c"), None);
+    Ok(())
+}
+
+#[test]
+fn a_signing_key_shows_only_its_size() {
+    assert_eq!(format!("{:?}", key2048()), "SigningKey { bits: 2048, .. }");
+}
