@@ -219,3 +219,131 @@ fn helpers() {
     assert_eq!(slot_suffix(1), "_b");
     assert_eq!(total_metadata_size(65536, 2), 4096 + (4096 + 131072) * 2);
 }
+
+/// `SuperBuilder::new()` with `f` applied.
+fn with_builder(f: impl FnOnce(&mut SuperBuilder)) -> SuperBuilder {
+    let mut b = SuperBuilder::new();
+    f(&mut b);
+    b
+}
+
+/// Attribute and flag bits as AOSP's liblp defines them (metadata_format.h).
+#[test]
+fn attribute_bits_are_aosps() {
+    assert_eq!(
+        [
+            PARTITION_ATTR_READONLY,
+            PARTITION_ATTR_SLOT_SUFFIXED,
+            PARTITION_ATTR_UPDATED,
+            PARTITION_ATTR_DISABLED,
+            GROUP_SLOT_SUFFIXED,
+            BLOCK_DEVICE_SLOT_SUFFIXED
+        ],
+        [1, 2, 4, 8, 1, 1]
+    );
+    assert!(ImageSource::Bytes(Vec::new()).is_empty());
+    assert!(!ImageSource::Bytes(vec![0]).is_empty());
+}
+
+#[test]
+fn builder_arguments_are_checked() {
+    let invalid = |b: SuperBuilder| matches!(b.build_metadata(), Err(Error::InvalidArgument(_)));
+    for slots in [0, 65] {
+        assert!(invalid(with_builder(|b| {
+            b.metadata_slots = slots;
+        })));
+    }
+    let mut most_slots = with_builder(|b| {
+        b.metadata_slots = 64;
+    });
+    most_slots
+        .add_partition("a", "default", 0, ImageSource::Bytes(vec![1; 4096]))
+        .unwrap();
+    most_slots.build_metadata().unwrap();
+    for block_size in [0, 4097] {
+        assert!(invalid(with_builder(|b| {
+            b.block_size = block_size;
+        })));
+    }
+    assert!(invalid(with_builder(|b| {
+        b.alignment = 100;
+    })));
+    assert!(invalid(with_builder(|b| {
+        b.metadata_max_size = 0;
+    })));
+}
+
+/// liblp's AlignTo(base, alignment, offset) with an alignment offset: the metadata region
+/// (4096 + 2 × (4096 + 2 × 65536) = 274432 bytes) ends before 294912 = 4 × 64 KiB + 32 KiB, so
+/// the first partition starts at sector 576; the second, after 8 KiB, cannot go back a step and
+/// starts at 360448 (sector 704).
+#[test]
+fn alignment_with_an_offset_as_liblp() -> Result<()> {
+    let mut b = with_builder(|b| {
+        b.alignment = 65536;
+        b.alignment_offset = 32768;
+        b.device_size = Some(1 << 20);
+    });
+    b.add_partition("a", "default", 0, ImageSource::Bytes(vec![1; 8192]))?;
+    b.add_partition("b", "default", 0, ImageSource::Bytes(vec![2; 4096]))?;
+    let md = b.build_metadata()?;
+    let starts: Vec<(u64, u64)> = md
+        .extents
+        .iter()
+        .map(|e| (e.target_data, e.num_sectors))
+        .collect();
+    assert_eq!(starts, [(576, 16), (704, 8)]);
+    Ok(())
+}
+
+#[test]
+fn device_size_limits() -> Result<()> {
+    let with = |size: u64, partition: bool| {
+        let mut b = with_builder(|b| {
+            b.alignment = 65536;
+            b.alignment_offset = 32768;
+            b.device_size = Some(size);
+        });
+        if partition {
+            b.add_partition("a", "default", 0, ImageSource::Bytes(vec![1; 8192]))
+                .unwrap();
+        }
+        b.build_metadata()
+    };
+    // The metadata (up to sector 576) and one block.
+    with(294912 + 4096, false)?;
+    assert!(matches!(
+        with(294912 + 4096 - 512, false),
+        Err(Error::InvalidArgument(_))
+    ));
+    // A partition may end exactly at the end of the device.
+    with(294912 + 8192, true)?;
+    assert!(matches!(
+        with(294912 + 8192 - 512, true),
+        Err(Error::InvalidArgument(_))
+    ));
+    Ok(())
+}
+
+/// The metadata may fill its slot exactly: empty partitions are added until the encoded
+/// metadata is a whole number of sectors, which is then the slot size.
+#[test]
+fn metadata_may_fill_its_slot_exactly() -> Result<()> {
+    let mut b = SuperBuilder::new();
+    b.add_partition("data", "default", 0, ImageSource::Bytes(vec![1; 4096]))?;
+    let mut i = 0;
+    let size = loop {
+        let len = b.build_metadata()?.encode()?.len();
+        if len % 512 == 0 {
+            break len;
+        }
+        b.add_partition(&format!("p{i}"), "default", 0, ImageSource::Empty)?;
+        i += 1;
+        assert!(i < 200);
+    };
+    b.metadata_max_size = u32::try_from(size).unwrap();
+    b.build_metadata()?;
+    b.metadata_max_size -= 512;
+    assert!(matches!(b.build_metadata(), Err(Error::InvalidArgument(_))));
+    Ok(())
+}
