@@ -347,3 +347,33 @@ fn metadata_may_fill_its_slot_exactly() -> Result<()> {
     assert!(matches!(b.build_metadata(), Err(Error::InvalidArgument(_))));
     Ok(())
 }
+
+#[test]
+fn names_are_at_most_36_bytes() {
+    format::check_name(&"n".repeat(36)).unwrap();
+    assert!(format::check_name(&"n".repeat(37)).is_err());
+    assert!(format::check_name("").is_err());
+}
+
+/// The geometry's limits, each at its boundary (the checksum is recomputed for each value).
+#[test]
+fn geometry_limits() {
+    let parse = |metadata_max_size: u32, metadata_slot_count: u32, logical_block_size: u32| {
+        let g = Geometry {
+            metadata_max_size,
+            metadata_slot_count,
+            logical_block_size,
+        };
+        Geometry::parse(&g.encode())
+    };
+    parse(65536, 64, 4096).unwrap();
+    assert!(parse(65536, 65, 4096).is_err());
+    assert!(parse(65536, 0, 4096).is_err());
+    parse(format::METADATA_MAX_SIZE_LIMIT, 2, 4096).unwrap();
+    assert!(parse(format::METADATA_MAX_SIZE_LIMIT + 512, 2, 4096).is_err());
+    assert!(parse(0, 2, 4096).is_err());
+    assert!(parse(65536 + 256, 2, 4096).is_err());
+    for block_size in [0, 4097] {
+        assert!(parse(65536, 2, block_size).is_err(), "{block_size}");
+    }
+}
