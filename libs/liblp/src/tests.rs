@@ -377,3 +377,57 @@ fn geometry_limits() {
         assert!(parse(65536, 2, block_size).is_err(), "{block_size}");
     }
 }
+
+/// What the builder lays out right at a limit reads back: metadata ending exactly where the
+/// partitions start, an extent ending at the end of the device, a group exactly full.
+#[test]
+fn layouts_at_their_limits_read_back() -> Result<()> {
+    let mut b = with_builder(|b| {
+        b.alignment = 4096;
+        b.device_size = Some(274432 + 8192);
+    });
+    b.add_group("g", 8192)?;
+    b.add_partition("a", "g", 0, ImageSource::Bytes(vec![1; 8192]))?;
+    let (md, bytes) = b.to_bytes()?;
+    // 4096 + 2 × (4096 + 2 × 65536) bytes of metadata, then the partition up to the end.
+    assert_eq!(md.block_devices[0].first_logical_sector * 512, 274432);
+    assert_eq!(
+        md.extents[0].target_data + md.extents[0].num_sectors,
+        (274432 + 8192) / 512
+    );
+    assert_eq!(read_metadata_from_bytes(&bytes, 0)?, md);
+    // The same through a file, as the guest reads the super partition; and from the backup
+    // geometry when the primary one is damaged.
+    let mut file = tempfile::tempfile()?;
+    std::io::Write::write_all(&mut file, &bytes)?;
+    assert_eq!(read_metadata(&file, 0)?, md);
+    assert_eq!(read_metadata(&file, 1)?, md);
+    assert!(read_metadata(&file, 2).is_err());
+    let mut damaged = bytes.clone();
+    damaged[4096 + 100] ^= 1;
+    let mut file = tempfile::tempfile()?;
+    std::io::Write::write_all(&mut file, &damaged)?;
+    assert_eq!(read_metadata(&file, 0)?, md);
+    Ok(())
+}
+
+#[test]
+fn dm_linear_tables_map_super_and_zero_extents() -> Result<()> {
+    let (mut md, _) = microdroid_like().to_bytes()?;
+    let table = md.dm_linear_table("system_a", "/dev/vda2")?;
+    assert_eq!(table.len(), 1);
+    assert_eq!(
+        table[0].source,
+        Some(("/dev/vda2".to_owned(), md.extents[0].target_data))
+    );
+    assert_eq!(table[0].num_sectors, md.extents[0].num_sectors);
+    md.extents[0].target_type = TARGET_TYPE_ZERO;
+    assert_eq!(md.dm_linear_table("system_a", "/dev/vda2")?[0].source, None);
+    md.extents[0].target_type = TARGET_TYPE_LINEAR;
+    md.extents[0].target_source = 1;
+    assert!(matches!(
+        md.dm_linear_table("system_a", "/dev/vda2"),
+        Err(Error::InvalidArgument(_))
+    ));
+    Ok(())
+}
