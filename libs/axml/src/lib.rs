@@ -424,3 +424,39 @@ pub fn fuzz_entry(data: &[u8]) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uses_sdk_is_written_for_either_version() {
+        let mut spec = ManifestSpec::new("com.example", 1);
+        assert!(spec.to_element().child("uses-sdk").is_none());
+        spec.min_sdk_version = Some(33);
+        let root = spec.to_element();
+        let uses_sdk = root.child("uses-sdk").expect("uses-sdk");
+        assert!(uses_sdk
+            .attribute(Some(ANDROID_NS), "minSdkVersion")
+            .is_some());
+        assert!(uses_sdk
+            .attribute(Some(ANDROID_NS), "targetSdkVersion")
+            .is_none());
+    }
+
+    #[test]
+    fn lookups_match_namespace_and_name() {
+        let mut e = Element::new("manifest");
+        e.attributes
+            .push(Attribute::string(Some(ANDROID_NS), "x", None, "android"));
+        e.attributes
+            .push(Attribute::string(None, "y", None, "plain"));
+        e.children.push(Element::new("a"));
+        e.children.push(Element::new("b"));
+        assert!(e.attribute(None, "x").is_none());
+        assert!(e.attribute(Some(ANDROID_NS), "y").is_none());
+        assert!(e.attribute(None, "y").is_some());
+        assert_eq!(e.child("b").map(|c| c.name.as_str()), Some("b"));
+        assert!(e.child("c").is_none());
+    }
+}
