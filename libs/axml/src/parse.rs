@@ -743,3 +743,142 @@ mod tests {
         assert_eq!(s("٣"), None);
     }
 }
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    /// A UTF-16 string pool chunk: `strings`, then (when `styles` is given) style offsets and
+    /// the style words. Offsets are those `ResStringPool_header` names.
+    fn pool(strings: &[&str], styles: Option<&[u32]>) -> Vec<u8> {
+        let style_count = u32::from(styles.is_some());
+        let mut data = Vec::new();
+        let mut offsets = Vec::new();
+        for s in strings {
+            offsets.push(data.len() as u32);
+            let units: Vec<u16> = s.encode_utf16().collect();
+            if units.len() > 0x7fff {
+                let n = units.len() as u32;
+                data.extend_from_slice(&((0x8000 | (n >> 16)) as u16).to_le_bytes());
+                data.extend_from_slice(&((n & 0xffff) as u16).to_le_bytes());
+            } else {
+                data.extend_from_slice(&(units.len() as u16).to_le_bytes());
+            }
+            for u in units {
+                data.extend_from_slice(&u.to_le_bytes());
+            }
+            data.extend_from_slice(&[0, 0]);
+        }
+        while data.len() % 4 != 0 {
+            data.push(0);
+        }
+        let index = 4 * (strings.len() + style_count as usize);
+        let strings_start = (POOL_HEADER + index) as u32;
+        let styles_start = strings_start + data.len() as u32;
+        let mut out = Vec::new();
+        out.extend_from_slice(&1u16.to_le_bytes());
+        out.extend_from_slice(&(POOL_HEADER as u16).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes()); // size, below
+        out.extend_from_slice(&(strings.len() as u32).to_le_bytes());
+        out.extend_from_slice(&style_count.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes()); // UTF-16
+        out.extend_from_slice(&strings_start.to_le_bytes());
+        out.extend_from_slice(&(if styles.is_some() { styles_start } else { 0 }).to_le_bytes());
+        for o in offsets {
+            out.extend_from_slice(&o.to_le_bytes());
+        }
+        if styles.is_some() {
+            out.extend_from_slice(&0u32.to_le_bytes());
+        }
+        out.extend_from_slice(&data);
+        for w in styles.unwrap_or(&[]) {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        let size = out.len() as u32;
+        out[4..8].copy_from_slice(&size.to_le_bytes());
+        out
+    }
+
+    fn parse(bytes: &[u8]) -> Result<StringPool<'_>, Error> {
+        let c = read_chunk(bytes, 0, bytes.len(), POOL_HEADER)?;
+        StringPool::parse(bytes, &c)
+    }
+
+    fn message(r: Result<StringPool<'_>, Error>) -> String {
+        match r {
+            Err(Error::BadStringPool(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn utf16_strings_short_long_and_at_offsets() {
+        let long = "x".repeat(40_000);
+        let bytes = pool(&["first", "second", &long], None);
+        let p = parse(&bytes).unwrap();
+        let mut budget = MAX_STRING_BYTES;
+        assert_eq!(p.decode(0, &mut budget).unwrap(), "first");
+        assert_eq!(p.decode(1, &mut budget).unwrap(), "second");
+        assert_eq!(p.decode(2, &mut budget).unwrap(), long);
+    }
+
+    #[test]
+    fn styles_are_checked_as_aosp_does() {
+        // One style: its span list ends at once; then the pool's end marker.
+        let good = [u32::MAX, u32::MAX, u32::MAX];
+        let bytes = pool(&["a"], Some(&good));
+        let p = parse(&bytes).unwrap();
+        let mut budget = MAX_STRING_BYTES;
+        assert_eq!(p.decode(0, &mut budget).unwrap(), "a");
+        assert_eq!(
+            message(parse(&pool(&["a"], Some(&[u32::MAX, 0, u32::MAX])))),
+            "last style is not 0xFFFFFFFF-terminated"
+        );
+        assert_eq!(
+            message(parse(&pool(&["a"], Some(&[u32::MAX])))),
+            "style data too short"
+        );
+        // Styles starting past the pool, or before the strings.
+        let mut past = pool(&["a"], Some(&good));
+        let size = past.len() as u32;
+        past[24..28].copy_from_slice(&(size - 2).to_le_bytes());
+        assert_eq!(message(parse(&past)), "styles start past the pool");
+        let mut before = pool(&["a"], Some(&good));
+        let strings_start = u32::from_le_bytes(before[20..24].try_into().unwrap());
+        before[24..28].copy_from_slice(&strings_start.to_le_bytes());
+        assert_eq!(message(parse(&before)), "styles start before the strings");
+    }
+
+    #[test]
+    fn the_index_and_the_strings_must_fit_the_pool() {
+        let mut many = pool(&["a"], None);
+        many[8..12].copy_from_slice(&1000u32.to_le_bytes());
+        assert_eq!(
+            message(parse(&many)),
+            "string or style index runs past the pool"
+        );
+        let mut late = pool(&["a"], None);
+        let size = late.len() as u32;
+        late[20..24].copy_from_slice(&(size - 2).to_le_bytes());
+        assert!(message(parse(&late)).starts_with("strings start at"));
+        // The strings may start 3 bytes before the end (room for one empty UTF-16 string).
+        let mut tight = pool(&["a"], None);
+        tight[20..24].copy_from_slice(&(size - 4).to_le_bytes());
+        assert!(parse(&tight).is_ok());
+        // No strings at all, and no string data.
+        assert_eq!(parse(&pool(&[], None)).unwrap().count, 0);
+    }
+
+    #[test]
+    fn chunk_headers() {
+        // A chunk that is only its 8-byte header.
+        let header = [3, 0, 8, 0, 8, 0, 0, 0];
+        assert_eq!(read_chunk(&header, 0, 8, 8).unwrap().size, 8);
+        // Header size and size both 2 past a multiple of 4.
+        let odd = [3, 0, 10, 0, 14, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(matches!(
+            read_chunk(&odd, 0, 14, 8),
+            Err(Error::Misaligned { offset: 0 })
+        ));
+    }
+}
