@@ -392,6 +392,50 @@ mod tests {
     }
 
     #[test]
+    fn long_string_lengths_round_trip() {
+        // Two-byte UTF-8 lengths, and a UTF-16 length past 16 bits.
+        for len in [200, 70_000] {
+            let mut root = Element::new("root");
+            root.attributes
+                .push(Attribute::string(None, "v", None, &"é".repeat(len)));
+            let b = write_document(&root, PoolEncoding::Utf8);
+            let back = parse_document(&b).unwrap();
+            assert_eq!(back, root, "{len}");
+        }
+    }
+
+    /// TYPE_NULL with data 0 is "undefined"; with data 1 ("empty") it is kept as it is.
+    #[test]
+    fn null_values_keep_their_data() {
+        let mut root = Element::new("root");
+        let mut empty = Attribute::string(None, "e", None, "");
+        empty.value = crate::Value::Other {
+            data_type: crate::data_type::NULL,
+            data: 1,
+        };
+        let mut undefined = Attribute::string(None, "u", None, "");
+        undefined.value = crate::Value::Null;
+        root.attributes.push(empty);
+        root.attributes.push(undefined);
+        let back = parse_document(&write_document(&root, PoolEncoding::Utf8)).unwrap();
+        assert_eq!(back.attributes, root.attributes);
+    }
+
+    #[test]
+    fn element_count_limit() {
+        let doc = |children: usize| {
+            let mut root = Element::new("r");
+            root.children = vec![Element::new("c"); children];
+            write_document(&root, PoolEncoding::Utf8)
+        };
+        assert!(parse_document(&doc(crate::MAX_ELEMENTS - 1)).is_ok());
+        assert!(matches!(
+            parse_document(&doc(crate::MAX_ELEMENTS)),
+            Err(crate::Error::TooManyElements)
+        ));
+    }
+
+    #[test]
     fn long_strings_fall_back_to_utf16() {
         let long = "a".repeat(0x8000);
         let b = write_manifest(&ManifestSpec::new(&long, 1));
