@@ -202,4 +202,82 @@ mod tests {
             Err(Error::MalformedSigningBlock(_))
         ));
     }
+
+    /// The smallest block: its two size fields and the magic, no pairs.
+    fn minimal_block() -> Vec<u8> {
+        let mut b = 24u64.to_le_bytes().to_vec();
+        b.extend_from_slice(&24u64.to_le_bytes());
+        b.extend_from_slice(MAGIC);
+        b
+    }
+
+    /// An archive with no entries whose signing block is `block`.
+    fn empty_apk_with(block: &[u8]) -> Vec<u8> {
+        let zip = ziparchive::write::build_zip(&[]).unwrap();
+        let eocd = crate::zip::eocd_with_cd_offset(&zip, block.len() as u32).unwrap();
+        [block, &eocd[..]].concat()
+    }
+
+    fn read(apk: &[u8]) -> Result<SigningBlock> {
+        let mut c = std::io::Cursor::new(apk);
+        let z = crate::zip::find_zip_sections(&mut c)?;
+        read_signing_block(&mut c, &z)
+    }
+
+    #[test]
+    fn the_smallest_block_at_the_start_of_the_file() {
+        let apk = empty_apk_with(&minimal_block());
+        let b = read(&apk).unwrap();
+        assert_eq!((b.offset, b.total_size), (0, 32));
+        assert!(b.pairs.is_empty());
+        assert_eq!(parse_signing_block(&minimal_block(), 0).unwrap().pairs, []);
+        // Shorter than the smallest block.
+        let mut short = minimal_block();
+        short.drain(..4);
+        assert!(matches!(
+            parse_signing_block(&short, 0),
+            Err(Error::InvalidSigningBlockSize(28))
+        ));
+    }
+
+    #[test]
+    fn blocks_up_to_16_mib() {
+        // One pair filling the block exactly: 32 bytes of framing, 12 of pair header.
+        let pair = |total: u64| vec![(1u32, vec![0u8; (total - 32 - 12) as usize])];
+        let largest = build_signing_block(&pair(MAX_BLOCK_SIZE)).unwrap();
+        assert_eq!(largest.len() as u64, MAX_BLOCK_SIZE);
+        assert_eq!(
+            read(&empty_apk_with(&largest)).unwrap().total_size,
+            MAX_BLOCK_SIZE
+        );
+        let larger = build_signing_block(&pair(MAX_BLOCK_SIZE + 4096)).unwrap();
+        assert!(matches!(
+            read(&empty_apk_with(&larger)),
+            Err(Error::InvalidSigningBlockSize(_))
+        ));
+    }
+
+    #[test]
+    fn pairs_may_be_empty_and_padding_is_exact() {
+        // An empty value: a pair length of 4 (just the id).
+        let block = build_signing_block(&[(7, Vec::new())]).unwrap();
+        assert_eq!(
+            parse_signing_block(&block, 0).unwrap().find(7),
+            Some(&[][..])
+        );
+        // Pairs that fill the block to a page: no padding pair.
+        let exact = build_signing_block(&[(1, vec![0; 4096 - 32 - 12])]).unwrap();
+        assert_eq!(exact.len(), 4096);
+        assert_eq!(parse_signing_block(&exact, 0).unwrap().pairs.len(), 1);
+        // 12 bytes short of a page: a padding pair with an empty value.
+        let twelve = build_signing_block(&[(1, vec![0; 4096 - 32 - 12 - 12])]).unwrap();
+        assert_eq!(twelve.len(), 4096);
+        let pairs = parse_signing_block(&twelve, 0).unwrap().pairs;
+        assert_eq!(pairs[1], (VERITY_PADDING_BLOCK_ID, Vec::new()));
+        // Any other size is padded to a page.
+        for n in [1, 100, 5000] {
+            let b = build_signing_block(&[(1, vec![0; n])]).unwrap();
+            assert_eq!(b.len() % 4096, 0, "{n}");
+        }
+    }
 }
