@@ -210,3 +210,67 @@ pub fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>> {
     .map_err(|_| Error::InvalidCertificate)?;
     cert.to_der().map_err(|_| Error::InvalidCertificate)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn testkey(name: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testkeys")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn keys_from_pem_or_der_and_their_default_algorithms() {
+        let from_der = PrivateKey::from_pkcs8(&testkey("testkey.pk8")).unwrap();
+        let from_pem = PrivateKey::from_pkcs8(&testkey("testkey.pem")).unwrap();
+        assert_eq!(
+            from_der.public_key_der().unwrap(),
+            from_pem.public_key_der().unwrap()
+        );
+        assert_eq!(format!("{from_der:?}"), "PrivateKey::Rsa(2048 bits)");
+        assert_eq!(
+            from_der.default_algorithm(),
+            SignatureAlgorithm::RsaPkcs1Sha256
+        );
+        let ec = PrivateKey::from_pkcs8(&testkey("testkey_ec.pem")).unwrap();
+        assert_eq!(format!("{ec:?}"), "PrivateKey::EcP256");
+        assert_eq!(ec.default_algorithm(), SignatureAlgorithm::EcdsaSha256);
+        // Larger than 3072 bits: SHA-512 (avb's 4096-bit test key, as PKCS#8 by openssl).
+        let out = std::process::Command::new("openssl")
+            .args(["pkcs8", "-topk8", "-nocrypt", "-in"])
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../avb/testkeys/testkey_rsa4096.pem"),
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let big = PrivateKey::from_pkcs8(&out.stdout).unwrap();
+        assert_eq!(big.default_algorithm(), SignatureAlgorithm::RsaPkcs1Sha512);
+        // A PEM whose label is not PRIVATE KEY.
+        let relabelled = String::from_utf8(testkey("testkey.pem"))
+            .unwrap()
+            .replace("PRIVATE KEY", "SECRET KEY");
+        assert!(matches!(
+            PrivateKey::from_pkcs8_pem(&relabelled),
+            Err(Error::InvalidPrivateKey)
+        ));
+    }
+
+    #[test]
+    fn certificates_from_pem_or_der() {
+        let der = testkey("testkey.x509.der");
+        assert_eq!(certificate_der(&testkey("testkey.x509.pem")).unwrap(), der);
+        assert_eq!(certificate_der(&der).unwrap(), der);
+        assert!(matches!(
+            certificate_der(b"nope"),
+            Err(Error::InvalidCertificate)
+        ));
+    }
+}

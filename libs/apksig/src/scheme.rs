@@ -349,3 +349,69 @@ fn strongest(signer: &SignerRecord) -> Result<(SignatureAlgorithm, &[u8])> {
     }
     best.ok_or(Error::NoSupportedSignature)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stripping_protection_needs_the_id_and_the_value_3() {
+        let signed = |attrs: Vec<(u32, Vec<u8>)>| SignedData {
+            digests: vec![],
+            certificates: vec![],
+            min_sdk: None,
+            max_sdk: None,
+            additional_attributes: attrs,
+        };
+        let three = 3u32.to_le_bytes().to_vec();
+        assert!(stripping_protected(&signed(vec![(
+            STRIPPING_PROTECTION_ATTR_ID,
+            three.clone()
+        )])));
+        assert!(!stripping_protected(&signed(vec![(
+            STRIPPING_PROTECTION_ATTR_ID,
+            2u32.to_le_bytes().to_vec()
+        )])));
+        assert!(!stripping_protected(&signed(vec![(1, three)])));
+    }
+
+    #[test]
+    fn the_strongest_supported_signature_wins_in_any_order() {
+        let record = |sigs: Vec<SignatureAlgorithm>| SignerRecord {
+            signed_data: vec![],
+            min_sdk: None,
+            max_sdk: None,
+            signatures: sigs
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| (a, vec![i as u8]))
+                .collect(),
+            public_key: vec![],
+        };
+        use SignatureAlgorithm::{RsaPkcs1Sha256 as S256, RsaPkcs1Sha512 as S512};
+        for order in [vec![S256, S512], vec![S512, S256]] {
+            let r = record(order);
+            assert_eq!(strongest(&r).unwrap().0, S512);
+        }
+        let r = record(vec![S256, S256]);
+        // Of two equal ones, the first.
+        assert_eq!(strongest(&r).unwrap(), (S256, &[0u8][..]));
+    }
+
+    #[test]
+    fn certificate_digests() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let apk = std::fs::read(dir.join("testdata/signed-rsa.apk")).unwrap();
+        let info = crate::verify(&mut std::io::Cursor::new(apk), 34).unwrap();
+        let cert = std::fs::read(dir.join("testkeys/testkey.x509.der")).unwrap();
+        assert_eq!(
+            info.certificate_sha256().unwrap(),
+            <[u8; 32]>::from(Sha256::digest(&cert))
+        );
+        assert_eq!(
+            info.certificate_sha512().unwrap(),
+            <[u8; 64]>::from(Sha512::digest(&cert))
+        );
+    }
+}

@@ -201,6 +201,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_empty_archive_and_the_directory_size_limit() {
+        let empty = make_zip(&[]);
+        assert_eq!(empty.len(), 22);
+        let z = find_zip_sections(&mut Cursor::new(&empty)).unwrap();
+        assert_eq!((z.entries, z.cd_size), (0, 0));
+        let sized = |cd_size| ZipSections {
+            cd_size,
+            ..z.clone()
+        };
+        assert!(matches!(
+            read_central_directory(&mut Cursor::new(&empty), &sized(MAX_CD_SIZE + 1)),
+            Err(Error::Zip(
+                ziparchive::ZipError::CentralDirectoryTooLarge { .. }
+            ))
+        ));
+        // At the limit it is read (and this 22-byte file is too short for it).
+        assert!(matches!(
+            read_central_directory(&mut Cursor::new(&empty), &sized(MAX_CD_SIZE)),
+            Err(Error::Io(_))
+        ));
+    }
+
+    #[test]
     fn eocd_patch() {
         let zip = make_zip(&[]);
         let e = eocd_with_cd_offset(&zip, 0x01020304).unwrap();
