@@ -28,6 +28,17 @@ for crate in $crates; do
     out="target/mutants/$crate"
     mkdir -p "$out"
     echo "mutants: $crate" >&2
+    dir="$out/mutants.out"
+    count() {
+        if [ -f "$dir/$1.txt" ]; then grep -c . "$dir/$1.txt" || true; else echo 0; fi
+    }
+    # An iteration tests again only what the last run left (missed, timeouts); what earlier
+    # runs caught or could not build is in previously_caught.txt, both kinds together, so the
+    # unviable ones are counted in unviable.count across runs.
+    earlier_unviable=0
+    if [ ${#iterate[@]} -gt 0 ] && [ -f "$out/unviable.count" ]; then
+        earlier_unviable=$(cat "$out/unviable.count")
+    fi
     # Exit status 2 means "some mutants were missed": the table reports them.
     status=0
     cargo mutants --package "$crate" --jobs "$jobs" --timeout "$timeout" --no-shuffle \
@@ -37,14 +48,14 @@ for crate in $crates; do
         tail -20 "$out/log.txt" >&2
         exit 1
     fi
-    dir="$out/mutants.out"
-    count() {
-        if [ -f "$dir/$1.txt" ]; then grep -c . "$dir/$1.txt" || true; else echo 0; fi
-    }
     caught=$(count caught)
     missed=$(count missed)
     timeouts=$(count timeout)
-    unviable=$(count unviable)
+    unviable=$(($(count unviable) + earlier_unviable))
+    if [ ${#iterate[@]} -gt 0 ]; then
+        caught=$((caught + $(count previously_caught) - earlier_unviable))
+    fi
+    echo "$unviable" >"$out/unviable.count"
     viable=$((caught + missed + timeouts))
     score="-"
     if [ "$viable" -gt 0 ]; then
