@@ -93,11 +93,7 @@ pub fn collect_with(
 ) -> Tombstone {
     let proc_dir = Path::new("/proc").join(pid.to_string());
     let maps = unwind::parse_maps(&read(&proc_dir.join("maps")));
-    let cmdline = read(&proc_dir.join("cmdline"))
-        .split('\0')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let cmdline = split_cmdline(&read(&proc_dir.join("cmdline")));
     let thread_name = read(
         &proc_dir
             .join("task")
@@ -132,6 +128,14 @@ pub fn collect_with(
     }
 }
 
+/// `/proc/PID/cmdline`: NUL-terminated arguments (no empty ones: the last NUL ends the list).
+fn split_cmdline(text: &str) -> Vec<String> {
+    text.split('\0')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +150,14 @@ mod tests {
             .unwrap()
             .unwrap() as u64;
         assert_eq!(uptime_of(stat, &format!("{}.5 1.0", 500 / ticks + 7)), 7);
+    }
+
+    #[test]
+    fn cmdline_arguments_without_the_empty_tail() {
+        assert_eq!(
+            super::split_cmdline("/system/bin/x\0--flag\0"),
+            ["/system/bin/x", "--flag"]
+        );
+        assert!(super::split_cmdline("").is_empty());
     }
 }
