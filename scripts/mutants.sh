@@ -6,8 +6,8 @@
 # in target/mutants/<crate>/mutants.out/missed.txt; docs/reliability.md ("Test strength") says
 # for each one left missed why it is equivalent.
 #
-# Knobs: MUTANTS_CRATES (a space-separated subset), MUTANTS_TIMEOUT (seconds per test run,
-# default 60), MUTANTS_JOBS (builds at once, default 2), MUTANTS_ITERATE=1 (test again only
+# Knobs: MUTANTS_CRATES (a space-separated subset), MUTANTS_TIMEOUT (seconds per test run;
+# by default cargo-mutants derives it from the unmutated run), MUTANTS_JOBS (builds at once, default 2), MUTANTS_ITERATE=1 (test again only
 # what the last run of a crate did not catch, after adding tests). Installs cargo-mutants if it is
 # missing. Long: about 2 s per mutant with the `mutants` profile (no debug info), some 4,600
 # mutants over all the crates.
@@ -17,7 +17,9 @@ default_crates="idsig bootconfig gpt_disk vm_status payload_config init_config p
   liblp avb instance composite axml dice ziparchive apksig apex tombstone android_log adb vmconfig
   virtualizationservice rpcbinder zipfuse"
 crates=${MUTANTS_CRATES:-$default_crates}
-timeout=${MUTANTS_TIMEOUT:-60}
+# Without MUTANTS_TIMEOUT, cargo-mutants sets the timeout from the unmutated test run.
+timeout_args=()
+if [ -n "${MUTANTS_TIMEOUT:-}" ]; then timeout_args=(--timeout "$MUTANTS_TIMEOUT"); fi
 jobs=${MUTANTS_JOBS:-2}
 iterate=()
 if [ "${MUTANTS_ITERATE:-0}" = 1 ]; then iterate=(--iterate); fi
@@ -41,7 +43,7 @@ for crate in $crates; do
     fi
     # Exit status 2 means "some mutants were missed": the table reports them.
     status=0
-    cargo mutants --package "$crate" --jobs "$jobs" --timeout "$timeout" --no-shuffle \
+    cargo mutants --package "$crate" --jobs "$jobs" "${timeout_args[@]}" --no-shuffle \
         --profile mutants --output "$out" "${iterate[@]}" >"$out/log.txt" 2>&1 || status=$?
     if [ "$status" -ne 0 ] && [ "$status" -ne 2 ] && [ "$status" -ne 3 ]; then
         echo "mutants: $crate failed (exit $status)" >&2
