@@ -247,11 +247,14 @@ fn attribute_bits_are_aosps() {
 
 #[test]
 fn builder_arguments_are_checked() {
-    let invalid = |b: SuperBuilder| matches!(b.build_metadata(), Err(Error::InvalidArgument(_)));
+    let refused = |b: SuperBuilder, why: &str| matches!(b.build_metadata(), Err(Error::InvalidArgument(m)) if m.contains(why));
     for slots in [0, 65] {
-        assert!(invalid(with_builder(|b| {
-            b.metadata_slots = slots;
-        })));
+        assert!(refused(
+            with_builder(|b| {
+                b.metadata_slots = slots;
+            }),
+            "metadata slots must be 1..=64"
+        ));
     }
     let mut most_slots = with_builder(|b| {
         b.metadata_slots = 64;
@@ -261,16 +264,25 @@ fn builder_arguments_are_checked() {
         .unwrap();
     most_slots.build_metadata().unwrap();
     for block_size in [0, 4097] {
-        assert!(invalid(with_builder(|b| {
-            b.block_size = block_size;
-        })));
+        assert!(refused(
+            with_builder(|b| {
+                b.block_size = block_size;
+            }),
+            "block size must be a multiple of 512"
+        ));
     }
-    assert!(invalid(with_builder(|b| {
-        b.alignment = 100;
-    })));
-    assert!(invalid(with_builder(|b| {
-        b.metadata_max_size = 0;
-    })));
+    assert!(refused(
+        with_builder(|b| {
+            b.alignment = 100;
+        }),
+        "alignment must be a multiple of 512"
+    ));
+    assert!(refused(
+        with_builder(|b| {
+            b.metadata_max_size = 0;
+        }),
+        "metadata size too small"
+    ));
 }
 
 /// liblp's AlignTo(base, alignment, offset) with an alignment offset: the metadata region
@@ -429,5 +441,28 @@ fn dm_linear_tables_map_super_and_zero_extents() -> Result<()> {
         md.dm_linear_table("system_a", "/dev/vda2"),
         Err(Error::InvalidArgument(_))
     ));
+    Ok(())
+}
+
+/// Without an alignment, partitions (and the end of the metadata) align to the block size; an
+/// empty partition gets no extent.
+#[test]
+fn block_alignment_and_empty_partitions() -> Result<()> {
+    // 4096 + 2 × (4096 + 2 × 1536) = 18432 bytes of metadata: 40 sectors once aligned to 4 KiB.
+    let mut b = with_builder(|b| {
+        b.alignment = 0;
+        b.metadata_max_size = 1536;
+        b.device_size = Some(1 << 20);
+    });
+    b.add_partition("empty", "default", 0, ImageSource::Empty)?;
+    b.add_partition("a", "default", 0, ImageSource::Bytes(vec![1; 1000]))?;
+    let md = b.build_metadata()?;
+    assert_eq!(md.block_devices[0].first_logical_sector, 40);
+    assert_eq!(md.partitions[0].num_extents, 0);
+    assert_eq!(md.extents.len(), 1);
+    assert_eq!(
+        (md.extents[0].target_data, md.extents[0].num_sectors),
+        (40, 8)
+    );
     Ok(())
 }
