@@ -73,7 +73,8 @@ pub fn read_signing_block<R: Read + Seek>(src: &mut R, z: &ZipSections) -> Resul
 /// Parses a complete signing block (`block` starts with the leading size field).
 pub fn parse_signing_block(block: &[u8], offset: u64) -> Result<SigningBlock> {
     let total = block.len();
-    if (total as u64) < MIN_BLOCK_SIZE || total < 24 {
+    // At least 32 bytes, so the footer (size, magic) and the header do not overlap.
+    if (total as u64) < MIN_BLOCK_SIZE {
         return Err(Error::InvalidSigningBlockSize(total as u64));
     }
     if &block[total - 16..] != MAGIC {

@@ -202,6 +202,7 @@ pub(crate) mod tests {
 
     #[test]
     fn an_empty_archive_and_the_directory_size_limit() {
+        assert_eq!(MAX_CD_SIZE, 64 << 20);
         let empty = make_zip(&[]);
         assert_eq!(empty.len(), 22);
         let z = find_zip_sections(&mut Cursor::new(&empty)).unwrap();
