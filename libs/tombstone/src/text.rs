@@ -268,4 +268,50 @@ mod tests {
         );
         assert!(!text.contains("Cause:"));
     }
+
+    /// The names debuggerd prints, for every signal and code it names (asm-generic/siginfo.h).
+    #[test]
+    fn signal_and_code_names_are_debuggerds() {
+        use super::{code_name, signal_name};
+        let signals = [
+            (libc::SIGABRT, "SIGABRT"),
+            (libc::SIGBUS, "SIGBUS"),
+            (libc::SIGFPE, "SIGFPE"),
+            (libc::SIGILL, "SIGILL"),
+            (libc::SIGSEGV, "SIGSEGV"),
+            (libc::SIGSTKFLT, "SIGSTKFLT"),
+            (libc::SIGSYS, "SIGSYS"),
+            (libc::SIGTRAP, "SIGTRAP"),
+            (libc::SIGUSR1, "?"),
+        ];
+        for (signal, name) in signals {
+            assert_eq!(signal_name(signal), name);
+        }
+        let codes = [
+            (libc::SIGSEGV, 0, "SI_USER"),
+            (libc::SIGSEGV, -1, "SI_QUEUE"),
+            (libc::SIGABRT, -6, "SI_TKILL"),
+            (libc::SIGSEGV, 0x80, "SI_KERNEL"),
+            (libc::SIGSEGV, 1, "SEGV_MAPERR"),
+            (libc::SIGSEGV, 2, "SEGV_ACCERR"),
+            (libc::SIGBUS, 1, "BUS_ADRALN"),
+            (libc::SIGBUS, 2, "BUS_ADRERR"),
+            (libc::SIGBUS, 3, "BUS_OBJERR"),
+            (libc::SIGILL, 1, "ILL_ILLOPC"),
+            (libc::SIGILL, 2, "ILL_ILLOPN"),
+            (libc::SIGILL, 3, "ILL_ILLADR"),
+            (libc::SIGILL, 4, "ILL_ILLTRP"),
+            (libc::SIGILL, 5, "ILL_PRVOPC"),
+            (libc::SIGFPE, 1, "FPE_INTDIV"),
+            (libc::SIGFPE, 2, "FPE_INTOVF"),
+            (libc::SIGFPE, 3, "FPE_FLTDIV"),
+            (libc::SIGTRAP, 1, "TRAP_BRKPT"),
+            (libc::SIGTRAP, 2, "TRAP_TRACE"),
+            (libc::SIGSYS, 1, "SYS_SECCOMP"),
+            (libc::SIGSEGV, 3, "?"),
+        ];
+        for (signal, code, name) in codes {
+            assert_eq!(code_name(signal, code), name, "{signal} {code}");
+        }
+    }
 }
