@@ -532,6 +532,57 @@ pub fn fuzz_entry(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+
+    /// Leap days and centuries (values from Python's datetime).
+    #[test]
+    fn civil_time_across_centuries() {
+        for (sec, date) in [
+            (0, (1970, 1, 1, 0, 0, 0)),
+            (951_782_400, (2000, 2, 29, 0, 0, 0)),
+            (4_107_542_399, (2100, 2, 28, 23, 59, 59)),
+            (4_107_542_400, (2100, 3, 1, 0, 0, 0)),
+            (13_574_563_199, (2400, 2, 28, 23, 59, 59)),
+            (13_574_563_200, (2400, 2, 29, 0, 0, 0)),
+            (1_733_446_861, (2024, 12, 6, 1, 1, 1)),
+        ] {
+            assert_eq!(civil_time(sec), date, "{sec}");
+        }
+    }
+
+    /// logcat's names for buffers, priorities and formats, both ways.
+    #[test]
+    fn names_of_buffers_priorities_and_formats() {
+        let names = [
+            "main", "radio", "events", "system", "crash", "stats", "security", "kernel",
+        ];
+        for (id, name) in LogId::ALL.into_iter().zip(names) {
+            assert_eq!(id.name(), name);
+            assert_eq!(LogId::from_name(name), Some(id));
+        }
+        assert_eq!(LogId::from_name("nope"), None);
+        for (p, c) in (2..=8).zip(['V', 'D', 'I', 'W', 'E', 'F', 'S']) {
+            assert_eq!(priority_letter(p), c);
+            assert_eq!(priority_from_letter(c), Some(p));
+            assert_eq!(priority_from_letter(c.to_ascii_lowercase()), Some(p));
+        }
+        assert_eq!(priority_letter(9), '?');
+        assert_eq!(priority_from_letter('*'), Some(2));
+        assert_eq!(priority_from_letter('x'), None);
+        let formats = [
+            ("brief", Format::Brief),
+            ("process", Format::Process),
+            ("tag", Format::Tag),
+            ("thread", Format::Thread),
+            ("raw", Format::Raw),
+            ("time", Format::Time),
+            ("threadtime", Format::ThreadTime),
+            ("long", Format::Long),
+        ];
+        for (name, format) in formats {
+            assert_eq!(Format::from_name(name), Some(format), "{name}");
+        }
+        assert_eq!(Format::from_name("json"), None);
+    }
     use super::*;
 
     fn entry() -> Entry {
