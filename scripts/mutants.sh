@@ -34,9 +34,8 @@ for crate in $crates; do
     count() {
         if [ -f "$dir/$1.txt" ]; then grep -c . "$dir/$1.txt" || true; else echo 0; fi
     }
-    # An iteration tests again only what the last run left (missed, timeouts); what earlier
-    # runs caught or could not build is in previously_caught.txt, both kinds together, so the
-    # unviable ones are counted in unviable.count across runs.
+    # An iteration tests again only what the last run left (missed, timeouts); the unviable
+    # mutants of earlier runs are counted in unviable.count across runs.
     earlier_unviable=0
     if [ ${#iterate[@]} -gt 0 ] && [ -f "$out/unviable.count" ]; then
         earlier_unviable=$(cat "$out/unviable.count")
@@ -55,7 +54,10 @@ for crate in $crates; do
     timeouts=$(count timeout)
     unviable=$(($(count unviable) + earlier_unviable))
     if [ ${#iterate[@]} -gt 0 ]; then
-        caught=$((caught + $(count previously_caught) - earlier_unviable))
+        # Everything not missed, timed out or unviable now was caught by this or an earlier
+        # run (by the mutant list of the code as it is now).
+        total=$(cargo mutants --list --package "$crate" | grep -c . || true)
+        caught=$((total - missed - timeouts - unviable))
     fi
     echo "$unviable" >"$out/unviable.count"
     viable=$((caught + missed + timeouts))
