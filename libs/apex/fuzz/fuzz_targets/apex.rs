@@ -1,4 +1,6 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| apex::fuzzing::apex(data));
+fuzz_target!(|data: &[u8]| {
+    let _ = apex::fuzzing::apex(data);
+});
