@@ -12,8 +12,9 @@
 //! from the host, and a host that changes ciphertext gets garbage, not chosen plaintext, per
 //! 16-byte block (XTS) rather than per 4 KiB sector (HCTR2).
 //!
-//! mke2fs is Debian's, carried on the system partition with its shared libraries and run
-//! through the dynamic loader there (`/system/lib64`), so the guest needs no loader at /lib64.
+//! mke2fs is Debian's, carried on the system partition with its shared libraries (in
+//! `/system/private/lib64`, out of the payload's reach) and run through the dynamic loader in
+//! `/system/lib64`, so the guest needs no loader at /lib64.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
