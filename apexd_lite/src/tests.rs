@@ -120,7 +120,10 @@ fn partitions_must_follow_the_metadata_order_and_names_be_unique() {
     entries[0].partition_name = "microdroid-apex-0".into();
     fs::write(by_name.join("microdroid-apex-0"), b"not an apex").unwrap();
     let text = verify_all(&by_name, &entries).unwrap_err().to_string();
-    assert!(text.contains("reading the APEX: not a zip file"), "{text}");
+    assert!(
+        text.contains("reading the APEX: invalid zip: not a zip archive"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -533,6 +533,95 @@ pub fn fuzz_entry(data: &[u8]) {
 #[cfg(test)]
 mod tests {
 
+    /// A message longer than a record holds is cut at a character boundary, keeping the
+    /// terminator: tag "tt" leaves 4068 − 4 − 1 = 4063 bytes, so 4062 of two-byte characters.
+    #[test]
+    fn long_messages_are_cut_whole() {
+        let long = "\u{e9}".repeat(3000);
+        let datagram = encode_write(
+            LogId::Main,
+            0x0102,
+            0x0304_0506,
+            0x0708_090a,
+            INFO,
+            "tt",
+            &long,
+        );
+        let payload = &datagram[WRITE_HEADER_LEN..];
+        assert_eq!(payload.len(), 4 + 4062 + 1);
+        assert_eq!(payload.last(), Some(&0));
+        let w = parse_write(&datagram).unwrap();
+        assert_eq!(w.message.len(), 4062);
+        assert!(long.starts_with(&w.message));
+        assert_eq!(
+            (w.lid, w.tid, w.sec, w.nsec, w.priority, w.tag.as_str()),
+            (LogId::Main, 0x0102, 0x0304_0506, 0x0708_090a, INFO, "tt")
+        );
+    }
+
+    #[test]
+    fn record_sizes_at_their_limits() {
+        // The smallest datagram: the header and a priority byte.
+        let mut smallest = encode_write(LogId::Main, 1, 2, 3, INFO, "", "");
+        smallest.truncate(WRITE_HEADER_LEN + 1);
+        let w = parse_write(&smallest).unwrap();
+        assert_eq!(
+            (w.priority, w.tag.as_str(), w.message.as_str()),
+            (INFO, "", "")
+        );
+        assert!(matches!(
+            parse_write(&smallest[..WRITE_HEADER_LEN]),
+            Err(LogError::Short(11))
+        ));
+        // A payload of exactly MAX_PAYLOAD bytes, as writer and as logd record.
+        let full = "m".repeat(MAX_PAYLOAD - 4);
+        let datagram = encode_write(LogId::Main, 1, 2, 3, INFO, "t", &full);
+        assert_eq!(datagram.len() - WRITE_HEADER_LEN, MAX_PAYLOAD);
+        assert_eq!(parse_write(&datagram).unwrap().message, full);
+        let mut over = datagram.clone();
+        over.push(0);
+        assert!(matches!(parse_write(&over), Err(LogError::Oversized(_))));
+        let entry = Entry {
+            lid: LogId::Main,
+            pid: 1,
+            tid: 2,
+            uid: 3,
+            sec: 4,
+            nsec: 5,
+            priority: INFO,
+            tag: "t".into(),
+            message: full,
+        };
+        assert_eq!(Entry::parse(&entry.encode()).unwrap(), entry);
+    }
+
+    #[test]
+    fn filters_default_and_silence() {
+        let entry = |priority| Entry {
+            lid: LogId::Main,
+            pid: 1,
+            tid: 1,
+            uid: 0,
+            sec: 0,
+            nsec: 0,
+            priority,
+            tag: "t".into(),
+            message: "m".into(),
+        };
+        let mut f = Filter::default();
+        assert!(f.matches(&entry(VERBOSE)));
+        f.set_default(INFO);
+        assert!(!f.matches(&entry(VERBOSE)));
+        assert!(f.matches(&entry(INFO)));
+        // Silent (8) hides everything, even an entry claiming priority 8.
+        f.set_default(8);
+        assert!(!f.matches(&entry(8)));
+        assert_eq!(
+            format_file_line(&entry(INFO)),
+            format_entry(&entry(INFO), Format::ThreadTime)
+        );
+    }
+
     /// Leap days and centuries (values from Python's datetime).
     #[test]
     fn civil_time_across_centuries() {
