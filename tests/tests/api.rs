@@ -220,14 +220,26 @@ fn host_app_greets_the_payload_through_vmclient() {
         "{err:?}"
     );
 
-    // 1,000 calls in a row: no fd or thread left behind.
+    // 1,000 calls in a row: no fd or thread left behind per call. The other tests of this
+    // binary run beside this one and open their own fds and threads, so the counts may move
+    // by a few; a leak per call would add a thousand.
     let fds = count_entries("/proc/self/fd");
     let threads = count_entries("/proc/self/task");
     for i in 0..1000 {
         hello.greet(&format!("call {i}")).unwrap();
     }
-    assert_eq!(count_entries("/proc/self/fd"), fds);
-    assert_eq!(count_entries("/proc/self/task"), threads);
+    let (fds_after, threads_after) = (
+        count_entries("/proc/self/fd"),
+        count_entries("/proc/self/task"),
+    );
+    assert!(
+        fds_after < fds + 50,
+        "fds {fds} -> {fds_after} over 1,000 calls"
+    );
+    assert!(
+        threads_after < threads + 50,
+        "threads {threads} -> {threads_after} over 1,000 calls"
+    );
 
     hello.quit().unwrap();
     drop(hello);
