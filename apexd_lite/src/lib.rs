@@ -46,11 +46,13 @@ impl Default for Config {
             metadata: PathBuf::from(PINNED_METADATA),
             require_pins: true,
             by_name: PathBuf::from("/dev/block/by-name"),
-            apex_root: PathBuf::from("/apex"),
+            apex_root: PathBuf::from(APEX_ROOT),
         }
     }
 }
 
+/// Where APEXes are mounted and the info list is written.
+pub const APEX_ROOT: &str = "/apex";
 /// Where microdroid_manager writes the pinned metadata (AOSP's path).
 pub const PINNED_METADATA: &str = "/apex/vm-payload-metadata";
 

@@ -37,9 +37,39 @@ pub fn report(zipfuse_pids: &[u32]) -> String {
     )
 }
 
+/// `/proc/uptime`'s two figures: seconds since boot, and seconds the CPUs spent idle (summed
+/// over CPUs). Idle time before the payload starts is time the boot waited (on the host, on a
+/// device) rather than computed: what running steps side by side could still win on one vCPU.
+pub fn parse_uptime(text: &str) -> Option<(f64, f64)> {
+    let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().ok());
+    Some((fields.next()??, fields.next()??))
+}
+
+/// `CPU at payload start: uptime 2.86 s, idle 0.12 s`.
+pub fn cpu_report() -> String {
+    match std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .as_deref()
+        .and_then(parse_uptime)
+    {
+        Some((uptime, idle)) => {
+            format!("CPU at payload start: uptime {uptime:.2} s, idle {idle:.2} s")
+        }
+        None => "CPU at payload start: /proc/uptime unreadable".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_uptime_and_idle() {
+        assert_eq!(parse_uptime("2.86 0.12\n"), Some((2.86, 0.12)));
+        assert_eq!(parse_uptime("2.86\n"), None);
+        assert_eq!(parse_uptime("x 1\n"), None);
+        assert!(cpu_report().contains("idle"));
+    }
 
     #[test]
     fn reads_vm_rss() {

@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Boot benchmark: the Microdroid guest (demo payload) against a bare busybox initramfs that
-# mounts /proc, prints its uptime and powers off, on the same kernel with the same QEMU flags
-# (both launched by vmctl). Prints, per run: host wall time of the whole vmctl cycle, the
-# guest uptime when the payload starts / when busybox's init runs, and at power-off.
+# Boot benchmark, side by side in one run on the same kernel with the same QEMU flags (every VM
+# launched through vmctl/virtmgr), RUNS alternating rounds of:
+#   app:       the demo (`make run`): hello_host boots the hello app's VM (instance, storage,
+#              DICE, APK verification, zipfuse), greets the payload over vsock and lets it quit;
+#   system:    `vmctl run` of the system payload (hello_payload, no app disks);
+#   busybox:   a bare busybox initramfs that mounts /proc, prints its uptime and powers off.
+# Per run: host wall time of the whole cycle; the guest uptime at the payload's first line
+# ("payload: Hello from Microdroid") or at busybox's init. Then the medians and the ratios
+# against busybox (issue 15's goal: both <= 1.2), and AOSP MicrodroidBenchmarks' boot stages
+# (`vmctl run --json`). Guest-side step timings come from the console lines (docs/performance.md).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
-RUNS="${RUNS:-3}"
+RUNS="${RUNS:-5}"
 VMCTL=target/release/vmctl
+HELLO_HOST=target/release/hello_host
+APP=build/hello-app
 OUT=build/bench/boot
 mkdir -p "$OUT"
+if [ ! -f "$APP/hello-app.apk" ]; then
+    make -s app >/dev/null
+fi
 
 # The busybox initramfs (busybox-static is installed by make setup).
 rm -rf "$OUT/bb" && mkdir -p "$OUT/bb/bin" "$OUT/bb/proc"
@@ -23,32 +34,80 @@ INIT
 chmod 755 "$OUT/bb/init"
 (cd "$OUT/bb" && find . | sort | cpio -o -H newc --quiet) > "$OUT/busybox.cpio"
 
-wall() { grep -o '; [0-9.]* s;' "$1" | tr -dc '0-9.'; }
-stamp() { grep -m1 "$2" "$1" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
+now() { date +%s.%N; }
+first_line() { grep -a -m1 '] payload: Hello from Microdroid' "$1" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
+app_run() {
+    "$HELLO_HOST" --os build/image/vm_os.json --apk "$APP/hello-app.apk" \
+        --idsig "$APP/hello-app.apk.idsig" --instance "$OUT/instance.img" \
+        --storage "$OUT/storage.img" --storage-size 8388608 > "$OUT/app.log" 2>&1
+}
 
-printf '%-10s %4s %10s %16s %14s\n' variant run "wall (s)" "uptime@start (s)" "uptime@off (s)"
+# A first app boot provisions the instance and formats the storage: not a boot to time.
+rm -f "$OUT/instance.img" "$OUT/storage.img"
+app_run || { cat "$OUT/app.log"; exit 1; }
+
+: > "$OUT/runs.tsv"
+printf '%-8s %4s %9s %17s\n' variant run "wall (s)" "uptime@first (s)"
 for i in $(seq 1 "$RUNS"); do
+    t0=$(now); app_run || true; t1=$(now)
+    printf 'app\t%s\t%s\t%s\n' "$i" "$(echo "$t1 - $t0" | bc)" "$(first_line "$OUT/app.log")" >> "$OUT/runs.tsv"
+    t0=$(now)
     "$VMCTL" run --quiet --timeout 60 --os build/image/vm_os.json --console-log "$OUT/md.log" 2> "$OUT/md.err" || true
-    printf '%-10s %4s %10s %16s %14s\n' microdroid "$i" "$(wall "$OUT/md.err")" \
-        "$(stamp "$OUT/md.log" 'starting payload')" "$(stamp "$OUT/md.log" 'init: power off')"
+    t1=$(now)
+    printf 'system\t%s\t%s\t%s\n' "$i" "$(echo "$t1 - $t0" | bc)" "$(first_line "$OUT/md.log")" >> "$OUT/runs.tsv"
+    t0=$(now)
     "$VMCTL" run --quiet --timeout 60 --os build/image/vm_os.json --initrd "$OUT/busybox.cpio" \
         --console-log "$OUT/bb.log" 2> "$OUT/bb.err" || true
-    bb_up="$(grep -o 'BUSYBOX_INIT uptime=[0-9.]*' "$OUT/bb.log" | cut -d= -f2)"
-    printf '%-10s %4s %10s %16s %14s\n' busybox "$i" "$(wall "$OUT/bb.err")" "$bb_up" "-"
+    t1=$(now)
+    printf 'busybox\t%s\t%s\t%s\n' "$i" "$(echo "$t1 - $t0" | bc)" \
+        "$(grep -a -o 'BUSYBOX_INIT uptime=[0-9.]*' "$OUT/bb.log" | cut -d= -f2)" >> "$OUT/runs.tsv"
+    tail -n 3 "$OUT/runs.tsv" | awk -F'\t' '{printf "%-8s %4s %9.2f %17s\n", $1, $2, $3, $4}'
 done
-echo "(microdroid: uptime@start = 'starting payload' console stamp; busybox: its /init's /proc/uptime)"
 
-# AOSP MicrodroidBenchmarks' stages for the microdroid runs (vmctl run --json, boot_stages).
+python3 - "$OUT/runs.tsv" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    variant, _, wall, first = line.rstrip("\n").split("\t")
+    r = runs.setdefault(variant, {"wall": [], "first": []})
+    r["wall"].append(float(wall))
+    if first:
+        r["first"].append(float(first))
+med = {v: {k: statistics.median(x) if x else float("nan") for k, x in r.items()} for v, r in runs.items()}
+print()
+print("medians            wall (s)  uptime@first (s)   ratio wall  ratio uptime (vs busybox)")
+for v in ("app", "system", "busybox"):
+    m = med[v]
+    print("%-16s %10.2f %17.2f %12.2f %13.2f" % (v, m["wall"], m["first"],
+          m["wall"] / med["busybox"]["wall"], m["first"] / med["busybox"]["first"]))
+print("(goal: app ratios <= 1.2; uptime@first = the payload's first console line, busybox: its init)")
+PY
+
+# The guest's own step timings of the last app boot (console lines).
 echo
-printf '%-4s %18s %18s %22s %11s\n' run vm_starting_time kernel_boot_time userspace_boot_time boot_time
+grep -a -o 'init: loaded [0-9]* kernel modules in [0-9.]* s' "$OUT/app.log" || true
+grep -a -o 'SELinux: policy loaded ([^)]*)' "$OUT/app.log" || true
+grep -a -o 'CPU at payload start: .*' "$OUT/app.log" || true
+
+# AOSP MicrodroidBenchmarks' stages for system-payload runs (vmctl run --json, boot_stages), at
+# debug level FULL (logd and adbd run; the console gives the guest stamps) and NONE (no debug
+# services, no console: boot_time from the host only). Their boot_time difference is what the
+# debug services cost the boot on one vCPU.
+echo
+printf '%-4s %18s %18s %22s %11s %17s\n' run vm_starting_time kernel_boot_time userspace_boot_time boot_time "boot_time (NONE)"
 for i in $(seq 1 "$RUNS"); do
     "$VMCTL" run --json --timeout 60 --os build/image/vm_os.json --console-log "$OUT/st.log" \
         > "$OUT/st.json" 2> /dev/null || true
-    python3 - "$OUT/st.json" "$i" <<'PY'
+    "$VMCTL" run --json --debug none --timeout 60 --os build/image/vm_os.json \
+        > "$OUT/st-none.json" 2> /dev/null || true
+    python3 - "$OUT/st.json" "$OUT/st-none.json" "$i" <<'PY'
 import json, sys
-exit_line = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][-1]
-s = exit_line.get("boot_stages") or {}
-f = lambda k: "%.3f" % s[k] if k in s else "-"
-print("%-4s %18s %18s %22s %11s" % (sys.argv[2], f("vm_starting_time"), f("kernel_boot_time"), f("userspace_boot_time"), f("boot_time")))
+def stages(path):
+    lines = [json.loads(l) for l in open(path) if l.strip()]
+    return (lines[-1].get("boot_stages") or {}) if lines else {}
+s, n = stages(sys.argv[1]), stages(sys.argv[2])
+f = lambda d, k: "%.3f" % d[k] if k in d else "-"
+print("%-4s %18s %18s %22s %11s %17s" % (sys.argv[3], f(s, "vm_starting_time"), f(s, "kernel_boot_time"),
+      f(s, "userspace_boot_time"), f(s, "boot_time"), f(n, "boot_time")))
 PY
 done

@@ -56,6 +56,8 @@ fn demo_app_runs_from_its_signed_apk() {
         "apkdmverity: /dev/block/mapper/microdroid-apk",
         "APK signature verified",
         "zipfuse: APK mounted at /mnt/apk",
+        // No APEX in the metadata: the manager writes the empty list, apexd is not started.
+        "no APEX in the payload metadata: 0 APEX(es) active, /apex/apex-info-list.xml written",
         "starting payload /mnt/apk/lib/x86_64/hello_payload",
         "payload: Hello from Microdroid",
     ] {
