@@ -674,6 +674,74 @@ mod tests {
     }
     use super::*;
 
+    /// Logger::log sends one writer datagram to the socket it was given, stamped now, with the
+    /// caller's thread id.
+    #[test]
+    fn logger_sends_a_writer_datagram() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logdw");
+        let logd = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32;
+        let logger = Logger::with_path(LogId::Crash, &path);
+        logger.log(6, "payload", "it broke");
+        logger.log(4, "payload", "again");
+        let mut buf = [0u8; 256];
+        let n = logd.recv(&mut buf).unwrap();
+        let written = parse_write(&buf[..n]).unwrap();
+        assert_eq!(written.lid, LogId::Crash);
+        assert_eq!(
+            (
+                written.priority,
+                written.tag.as_str(),
+                written.message.as_str()
+            ),
+            (6, "payload", "it broke")
+        );
+        // SAFETY: gettid(2) has no arguments and cannot fail.
+        assert_eq!(written.tid, unsafe { libc::gettid() } as u16);
+        assert!(written.sec >= before && written.sec <= before + 60);
+        let n = logd.recv(&mut buf).unwrap();
+        assert_eq!(parse_write(&buf[..n]).unwrap().message, "again");
+    }
+
+    /// read_tail asks logd's reader socket for `dumpAndClose` of the buffers and the tail, and
+    /// returns the records until logd closes, skipping those that do not parse.
+    #[test]
+    fn read_tail_asks_and_collects_until_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = seqpacket::listen_at(&dir.path().join("logdr")).unwrap();
+        let entry = |message: &str| Entry {
+            lid: LogId::Main,
+            pid: 7,
+            tid: 8,
+            uid: 1000,
+            sec: 1,
+            nsec: 2,
+            priority: 4,
+            tag: "t".into(),
+            message: message.into(),
+        };
+        let records = [entry("one"), entry("two")];
+        let sent = records.clone();
+        let logd = std::thread::spawn(move || {
+            let conn = seqpacket::accept_from(&listener).unwrap();
+            let mut buf = [0u8; 256];
+            let n = seqpacket::recv_packet(&conn, &mut buf).unwrap();
+            let command = String::from_utf8_lossy(&buf[..n]).into_owned();
+            seqpacket::send_packet(&conn, &sent[0].encode()).unwrap();
+            seqpacket::send_packet(&conn, b"not a record").unwrap();
+            seqpacket::send_packet(&conn, &sent[1].encode()).unwrap();
+            command
+        });
+        let got = read_tail(dir.path(), &[LogId::Main, LogId::Crash], 50).unwrap();
+        assert_eq!(logd.join().unwrap(), "dumpAndClose lids=0,4 tail=50");
+        assert_eq!(got, records);
+        assert!(read_tail(&dir.path().join("none"), &[LogId::Main], 1).is_err());
+    }
+
     fn entry() -> Entry {
         Entry {
             lid: LogId::Main,

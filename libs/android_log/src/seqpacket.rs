@@ -75,3 +75,54 @@ pub fn peer_gone(fd: &OwnedFd) -> bool {
         Err(_) => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (tempfile::TempDir, OwnedFd, OwnedFd) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let listener = listen_at(&path).unwrap();
+        let client = connect_to(&path).unwrap();
+        let server = accept_from(&listener).unwrap();
+        (dir, client, server)
+    }
+
+    /// Packets keep their boundaries; a packet longer than the buffer is cut; end of stream
+    /// reads as 0; a send to a closed peer is an error, not a SIGPIPE.
+    #[test]
+    fn packets_boundaries_cut_and_end() {
+        let (_dir, client, server) = pair();
+        send_packet(&client, b"first").unwrap();
+        send_packet(&client, b"second packet").unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(recv_packet(&server, &mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"first");
+        let mut small = [0u8; 6];
+        assert_eq!(recv_packet(&server, &mut small).unwrap(), 6);
+        assert_eq!(&small, b"second");
+        drop(client);
+        assert_eq!(recv_packet(&server, &mut buf).unwrap(), 0);
+        assert!(send_packet(&server, b"x").is_err());
+    }
+
+    #[test]
+    fn peer_gone_when_it_hangs_up_or_sends_more() {
+        let (_dir, client, server) = pair();
+        assert!(!peer_gone(&server));
+        send_packet(&client, b"more").unwrap();
+        assert!(peer_gone(&server));
+        let mut buf = [0u8; 8];
+        recv_packet(&server, &mut buf).unwrap();
+        assert!(!peer_gone(&server));
+        drop(client);
+        assert!(peer_gone(&server));
+    }
+
+    #[test]
+    fn connecting_to_nothing_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(connect_to(&dir.path().join("none")).is_err());
+    }
+}

@@ -202,6 +202,33 @@ fn a_v31_block_does_not_change_the_signer() {
     }
 }
 
+/// Two v3 signers for one SDK: AOSP refuses the APK rather than choosing, and says how many.
+#[test]
+fn two_v3_signers_for_one_sdk_are_refused() {
+    use apksig::block::V3_BLOCK_ID;
+    let rsa = fixtures::testdata("signed-rsa.apk");
+    let ec = fixtures::testdata("signed-ec.apk");
+    // A v3 value is a length-prefixed sequence of length-prefixed signers: join the two.
+    let signers = [
+        fixtures::pair_value(&rsa, V3_BLOCK_ID),
+        fixtures::pair_value(&ec, V3_BLOCK_ID),
+    ];
+    let mut joined = Vec::new();
+    for value in &signers {
+        joined.extend_from_slice(&value[4..]);
+    }
+    let mut two = (joined.len() as u32).to_le_bytes().to_vec();
+    two.extend_from_slice(&joined);
+    let apk = fixtures::with_pair_replaced(&rsa, V3_BLOCK_ID, two);
+    for sdk in [24, SDK] {
+        let err = apksig::verify(&mut std::io::Cursor::new(&apk), sdk).unwrap_err();
+        assert!(
+            matches!(err, Error::SignerCountForSdk { sdk: s, count: 2 } if s == sdk),
+            "{err:?}"
+        );
+    }
+}
+
 /// The checked-in fixtures are what the generator produces now (signing is deterministic).
 #[test]
 fn fixtures_are_up_to_date() {

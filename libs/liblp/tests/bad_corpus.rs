@@ -434,3 +434,60 @@ bad!(
     "name_not_utf8.bin",
     Error::InvalidMetadata("name is not UTF-8")
 );
+
+/// The highest minor version liblp knows (with its expanded header) is read.
+#[test]
+fn minor_version_at_its_maximum_is_read() {
+    let img = with_metadata(&|md| md.header.minor_version = liblp::MINOR_VERSION_MAX);
+    let md = liblp::read_metadata_from_bytes(&img, 0).unwrap();
+    assert_eq!(md.header.minor_version, liblp::MINOR_VERSION_MAX);
+    assert_eq!(md.header.header_size, 256);
+}
+
+/// Tables may fill a metadata copy exactly; one byte less room is refused.
+#[test]
+fn tables_may_fill_metadata_max_size_exactly() {
+    let (md, _) = good();
+    let blob = md.encode().unwrap();
+    let header_size = u32::from_le_bytes(blob[8..12].try_into().unwrap());
+    let tables_size = u32::from_le_bytes(blob[44..48].try_into().unwrap());
+    let mut geometry = md.geometry;
+    geometry.metadata_max_size = header_size + tables_size;
+    let parsed = liblp::parse_metadata(&geometry, &blob).unwrap();
+    assert_eq!(
+        (parsed.partitions, parsed.extents),
+        (md.partitions, md.extents)
+    );
+    geometry.metadata_max_size -= 1;
+    assert!(matches!(
+        liblp::parse_metadata(&geometry, &blob),
+        Err(Error::SizeOutOfRange(_))
+    ));
+}
+
+/// An empty table may sit at the very end of the tables; one byte past it is refused.
+#[test]
+fn an_empty_table_may_end_exactly_at_tables_size() {
+    let (mut md, _) = good();
+    md.extents.clear();
+    for p in &mut md.partitions {
+        p.first_extent_index = 0;
+        p.num_extents = 0;
+    }
+    let blob = md.encode().unwrap();
+    let patched = |extents_offset: u32| {
+        let mut b = blob.clone();
+        put32(&mut b, 92, extents_offset);
+        b[12..44].fill(0);
+        let sum = Sha256::digest(&b[..128]);
+        b[12..44].copy_from_slice(&sum);
+        b
+    };
+    let tables_size = u32::from_le_bytes(blob[44..48].try_into().unwrap());
+    let parsed = liblp::parse_metadata(&md.geometry, &patched(tables_size)).unwrap();
+    assert!(parsed.extents.is_empty());
+    assert!(matches!(
+        liblp::parse_metadata(&md.geometry, &patched(tables_size + 1)),
+        Err(Error::InvalidMetadata("table extends past tables_size"))
+    ));
+}

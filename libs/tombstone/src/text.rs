@@ -159,24 +159,37 @@ pub fn render(t: &Tombstone) -> String {
     }
     let _ = writeln!(o);
     let _ = writeln!(o, "memory map ({} entries):", t.maps.len());
-    let fault = has_address(t.signal, t.code).then_some(t.fault_addr);
-    let mut fault_shown = false;
-    for m in &t.maps {
+    // debuggerd's marker: the mapping holding the fault address is flagged `--->`; an address
+    // outside every mapping gets a line where it falls (before, between or after them).
+    let mut fault = has_address(t.signal, t.code).then_some(t.fault_addr);
+    for (i, m) in t.maps.iter().enumerate() {
+        let mut prefix = "    ";
         if let Some(a) = fault {
-            if !fault_shown && a < m.start {
-                let _ = writeln!(o, "--->Fault address falls at {a:016x} before any mapping");
-                fault_shown = true;
+            if a < m.start {
+                let place = if i == 0 {
+                    "before any mapping"
+                } else {
+                    "between mappings"
+                };
+                let _ = writeln!(o, "--->Fault address falls at {a:016x} {place}");
+                fault = None;
+            } else if a < m.end {
+                prefix = "--->";
+                fault = None;
             }
         }
         let _ = writeln!(
             o,
-            "    {:016x}-{:016x} {} {:8x}  {}",
+            "{prefix}{:016x}-{:016x} {} {:8x}  {}",
             m.start,
             m.end.saturating_sub(1),
             m.perms,
             m.offset,
             m.path
         );
+    }
+    if let Some(a) = fault {
+        let _ = writeln!(o, "--->Fault address falls at {a:016x} after any mapping");
     }
     if !t.log_tail.is_empty() {
         let _ = writeln!(o);
@@ -255,6 +268,56 @@ mod tests {
         ));
         assert!(text.contains("--->Fault address falls at 0000000000000000 before any mapping"));
         assert!(text.ends_with("--------- tail end of log main\n12-05 23:49:46.000   133   134 I payload : about to crash\n"));
+    }
+
+    /// A null pointer is any address in the first page; 4096 is the second page. The fault
+    /// arrow is printed once, before the first mapping above the address, and not for an
+    /// address a mapping starts at.
+    #[test]
+    fn null_page_cause_and_fault_arrow_bounds() {
+        let mut t = sample();
+        t.fault_addr = 4095;
+        assert!(render(&t).contains("Cause: null pointer dereference\n"));
+        t.fault_addr = 4096;
+        assert!(!render(&t).contains("Cause:"));
+
+        t.maps.push(Mapping {
+            start: 0x7f00_0001_0000,
+            end: 0x7f00_0001_1000,
+            perms: "rw-p".into(),
+            offset: 0,
+            path: "[stack]".into(),
+        });
+        t.fault_addr = 0x10;
+        let text = render(&t);
+        assert_eq!(text.matches("--->").count(), 1, "{text}");
+        assert!(text.contains(
+            "memory map (2 entries):\n--->Fault address falls at 0000000000000010 before any mapping\n    00007f0000000000-"
+        ), "{text}");
+        // Inside a mapping (its first and last byte): that mapping's line is flagged.
+        for a in [0x7f00_0000_0000, 0x7f00_0000_1fff] {
+            t.fault_addr = a;
+            let text = render(&t);
+            assert_eq!(text.matches("--->").count(), 1, "{text}");
+            assert!(text.contains(
+                "--->00007f0000000000-00007f0000001fff r-xp        0  /mnt/apk/lib/x86_64/libcrash.so\n    00007f0000010000-"
+            ), "{text}");
+        }
+        t.fault_addr = 0x7f00_0000_2000;
+        let text = render(&t);
+        assert_eq!(text.matches("--->").count(), 1, "{text}");
+        assert!(text.contains(
+            "libcrash.so\n--->Fault address falls at 00007f0000002000 between mappings\n    00007f0000010000-"
+        ), "{text}");
+        t.fault_addr = 0x7f00_0001_1000;
+        let text = render(&t);
+        assert_eq!(text.matches("--->").count(), 1, "{text}");
+        assert!(
+            text.contains(
+                "[stack]\n--->Fault address falls at 00007f0000011000 after any mapping\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

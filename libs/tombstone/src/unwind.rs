@@ -150,44 +150,71 @@ impl Module {
             )
             .ok()?;
         let cfa = match row.cfa() {
-            CfaRule::RegisterAndOffset { register, offset } => {
-                regs.get(*register)?.checked_add_signed(*offset)?
-            }
+            CfaRule::RegisterAndOffset { register, offset } => (*register, *offset),
             CfaRule::Expression(_) => return None,
         };
-        let rule_value = |rule: RegisterRule<usize>, old: Option<u64>| -> Option<u64> {
+        let rules = FrameRules {
+            cfa,
+            ra: row.register(X86_64::RA),
+            saved: CALLEE_SAVED.map(|r| (r, row.register(r))),
+        };
+        *regs = rules.caller(regs, mem)?;
+        Some(())
+    }
+}
+
+/// The registers a callee preserves (System V x86-64), which the unwinder carries up.
+const CALLEE_SAVED: [Register; 6] = [
+    X86_64::RBX,
+    X86_64::RBP,
+    X86_64::R12,
+    X86_64::R13,
+    X86_64::R14,
+    X86_64::R15,
+];
+
+/// What one CFI row says about the caller's frame, as far as the unwinder uses it.
+struct FrameRules {
+    /// The canonical frame address: this register's value plus the offset.
+    cfa: (Register, i64),
+    /// Where the return address is.
+    ra: RegisterRule<usize>,
+    /// Where each callee-saved register's caller value is.
+    saved: [(Register, RegisterRule<usize>); 6],
+}
+
+impl FrameRules {
+    /// The caller's registers: pc from the return address, RSP the CFA, callee-saved registers
+    /// by their rules (a register without a rule keeps its value; one whose rule this unwinder
+    /// cannot follow becomes unknown). `None` when the CFA or the return address is unknown:
+    /// the end of the backtrace.
+    fn caller(&self, regs: &Regs, mem: &dyn Memory) -> Option<Regs> {
+        let (cfa_register, cfa_offset) = self.cfa;
+        let cfa = regs.get(cfa_register)?.checked_add_signed(cfa_offset)?;
+        let rule_value = |rule: &RegisterRule<usize>, old: Option<u64>| -> Option<u64> {
             match rule {
                 RegisterRule::Undefined => None,
                 RegisterRule::SameValue => old,
-                RegisterRule::Offset(o) => mem.read_u64(cfa.checked_add_signed(o)?),
-                RegisterRule::ValOffset(o) => cfa.checked_add_signed(o),
+                RegisterRule::Offset(o) => mem.read_u64(cfa.checked_add_signed(*o)?),
+                RegisterRule::ValOffset(o) => cfa.checked_add_signed(*o),
                 _ => None,
             }
         };
-        let ra = rule_value(row.register(X86_64::RA), None)?;
+        let ra = rule_value(&self.ra, None)?;
         let mut next = regs.clone();
-        for r in [
-            X86_64::RBX,
-            X86_64::RBP,
-            X86_64::R12,
-            X86_64::R13,
-            X86_64::R14,
-            X86_64::R15,
-        ] {
-            let rule = row.register(r);
+        for (r, rule) in &self.saved {
             next.set(
-                r,
+                *r,
                 if matches!(rule, RegisterRule::Undefined) {
-                    regs.get(r)
+                    regs.get(*r)
                 } else {
-                    rule_value(rule, regs.get(r))
+                    rule_value(rule, regs.get(*r))
                 },
             );
         }
         next.set(X86_64::RSP, Some(cfa));
         next.pc = ra;
-        *regs = next;
-        Some(())
+        Some(next)
     }
 }
 
@@ -317,6 +344,119 @@ mod tests {
         fn read_u64(&self, _: u64) -> Option<u64> {
             None
         }
+    }
+
+    /// A stack as a map from address to the u64 stored there.
+    struct Stack(HashMap<u64, u64>);
+    impl Memory for Stack {
+        fn read_u64(&self, addr: u64) -> Option<u64> {
+            self.0.get(&addr).copied()
+        }
+    }
+
+    fn regs(values: &[(Register, u64)]) -> Regs {
+        Regs {
+            values: values.iter().map(|(r, v)| (r.0, *v)).collect(),
+            pc: 0x1000,
+        }
+    }
+
+    /// The rules of a function that pushed RBP after its call: CFA = RSP + 16, the return
+    /// address at CFA - 8, RBP at CFA - 16; the others as `others`.
+    fn rules(others: RegisterRule<usize>) -> FrameRules {
+        let mut saved = CALLEE_SAVED.map(|r| (r, others.clone()));
+        saved[1] = (X86_64::RBP, RegisterRule::Offset(-16));
+        FrameRules {
+            cfa: (X86_64::RSP, 16),
+            ra: RegisterRule::Offset(-8),
+            saved,
+        }
+    }
+
+    #[test]
+    fn caller_frame_from_offset_rules() {
+        let stack = Stack(HashMap::from([(0x7000, 0x4242), (0x6ff8, 0x9999)]));
+        let callee = regs(&[(X86_64::RSP, 0x6ff8), (X86_64::RBX, 7), (X86_64::RBP, 1)]);
+        let caller = rules(RegisterRule::Undefined)
+            .caller(&callee, &stack)
+            .unwrap();
+        assert_eq!(caller.pc, 0x4242);
+        assert_eq!(caller.get(X86_64::RSP), Some(0x7008));
+        assert_eq!(caller.get(X86_64::RBP), Some(0x9999));
+        // No rule: the callee did not touch it.
+        assert_eq!(caller.get(X86_64::RBX), Some(7));
+        assert_eq!(caller.get(X86_64::R12), None);
+    }
+
+    #[test]
+    fn same_value_and_val_offset_rules() {
+        let stack = Stack(HashMap::from([(0x7000, 0x4242), (0x6ff8, 0x9999)]));
+        let callee = regs(&[(X86_64::RSP, 0x6ff8), (X86_64::RBX, 7), (X86_64::R12, 12)]);
+        let same = rules(RegisterRule::SameValue)
+            .caller(&callee, &stack)
+            .unwrap();
+        assert_eq!(same.get(X86_64::RBX), Some(7));
+        assert_eq!(same.get(X86_64::R12), Some(12));
+        assert_eq!(same.get(X86_64::R13), None);
+        let val = rules(RegisterRule::ValOffset(-24))
+            .caller(&callee, &stack)
+            .unwrap();
+        assert_eq!(val.get(X86_64::RBX), Some(0x7008 - 24));
+        assert_eq!(val.get(X86_64::R15), Some(0x7008 - 24));
+        // A rule this unwinder does not follow makes the register unknown.
+        let other = rules(RegisterRule::Register(X86_64::RAX))
+            .caller(&callee, &stack)
+            .unwrap();
+        assert_eq!(other.get(X86_64::RBX), None);
+    }
+
+    #[test]
+    fn unknown_cfa_or_return_address_ends_the_backtrace() {
+        let stack = Stack(HashMap::from([(0x7000, 0x4242)]));
+        let no_rsp = regs(&[(X86_64::RBX, 7)]);
+        assert!(rules(RegisterRule::Undefined)
+            .caller(&no_rsp, &stack)
+            .is_none());
+        let callee = regs(&[(X86_64::RSP, 0x6ff8)]);
+        let mut end = rules(RegisterRule::Undefined);
+        end.ra = RegisterRule::Undefined;
+        assert!(end.caller(&callee, &stack).is_none());
+        // The return address unreadable: the end too.
+        assert!(rules(RegisterRule::Undefined)
+            .caller(&callee, &Stack(HashMap::new()))
+            .is_none());
+        // An offset past the address space is not a frame.
+        let top = regs(&[(X86_64::RSP, u64::MAX - 8)]);
+        assert!(rules(RegisterRule::Undefined)
+            .caller(&top, &stack)
+            .is_none());
+        // A saved register unreadable becomes unknown; the frame is still found.
+        let caller = rules(RegisterRule::Undefined)
+            .caller(&callee, &stack)
+            .unwrap();
+        assert_eq!(caller.get(X86_64::RBP), None);
+    }
+
+    /// A mapping holds [start, end); a pc in a mapping without a file is one frame, named by
+    /// the mapping, at its offset into it.
+    #[test]
+    fn pc_in_a_mapping_without_a_file() {
+        let maps = parse_maps(
+            "1000-2000 rw-p 00000000 00:00 0\n\
+             2000-3000 rw-p 00000010 00:00 0      [stack]\n",
+        );
+        let frame = |pc: u64| {
+            let mut gregs = [0u64; NGREG];
+            gregs[reg::RIP] = pc;
+            let frames = unwind(&gregs, &maps, &NoMemory);
+            assert_eq!(frames.len(), 1);
+            (frames[0].module.clone(), frames[0].rel_pc)
+        };
+        assert_eq!(frame(0x1000), (Some("<anonymous>".into()), 0));
+        assert_eq!(frame(0x1fff), (Some("<anonymous>".into()), 0xfff));
+        assert_eq!(frame(0x2000), (Some("[stack]".into()), 0x10));
+        assert_eq!(frame(0x3000), (None, 0x3000));
+        assert_eq!(frame(0xfff), (None, 0xfff));
     }
 
     #[test]

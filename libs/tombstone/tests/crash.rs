@@ -86,6 +86,52 @@ fn abort_is_reported_as_sent_and_still_kills() {
     );
 }
 
+/// A crash signal sent from outside (kill: SI_USER, code 0) is dumped, and the handler raises
+/// it again once released, so the process still dies of it rather than carrying on.
+#[test]
+fn a_sent_crash_signal_is_dumped_and_still_kills() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("crash");
+    let dumper = Dumper::bind(&socket).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tombstone_crasher"))
+        .arg(&socket)
+        .arg("wait")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready, "ready\n");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSEGV).unwrap();
+    let mut dumped = dumper.next("fp", &Vec::new).unwrap();
+    assert!(
+        dumped
+            .text
+            .contains("signal 11 (SIGSEGV), code 0 (SI_USER), fault addr --------"),
+        "{}",
+        dumped.text
+    );
+    dumped.release();
+    // Not a timing check: a handler that swallowed the signal would leave the child sleeping
+    // for good; 20 s is only how long the test waits before calling it that.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the child survived its SIGSEGV");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.signal(), Some(libc::SIGSEGV));
+}
+
 #[test]
 fn a_message_naming_another_process_thread_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
 //! Test helper (libs/tombstone/tests): installs the crash handler for the socket given as the
-//! first argument, then crashes as the second argument says (`null`, `abort`).
+//! first argument, then crashes as the second argument says (`null`, `abort`), or waits for a signal (`wait`).
 
 #![allow(clippy::panic)] // a test helper
 
@@ -24,6 +24,13 @@ fn main() {
     }
     match args.get(2).map(String::as_str) {
         Some("abort") => std::process::abort(),
+        // Waits for a signal sent from outside (its si_code is SI_USER, not a fault).
+        Some("wait") => {
+            println!("ready");
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(60));
+            }
+        }
         _ => tombstone_crasher_outer(41),
     }
 }
