@@ -192,8 +192,9 @@ impl FrameRules {
         let (cfa_register, cfa_offset) = self.cfa;
         let cfa = regs.get(cfa_register)?.checked_add_signed(cfa_offset)?;
         let rule_value = |rule: &RegisterRule<usize>, old: Option<u64>| -> Option<u64> {
+            // Undefined (no value: for the return address, the end of the stack) and the rules
+            // this unwinder does not follow (expressions, other registers) give no value.
             match rule {
-                RegisterRule::Undefined => None,
                 RegisterRule::SameValue => old,
                 RegisterRule::Offset(o) => mem.read_u64(cfa.checked_add_signed(*o)?),
                 RegisterRule::ValOffset(o) => cfa.checked_add_signed(*o),
@@ -457,6 +458,48 @@ mod tests {
         assert_eq!(frame(0x2000), (Some("[stack]".into()), 0x10));
         assert_eq!(frame(0x3000), (None, 0x3000));
         assert_eq!(frame(0xfff), (None, 0xfff));
+    }
+
+    #[inline(never)]
+    #[no_mangle]
+    extern "C" fn tombstone_unwind_test_marker() -> u32 {
+        std::hint::black_box(7)
+    }
+
+    /// A pc in this very test binary: the module is found by its path in the maps (only its
+    /// offset-0 mapping gives the load address, whatever else is mapped lower), and the
+    /// function and the pc's offset into it come from its symbol table.
+    #[test]
+    fn symbolizes_a_function_of_this_process() {
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let exe = exe.to_str().unwrap();
+        let mut maps = vec![Mapping {
+            start: 0x1000,
+            end: 0x2000,
+            perms: "r--p".into(),
+            offset: 0,
+            path: "/nonexistent/lower".into(),
+        }];
+        maps.extend(parse_maps(
+            &std::fs::read_to_string("/proc/self/maps").unwrap(),
+        ));
+        let marker = tombstone_unwind_test_marker as *const () as u64;
+        let mut gregs = [0u64; NGREG];
+        gregs[reg::RIP] = marker + 3;
+        let frames = unwind(&gregs, &maps, &NoMemory);
+        assert_eq!(frames[0].module.as_deref(), Some(exe));
+        assert_eq!(
+            frames[0].function,
+            Some(("tombstone_unwind_test_marker".to_owned(), 3))
+        );
+        let base = maps
+            .iter()
+            .filter(|m| m.path == exe && m.offset == 0)
+            .map(|m| m.start)
+            .min()
+            .unwrap();
+        // A position-independent executable's own addresses start at 0.
+        assert_eq!(frames[0].rel_pc, marker + 3 - base);
     }
 
     #[test]

@@ -161,3 +161,37 @@ fn a_message_naming_another_process_thread_is_refused() {
         "{err}"
     );
 }
+
+/// A crash message one byte longer than the format is refused as such, not cut to size.
+#[test]
+fn an_oversized_crash_message_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("crash");
+    let dumper = Dumper::bind(&socket).unwrap();
+    let mut message = tombstone::message::CrashMessage {
+        signal: libc::SIGSEGV,
+        code: 1,
+        pid: std::process::id() as i32,
+        tid: std::process::id() as i32,
+        fault_addr: 0,
+        gregs: [0; tombstone::message::NGREG],
+    }
+    .encode()
+    .to_vec();
+    message.push(0);
+    let sender = std::thread::spawn(move || {
+        let conn = android_log::seqpacket::connect_to(&socket).unwrap();
+        android_log::seqpacket::send_packet(&conn, &message).unwrap();
+        conn
+    });
+    let err = dumper.next("fp", &Vec::new).unwrap_err();
+    drop(sender.join());
+    assert!(
+        matches!(
+            err,
+            tombstone::dumper::DumpError::Message(tombstone::message::MessageError::BadLength(n))
+                if n == tombstone::message::MESSAGE_LEN + 1
+        ),
+        "{err}"
+    );
+}
