@@ -490,4 +490,18 @@ fn an_empty_table_may_end_exactly_at_tables_size() {
         liblp::parse_metadata(&md.geometry, &patched(tables_size + 1)),
         Err(Error::InvalidMetadata("table extends past tables_size"))
     ));
+
+    // A table that starts inside the tables but runs past their end (two extents, one entry
+    // of room).
+    let (full, _) = good();
+    let mut b = full.encode().unwrap();
+    let tables_size = u32::from_le_bytes(b[44..48].try_into().unwrap());
+    put32(&mut b, 92, tables_size - 24);
+    b[12..44].fill(0);
+    let sum = Sha256::digest(&b[..128]);
+    b[12..44].copy_from_slice(&sum);
+    assert!(matches!(
+        liblp::parse_metadata(&full.geometry, &b),
+        Err(Error::InvalidMetadata("table extends past tables_size"))
+    ));
 }

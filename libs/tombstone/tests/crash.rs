@@ -76,6 +76,15 @@ fn null_write_gives_a_tombstone_naming_the_function() {
     );
 }
 
+/// A process that closed its standard input gets descriptor 0 for the crash socket: still a
+/// descriptor, so the crash is still dumped.
+#[test]
+fn a_crash_with_stdin_closed_is_dumped() {
+    let (text, status) = crash("null-no-stdin");
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{text}");
+    assert!(text.contains("Cause: null pointer dereference"), "{text}");
+}
+
 #[test]
 fn abort_is_reported_as_sent_and_still_kills() {
     let (text, status) = crash("abort");

@@ -1,5 +1,5 @@
 //! Test helper (libs/tombstone/tests): installs the crash handler for the socket given as the
-//! first argument, then crashes as the second argument says (`null`, `abort`), or waits for a signal (`wait`).
+//! first argument, then crashes as the second argument says (`null`, `null-no-stdin`, `abort`), or waits for a signal (`wait`).
 
 #![allow(clippy::panic)] // a test helper
 
@@ -24,6 +24,12 @@ fn main() {
     }
     match args.get(2).map(String::as_str) {
         Some("abort") => std::process::abort(),
+        // With standard input closed, the handler's socket is descriptor 0.
+        Some("null-no-stdin") => {
+            // SAFETY: closes this process's own standard input, which nothing here uses.
+            unsafe { libc::close(0) };
+            tombstone_crasher_outer(41)
+        }
         // Waits for a signal sent from outside (its si_code is SI_USER, not a fault).
         Some("wait") => {
             println!("ready");
