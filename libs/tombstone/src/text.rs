@@ -288,36 +288,23 @@ mod tests {
             offset: 0,
             path: "[stack]".into(),
         });
-        t.fault_addr = 0x10;
-        let text = render(&t);
-        assert_eq!(text.matches("--->").count(), 1, "{text}");
-        assert!(text.contains(
-            "memory map (2 entries):\n--->Fault address falls at 0000000000000010 before any mapping\n    00007f0000000000-"
-        ), "{text}");
-        // Inside a mapping (its first and last byte): that mapping's line is flagged.
-        for a in [0x7f00_0000_0000, 0x7f00_0000_1fff] {
-            t.fault_addr = a;
+        // Before, inside (first and last byte), between and after the mappings: one marker,
+        // where debuggerd puts it.
+        let map_line =
+            "00007f0000000000-00007f0000001fff r-xp        0  /mnt/apk/lib/x86_64/libcrash.so\n";
+        let cases = [
+            (0x10, "memory map (2 entries):\n--->Fault address falls at 0000000000000010 before any mapping\n    00007f0000000000-".to_owned()),
+            (0x7f00_0000_0000, format!("--->{map_line}    00007f0000010000-")),
+            (0x7f00_0000_1fff, format!("--->{map_line}    00007f0000010000-")),
+            (0x7f00_0000_2000, "libcrash.so\n--->Fault address falls at 00007f0000002000 between mappings\n    00007f0000010000-".to_owned()),
+            (0x7f00_0001_1000, "[stack]\n--->Fault address falls at 00007f0000011000 after any mapping\n".to_owned()),
+        ];
+        for (address, expected) in cases {
+            t.fault_addr = address;
             let text = render(&t);
             assert_eq!(text.matches("--->").count(), 1, "{text}");
-            assert!(text.contains(
-                "--->00007f0000000000-00007f0000001fff r-xp        0  /mnt/apk/lib/x86_64/libcrash.so\n    00007f0000010000-"
-            ), "{text}");
+            assert!(text.contains(&expected), "{address:#x}: {text}");
         }
-        t.fault_addr = 0x7f00_0000_2000;
-        let text = render(&t);
-        assert_eq!(text.matches("--->").count(), 1, "{text}");
-        assert!(text.contains(
-            "libcrash.so\n--->Fault address falls at 00007f0000002000 between mappings\n    00007f0000010000-"
-        ), "{text}");
-        t.fault_addr = 0x7f00_0001_1000;
-        let text = render(&t);
-        assert_eq!(text.matches("--->").count(), 1, "{text}");
-        assert!(
-            text.contains(
-                "[stack]\n--->Fault address falls at 00007f0000011000 after any mapping\n"
-            ),
-            "{text}"
-        );
     }
 
     #[test]

@@ -374,9 +374,15 @@ mod tests {
         }
     }
 
+    /// The callee's stack for [`rules`] with RSP at 0x6ff8: the return address 0x4242 at
+    /// 0x7000 (CFA 0x7008 − 8), the saved RBP 0x9999 below it.
+    fn callee_stack() -> Stack {
+        Stack(HashMap::from([(0x7000, 0x4242), (0x6ff8, 0x9999)]))
+    }
+
     #[test]
     fn caller_frame_from_offset_rules() {
-        let stack = Stack(HashMap::from([(0x7000, 0x4242), (0x6ff8, 0x9999)]));
+        let stack = callee_stack();
         let callee = regs(&[(X86_64::RSP, 0x6ff8), (X86_64::RBX, 7), (X86_64::RBP, 1)]);
         let caller = rules(RegisterRule::Undefined)
             .caller(&callee, &stack)
@@ -391,7 +397,7 @@ mod tests {
 
     #[test]
     fn same_value_and_val_offset_rules() {
-        let stack = Stack(HashMap::from([(0x7000, 0x4242), (0x6ff8, 0x9999)]));
+        let stack = callee_stack();
         let callee = regs(&[(X86_64::RSP, 0x6ff8), (X86_64::RBX, 7), (X86_64::R12, 12)]);
         let same = rules(RegisterRule::SameValue)
             .caller(&callee, &stack)

@@ -141,20 +141,11 @@ fn a_sent_crash_signal_is_dumped_and_still_kills() {
     assert_eq!(status.signal(), Some(libc::SIGSEGV));
 }
 
-#[test]
-fn a_message_naming_another_process_thread_is_refused() {
+/// Sends `message` to a fresh dumper from a thread of this process; what the dumper refuses.
+fn refused(message: Vec<u8>) -> tombstone::dumper::DumpError {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("crash");
     let dumper = Dumper::bind(&socket).unwrap();
-    let message = tombstone::message::CrashMessage {
-        signal: libc::SIGSEGV,
-        code: 1,
-        pid: 1,
-        tid: 1, // init's, not the sender's
-        fault_addr: 0,
-        gregs: [0; tombstone::message::NGREG],
-    }
-    .encode();
     let sender = std::thread::spawn(move || {
         let conn = android_log::seqpacket::connect_to(&socket).unwrap();
         android_log::seqpacket::send_packet(&conn, &message).unwrap();
@@ -162,6 +153,26 @@ fn a_message_naming_another_process_thread_is_refused() {
     });
     let err = dumper.next("fp", &Vec::new).unwrap_err();
     drop(sender.join());
+    err
+}
+
+fn segv_message(pid: i32, tid: i32) -> Vec<u8> {
+    tombstone::message::CrashMessage {
+        signal: libc::SIGSEGV,
+        code: 1,
+        pid,
+        tid,
+        fault_addr: 0,
+        gregs: [0; tombstone::message::NGREG],
+    }
+    .encode()
+    .to_vec()
+}
+
+#[test]
+fn a_message_naming_another_process_thread_is_refused() {
+    // init's thread, not the sender's.
+    let err = refused(segv_message(1, 1));
     assert!(
         matches!(
             err,
@@ -174,27 +185,10 @@ fn a_message_naming_another_process_thread_is_refused() {
 /// A crash message one byte longer than the format is refused as such, not cut to size.
 #[test]
 fn an_oversized_crash_message_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("crash");
-    let dumper = Dumper::bind(&socket).unwrap();
-    let mut message = tombstone::message::CrashMessage {
-        signal: libc::SIGSEGV,
-        code: 1,
-        pid: std::process::id() as i32,
-        tid: std::process::id() as i32,
-        fault_addr: 0,
-        gregs: [0; tombstone::message::NGREG],
-    }
-    .encode()
-    .to_vec();
+    let own = std::process::id() as i32;
+    let mut message = segv_message(own, own);
     message.push(0);
-    let sender = std::thread::spawn(move || {
-        let conn = android_log::seqpacket::connect_to(&socket).unwrap();
-        android_log::seqpacket::send_packet(&conn, &message).unwrap();
-        conn
-    });
-    let err = dumper.next("fp", &Vec::new).unwrap_err();
-    drop(sender.join());
+    let err = refused(message);
     assert!(
         matches!(
             err,
