@@ -73,8 +73,8 @@ fn boot() -> Result<supervisor::Supervisor> {
     ));
     // Listen for uevents before loading drivers so that no block device goes unnoticed.
     let mut devices = devices::DeviceManager::new().context("opening the uevent socket")?;
-    let loaded = modules::load_modules(Path::new(modules::MODULES_DIR), modules::LOAD_ORDER_FILE)
-        .context("loading kernel modules")?;
+    let loaded =
+        modules::load_modules(Path::new(modules::MODULES_DIR)).context("loading kernel modules")?;
     log(&loaded.summary(8));
     kernel_probe::check(Path::new("/")).context("checking the kernel")?;
     devices::apply_device_modes(Path::new("/dev"));

@@ -64,12 +64,12 @@ impl LoadReport {
     }
 }
 
-/// Loads every module in `dir/<list>`, in order. A module that is already loaded (or built
+/// Loads every module in `dir/modules.load`, in order. A module that is already loaded (or built
 /// in) is fine; so is one that refuses with ENODEV because the CPU lacks what it drives (e.g.
 /// `aesni-intel` on a CPU model without AES-NI: the generic code serves instead), which is
 /// logged. Any other failure stops the boot, since the next steps need these drivers.
-pub fn load_modules(dir: &Path, list: &str) -> Result<LoadReport> {
-    let order_path = dir.join(list);
+pub fn load_modules(dir: &Path) -> Result<LoadReport> {
+    let order_path = dir.join(LOAD_ORDER_FILE);
     let text = std::fs::read_to_string(&order_path)
         .with_context(|| format!("reading {}", order_path.display()))?;
     let names = parse_load_order(&text)?;
