@@ -170,6 +170,8 @@ class Mount:
             "fuse-zip": ["fuse-zip", "-f", "-r", zip_path, mnt],
             "archivemount": ["archivemount", "-f", "-o", "readonly", zip_path, mnt],
             "ratarmount": ["ratarmount", "-f", "--index-file", ":memory:", zip_path, mnt],
+            # The FUSE ceiling (zipfuse/examples/fuse_probe.rs): serves the stored entry only.
+            "probe": [os.environ.get("PROBE_BIN", "fuse_probe"), zip_path, "data/random.bin", mnt],
         }[daemon]
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -388,6 +390,77 @@ def run_raw(work, reps, offs_s, offs_d, results):
         r.setdefault("readall", []).append(read_all(ext, 600)[0])
 
 
+ROW_FILE = {"zipfuse": "data/random.bin", "probe": "entry"}
+
+
+def run_rows(work, rounds, offs_s, truth_s, log):
+    """Issue 15's stored rows, side by side: every round measures raw, zipfuse and the probe in
+    turn (stored sequential cold, random 4 KiB cold, random 4 KiB zip warm), so slow phases of a
+    noisy host fall on all three alike. Returns {who: {row: [values]}}."""
+    zs = os.path.join(work, "big_stored.zip")
+    ds, _, ss = entry_info(zs, "data/random.bin")
+    mnt = os.path.join(work, "mnt-rows")
+    res = {}
+    wrong = []
+
+    def rec(who, row, val):
+        res.setdefault(who, {}).setdefault(row, []).append(val)
+
+    for rnd in range(rounds):
+        for who in ("raw", "zipfuse", "probe"):
+            for row in ("seq_cold", "rand_cold", "rand_warm"):
+                if who == "raw":
+                    drop_caches()
+                    path, base = zs, ds
+                else:
+                    m = Mount(who, zs, mnt)
+                    path, base = os.path.join(mnt, ROW_FILE[who]), 0
+                try:
+                    if row == "seq_cold":
+                        rec(who, row, seq_read(path, 600, base, ss if who == "raw" else None))
+                    else:
+                        if row == "rand_warm":
+                            timed(f"cat {zs} > /dev/null", 600)
+                        ops, p99, _, h, _ = rand_read(path, offs_s, 600, base)
+                        if h != truth_s:
+                            wrong.append(f"{who} {row}")
+                        rec(who, row, ops)
+                        rec(who, row + "_p99", p99)
+                finally:
+                    if who != "raw":
+                        m.close()
+        log(f"  rows: round {rnd + 1}/{rounds} done")
+    if wrong:
+        raise RuntimeError("wrong data in " + ", ".join(wrong))
+    return res
+
+
+def rows_table(res, rounds):
+    def m(who, row):
+        return med(res.get(who, {}).get(row, []))
+
+    spec = [("(a) stored seq cold", "seq_cold", "MiB/s", 0.9, "raw"),
+            ("(d) stored random 4 KiB cold", "rand_cold", "ops/s", 0.9, "raw"),
+            ("(d) stored random 4 KiB zip warm", "rand_warm", "ops/s", 0.8, "probe")]
+    out = [f"### Stored rows side by side (issue 15; {rounds} alternating rounds, medians)", "",
+           "| row | raw | zipfuse | probe (minimal fuser) | zipfuse / raw | zipfuse / probe | probe / raw | goal | met |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for name, row, unit, goal, ref in spec:
+        r, z, p = m("raw", row), m("zipfuse", row), m("probe", row)
+        zr, zp, pr = z / r, z / p, p / r
+        ok = (zr if ref == "raw" else zp) >= goal
+        cells = [fmt(r, " " + unit), fmt(z, " " + unit), fmt(p, " " + unit)]
+        if row != "seq_cold":
+            cells = [c + f", p99 {fmt(m(w, row + '_p99'))} µs" for c, w in zip(cells, ("raw", "zipfuse", "probe"))]
+        out.append(f"| {name} | " + " | ".join(cells) + f" | {zr:.2f}× | {zp:.2f}× | {pr:.2f}× | "
+                   f"≥ {goal}× {ref} | {'yes' if ok else '**no**'} |")
+    out.append("")
+    out.append("Every value per round: " + "; ".join(
+        f"{who} {row} " + " ".join(fmt(v) for v in res.get(who, {}).get(row, []))
+        for who in ("raw", "zipfuse", "probe") for row in ("seq_cold", "rand_cold", "rand_warm")))
+    return "\n".join(out)
+
+
 def fmt(x, unit=""):
     if x != x:
         return "—"
@@ -496,7 +569,9 @@ def main():
     ap.add_argument("--unpinned", action="store_true")
     args = ap.parse_args()
     reps = int(os.environ.get("BENCH_REPS", "3"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "5"))
     cap = float(os.environ.get("BENCH_CAP", "30"))
+    passes = os.environ.get("BENCH_PASSES", "peers,rows").split(",")
     wanted = os.environ.get("BENCH_PEERS", "zipfuse,fuse-zip,ratarmount,archivemount").split(",")
     daemons = []
     for d in wanted:
@@ -519,18 +594,25 @@ def main():
         "s": truth(args.work, "data/random.bin", offs_s, os.path.join(args.work, "big_stored.zip")),
         "d": truth(args.work, "data/text.log", offs_d, os.path.join(args.work, "big_deflated.zip")),
     }
-    results = {}
-    log("raw")
-    run_raw(args.work, reps, offs_s, offs_d, results)
-    for d in daemons:
-        log(d)
-        try:
-            run_daemon(d, args.work, reps, cap, offs_s, offs_d, truths, results, log)
-        except Exception as e:  # a peer failing must not lose the others' results
-            log(f"  {d} failed: {e}")
     pin = "unpinned" if args.unpinned else "pinned to CPU 0"
-    out = [f"## zipfuse benchmark ({pin}; medians of {reps} runs; caps {cap:.0f} s)", "",
-           table(results, daemons), "", "### Targets", "", targets(results, daemons), ""]
+    out = []
+    if "peers" in passes:
+        results = {}
+        log("raw")
+        run_raw(args.work, reps, offs_s, offs_d, results)
+        for d in daemons:
+            log(d)
+            try:
+                run_daemon(d, args.work, reps, cap, offs_s, offs_d, truths, results, log)
+            except Exception as e:  # a peer failing must not lose the others' results
+                log(f"  {d} failed: {e}")
+        out += [f"## zipfuse benchmark ({pin}; medians of {reps} runs; caps {cap:.0f} s)", "",
+                table(results, daemons), "", "### Targets", "", targets(results, daemons), ""]
+    if "rows" in passes:
+        if not shutil.which(os.environ.get("PROBE_BIN", "fuse_probe")):
+            raise SystemExit("the rows pass needs the probe: set PROBE_BIN (zipfuse.sh builds it)")
+        log(f"rows: raw, zipfuse, probe ({pin})")
+        out += [rows_table(run_rows(args.work, rounds, offs_s, truths["s"], log), rounds), ""]
     text = "\n".join(out)
     print(text)
     with open(os.path.join(args.work, "results.md"), "w") as f:

@@ -267,30 +267,8 @@ impl ZipFs {
                 what: "reading a stored entry",
                 source,
             })?;
-        self.prefetch(at, n as u64);
         self.track_crc(idx, e, offset, &buf[..n])?;
         Ok(n)
-    }
-
-    /// Starts reading the archive ahead of a sequential reader: whenever a read crosses a
-    /// `PREFETCH` boundary, asks the kernel (asynchronously) for the window after the next one,
-    /// so the archive's disk reads overlap the FUSE round trips.
-    fn prefetch(&self, at: u64, n: u64) {
-        const PREFETCH: u64 = 2 << 20;
-        let end = at.saturating_add(n);
-        if n == 0 || at / PREFETCH == end / PREFETCH {
-            return;
-        }
-        let start = (end / PREFETCH + 1) * PREFETCH;
-        let (Ok(off), Ok(len)) = (i64::try_from(start), i64::try_from(PREFETCH)) else {
-            return;
-        };
-        let _ = nix::fcntl::posix_fadvise(
-            self.file.as_ref(),
-            off,
-            len,
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
-        );
     }
 
     /// CRC check of stored entries read in order from 0 to the end (best effort: out-of-order or
