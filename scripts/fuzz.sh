@@ -13,10 +13,12 @@
 # Knobs: FUZZ_SECONDS (default 60), FUZZ_ONLY (one target name), FUZZ_SANITIZER (address |
 # none; default address), FUZZ_JOBS (targets run at once; default 1).
 #
-# Each target's corpus is `<fuzz dir>/corpus/<target>` (not committed), seeded from
-# `seeds/<target>` when the directory has one, otherwise from the crate's `testdata/bad`.
-# All fuzz directories share one target directory (target/fuzz), so the libraries they have in
-# common are built once; every target name is unique for that reason.
+# Each target lives beside the crate it fuzzes, `<crate>/fuzz/fuzz_targets/<name>.rs`, and is
+# a `[[bin]]` of the one fuzz package, `fuzz/Cargo.toml`: one `cargo fuzz build` compiles every
+# dependency once, with the features of all targets unified (one build per crate directory
+# compiled sha2, nix or libFuzzer itself up to seven times). Target names are unique.
+# A target's corpus is `<crate>/fuzz/corpus/<target>` (not committed), seeded from
+# `<crate>/fuzz/seeds/<target>` when there is one, otherwise from the crate's `testdata/bad`.
 # Only stable Rust is installed: cargo-fuzz needs RUSTC_BOOTSTRAP=1 for its sanitizer flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,35 +30,36 @@ jobs=${FUZZ_JOBS:-1}
 target_dir="$root/target/fuzz"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
-mapfile -t dirs < <(find . -path ./target -prune -o -path '*/fuzz/Cargo.toml' -print \
-    | sed 's#^\./##; s#/Cargo.toml$##' | sort)
-
-# Build everything first (one cargo at a time), listing the targets.
+# The targets on disk must be exactly the package's bins: a target file that is not listed would
+# never be built or run, and a listed one that is gone would fail the build late.
+mapfile -t files < <(find . -path ./target -prune -o -path '*/fuzz/fuzz_targets/*.rs' -print \
+    | sed 's#^\./##' | sort)
+mapfile -t listed < <(sed -n 's#^path = "\.\./\(.*\)"$#\1#p' fuzz/Cargo.toml | sort)
+if [ "${files[*]}" != "${listed[*]}" ]; then
+    echo "fuzz: fuzz/Cargo.toml does not list exactly the target files:" >&2
+    diff <(printf '%s\n' "${listed[@]}") <(printf '%s\n' "${files[@]}") >&2 || true
+    exit 1
+fi
 targets=()
-for dir in "${dirs[@]}"; do
-    [ -d "$dir/fuzz_targets" ] || continue
-    names=()
-    for target in "$dir"/fuzz_targets/*.rs; do
-        name=$(basename "$target" .rs)
-        if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
-        names+=("$name")
-        targets+=("$dir $name")
-    done
-    [ ${#names[@]} -gt 0 ] || continue
-    echo "fuzz: building $dir (${names[*]})" >&2
-    build_log=$(mktemp)
-    if ! (cd "$dir" && RUSTC_BOOTSTRAP=1 cargo fuzz build -s "$sanitizer" \
-            --target-dir "$target_dir" ${only:+"$only"}) >"$build_log" 2>&1; then
-        echo "fuzz: building $dir FAILED" >&2
-        tail -40 "$build_log" >&2
-        exit 1
-    fi
-    rm -f "$build_log"
+for f in "${files[@]}"; do
+    name=$(basename "$f" .rs)
+    if [ -n "$only" ] && [ "$only" != "$name" ]; then continue; fi
+    targets+=("${f%/fuzz_targets/*} $name")
 done
 if [ ${#targets[@]} -eq 0 ]; then
     echo "fuzz: no target named ${only}" >&2
     exit 1
 fi
+
+echo "fuzz: building ${#targets[@]} target(s) (fuzz/Cargo.toml, sanitizer ${sanitizer})" >&2
+build_log=$(mktemp)
+if ! RUSTC_BOOTSTRAP=1 cargo fuzz build --fuzz-dir fuzz -s "$sanitizer" \
+        --target-dir "$target_dir" ${only:+"$only"} >"$build_log" 2>&1; then
+    echo "fuzz: build FAILED" >&2
+    tail -40 "$build_log" >&2
+    exit 1
+fi
+rm -f "$build_log"
 bin_dir="$target_dir/x86_64-unknown-linux-gnu/release"
 
 results=$(mktemp -d)
