@@ -84,9 +84,9 @@ c-payload: setup image
 	    --config-path assets/vm_config.json --storage $(C_PAYLOAD)/storage.img --os $(BUILD)/image/vm_os.json
 
 ## test: set up, then the lints, every fuzz target for a short budget, and every test: unit,
-## host integration, boot tests
+## host integration, boot tests (scripts/test.sh: two halves side by side)
 test: setup image lint fuzz-ci
-	cargo test --workspace --no-fail-fast
+	bash scripts/test.sh
 
 ## lint: formatting and clippy, warnings as errors (part of `make test`)
 lint:
