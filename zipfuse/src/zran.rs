@@ -860,4 +860,327 @@ mod tests {
             }
         }
     }
+
+    /// A source that counts the compressed bytes read from it.
+    struct Counting<'a> {
+        data: &'a [u8],
+        bytes: AtomicU64,
+    }
+
+    impl<'a> Counting<'a> {
+        fn new(data: &'a [u8]) -> Self {
+            Counting {
+                data,
+                bytes: AtomicU64::new(0),
+            }
+        }
+
+        fn take(&self) -> u64 {
+            self.bytes.swap(0, Ordering::Relaxed)
+        }
+    }
+
+    impl Source for Counting<'_> {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+            let n = self.data.read_at(buf, offset)?;
+            self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            Ok(n)
+        }
+    }
+
+    /// Collects what the reader offers to the page cache.
+    #[derive(Default)]
+    struct Offers(Mutex<Vec<(usize, u64, Vec<u8>)>>);
+
+    impl BlockSink for Offers {
+        fn offer(&self, entry: usize, offset: u64, data: Arc<[u8]>) {
+            lock(&self.0).push((entry, offset, data.to_vec()));
+        }
+    }
+
+    fn block(v: u8, len: usize) -> Arc<[u8]> {
+        Arc::from(vec![v; len])
+    }
+
+    #[test]
+    fn block_cache_is_an_lru_bounded_in_bytes() {
+        let mut c = BlockCache {
+            map: HashMap::new(),
+            order: BTreeMap::new(),
+            bytes: 0,
+            cap: 30,
+            tick: 0,
+        };
+        for b in 0..3 {
+            c.insert((0, b), block(b as u8, 10));
+        }
+        assert_eq!(c.bytes, 30, "exactly full: nothing evicted");
+        // Touching block 0 makes block 1 the least recently used.
+        assert_eq!(c.get((0, 0)).as_deref(), Some(&[0u8; 10][..]));
+        c.insert((0, 3), block(3, 10));
+        assert_eq!(c.bytes, 30);
+        assert!(
+            c.get((0, 1)).is_none(),
+            "the least recently used block goes"
+        );
+        for b in [0, 2, 3] {
+            assert_eq!(c.get((0, b)).as_deref(), Some(&[b as u8; 10][..]));
+        }
+        // Replacing a block counts its bytes once.
+        c.insert((0, 3), block(9, 5));
+        assert_eq!(c.bytes, 25);
+        assert_eq!(c.get((0, 3)).as_deref(), Some(&[9u8; 5][..]));
+        // A block larger than the whole cache is not kept, and evicts nothing.
+        c.insert((1, 0), block(7, 31));
+        assert!(c.get((1, 0)).is_none());
+        assert_eq!(c.bytes, 25);
+        // One exactly as large as the cache is kept, alone.
+        c.insert((1, 1), block(8, 30));
+        assert_eq!(c.bytes, 30);
+        assert_eq!(c.get((1, 1)).map(|d| d.len()), Some(30));
+        assert!(c.get((0, 0)).is_none() && c.get((0, 2)).is_none());
+    }
+
+    #[test]
+    fn thinning_keeps_every_other_checkpoint_and_doubles_the_spacing() {
+        let mut ix = EntryIndex {
+            spacing: 100,
+            ..EntryIndex::default()
+        };
+        for i in 1..=5u64 {
+            ix.points.push(Checkpoint {
+                out: i * 100,
+                input: i,
+                bits: 0,
+                prev_byte: 0,
+                window: vec![0u8; 10 * i as usize].into_boxed_slice(),
+            });
+        }
+        let freed = ix.thin();
+        let kept: Vec<u64> = ix.points.iter().map(|p| p.out).collect();
+        assert_eq!(kept, [200, 400]);
+        assert_eq!(freed, 10 + 30 + 50);
+        assert_eq!(ix.window_bytes(), 20 + 40);
+        assert_eq!(ix.spacing, 200);
+    }
+
+    #[test]
+    fn the_index_is_spaced_and_counted() {
+        let data = text(3 << 20, 6);
+        let (z, e) = archive(&data);
+        let r = DeflateReader::new(1, small_opts(), None);
+        let mut one = [0u8; 1];
+        r.read(z.as_slice(), 0, &e, e.size - 1, &mut one).unwrap();
+        let ix = lock(&r.index[0]);
+        // A 3 MiB entry fits the 2 MiB half-budget at the smallest spacing.
+        assert_eq!(ix.spacing, small_opts().min_spacing);
+        assert!(ix.points.len() >= 20, "{}", ix.points.len());
+        let mut last = 0;
+        for p in &ix.points {
+            assert!(p.out >= last + ix.spacing, "{} after {last}", p.out);
+            assert_eq!(p.window.len(), WINDOW);
+            last = p.out;
+        }
+        assert_eq!(r.index_bytes(), ix.window_bytes());
+        assert_eq!(r.index_bytes(), (ix.points.len() * WINDOW) as u64);
+    }
+
+    #[test]
+    fn a_large_entry_gets_a_wider_spacing() {
+        // 8 MiB with a 1 MiB budget: half of it (16 windows) must cover the whole entry, so
+        // the spacing is 8 MiB / 16 = 512 KiB.
+        let data = text(8 << 20, 7);
+        let (z, e) = archive(&data);
+        let opts = DeflateOptions {
+            index_budget: 1 << 20,
+            ..small_opts()
+        };
+        let r = DeflateReader::new(1, opts, None);
+        r.read(z.as_slice(), 0, &e, 0, &mut [0u8; 1]).unwrap();
+        assert_eq!(lock(&r.index[0]).spacing, 512 * 1024);
+    }
+
+    #[test]
+    fn a_cached_range_is_served_without_reading_the_archive() {
+        let data = text(1 << 20, 8);
+        let (z, e) = archive(&data);
+        let src = Counting::new(&z);
+        let r = DeflateReader::new(1, small_opts(), None);
+        // Reading into block 3 completes blocks 0, 1 and 2 on the way: they are cached.
+        let mut buf = vec![0u8; 100];
+        let at = 3 * BLOCK as u64 + 7;
+        r.read(&src, 0, &e, at, &mut buf).unwrap();
+        assert_eq!(&buf[..], &data[at as usize..at as usize + 100]);
+        assert!(src.take() > 0);
+        // Any range inside blocks 0..=2, across block edges too, comes from the cache alone.
+        for (off, len) in [
+            (0, 10),
+            (BLOCK - 5, 10),
+            (BLOCK / 2, 2 * BLOCK),
+            (1, 3 * BLOCK - 1),
+        ] {
+            let mut buf = vec![0u8; len];
+            let n = r.read(&src, 0, &e, off as u64, &mut buf).unwrap();
+            assert_eq!(n, len);
+            assert_eq!(&buf[..], &data[off..off + len], "at {off}+{len}");
+            assert_eq!(src.take(), 0, "{off}+{len} read the archive");
+        }
+        // A range reaching past the cached blocks is inflated.
+        let mut buf = vec![0u8; 2 * BLOCK];
+        r.read(&src, 0, &e, 2 * BLOCK as u64, &mut buf).unwrap();
+        assert_eq!(&buf[..], &data[2 * BLOCK..4 * BLOCK]);
+    }
+
+    #[test]
+    fn sequential_readers_continue_their_parked_inflaters() {
+        // Two entries read in turns, a block at a time, with no block cache: each read must go
+        // on from where that entry's inflater stopped, so every compressed byte is read once.
+        // (An inflater stops at the end of the block it was asked for, never beyond.)
+        let mut b = ZipBuilder::new();
+        let datas = [text(1 << 20, 9), text(1 << 20, 10)];
+        for (i, d) in datas.iter().enumerate() {
+            b.deflated(&format!("f{i}"), d);
+        }
+        let z = b.finish();
+        let a = parse(z.as_slice(), z.len() as u64).unwrap();
+        let src = Counting::new(&z);
+        let opts = DeflateOptions {
+            max_cursors: 2,
+            cache_bytes: 0,
+            ..small_opts()
+        };
+        let r = DeflateReader::new(2, opts, None);
+        let mut buf = vec![0u8; BLOCK];
+        for off in (0..1u64 << 20).step_by(BLOCK) {
+            for (i, e) in a.entries.iter().enumerate() {
+                r.read(&src, i, e, off, &mut buf).unwrap();
+                assert_eq!(&buf[..], &datas[i][off as usize..off as usize + BLOCK]);
+            }
+        }
+        let compressed: u64 = a.entries.iter().map(|e| e.compressed_size).sum();
+        let read = src.take();
+        assert!(
+            read <= compressed,
+            "{read} bytes read for {compressed} compressed"
+        );
+        assert!(read >= compressed - 2 * INPUT_CHUNK as u64);
+        assert!(lock(&r.cursors).len() <= 2);
+    }
+
+    #[test]
+    fn blocks_inflated_on_the_way_are_offered_and_requested_ones_are_not() {
+        let data = text(1 << 20, 11);
+        let (z, e) = archive(&data);
+        let offers = Arc::new(Offers::default());
+        let r = DeflateReader::new(1, small_opts(), Some(offers.clone()));
+        // The request ends block 4: blocks 0-3 were inflated only to get there, and block 4
+        // holds more than the request (the kernel caches whole pages).
+        let at = 5 * BLOCK as u64 - 16;
+        r.read(z.as_slice(), 0, &e, at, &mut [0u8; 16]).unwrap();
+        let got: Vec<(usize, u64)> = lock(&offers.0).iter().map(|o| (o.0, o.1)).collect();
+        let want: Vec<(usize, u64)> = (0..5).map(|b| (0, b * BLOCK as u64)).collect();
+        assert_eq!(got, want);
+        for (_, off, bytes) in lock(&offers.0).iter() {
+            assert_eq!(&bytes[..], &data[*off as usize..*off as usize + BLOCK]);
+        }
+        lock(&offers.0).clear();
+        // A request made of whole blocks to the end: they are its reply, not offers.
+        let from = 5 * BLOCK;
+        let mut rest = vec![0u8; data.len() - from];
+        r.read(z.as_slice(), 0, &e, from as u64, &mut rest).unwrap();
+        assert_eq!(rest, &data[from..]);
+        assert!(lock(&offers.0).is_empty());
+    }
+
+    #[test]
+    fn a_small_entry_ends_its_stream_at_its_size() {
+        for len in [1usize, 1000, BLOCK - 1, BLOCK + 1] {
+            let data = text(len, 12);
+            let (z, e) = archive(&data);
+            let r = DeflateReader::new(1, small_opts(), None);
+            let mut buf = vec![0u8; len + 10];
+            let n = r.read(z.as_slice(), 0, &e, 0, &mut buf).unwrap();
+            assert_eq!(&buf[..n], &data[..], "{len}");
+        }
+    }
+
+    #[test]
+    fn invalid_deflate_data_is_named() {
+        // A stored-block header whose length and its complement disagree.
+        let data = text(1000, 13);
+        let mut b = ZipBuilder::new();
+        let ent = b.deflated("t.log", &data);
+        ent.payload = vec![0x00, 0x05, 0x00, 0x05, 0x00, 0, 0, 0, 0, 0];
+        ent.csize = ent.payload.len() as u64;
+        let z = b.finish();
+        let e = parse(z.as_slice(), z.len() as u64).unwrap().entries[0].clone();
+        let r = DeflateReader::new(1, small_opts(), None);
+        let err = r.read(z.as_slice(), 0, &e, 0, &mut [0u8; 100]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ZipError::CorruptDeflate {
+                    reason: "invalid deflate data",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_stream_shorter_than_its_declared_size_is_refused() {
+        let data = text(5000, 14);
+        let mut b = ZipBuilder::new();
+        b.deflated("t.log", &data).size += 10;
+        let z = b.finish();
+        let e = parse(z.as_slice(), z.len() as u64).unwrap().entries[0].clone();
+        let r = DeflateReader::new(1, small_opts(), None);
+        let err = r
+            .read(z.as_slice(), 0, &e, 0, &mut vec![0u8; 6000])
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ZipError::CorruptDeflate {
+                    reason: "compressed data ends before the stream does",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn invalid_data_after_the_declared_size_is_refused() {
+        // Two stored blocks hold exactly the declared 64 KiB, then comes a block header of the
+        // reserved type 3: the entry's bytes are all there (and their CRC is right), but the
+        // stream is not a valid deflate stream.
+        let data = text(BLOCK, 15);
+        let mut payload = vec![0x00, 0xff, 0xff, 0x00, 0x00];
+        payload.extend_from_slice(&data[..0xffff]);
+        payload.extend_from_slice(&[0x00, 0x01, 0x00, 0xfe, 0xff]);
+        payload.extend_from_slice(&data[0xffff..]);
+        payload.push(0x07);
+        let mut b = ZipBuilder::new();
+        let ent = b.deflated("t.log", &data);
+        ent.payload = payload;
+        ent.csize = ent.payload.len() as u64;
+        let z = b.finish();
+        let e = parse(z.as_slice(), z.len() as u64).unwrap().entries[0].clone();
+        let r = DeflateReader::new(1, small_opts(), None);
+        let err = r
+            .read(z.as_slice(), 0, &e, 0, &mut vec![0u8; BLOCK])
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ZipError::CorruptDeflate {
+                    reason: "invalid deflate data",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
 }
