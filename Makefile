@@ -62,10 +62,12 @@ app: build
 ## run: set up, build, and run the demo as an AVF app does: the host program
 ## (examples/hello-app/host, a vmclient client) has virtmgr boot the app's VM, waits until the
 ## payload serves IHello on vsock, calls greet() and prints the reply computed in the VM.
-## The instance and its encrypted storage are kept per OS image (the OS is part of the VM's
-## identity): run twice and the payload counts "boot 1", then "boot 2" with the same secret.
+## The instance and its encrypted storage are kept per OS image and kernel command line (both
+## are part of the VM's identity): run twice and the payload counts "boot 1", then "boot 2"
+## with the same secret.
 run: setup image app
-	os=$$(cat $(BUILD)/image/vmlinuz $(BUILD)/image/initramfs.img $(BUILD)/image/vbmeta.img | sha256sum | cut -c1-12); \
+	os=$$( (cat $(BUILD)/image/vmlinuz $(BUILD)/image/initramfs.img $(BUILD)/image/vbmeta.img; \
+	    $(HOST_BIN)/vmctl info | grep '^kernel cmdline:') | sha256sum | cut -c1-12); \
 	$(HOST_BIN)/hello_host --os $(BUILD)/image/vm_os.json --apk $(APP)/hello-app.apk \
 	    --idsig $(APP)/hello-app.apk.idsig --instance $(APP)/instance-$$os.img \
 	    --storage $(APP)/storage-$$os.img --storage-size 8388608

@@ -1251,6 +1251,9 @@ struct HostInfo {
     runtime_dir: PathBuf,
     cid_range: [u32; 2],
     running_vms: usize,
+    /// The guest kernel command line of a debuggable VM given no `--kernel-arg` (part of a VM
+    /// instance's identity: an instance made under another one is refused).
+    kernel_cmdline: String,
 }
 
 fn first_line_of(program: &str, arg: &str) -> Option<String> {
@@ -1277,6 +1280,7 @@ fn info(json: bool) -> Result<()> {
         running_vms: registry::list(&runtime_dir).len(),
         runtime_dir,
         cid_range: [GUEST_CID_MIN, GUEST_CID_MAX],
+        kernel_cmdline: crate::qemu::kernel_cmdline(true, &[]),
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&info)?);
@@ -1301,6 +1305,7 @@ fn info(json: bool) -> Result<()> {
         info.cid_range[0], info.cid_range[1]
     );
     println!("running VMs:        {}", info.running_vms);
+    println!("kernel cmdline:     {}", info.kernel_cmdline);
     Ok(())
 }
 
