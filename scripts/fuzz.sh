@@ -11,7 +11,12 @@
 #                    two targets at a time (the machine is otherwise idle then).
 #
 # Knobs: FUZZ_SECONDS (default 60), FUZZ_ONLY (one target name), FUZZ_SANITIZER (address |
-# none; default address), FUZZ_JOBS (targets run at once; default 1).
+# none; default address), FUZZ_JOBS (targets run at once; default 1), FUZZ_RUNS (stop each
+# target after this many executions instead; FUZZ_SECONDS is then its time limit, and a target
+# that ran out of time before FUZZ_RUNS is reported, and fails the run).
+#
+#   FUZZ_RUNS=10000000 FUZZ_SECONDS=3600 FUZZ_SANITIZER=none make fuzz
+#                    the issue's 10 M executions per target (docs/reliability.md, Fuzzing).
 #
 # Each target lives beside the crate it fuzzes, `<crate>/fuzz/fuzz_targets/<name>.rs`, and is
 # a `[[bin]]` of the one fuzz package, `fuzz/Cargo.toml`: one `cargo fuzz build` compiles every
@@ -27,6 +32,11 @@ secs=${FUZZ_SECONDS:-60}
 only=${FUZZ_ONLY:-}
 sanitizer=${FUZZ_SANITIZER:-address}
 jobs=${FUZZ_JOBS:-1}
+runs=${FUZZ_RUNS:-}
+if [ -n "$runs" ] && ! [[ "$runs" =~ ^[1-9][0-9]*$ ]]; then
+    echo "fuzz: FUZZ_RUNS must be a positive number, not ${runs}" >&2
+    exit 1
+fi
 target_dir="$root/target/fuzz"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
@@ -76,15 +86,21 @@ run_one() {
         cp -n "$(dirname "$dir")/testdata/bad"/* "$corpus/" 2>/dev/null || true
     fi
     local log="$out.log"
-    if ! "$bin_dir/$name" "$corpus" -max_total_time="$secs" -print_final_stats=1 \
-            -artifact_prefix="$dir/artifacts/$name/" -rss_limit_mb=2048 >"$log" 2>&1; then
+    local started=$SECONDS
+    if ! "$bin_dir/$name" "$corpus" -max_total_time="$secs" ${runs:+-runs="$runs"} \
+            -print_final_stats=1 -artifact_prefix="$dir/artifacts/$name/" -rss_limit_mb=2048 \
+            >"$log" 2>&1; then
         echo "fuzz: $dir $name FAILED" >&2
         tail -40 "$log" >&2
         return 1
     fi
     local execs
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-    echo "$dir $name ${execs:-?}" >"$out"
+    echo "$dir $name ${execs:-?} $((SECONDS - started))" >"$out"
+    if [ -n "$runs" ] && ! [ "${execs:-0}" -ge "$runs" ] 2>/dev/null; then
+        echo "fuzz: $dir $name ran ${execs:-?} of ${runs} executions in ${secs} s" >&2
+        return 1
+    fi
 }
 
 failed=0
@@ -107,13 +123,17 @@ while [ "$running" -gt 0 ]; do
     running=$((running - 1))
 done
 
-printf '%-34s %-22s %s\n' "directory" "target" "executions"
+printf '%-34s %-22s %12s %9s\n' "directory" "target" "executions" "seconds"
 total=0
 for f in "$results"/[0-9][0-9][0-9]; do
     [ -f "$f" ] || continue
-    read -r dir name execs <"$f"
-    printf '%-34s %-22s %s\n' "$dir" "$name" "$execs"
+    read -r dir name execs took <"$f"
+    printf '%-34s %-22s %12s %9s\n' "$dir" "$name" "$execs" "$took"
     [[ "$execs" =~ ^[0-9]+$ ]] && total=$((total + execs))
 done
-echo "fuzz: ${#targets[@]} targets, ${secs} s each, ${total} executions in all" >&2
+if [ -n "$runs" ]; then
+    echo "fuzz: ${#targets[@]} targets, ${runs} executions each (at most ${secs} s), ${total} executions in all" >&2
+else
+    echo "fuzz: ${#targets[@]} targets, ${secs} s each, ${total} executions in all" >&2
+fi
 exit "$failed"

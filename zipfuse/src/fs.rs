@@ -12,15 +12,15 @@ use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, Notifier, OpenFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
-    Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, Notifier, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
 use crate::archive::{Entry, Method, Source};
@@ -63,6 +63,92 @@ impl Default for FsOptions {
             feed_page_cache: true,
             readdirplus: true,
         }
+    }
+}
+
+/// A FUSE operation zipfuse answers, for [`RequestCounts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Init,
+    Lookup,
+    Getattr,
+    Open,
+    Read,
+    Opendir,
+    Readdir,
+    Readdirplus,
+    Statfs,
+    Getxattr,
+    Listxattr,
+    Flush,
+}
+
+impl Op {
+    /// Every operation, in the order `--stats` prints them.
+    pub const ALL: [Op; 12] = [
+        Op::Init,
+        Op::Lookup,
+        Op::Getattr,
+        Op::Open,
+        Op::Read,
+        Op::Opendir,
+        Op::Readdir,
+        Op::Readdirplus,
+        Op::Statfs,
+        Op::Getxattr,
+        Op::Listxattr,
+        Op::Flush,
+    ];
+
+    /// The name `--stats` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Init => "init",
+            Op::Lookup => "lookup",
+            Op::Getattr => "getattr",
+            Op::Open => "open",
+            Op::Read => "read",
+            Op::Opendir => "opendir",
+            Op::Readdir => "readdir",
+            Op::Readdirplus => "readdirplus",
+            Op::Statfs => "statfs",
+            Op::Getxattr => "getxattr",
+            Op::Listxattr => "listxattr",
+            Op::Flush => "flush",
+        }
+    }
+}
+
+/// The FUSE requests the kernel sent, by operation (`zipfuse --stats` prints them when it
+/// unmounts). Which requests come at all is what the INIT capabilities, the entry and attribute
+/// timeouts, the open flags and the ENOSYS answers decide: this is how a test or a profile sees
+/// them. One relaxed atomic add per request.
+#[derive(Debug, Default)]
+pub struct RequestCounts {
+    counts: [AtomicU64; Op::ALL.len()],
+}
+
+impl RequestCounts {
+    fn add(&self, op: Op) {
+        if let Some(c) = self.counts.get(op as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Requests of `op` so far.
+    pub fn get(&self, op: Op) -> u64 {
+        self.counts
+            .get(op as usize)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// `init 1, lookup 3, …`: every operation, in [`Op::ALL`]'s order.
+    pub fn summary(&self) -> String {
+        Op::ALL
+            .iter()
+            .map(|&op| format!("{} {}", op.name(), self.get(op)))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -127,6 +213,7 @@ pub struct ZipFs {
     feed_rx: Mutex<Option<Receiver<FeedItem>>>,
     /// The kernel supports zero-message opens (set in `init`).
     no_open: bool,
+    requests: Arc<RequestCounts>,
 }
 
 impl ZipFs {
@@ -175,7 +262,13 @@ impl ZipFs {
             total_size,
             feed_rx: Mutex::new(rx),
             no_open: false,
+            requests: Arc::default(),
         }
+    }
+
+    /// The FUSE requests served so far, by operation (shared: it outlives the session).
+    pub fn requests(&self) -> Arc<RequestCounts> {
+        Arc::clone(&self.requests)
     }
 
     /// The receiving end of the page-cache feeder queue (taken once, by the mount code).
@@ -341,7 +434,7 @@ impl ZipFs {
         self.attr_of(ino)
     }
 
-    /// GETATTR (and ACCESS: every inode is readable by everyone the mount lets in).
+    /// GETATTR.
     pub fn attr_of(&self, ino: u64) -> Result<FileAttr, Errno> {
         let node = self.table.get(ino).ok_or(Errno::ENOENT)?;
         Ok(self.attr(ino, node))
@@ -457,9 +550,11 @@ impl ReadError {
 
 impl Filesystem for ZipFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // Zero-message opens: `open` answers ENOSYS once and the kernel stops sending
-        // OPEN/RELEASE for files (it then keeps the page cache, like FOPEN_KEEP_CACHE).
-        let mut wanted = InitFlags::FUSE_PARALLEL_DIROPS | InitFlags::FUSE_NO_OPEN_SUPPORT;
+        self.requests.add(Op::Init);
+        // Zero-message opens: when the kernel offers FUSE_NO_OPEN_SUPPORT (a flag it only
+        // advertises; nothing is asked back), `open` answers ENOSYS once and the kernel stops
+        // sending OPEN/RELEASE for files (it then keeps the page cache, like FOPEN_KEEP_CACHE).
+        let mut wanted = InitFlags::FUSE_PARALLEL_DIROPS;
         if self.opts.readdirplus {
             wanted |= InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
         }
@@ -474,6 +569,7 @@ impl Filesystem for ZipFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.requests.add(Op::Lookup);
         match self.lookup_attr(parent.0, name.as_bytes()) {
             Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
             Err(e) => reply.error(e),
@@ -481,6 +577,7 @@ impl Filesystem for ZipFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.requests.add(Op::Getattr);
         match self.attr_of(ino.0) {
             Ok(attr) => reply.attr(&TTL, &attr),
             Err(e) => reply.error(e),
@@ -488,6 +585,7 @@ impl Filesystem for ZipFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.requests.add(Op::Open);
         match self.open_file(ino.0, flags.0) {
             Ok(fh) => reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(e),
@@ -505,6 +603,7 @@ impl Filesystem for ZipFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.requests.add(Op::Read);
         // The handle is not consulted: every read names its inode, and a handle carries nothing
         // an inode does not (so a stale or made-up handle reads what its inode holds).
         let mut reply = Some(reply);
@@ -524,6 +623,7 @@ impl Filesystem for ZipFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.requests.add(Op::Opendir);
         match self.open_dir(ino.0) {
             Ok(()) => reply.opened(
                 FileHandle(0),
@@ -541,6 +641,7 @@ impl Filesystem for ZipFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        self.requests.add(Op::Readdir);
         let entries = match self.dir_entries(ino.0, offset) {
             Ok(entries) => entries,
             Err(e) => return reply.error(e),
@@ -566,6 +667,7 @@ impl Filesystem for ZipFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        self.requests.add(Op::Readdirplus);
         let entries = match self.dir_entries(ino.0, offset) {
             Ok(entries) => entries,
             Err(e) => return reply.error(e),
@@ -586,6 +688,7 @@ impl Filesystem for ZipFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.requests.add(Op::Statfs);
         let s = self.stats();
         reply.statfs(s.blocks, 0, 0, s.files, 0, 4096, 255, 4096);
     }
@@ -598,11 +701,13 @@ impl Filesystem for ZipFs {
         _size: u32,
         reply: ReplyXattr,
     ) {
+        self.requests.add(Op::Getxattr);
         // ENOSYS makes the kernel stop asking (cached per mount).
         reply.error(Errno::ENOSYS);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        self.requests.add(Op::Listxattr);
         reply.error(Errno::ENOSYS);
     }
 
@@ -614,16 +719,13 @@ impl Filesystem for ZipFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        self.requests.add(Op::Flush);
         // Nothing to flush; ENOSYS makes the kernel stop sending FLUSH on every close.
         reply.error(Errno::ENOSYS);
     }
 
-    fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
-        match self.attr_of(ino.0) {
-            Ok(_) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
-    }
+    // No ACCESS handler: the mount always has `default_permissions`, so the kernel checks
+    // access(2) and chdir against the attributes itself and never sends ACCESS.
 }
 
 #[cfg(test)]
@@ -748,5 +850,24 @@ mod tests {
             matches!(err, ReadError::Zip(ZipError::CrcMismatch { .. })),
             "{err}"
         );
+    }
+
+    #[test]
+    fn stored_reads_out_of_order_skip_the_crc_check_and_never_fail_a_good_entry() {
+        let data: Vec<u8> = (0..10000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut b = ZipBuilder::new();
+        b.stored("x", &data);
+        let fs = fs_from(&b.finish());
+        let ino = fs.table().resolve("x").unwrap();
+        let read = |off: u64, len: usize| fs.read_with(ino, off, len, |d| d.to_vec()).unwrap();
+        // A gap (4096..6000 never read), then on to the end: no CRC over bytes that skip some.
+        assert_eq!(read(0, 4096), data[..4096]);
+        assert_eq!(read(6000, 2000), data[6000..8000]);
+        assert_eq!(read(8000, 2000), data[8000..]);
+        // Once broken, the whole pass stays unchecked, even when reads line up again.
+        assert_eq!(read(4096, 1904), data[4096..6000]);
+        assert_eq!(read(6000, 4000), data[6000..]);
+        // A new pass from 0 is checked again, and passes.
+        assert_eq!(read(0, 10000), data);
     }
 }

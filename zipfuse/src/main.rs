@@ -48,6 +48,9 @@ struct Args {
     /// Do not offer READDIRPLUS to the kernel.
     #[arg(long)]
     no_readdirplus: bool,
+    /// When unmounted, print the FUSE requests served, by operation, to stderr.
+    #[arg(long)]
+    stats: bool,
     /// The archive (file or block device).
     zipfile: PathBuf,
     /// Where to mount it.
@@ -84,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             feed_page_cache: !args.no_page_cache_feed,
             readdirplus: !args.no_readdirplus,
         },
+        stats: args.stats,
     };
     run(&cfg).with_context(|| {
         format!(

@@ -61,6 +61,8 @@ pub struct MountConfig {
     pub readahead_kb: Option<u32>,
     /// Filesystem options.
     pub fs: FsOptions,
+    /// Print the FUSE requests served, by operation, to stderr when the session ends.
+    pub stats: bool,
 }
 
 /// Why mounting failed.
@@ -253,6 +255,7 @@ fn unescape_mountinfo(s: &str) -> String {
 pub fn run(cfg: &MountConfig) -> Result<(), MountError> {
     let fs = load(&cfg.zip, cfg.fs.clone())?;
     let feed = fs.take_feed_receiver();
+    let requests = fs.requests();
     // Block the termination signals in every thread; one thread waits for them.
     let mut sigs = SigSet::empty();
     sigs.add(Signal::SIGINT);
@@ -289,5 +292,9 @@ pub fn run(cfg: &MountConfig) -> Result<(), MountError> {
             }
         });
     signal_ready(&cfg.ready).map_err(MountError::Ready)?;
-    session.run().map_err(MountError::Session)
+    let result = session.run().map_err(MountError::Session);
+    if cfg.stats {
+        eprintln!("zipfuse: requests: {}", requests.summary());
+    }
+    result
 }

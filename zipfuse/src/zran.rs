@@ -493,7 +493,7 @@ impl DeflateReader {
             }
             // Index the stream while past the last checkpoint.
             let last_out = ix.points.last().map_or(0, |p| p.out);
-            let indexing = cur.out >= last_out && cur.out.saturating_add(ix.spacing) > last_out;
+            let indexing = cur.out >= last_out;
             let blk_off = (cur.out % BLOCK as u64) as usize;
             let step = cur.inf.step(
                 &cur.inbuf[cur.in_start..cur.in_end],
@@ -668,12 +668,6 @@ impl DeflateReader {
             let freed = ix.thin();
             self.used.fetch_sub(freed, Ordering::Relaxed);
         }
-    }
-}
-
-impl Drop for DeflateReader {
-    fn drop(&mut self) {
-        self.used.store(0, Ordering::Relaxed);
     }
 }
 
@@ -865,6 +859,7 @@ mod tests {
     struct Counting<'a> {
         data: &'a [u8],
         bytes: AtomicU64,
+        calls: AtomicU64,
     }
 
     impl<'a> Counting<'a> {
@@ -872,6 +867,7 @@ mod tests {
             Counting {
                 data,
                 bytes: AtomicU64::new(0),
+                calls: AtomicU64::new(0),
             }
         }
 
@@ -884,6 +880,7 @@ mod tests {
         fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
             let n = self.data.read_at(buf, offset)?;
             self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            self.calls.fetch_add(1, Ordering::Relaxed);
             Ok(n)
         }
     }
@@ -1029,6 +1026,103 @@ mod tests {
         let mut buf = vec![0u8; 2 * BLOCK];
         r.read(&src, 0, &e, 2 * BLOCK as u64, &mut buf).unwrap();
         assert_eq!(&buf[..], &data[2 * BLOCK..4 * BLOCK]);
+    }
+
+    #[test]
+    fn compressed_data_is_read_in_64_kib_chunks_and_once() {
+        let data = text(1 << 20, 12);
+        let (z, e) = archive(&data);
+        let src = Counting::new(&z);
+        let r = DeflateReader::new(1, small_opts(), None);
+        let mut out = vec![0u8; data.len()];
+        for (i, chunk) in out.chunks_mut(128 * 1024).enumerate() {
+            r.read(&src, 0, &e, (i * 128 * 1024) as u64, chunk).unwrap();
+        }
+        assert_eq!(out, data);
+        assert_eq!(src.bytes.load(Ordering::Relaxed), e.compressed_size);
+        let calls = src.calls.load(Ordering::Relaxed);
+        assert_eq!(calls, e.compressed_size.div_ceil(64 * 1024), "{calls}");
+    }
+
+    #[test]
+    fn a_read_makes_its_entry_the_last_index_to_be_evicted() {
+        // Three 1 MiB entries; a 256 KiB budget gives each a 256 KiB spacing, so three
+        // checkpoints (96 KiB of windows) per entry: two entries fit, the third one's last
+        // checkpoint makes room by evicting the index read least recently.
+        let mut b = ZipBuilder::new();
+        let datas: Vec<Vec<u8>> = (0..3).map(|i| text(1 << 20, 20 + i)).collect();
+        for (i, d) in datas.iter().enumerate() {
+            b.deflated(&format!("f{i}"), d);
+        }
+        let z = b.finish();
+        let a = parse(z.as_slice(), z.len() as u64).unwrap();
+        let opts = DeflateOptions {
+            min_spacing: 32 * 1024,
+            index_budget: 256 * 1024,
+            max_cursors: 1,
+            cache_bytes: 64 * 1024,
+        };
+        let r = DeflateReader::new(3, opts, None);
+        let mut last = [0u8; 1];
+        let read = |i: usize, off: u64, buf: &mut [u8]| {
+            r.read(z.as_slice(), i, &a.entries[i], off, buf).unwrap();
+            assert_eq!(buf, &datas[i][off as usize..off as usize + buf.len()]);
+        };
+        read(0, (1 << 20) - 1, &mut last);
+        read(1, (1 << 20) - 1, &mut last);
+        assert_eq!((r.checkpoints(0), r.checkpoints(1)), (3, 3));
+        // Entry 0 is read again (from its start, not from the cache): now entry 1 is the one
+        // read least recently.
+        read(0, 100, &mut [0u8; 100]);
+        read(2, (1 << 20) - 1, &mut last);
+        assert_eq!(
+            (r.checkpoints(0), r.checkpoints(1), r.checkpoints(2)),
+            (3, 0, 3)
+        );
+        assert!(r.index_bytes() <= 256 * 1024);
+    }
+
+    #[test]
+    fn a_block_restarted_inside_is_neither_cached_nor_served_half_made() {
+        // Incompressible bytes: zlib ends a (stored) deflate block every 16 K symbols, so there
+        // are checkpoints inside block 0 (text makes deflate blocks of ~110 KiB of output).
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let data: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let (z, e) = archive(&data);
+        // One cursor and a cache of one block: after the indexing pass only the last block is
+        // cached, and every read below restarts from a checkpoint.
+        let opts = DeflateOptions {
+            min_spacing: 16 * 1024,
+            index_budget: 4 << 20,
+            max_cursors: 1,
+            cache_bytes: BLOCK as u64,
+        };
+        let r = DeflateReader::new(1, opts, None);
+        let mut last = [0u8; 1];
+        r.read(z.as_slice(), 0, &e, e.size - 1, &mut last).unwrap();
+        let outs: Vec<u64> = lock(&r.index[0]).points.iter().map(|p| p.out).collect();
+        let inside = outs
+            .iter()
+            .copied()
+            .find(|&out| out % BLOCK as u64 != 0 && out < BLOCK as u64)
+            .unwrap_or_else(|| panic!("no checkpoint inside block 0: {outs:?}"));
+        // From that checkpoint to past the end of block 0: the cursor fills block 0 only from
+        // the checkpoint on, so the block must not be cached as whole.
+        let at = inside + 10;
+        let mut buf = vec![0u8; BLOCK + 10 - at as usize];
+        r.read(z.as_slice(), 0, &e, at, &mut buf).unwrap();
+        assert_eq!(&buf[..], &data[at as usize..BLOCK + 10]);
+        // The start of block 0 comes from the data, not from a half-filled cached block.
+        let mut head = vec![0u8; 100];
+        r.read(z.as_slice(), 0, &e, 0, &mut head).unwrap();
+        assert_eq!(&head[..], &data[..100]);
     }
 
     #[test]

@@ -574,3 +574,262 @@ fn ready_file_and_fifo() {
     assert!(ready.exists());
     assert_eq!(fs::read(mnt.join("f")).unwrap(), b"1");
 }
+
+/// Unmounts `m` (SIGTERM, as init does at power-off) and returns what `--stats` printed:
+/// operation name to the number of FUSE requests of it.
+fn requests_at_unmount(mut m: Mounted) -> BTreeMap<String, u64> {
+    let mut child = m.child.take().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    // It unmounts and exits at once unless something still holds the mount busy.
+    let mut status = None;
+    for _ in 0..1000 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("zipfuse did not exit within 10 s of SIGTERM");
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{status}: {err}");
+    let line = err
+        .lines()
+        .find_map(|l| l.strip_prefix("zipfuse: requests: "))
+        .unwrap_or_else(|| panic!("no request counts in {err:?}"));
+    line.split(", ")
+        .map(|kv| {
+            let (k, v) = kv.split_once(' ').unwrap();
+            (k.to_owned(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+/// `getxattr(2)` or `listxattr(2)` on `path`: the errno it failed with (0 if it succeeded).
+fn xattr_errno(path: &Path, list: bool) -> i32 {
+    let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let name = CString::new("user.test").unwrap();
+    let mut buf = [0u8; 64];
+    // SAFETY: both strings are NUL-terminated and outlive the call; the buffer is writable for
+    // the length given.
+    let r = unsafe {
+        if list {
+            libc::listxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+        } else {
+            libc::getxattr(
+                c.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        }
+    };
+    if r >= 0 {
+        0
+    } else {
+        std::io::Error::last_os_error().raw_os_error().unwrap()
+    }
+}
+
+#[test]
+fn statfs_xattrs_and_close_get_their_answers() {
+    if !can_mount() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("s.zip");
+    let big = text(10_000, 1);
+    write_zip(
+        &z,
+        &[
+            ("a", &[7u8; 5000], false, 0o644),
+            ("dir/b", &big, true, 0o644),
+            ("dir/c", b"c", false, 0o644),
+        ],
+    );
+    let m = mount(&z, &["--stats"]);
+    // The files' 15,001 bytes in 4 KiB blocks, nothing free; one inode per file and directory,
+    // the root included.
+    let s = nix::sys::statvfs::statvfs(&m.mnt).unwrap();
+    assert_eq!(
+        (s.block_size(), s.fragment_size(), s.name_max()),
+        (4096, 4096, 255)
+    );
+    assert_eq!(
+        (s.blocks(), s.blocks_free(), s.blocks_available()),
+        (4, 0, 0)
+    );
+    assert_eq!((s.files(), s.files_free()), (5, 0));
+    // zipfuse answers the xattr calls ENOSYS: the kernel says "not supported" and stops asking.
+    for _ in 0..3 {
+        assert_eq!(xattr_errno(&m.path("a"), false), libc::EOPNOTSUPP);
+        assert_eq!(xattr_errno(&m.path("dir/b"), true), libc::EOPNOTSUPP);
+    }
+    // FLUSH is answered ENOSYS too: close(2) succeeds, and later closes send nothing.
+    for name in ["a", "dir/b", "dir/c", "a"] {
+        let f = File::open(m.path(name)).unwrap();
+        let mut buf = Vec::new();
+        (&f).read_to_end(&mut buf).unwrap();
+        let fd: OwnedFd = f.into();
+        nix::unistd::close(fd).unwrap_or_else(|e| panic!("close of {name}: {e}"));
+    }
+    let requests = requests_at_unmount(m);
+    assert!(requests["statfs"] >= 1, "{requests:?}");
+    assert_eq!(
+        (
+            requests["getxattr"],
+            requests["listxattr"],
+            requests["flush"]
+        ),
+        (1, 1, 1),
+        "{requests:?}"
+    );
+}
+
+#[test]
+fn opens_listings_and_lookups_are_sent_once() {
+    if !can_mount() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("o.zip");
+    let files: Vec<(String, Vec<u8>)> = (0..20)
+        .map(|i| (format!("dir/f{i:02}"), text(100 + i, i as u64)))
+        .collect();
+    let entries: Vec<(&str, &[u8], bool, u32)> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice(), false, 0o644))
+        .collect();
+    write_zip(&z, &entries);
+
+    // One listing, in a mount of its own: what it costs.
+    let m = mount(&z, &["--stats"]);
+    assert_eq!(names(&m.path("dir")).len(), 20);
+    let once = requests_at_unmount(m);
+
+    let m = mount(&z, &["--stats"]);
+    // Listed twice: FOPEN_CACHE_DIR keeps the first listing in the page cache.
+    assert_eq!(names(&m.path("dir")).len(), 20);
+    assert_eq!(names(&m.path("dir")).len(), 20);
+    // Opened three times: zero-message opens, so one OPEN (answered ENOSYS) at most.
+    for _ in 0..3 {
+        assert_eq!(fs::read(m.path("dir/f03")).unwrap(), files[3].1);
+    }
+    // Entries and attributes never change: a stat seconds later is answered from the cache.
+    let before = fs::metadata(m.path("dir/f04")).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(fs::metadata(m.path("dir/f04")).unwrap().len(), before.len());
+    let twice = requests_at_unmount(m);
+
+    let listing = |r: &BTreeMap<String, u64>| r["readdir"] + r["readdirplus"];
+    assert!(once["readdirplus"] >= 1, "READDIRPLUS offered: {once:?}");
+    assert_eq!(listing(&twice), listing(&once), "{once:?} {twice:?}");
+    assert!(twice["open"] <= 1, "{twice:?}");
+    // READDIRPLUS gave every entry's attributes: no LOOKUP for any of the 20 files, only for
+    // `dir` itself.
+    assert_eq!(twice["lookup"], 1, "{twice:?}");
+    assert_eq!(twice["init"], 1);
+
+    // Without READDIRPLUS the listing is plain READDIR.
+    let m = mount(&z, &["--stats", "--no-readdirplus"]);
+    assert_eq!(names(&m.path("dir")).len(), 20);
+    let plain = requests_at_unmount(m);
+    assert_eq!(plain["readdirplus"], 0, "{plain:?}");
+    assert!(plain["readdir"] >= 1, "{plain:?}");
+}
+
+/// How many of the pages of `f` in `range` (bytes) are in the page cache (mincore(2) of a
+/// mapping of it).
+fn resident_pages(f: &File, len: usize, range: std::ops::Range<usize>) -> usize {
+    let page = 4096;
+    // SAFETY: a fresh read-only shared mapping of `len` bytes of an open file; it is only
+    // passed to mincore and unmapped before returning.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(
+        addr,
+        libc::MAP_FAILED,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    // SAFETY: `addr` is a mapping of `len` bytes and `vec` has one byte per page of it.
+    let r = unsafe { libc::mincore(addr, len, vec.as_mut_ptr()) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: unmaps exactly the mapping made above.
+    unsafe { libc::munmap(addr, len) };
+    assert_eq!(r, 0, "mincore: {err}");
+    vec[range.start / page..range.end / page]
+        .iter()
+        .filter(|&&b| b & 1 == 1)
+        .count()
+}
+
+#[test]
+fn inflated_blocks_no_read_asked_for_reach_the_page_cache() {
+    if !can_mount() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("p.zip");
+    let len = 2 << 20;
+    let data = text(len, 9);
+    write_zip(&z, &[("t", &data, true, 0o644)]);
+    let resident_before = |extra: &[&str]| {
+        let mut args = vec!["--stats"];
+        args.extend_from_slice(extra);
+        let m = mount(&z, &args);
+        let f = File::open(m.path("t")).unwrap();
+        // No read-ahead: the kernel asks for exactly the 4 KiB read below.
+        nix::fcntl::posix_fadvise(
+            f.as_fd(),
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_RANDOM,
+        )
+        .unwrap();
+        let mut buf = [0u8; 4096];
+        let at = 3 * len / 4;
+        f.read_exact_at(&mut buf, at as u64).unwrap();
+        assert_eq!(&buf[..], &data[at..at + 4096]);
+        // Reaching that offset inflated everything before it; the feeder thread stores those
+        // blocks asynchronously.
+        let mut resident = 0;
+        for _ in 0..200 {
+            resident = resident_pages(&f, len, 0..len / 2);
+            if resident > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(f);
+        let requests = requests_at_unmount(m);
+        (resident, requests["read"])
+    };
+    let (fed, reads) = resident_before(&[]);
+    assert!(fed > 0, "no page of the first half was fed");
+    assert_eq!(reads, 1, "one FUSE read");
+    let (not_fed, _) = resident_before(&["--no-page-cache-feed"]);
+    assert_eq!(not_fed, 0);
+}
