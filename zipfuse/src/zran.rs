@@ -1256,4 +1256,20 @@ mod tests {
         payload.push(0x07);
         assert_eq!(refusal(&data, payload), "invalid deflate data");
     }
+
+    #[test]
+    fn valid_data_beyond_the_declared_size_is_refused() {
+        // A stored block with the declared 1000 bytes (their CRC is right), then a final block
+        // with 10 more: the stream is valid, but holds more than the entry says. The inflater
+        // stops at the first block's end, so the probe after the last declared byte finds them.
+        let data = text(1000, 16);
+        let mut payload = vec![0x00, 0xe8, 0x03, 0x17, 0xfc];
+        payload.extend_from_slice(&data);
+        payload.extend_from_slice(&[0x01, 0x0a, 0x00, 0xf5, 0xff]);
+        payload.extend_from_slice(b"0123456789");
+        assert_eq!(
+            refusal(&data, payload),
+            "inflates to more than the declared size"
+        );
+    }
 }
