@@ -1083,6 +1083,49 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_thins_its_own_index_when_no_other_can_be_evicted() {
+        // As above, but entries 0 and 1 are busy (their index locks held, as by readers in
+        // other threads) when entry 2's last checkpoint goes over the budget: nothing can be
+        // evicted, so entry 2 thins its own index, and only as far as the budget needs.
+        let mut b = ZipBuilder::new();
+        let datas: Vec<Vec<u8>> = (0..3).map(|i| text(1 << 20, 30 + i)).collect();
+        for (i, d) in datas.iter().enumerate() {
+            b.deflated(&format!("f{i}"), d);
+        }
+        let z = b.finish();
+        let a = parse(z.as_slice(), z.len() as u64).unwrap();
+        let opts = DeflateOptions {
+            min_spacing: 32 * 1024,
+            index_budget: 256 * 1024,
+            max_cursors: 1,
+            cache_bytes: 64 * 1024,
+        };
+        let r = DeflateReader::new(3, opts, None);
+        let mut last = [0u8; 1];
+        for i in 0..2 {
+            r.read(z.as_slice(), i, &a.entries[i], (1 << 20) - 1, &mut last)
+                .unwrap();
+        }
+        assert_eq!(r.index_bytes(), 6 * WINDOW as u64);
+        let busy = (lock(&r.index[0]), lock(&r.index[1]));
+        r.read(z.as_slice(), 2, &a.entries[2], (1 << 20) - 1, &mut last)
+            .unwrap();
+        assert_eq!(last[0], datas[2][(1 << 20) - 1]);
+        assert_eq!((busy.0.points.len(), busy.1.points.len()), (3, 3));
+        drop(busy);
+        // Three checkpoints made 9 windows, one over the budget of 8; thinning keeps every
+        // other one (the middle one) and doubles the spacing.
+        assert_eq!(r.checkpoints(2), 1);
+        assert_eq!(r.index_bytes(), 7 * WINDOW as u64);
+        let mut buf = vec![0u8; 4096];
+        for off in [0usize, 300_000, 600_000, 1_000_000] {
+            r.read(z.as_slice(), 2, &a.entries[2], off as u64, &mut buf)
+                .unwrap();
+            assert_eq!(&buf[..], &datas[2][off..off + 4096]);
+        }
+    }
+
+    #[test]
     fn a_block_restarted_inside_is_neither_cached_nor_served_half_made() {
         // Incompressible bytes: zlib ends a (stored) deflate block every 16 K symbols, so there
         // are checkpoints inside block 0 (text makes deflate blocks of ~110 KiB of output).
