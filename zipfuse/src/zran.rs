@@ -1044,37 +1044,69 @@ mod tests {
         assert_eq!(calls, e.compressed_size.div_ceil(64 * 1024), "{calls}");
     }
 
+    /// Three 1 MiB deflated entries and a reader whose 256 KiB index budget gives each a
+    /// 256 KiB spacing, so three checkpoints (96 KiB of windows) per entry: two entries fit,
+    /// the third one's last checkpoint goes over. Entries 0 and 1 are indexed (read to their
+    /// last byte) before it is returned.
+    struct ThreeEntries {
+        zip: Vec<u8>,
+        entries: Vec<Entry>,
+        datas: Vec<Vec<u8>>,
+        reader: DeflateReader,
+    }
+
+    impl ThreeEntries {
+        fn new(seed: u64) -> Self {
+            let mut b = ZipBuilder::new();
+            let datas: Vec<Vec<u8>> = (0..3).map(|i| text(1 << 20, seed + i)).collect();
+            for (i, d) in datas.iter().enumerate() {
+                b.deflated(&format!("f{i}"), d);
+            }
+            let zip = b.finish();
+            let entries = parse(zip.as_slice(), zip.len() as u64).unwrap().entries;
+            let opts = DeflateOptions {
+                min_spacing: 32 * 1024,
+                index_budget: 256 * 1024,
+                max_cursors: 1,
+                cache_bytes: 64 * 1024,
+            };
+            let t = ThreeEntries {
+                zip,
+                entries,
+                datas,
+                reader: DeflateReader::new(3, opts, None),
+            };
+            t.read(0, (1 << 20) - 1, 1);
+            t.read(1, (1 << 20) - 1, 1);
+            assert_eq!((t.reader.checkpoints(0), t.reader.checkpoints(1)), (3, 3));
+            assert_eq!(t.reader.index_bytes(), 6 * WINDOW as u64);
+            t
+        }
+
+        /// Reads `len` bytes of entry `i` at `off` and checks them.
+        fn read(&self, i: usize, off: usize, len: usize) {
+            let mut buf = vec![0u8; len];
+            self.reader
+                .read(
+                    self.zip.as_slice(),
+                    i,
+                    &self.entries[i],
+                    off as u64,
+                    &mut buf,
+                )
+                .unwrap();
+            assert_eq!(buf, &self.datas[i][off..off + len]);
+        }
+    }
+
     #[test]
     fn a_read_makes_its_entry_the_last_index_to_be_evicted() {
-        // Three 1 MiB entries; a 256 KiB budget gives each a 256 KiB spacing, so three
-        // checkpoints (96 KiB of windows) per entry: two entries fit, the third one's last
-        // checkpoint makes room by evicting the index read least recently.
-        let mut b = ZipBuilder::new();
-        let datas: Vec<Vec<u8>> = (0..3).map(|i| text(1 << 20, 20 + i)).collect();
-        for (i, d) in datas.iter().enumerate() {
-            b.deflated(&format!("f{i}"), d);
-        }
-        let z = b.finish();
-        let a = parse(z.as_slice(), z.len() as u64).unwrap();
-        let opts = DeflateOptions {
-            min_spacing: 32 * 1024,
-            index_budget: 256 * 1024,
-            max_cursors: 1,
-            cache_bytes: 64 * 1024,
-        };
-        let r = DeflateReader::new(3, opts, None);
-        let mut last = [0u8; 1];
-        let read = |i: usize, off: u64, buf: &mut [u8]| {
-            r.read(z.as_slice(), i, &a.entries[i], off, buf).unwrap();
-            assert_eq!(buf, &datas[i][off as usize..off as usize + buf.len()]);
-        };
-        read(0, (1 << 20) - 1, &mut last);
-        read(1, (1 << 20) - 1, &mut last);
-        assert_eq!((r.checkpoints(0), r.checkpoints(1)), (3, 3));
+        let t = ThreeEntries::new(20);
         // Entry 0 is read again (from its start, not from the cache): now entry 1 is the one
-        // read least recently.
-        read(0, 100, &mut [0u8; 100]);
-        read(2, (1 << 20) - 1, &mut last);
+        // read least recently, and entry 2's last checkpoint evicts it.
+        t.read(0, 100, 100);
+        t.read(2, (1 << 20) - 1, 1);
+        let r = &t.reader;
         assert_eq!(
             (r.checkpoints(0), r.checkpoints(1), r.checkpoints(2)),
             (3, 0, 3)
@@ -1084,44 +1116,21 @@ mod tests {
 
     #[test]
     fn an_entry_thins_its_own_index_when_no_other_can_be_evicted() {
-        // As above, but entries 0 and 1 are busy (their index locks held, as by readers in
-        // other threads) when entry 2's last checkpoint goes over the budget: nothing can be
-        // evicted, so entry 2 thins its own index, and only as far as the budget needs.
-        let mut b = ZipBuilder::new();
-        let datas: Vec<Vec<u8>> = (0..3).map(|i| text(1 << 20, 30 + i)).collect();
-        for (i, d) in datas.iter().enumerate() {
-            b.deflated(&format!("f{i}"), d);
-        }
-        let z = b.finish();
-        let a = parse(z.as_slice(), z.len() as u64).unwrap();
-        let opts = DeflateOptions {
-            min_spacing: 32 * 1024,
-            index_budget: 256 * 1024,
-            max_cursors: 1,
-            cache_bytes: 64 * 1024,
-        };
-        let r = DeflateReader::new(3, opts, None);
-        let mut last = [0u8; 1];
-        for i in 0..2 {
-            r.read(z.as_slice(), i, &a.entries[i], (1 << 20) - 1, &mut last)
-                .unwrap();
-        }
-        assert_eq!(r.index_bytes(), 6 * WINDOW as u64);
+        // Entries 0 and 1 are busy (their index locks held, as by readers in other threads)
+        // when entry 2's last checkpoint goes over the budget: nothing can be evicted, so
+        // entry 2 thins its own index, and only as far as the budget needs.
+        let t = ThreeEntries::new(30);
+        let r = &t.reader;
         let busy = (lock(&r.index[0]), lock(&r.index[1]));
-        r.read(z.as_slice(), 2, &a.entries[2], (1 << 20) - 1, &mut last)
-            .unwrap();
-        assert_eq!(last[0], datas[2][(1 << 20) - 1]);
+        t.read(2, (1 << 20) - 1, 1);
         assert_eq!((busy.0.points.len(), busy.1.points.len()), (3, 3));
         drop(busy);
         // Three checkpoints made 9 windows, one over the budget of 8; thinning keeps every
         // other one (the middle one) and doubles the spacing.
         assert_eq!(r.checkpoints(2), 1);
         assert_eq!(r.index_bytes(), 7 * WINDOW as u64);
-        let mut buf = vec![0u8; 4096];
-        for off in [0usize, 300_000, 600_000, 1_000_000] {
-            r.read(z.as_slice(), 2, &a.entries[2], off as u64, &mut buf)
-                .unwrap();
-            assert_eq!(&buf[..], &datas[2][off..off + 4096]);
+        for off in [0, 300_000, 600_000, 1_000_000] {
+            t.read(2, off, 4096);
         }
     }
 
