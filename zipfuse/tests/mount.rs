@@ -42,21 +42,31 @@ impl Mounted {
 impl Drop for Mounted {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            for _ in 0..200 {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            let _ = terminate(&mut c, Duration::from_secs(2));
             let _ = c.kill();
             let _ = c.wait();
         }
         // Whatever happened above, never leave the mount behind.
         let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Sends zipfuse SIGTERM (as init does at power-off: it unmounts and exits) and waits up to
+/// `limit` for it to exit; None if it did not.
+fn terminate(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -579,21 +589,8 @@ fn ready_file_and_fifo() {
 /// operation name to the number of FUSE requests of it.
 fn requests_at_unmount(mut m: Mounted) -> BTreeMap<String, u64> {
     let mut child = m.child.take().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
     // It unmounts and exits at once unless something still holds the mount busy.
-    let mut status = None;
-    for _ in 0..1000 {
-        status = child.try_wait().unwrap();
-        if status.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let Some(status) = status else {
+    let Some(status) = terminate(&mut child, Duration::from_secs(10)) else {
         let _ = child.kill();
         let _ = child.wait();
         panic!("zipfuse did not exit within 10 s of SIGTERM");
