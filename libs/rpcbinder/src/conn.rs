@@ -99,24 +99,19 @@ pub fn read_next_command<S: Read>(stream: &mut S, version: u32) -> Result<Incomi
 }
 
 /// Objects in a received parcel: binders at v2, fds only where the session allows them
-/// (Unix sockets with fd mode UNIX; never over vsock). Returns the number of fd objects.
-fn check_objects(
-    data: &[u8],
-    objects: &[u32],
-    version: u32,
-    allow_fds: bool,
-) -> Result<usize, Error> {
-    let mut fds = 0;
+/// (Unix sockets with fd mode UNIX; never over vsock). Whether the fds themselves came is the
+/// receiver's check (it counts the fd objects against the fds received).
+fn check_objects(data: &[u8], objects: &[u32], version: u32, allow_fds: bool) -> Result<(), Error> {
     for &off in objects {
         let o = off as usize; // split_parcel checked o + 4 < data.len()
         let ty = i32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
         match ty {
             TYPE_BINDER if version >= PROTOCOL_VERSION_2 => {}
-            TYPE_NATIVE_FILE_DESCRIPTOR if allow_fds => fds += 1,
+            TYPE_NATIVE_FILE_DESCRIPTOR if allow_fds => {}
             _ => return Err(Error::ObjectsNotAllowed(objects.len())),
         }
     }
-    Ok(fds)
+    Ok(())
 }
 
 /// Parses a command body (after its header) at protocol `version`.
@@ -369,6 +364,218 @@ mod tests {
             }
             assert!(err.is_protocol_violation());
             drop(client);
+        }
+    }
+
+    /// A reader that plays back a script of reads: data chunks and errors, then end of stream.
+    struct Script(std::collections::VecDeque<std::io::Result<Vec<u8>>>);
+
+    impl Script {
+        fn new(steps: Vec<std::io::Result<Vec<u8>>>) -> Self {
+            Script(steps.into())
+        }
+    }
+
+    impl Read for Script {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.pop_front() {
+                None => Ok(0),
+                Some(Err(e)) => Err(e),
+                Some(Ok(mut chunk)) => {
+                    let n = chunk.len().min(buf.len());
+                    buf[..n].copy_from_slice(&chunk[..n]);
+                    if n < chunk.len() {
+                        self.0.push_front(Ok(chunk.split_off(n)));
+                    }
+                    Ok(n)
+                }
+            }
+        }
+    }
+
+    fn err(kind: ErrorKind) -> std::io::Result<Vec<u8>> {
+        Err(kind.into())
+    }
+
+    fn io_kind(r: Result<(), Error>) -> Option<ErrorKind> {
+        match r {
+            Err(Error::Io(e)) => Some(e.kind()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn reads_retry_interrupts_and_tell_a_close_from_a_cut() {
+        let mut buf = [0u8; 4];
+        let mut s = Script::new(vec![
+            Ok(vec![1]),
+            err(ErrorKind::Interrupted),
+            Ok(vec![2, 3, 4]),
+        ]);
+        read_exact_or_closed(&mut s, &mut buf).unwrap();
+        assert_eq!(buf, [1, 2, 3, 4]);
+        // Nothing at all: a close at a command boundary; something, then nothing: a cut.
+        let mut s = Script::new(vec![]);
+        assert!(matches!(
+            read_exact_or_closed(&mut s, &mut buf),
+            Err(Error::ConnectionClosed)
+        ));
+        let mut s = Script::new(vec![Ok(vec![1, 2])]);
+        assert_eq!(
+            io_kind(read_exact_or_closed(&mut s, &mut buf)),
+            Some(ErrorKind::UnexpectedEof)
+        );
+        // Any other error ends the read, even with data queued behind it.
+        let mut s = Script::new(vec![err(ErrorKind::Other), Ok(vec![1, 2, 3, 4])]);
+        assert_eq!(
+            io_kind(read_exact_or_closed(&mut s, &mut buf)),
+            Some(ErrorKind::Other)
+        );
+    }
+
+    #[test]
+    fn an_idle_read_waits_through_timeouts_only_before_its_first_byte() {
+        let mut buf = [0u8; 4];
+        // Idle: timeouts and interrupts before the first byte are waited through.
+        let mut s = Script::new(vec![
+            err(ErrorKind::WouldBlock),
+            err(ErrorKind::TimedOut),
+            err(ErrorKind::Interrupted),
+            Ok(vec![9, 8]),
+            err(ErrorKind::Interrupted),
+            Ok(vec![7, 6]),
+        ]);
+        read_exact_idle_ok(&mut s, &mut buf, true).unwrap();
+        assert_eq!(buf, [9, 8, 7, 6]);
+        // Not idle (a command's body): the first timeout is a stall.
+        let mut s = Script::new(vec![err(ErrorKind::WouldBlock), Ok(vec![1, 2, 3, 4])]);
+        assert!(matches!(
+            read_exact_idle_ok(&mut s, &mut buf, false),
+            Err(Error::Stalled {
+                received: 0,
+                expected: 4
+            })
+        ));
+        // An end of stream is a close only where a command may end: idle and before any byte.
+        let mut s = Script::new(vec![]);
+        assert!(matches!(
+            read_exact_idle_ok(&mut s, &mut buf, true),
+            Err(Error::ConnectionClosed)
+        ));
+        let mut s = Script::new(vec![]);
+        assert_eq!(
+            io_kind(read_exact_idle_ok(&mut s, &mut buf, false)),
+            Some(ErrorKind::UnexpectedEof)
+        );
+        let mut s = Script::new(vec![Ok(vec![1])]);
+        assert_eq!(
+            io_kind(read_exact_idle_ok(&mut s, &mut buf, true)),
+            Some(ErrorKind::UnexpectedEof)
+        );
+        // Other errors end the read at once, idle or not.
+        for idle in [true, false] {
+            let mut s = Script::new(vec![err(ErrorKind::Other), Ok(vec![1, 2, 3, 4])]);
+            assert_eq!(
+                io_kind(read_exact_idle_ok(&mut s, &mut buf, idle)),
+                Some(ErrorKind::Other)
+            );
+        }
+    }
+
+    /// A TRANSACT body carrying `parcel` (its object table written at `version`).
+    fn transact_body(parcel: &Parcel, version: u32) -> Vec<u8> {
+        let bytes = encode_transact(version, Address::ZERO, 1, 0, 0, parcel).unwrap();
+        bytes[WireHeader::SIZE..].to_vec()
+    }
+
+    #[test]
+    fn objects_are_admitted_by_version_and_fd_mode() {
+        // A non-zero word before each object: its type is read at its own offset, not near it.
+        let mut binder = Parcel::new();
+        binder.write_i32(-1);
+        binder.write_strong_binder(Some((Address(0x8000_0000_0000_0003), 0x0c)));
+        let v2 = transact_body(&binder, PROTOCOL_VERSION_2);
+        match parse_command(Command::Transact, &v2, PROTOCOL_VERSION_2).unwrap() {
+            Incoming::Transact(t) => assert_eq!(t.objects, vec![4]),
+            other => panic!("expected a TRANSACT, got {other:?}"),
+        }
+        // The same bytes at v1 (objects table present, but binders are not listed before v2).
+        assert!(matches!(
+            parse_command(Command::Transact, &v2, PROTOCOL_VERSION_1),
+            Err(Error::ObjectsNotAllowed(1))
+        ));
+        let (fd_end, _keep) = UnixStream::pair().unwrap();
+        let mut fd = Parcel::new();
+        fd.write_i32(-1);
+        fd.write_fd(fd_end.into());
+        let v1 = transact_body(&fd, PROTOCOL_VERSION_1);
+        assert!(matches!(
+            parse_command_with(Command::Transact, &v1, PROTOCOL_VERSION_1, true),
+            Ok(Incoming::Transact(_))
+        ));
+        assert!(matches!(
+            parse_command_with(Command::Transact, &v1, PROTOCOL_VERSION_1, false),
+            Err(Error::ObjectsNotAllowed(1))
+        ));
+        // A REPLY's objects go through the same check.
+        let reply = encode_reply(PROTOCOL_VERSION_1, StatusCode::OK, &fd).unwrap();
+        assert!(matches!(
+            parse_command(
+                Command::Reply,
+                &reply[WireHeader::SIZE..],
+                PROTOCOL_VERSION_1
+            ),
+            Err(Error::ObjectsNotAllowed(1))
+        ));
+    }
+
+    #[test]
+    fn a_body_of_exactly_the_limit_is_sent() {
+        for version in [PROTOCOL_VERSION_1, PROTOCOL_VERSION_2] {
+            let max = crate::wire::max_body_size(version) as usize;
+            let framed = frame(Command::Transact, vec![0; max], version).unwrap();
+            assert_eq!(framed.len(), WireHeader::SIZE + max);
+            assert!(matches!(
+                frame(Command::Transact, vec![0; max + 1], version),
+                Err(Error::OutgoingTooLarge(n)) if n == max + 1
+            ));
+        }
+    }
+
+    #[test]
+    fn a_failed_reply_carries_no_parcel() {
+        let mut parcel = Parcel::new();
+        parcel.write_i32(5);
+        let ok = encode_reply(PROTOCOL_VERSION_1, StatusCode::OK, &parcel).unwrap();
+        let failed = encode_reply(PROTOCOL_VERSION_1, StatusCode::BAD_VALUE, &parcel).unwrap();
+        assert_eq!(ok.len(), failed.len() + 4);
+        // The override is used only with an OK status.
+        let over = encode_reply_data(
+            PROTOCOL_VERSION_1,
+            StatusCode::OK,
+            &parcel,
+            Some(&[6, 0, 0, 0]),
+        )
+        .unwrap();
+        assert_eq!(&over[over.len() - 4..], &[6, 0, 0, 0]);
+        let over_failed = encode_reply_data(
+            PROTOCOL_VERSION_1,
+            StatusCode::BAD_VALUE,
+            &parcel,
+            Some(&[6, 0, 0, 0]),
+        )
+        .unwrap();
+        assert_eq!(over_failed, failed);
+        match parse_command(
+            Command::Reply,
+            &failed[WireHeader::SIZE..],
+            PROTOCOL_VERSION_1,
+        ) {
+            Ok(Incoming::Reply(r)) => {
+                assert_eq!(r.status, StatusCode::BAD_VALUE);
+                assert!(r.data.is_empty());
+            }
+            other => panic!("expected a REPLY, got {other:?}"),
         }
     }
 

@@ -247,25 +247,42 @@ pub enum Error {
 }
 
 impl Error {
-    /// True when the peer simply went away (clean close or EOF/reset on the socket).
-    pub fn is_disconnect(&self) -> bool {
-        match self {
-            Error::ConnectionClosed => true,
-            Error::Io(e) => matches!(
-                e.kind(),
-                std::io::ErrorKind::UnexpectedEof
-                    | std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::ConnectionAborted
-            ),
-            _ => false,
-        }
-    }
-
     /// True when the peer broke the protocol (bad or oversized command, unknown session, a
     /// stall mid-command), as opposed to going away or a local I/O failure: a host counts
     /// these against a guest.
     pub fn is_protocol_violation(&self) -> bool {
         !matches!(self, Error::Io(_) | Error::ConnectionClosed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parcel_errors_map_to_libbinder_status_codes() {
+        let cases = [
+            (
+                ParcelError::NotEnoughData {
+                    offset: 0,
+                    needed: 4,
+                    available: 0,
+                },
+                StatusCode::NOT_ENOUGH_DATA,
+            ),
+            (ParcelError::UnexpectedNull, StatusCode::UNEXPECTED_NULL),
+            (
+                ParcelError::InterfaceMismatch {
+                    expected: "a".into(),
+                    actual: Some("b".into()),
+                },
+                StatusCode::BAD_TYPE,
+            ),
+            (ParcelError::BadStatusHeader(8), StatusCode::UNKNOWN_ERROR),
+            (ParcelError::BadLength(-2), StatusCode::BAD_VALUE),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.status_code(), code, "{e:?}");
+        }
     }
 }

@@ -226,6 +226,92 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_mem_stream_takes_every_write_and_keeps_the_first_mebibyte() {
+        let mut m = MemStream::new(&[]);
+        for _ in 0..32 {
+            assert_eq!(m.write(&[7; 64 * 1024]).unwrap(), 64 * 1024);
+        }
+        assert_eq!(m.output.len(), 1 << 20);
+    }
+
+    /// A real client recorded against the fuzz service, then its bytes replayed through
+    /// [`serve_bytes`]: the seeds the session targets start from.
+    #[test]
+    fn a_recorded_session_replays_through_the_fuzz_service() {
+        use std::os::unix::net::UnixStream;
+        let (client_end, server_end) = UnixStream::pair().unwrap();
+        client_end
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let server = RpcServer::new(Arc::new(FuzzService));
+        let served = std::thread::spawn(move || server.serve_connection(server_end));
+        let (recording, written) = Recording::new(client_end);
+        let mut client = RpcClient::connect(recording).unwrap();
+        let root = client.get_root().unwrap();
+        let desc = "android.system.virtualmachineservice.IVirtualMachineService";
+        assert_eq!(client.interface_descriptor(&root).unwrap(), desc);
+        let args: [&dyn Fn(&mut Parcel); 4] = [&|_| {}, &|_| {}, &|p| p.write_i32(3), &|p| {
+            p.write_i32(4);
+            p.write_str("error text");
+        }];
+        for (code, write_args) in (1..=4).zip(args) {
+            let mut p = Parcel::new();
+            p.write_interface_token(desc);
+            write_args(&mut p);
+            let reply = client.transact(&root, code, &p, 0).unwrap().unwrap();
+            assert_eq!(
+                reply.reader().read_status(),
+                Ok(Status::ok()),
+                "code {code}"
+            );
+        }
+        // Arguments missing, an unknown code: transport errors.
+        let mut p = Parcel::new();
+        p.write_interface_token(desc);
+        for (code, status) in [
+            (3, StatusCode::NOT_ENOUGH_DATA),
+            (4, StatusCode::NOT_ENOUGH_DATA),
+            (5, StatusCode::UNKNOWN_TRANSACTION),
+        ] {
+            assert!(matches!(
+                client.transact(&root, code, &p, 0),
+                Err(Error::TransactionFailed(s)) if s == status
+            ));
+        }
+        client.release(root).unwrap();
+        assert_eq!(served.join().unwrap().unwrap(), SessionEnd::Released);
+        let bytes = written.lock().unwrap().clone();
+        assert_eq!(serve_bytes(&bytes).unwrap(), SessionEnd::Released);
+    }
+
+    #[test]
+    fn parcel_entries_pick_their_reader() {
+        // The String16 "a" and nothing after it, read as each kind of item (6: all kinds in
+        // turn, until the byte array after the string finds no data).
+        let item = [1, 0, 0, 0, b'a', 0, 0, 0];
+        let with = |sel: u8| [&[sel][..], &item[..]].concat();
+        assert_eq!(parse_parcel(&with(0)), Ok(()));
+        assert_eq!(parse_parcel(&with(1)), Ok(()));
+        assert!(matches!(
+            parse_parcel(&with(2)),
+            Err(ParcelError::NotEnoughData { needed: 8, .. })
+        ));
+        assert!(matches!(
+            parse_parcel(&with(6)),
+            Err(ParcelError::NotEnoughData { offset: 8, .. })
+        ));
+    }
+
+    #[test]
+    fn the_session_target_speaks_the_newest_version() {
+        let mut hello = vec![2, 0, 0, 0, 0, 0];
+        hello.extend_from_slice(&[0; 10]);
+        hello.extend_from_slice(b"cci\0\0\0\0\0");
+        let out = session_server_bytes(&hello);
+        assert_eq!(&out[..8], &[2, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
     fn entries_accept_empty_and_garbage() {
         for input in [&b""[..], &[0xff; 64][..], &[0u8; 100][..]] {
             let _ = serve_bytes(input);

@@ -400,7 +400,8 @@ impl<'a> ParcelReader<'a> {
 
     /// Takes `n` bytes plus their padding to 4.
     fn take_padded(&mut self, n: usize) -> Result<&'a [u8], ParcelError> {
-        let total = n.checked_add(pad4(n)).ok_or(ParcelError::BadLength(-2))?;
+        // Saturating: a length that large fails as NotEnoughData in `take`.
+        let total = n.saturating_add(pad4(n));
         let b = self.take(total)?;
         Ok(&b[..n])
     }
@@ -449,8 +450,9 @@ impl<'a> ParcelReader<'a> {
         let len = self.read_i32()?;
         match len {
             -1 => Ok(None),
-            l if l < -1 => Err(ParcelError::BadLength(l)),
-            l => Ok(Some(l as usize)),
+            l => usize::try_from(l)
+                .map(Some)
+                .map_err(|_| ParcelError::BadLength(l)),
         }
     }
 
@@ -810,5 +812,104 @@ mod tests {
             r.read_parcelable(|r| r.read_i32()),
             Err(ParcelError::BadParcelableSize(3))
         );
+        // The smallest parcelable (its size word only), and one that ends with the parcel.
+        let mut r = ParcelReader::new(&[1, 0, 0, 0, 4, 0, 0, 0, 9, 0, 0, 0]);
+        assert_eq!(r.read_parcelable(|r| Ok(r.remaining())), Ok(0));
+        assert_eq!(r.read_i32(), Ok(9));
+        let mut r = ParcelReader::new(&[1, 0, 0, 0, 8, 0, 0, 0, 9, 0, 0, 0]);
+        assert_eq!(r.read_parcelable(|r| r.read_i32()), Ok(9));
+        assert_eq!(r.remaining(), 0);
+        let mut r = ParcelReader::new(&[1, 0, 0, 0, 12, 0, 0, 0, 9, 0, 0, 0]);
+        assert_eq!(
+            r.read_parcelable(|r| r.read_i32()),
+            Err(ParcelError::BadParcelableSize(12))
+        );
+    }
+
+    #[test]
+    fn scalars_read_back_and_the_position_follows() {
+        let mut p = Parcel::new();
+        assert!(p.is_empty());
+        p.write_u32(0xdead_beef);
+        assert!(!p.is_empty());
+        p.write_bool(true);
+        p.write_bool(false);
+        p.write_i32(2);
+        let mut r = ParcelReader::new(p.data());
+        assert_eq!(r.position(), 0);
+        assert_eq!(r.read_u32(), Ok(0xdead_beef));
+        assert_eq!(r.position(), 4);
+        assert_eq!(r.read_bool(), Ok(true));
+        assert_eq!(r.read_bool(), Ok(false));
+        // readBool: any non-zero word is true.
+        assert_eq!(r.read_bool(), Ok(true));
+        assert_eq!(r.position(), 16);
+        assert_eq!(
+            format!("{r:?}"),
+            "ParcelReader { len: 16, pos: 16, objects: [], .. }"
+        );
+    }
+
+    #[test]
+    fn a_fat_reply_header_may_fill_the_rest_of_the_parcel() {
+        // Header size 4: only the size word itself, which is the last word of the parcel.
+        let mut p = Parcel::new();
+        p.write_i32(ExceptionCode::HAS_REPLY_HEADER.0);
+        p.write_i32(4);
+        let mut r = ParcelReader::new(p.data());
+        assert_eq!(r.read_status(), Ok(Status::ok()));
+        assert_eq!(r.remaining(), 0);
+        let mut p = Parcel::new();
+        p.write_i32(ExceptionCode::HAS_REPLY_HEADER.0);
+        p.write_i32(8);
+        assert_eq!(
+            ParcelReader::new(p.data()).read_status(),
+            Err(ParcelError::BadStatusHeader(8))
+        );
+    }
+
+    struct Named(&'static str);
+
+    impl crate::Binder for Named {
+        fn descriptor(&self) -> &str {
+            self.0
+        }
+        fn on_transact(
+            &self,
+            _: u32,
+            _: &mut ParcelReader<'_>,
+            _: &mut Parcel,
+        ) -> Result<(), crate::StatusCode> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn parcels_are_equal_only_with_the_same_objects() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut with_fd = Parcel::new();
+        with_fd.write_fd(a.into());
+        // A clone shares the fd: equal. Another fd at the same index: the same bytes, unequal.
+        assert_eq!(with_fd.clone(), with_fd);
+        let mut other_fd = Parcel::new();
+        other_fd.write_fd(b.into());
+        assert_eq!(other_fd.data(), with_fd.data());
+        assert_ne!(other_fd, with_fd);
+        let one = SpIBinder::local(Arc::new(Named("one")));
+        let two = SpIBinder::local(Arc::new(Named("two")));
+        let mut with_one = Parcel::new();
+        with_one.write_binder(Some(&one));
+        let mut with_one_again = Parcel::new();
+        with_one_again.write_binder(Some(&one));
+        let mut with_two = Parcel::new();
+        with_two.write_binder(Some(&two));
+        assert_eq!(with_one, with_one_again);
+        assert_ne!(with_one, with_two);
+        // A binder and an fd are never equal objects.
+        let fd_object = with_fd.objects[0].1.clone();
+        let binder_object = with_one.objects[0].1.clone();
+        assert_ne!(fd_object, binder_object);
+        assert_eq!(format!("{binder_object:?}"), "Binder(Local(one))");
+        assert!(format!("{fd_object:?}").starts_with("Fd(OwnedFd"));
     }
 }

@@ -63,11 +63,12 @@ pub enum SessionEnd {
     CallbackClosed,
 }
 
+/// The root's node. The client's references are not counted: each transaction hands one
+/// back and gets it returned at once (see [`Session::handle_transact`]).
 #[derive(Debug, Default)]
 struct RootNode {
     address: Option<Address>,
     times_sent: u32,
-    times_recd: u32,
     async_number: u64,
 }
 
@@ -101,7 +102,8 @@ impl Drop for SessionGuard<'_> {
     }
 }
 
-fn random_session_id() -> Result<[u8; SESSION_ID_BYTES], Error> {
+/// A new session's id: 32 random bytes, as libbinder's `RpcServer` makes them.
+pub(crate) fn random_session_id() -> Result<[u8; SESSION_ID_BYTES], Error> {
     let mut id = [0u8; SESSION_ID_BYTES];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut id)?;
     Ok(id)
@@ -266,7 +268,7 @@ impl<S: Read + Write> Session<'_, S> {
             });
         }
         self.root.times_sent -= amount;
-        if self.root.times_sent == 0 && self.root.times_recd == 0 {
+        if self.root.times_sent == 0 {
             // Last node erased: libbinder shuts the session down.
             self.root = RootNode::default();
             return Ok(Flow::Released);
@@ -297,8 +299,6 @@ impl<S: Read + Write> Session<'_, S> {
             }
             return Err(Error::UnknownLocalAddress(addr.0));
         }
-        // onBinderEntering: the client handed our reference back once more.
-        self.root.times_recd = self.root.times_recd.saturating_add(1);
         if !two_way {
             if t.header.async_number != self.root.async_number {
                 return Err(Error::AsyncNumberMismatch {
@@ -312,12 +312,9 @@ impl<S: Read + Write> Session<'_, S> {
         let mut data = ParcelReader::with_objects(&t.data, &t.objects, binders_in_table);
         let mut reply = Parcel::new();
         let status = self.dispatch(t.header.code, &mut data, &mut reply);
-        // flushExcessBinderRefs: give back what we received, before the REPLY.
-        let amount = self.root.times_recd;
-        if amount > 0 {
-            self.root.times_recd = 0;
-            send(&mut self.stream, &encode_dec_strong(addr, amount))?;
-        }
+        // onBinderEntering counted the reference the client handed back with its target
+        // address; flushExcessBinderRefs gives it back, before the REPLY.
+        send(&mut self.stream, &encode_dec_strong(addr, 1))?;
         if two_way {
             self.reply(status, &reply)?;
         }

@@ -1182,7 +1182,7 @@ impl SessionServer {
         }
         let version = header.version.min(self.config.version);
         conn.send(&NewSessionResponse { version }.encode(), &[])?;
-        let id = random_session_id()?;
+        let id = crate::server::random_session_id()?;
         let config = SessionConfig {
             unix_fds,
             ..self.config
@@ -1262,13 +1262,6 @@ impl SessionServer {
             });
         }
     }
-}
-
-fn random_session_id() -> Result<[u8; SESSION_ID_BYTES], Error> {
-    use std::io::Read;
-    let mut id = [0u8; SESSION_ID_BYTES];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut id)?;
-    Ok(id)
 }
 
 /// The client half of a Unix bootstrap transport: each call makes a socketpair, sends one end

@@ -257,3 +257,105 @@ impl fmt::Display for Status {
 }
 
 impl std::error::Error for Status {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values and names of libbinder's `status_t` (system/core `utils/Errors.h`: negated Linux
+    /// errnos, and offsets from INT32_MIN).
+    #[test]
+    fn status_codes_are_libbinders() {
+        let table = [
+            (StatusCode::OK, 0, "OK"),
+            (StatusCode::UNKNOWN_ERROR, i32::MIN, "UNKNOWN_ERROR"),
+            (StatusCode::NO_MEMORY, -12, "NO_MEMORY"),
+            (StatusCode::INVALID_OPERATION, -38, "INVALID_OPERATION"),
+            (StatusCode::BAD_VALUE, -22, "BAD_VALUE"),
+            (StatusCode::BAD_TYPE, i32::MIN + 1, "BAD_TYPE"),
+            (StatusCode::NAME_NOT_FOUND, -2, "NAME_NOT_FOUND"),
+            (StatusCode::PERMISSION_DENIED, -1, "PERMISSION_DENIED"),
+            (StatusCode::NO_INIT, -19, "NO_INIT"),
+            (StatusCode::ALREADY_EXISTS, -17, "ALREADY_EXISTS"),
+            (StatusCode::DEAD_OBJECT, -32, "DEAD_OBJECT"),
+            (
+                StatusCode::FAILED_TRANSACTION,
+                i32::MIN + 2,
+                "FAILED_TRANSACTION",
+            ),
+            (StatusCode::BAD_INDEX, -75, "BAD_INDEX"),
+            (StatusCode::NOT_ENOUGH_DATA, -61, "NOT_ENOUGH_DATA"),
+            (StatusCode::WOULD_BLOCK, -11, "WOULD_BLOCK"),
+            (StatusCode::TIMED_OUT, -110, "TIMED_OUT"),
+            (StatusCode::UNKNOWN_TRANSACTION, -74, "UNKNOWN_TRANSACTION"),
+            (StatusCode::FDS_NOT_ALLOWED, i32::MIN + 7, "FDS_NOT_ALLOWED"),
+            (StatusCode::UNEXPECTED_NULL, i32::MIN + 8, "UNEXPECTED_NULL"),
+        ];
+        for (code, value, name) in table {
+            assert_eq!(code.0, value, "{name}");
+            assert_eq!(code.name(), Some(name));
+            assert_eq!(code.to_string(), format!("{name} ({value})"));
+        }
+        assert_eq!(StatusCode(-3).name(), None);
+        assert_eq!(StatusCode(-3).to_string(), "status -3");
+    }
+
+    /// Values and names of AIDL's `EX_*` (frameworks/native `binder/Status.h`).
+    #[test]
+    fn exception_codes_are_aidls() {
+        let table = [
+            (ExceptionCode::NONE, 0, "NONE"),
+            (ExceptionCode::SECURITY, -1, "SECURITY"),
+            (ExceptionCode::BAD_PARCELABLE, -2, "BAD_PARCELABLE"),
+            (ExceptionCode::ILLEGAL_ARGUMENT, -3, "ILLEGAL_ARGUMENT"),
+            (ExceptionCode::NULL_POINTER, -4, "NULL_POINTER"),
+            (ExceptionCode::ILLEGAL_STATE, -5, "ILLEGAL_STATE"),
+            (
+                ExceptionCode::NETWORK_MAIN_THREAD,
+                -6,
+                "NETWORK_MAIN_THREAD",
+            ),
+            (
+                ExceptionCode::UNSUPPORTED_OPERATION,
+                -7,
+                "UNSUPPORTED_OPERATION",
+            ),
+            (ExceptionCode::SERVICE_SPECIFIC, -8, "SERVICE_SPECIFIC"),
+            (ExceptionCode::PARCELABLE, -9, "PARCELABLE"),
+            (ExceptionCode::HAS_REPLY_HEADER, -128, "HAS_REPLY_HEADER"),
+            (
+                ExceptionCode::TRANSACTION_FAILED,
+                -129,
+                "TRANSACTION_FAILED",
+            ),
+        ];
+        for (code, value, name) in table {
+            assert_eq!(code.0, value, "{name}");
+            assert_eq!(code.name(), Some(name));
+            assert_eq!(code.to_string(), format!("EX_{name} ({value})"));
+        }
+        assert_eq!(ExceptionCode(-10).name(), None);
+        assert_eq!(ExceptionCode(-10).to_string(), "exception -10");
+    }
+
+    #[test]
+    fn statuses_display_what_they_carry() {
+        assert_eq!(Status::ok().to_string(), "EX_NONE (0)");
+        assert_eq!(Status::ok().transport_status(), None);
+        assert_eq!(
+            Status::exception(ExceptionCode::ILLEGAL_STATE, "").to_string(),
+            "EX_ILLEGAL_STATE (-5)"
+        );
+        assert_eq!(
+            Status::exception(ExceptionCode::SECURITY, "denied").to_string(),
+            "EX_SECURITY (-1): denied"
+        );
+        assert_eq!(
+            Status::service_specific(7, "it failed").to_string(),
+            "EX_SERVICE_SPECIFIC (-8) code 7: it failed"
+        );
+        let t = Status::from(StatusCode::DEAD_OBJECT);
+        assert_eq!(t.transport_status(), Some(StatusCode::DEAD_OBJECT));
+        assert_eq!(t.to_string(), "transaction failed: DEAD_OBJECT (-32)");
+    }
+}

@@ -6,14 +6,11 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    recvmsg, sendmsg, setsockopt, shutdown, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
-    Shutdown,
+    recvmsg, sendmsg, shutdown, ControlMessage, ControlMessageOwned, MsgFlags, Shutdown,
 };
-use nix::sys::time::TimeVal;
 
 use crate::error::Error;
 
@@ -110,18 +107,6 @@ impl SocketTransport {
     pub fn shutdown(&self) {
         let _ = shutdown(self.fd.as_raw_fd(), Shutdown::Both);
     }
-
-    /// A read timeout for every later receive (`None`: block).
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        let tv = match timeout {
-            Some(t) => TimeVal::new(
-                i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
-                i64::from(t.subsec_micros()),
-            ),
-            None => TimeVal::new(0, 0),
-        };
-        setsockopt(&self.fd, sockopt::ReceiveTimeout, &tv).map_err(io::Error::from)
-    }
 }
 
 impl AsFd for SocketTransport {
@@ -173,4 +158,54 @@ pub fn recv_bootstrap_fd(bootstrap: BorrowedFd<'_>) -> Result<Option<OwnedFd>, E
         });
     }
     Ok(fds.pop())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::net::UnixStream;
+    use std::sync::mpsc;
+
+    #[test]
+    fn a_command_may_bring_the_most_fds_libbinder_accepts_and_no_more() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (sender, receiver) = (SocketTransport::new(a), SocketTransport::new(b));
+        let file = tempfile::tempfile().unwrap();
+        let fds = vec![file.as_raw_fd(); MAX_FDS_PER_MESSAGE];
+        sender.send(&[1, 2, 3, 4], &fds).unwrap();
+        let (mut buf, mut received) = ([0u8; 4], Vec::new());
+        receiver.recv_exact(&mut buf, &mut received).unwrap();
+        assert_eq!((buf, received.len()), ([1, 2, 3, 4], MAX_FDS_PER_MESSAGE));
+        // One more in a second chunk of the same command.
+        sender.send(&[5, 6], &fds).unwrap();
+        sender.send(&[7, 8], &fds[..1]).unwrap();
+        let mut received = Vec::new();
+        assert!(matches!(
+            receiver.recv_exact(&mut buf, &mut received),
+            Err(Error::FdCountMismatch {
+                objects: MAX_FDS_PER_MESSAGE,
+                received: 254
+            })
+        ));
+    }
+
+    #[test]
+    fn shutdown_wakes_a_blocked_reader() {
+        let (a, _peer) = UnixStream::pair().unwrap();
+        let transport = std::sync::Arc::new(SocketTransport::new(a));
+        let reader = transport.clone();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4];
+            let _ = tx.send(reader.recv_exact(&mut buf, &mut Vec::new()));
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        transport.shutdown();
+        let woken = rx.recv_timeout(std::time::Duration::from_secs(5));
+        assert!(
+            matches!(woken, Ok(Err(Error::ConnectionClosed))),
+            "{woken:?}"
+        );
+    }
 }

@@ -2,11 +2,20 @@
 //!
 //! What the guest needs: connect to (CID 2, port = own CID) and read/write with optional
 //! timeouts (microdroid_manager), and listen on a port for the host, telling each connection's
-//! peer CID (a payload's `runVsockRpcServer`). `unsafe` is confined to the libc calls below.
+//! peer CID (a payload's `runVsockRpcServer`). The socket calls are nix's; `unsafe` is left
+//! only where nix has no wrapper: the CID ioctl, the connect-timeout option and adopting the
+//! fd accept4(2) returns.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    accept4, bind, connect, getpeername, listen, send, setsockopt, socket, sockopt, AddressFamily,
+    Backlog, MsgFlags, SockFlag, SockType, VsockAddr,
+};
+use nix::sys::time::TimeVal;
 
 /// The host's CID.
 pub const VMADDR_CID_HOST: u32 = 2;
@@ -17,6 +26,8 @@ const IOCTL_VM_SOCKETS_GET_LOCAL_CID: libc::c_ulong = 0x7b9;
 /// `SO_VM_SOCKETS_CONNECT_TIMEOUT` (level `AF_VSOCK`, a `struct timeval`): bounds connect(2),
 /// which otherwise waits the kernel's default of 2 s.
 const SO_VM_SOCKETS_CONNECT_TIMEOUT: libc::c_int = 6;
+/// Pending connections a listener queues.
+const LISTEN_BACKLOG: i32 = 16;
 
 /// Returns this VM's CID (`ioctl(IOCTL_VM_SOCKETS_GET_LOCAL_CID)` on `/dev/vsock`), as AOSP's
 /// `vsock::get_local_cid()`.
@@ -32,19 +43,48 @@ pub fn get_local_cid() -> io::Result<u32> {
             &mut cid as *mut u32,
         )
     };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    Errno::result(r)?;
     Ok(cid)
 }
 
-fn sockaddr(cid: u32, port: u32) -> libc::sockaddr_vm {
-    // SAFETY: sockaddr_vm is plain old data; all-zero is a valid value.
-    let mut addr: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
-    addr.svm_family = libc::AF_VSOCK as libc::sa_family_t;
-    addr.svm_cid = cid;
-    addr.svm_port = port;
-    addr
+fn stream_socket() -> io::Result<OwnedFd> {
+    Ok(socket(
+        AddressFamily::Vsock,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?)
+}
+
+/// A socket timeout as a `timeval`: `None` (0) blocks forever, so a zero duration is refused
+/// rather than silently meaning "forever".
+fn timeval(t: Option<Duration>) -> io::Result<TimeVal> {
+    match t {
+        None => Ok(TimeVal::new(0, 0)),
+        Some(d) if d.is_zero() => Err(io::Error::new(io::ErrorKind::InvalidInput, "zero timeout")),
+        Some(d) => Ok(TimeVal::new(
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            i64::from(d.subsec_micros()),
+        )),
+    }
+}
+
+/// Sets `SO_VM_SOCKETS_CONNECT_TIMEOUT`, which nix has no wrapper for.
+fn set_connect_timeout(fd: BorrowedFd<'_>, t: Duration) -> io::Result<()> {
+    let tv = timeval(Some(t))?;
+    // SAFETY: `tv` is a valid timeval (a libc::timeval underneath) and the length matches
+    // its size; the fd is borrowed for the duration of the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::AF_VSOCK,
+            SO_VM_SOCKETS_CONNECT_TIMEOUT,
+            tv.as_ref() as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    Errno::result(r)?;
+    Ok(())
 }
 
 /// A connected AF_VSOCK stream.
@@ -57,84 +97,28 @@ impl VsockStream {
     /// Connects to `(cid, port)`, retrying on EINTR. `timeout` bounds the connect itself via
     /// `SO_VM_SOCKETS_CONNECT_TIMEOUT` (None = the kernel's default, 2 s).
     pub fn connect(cid: u32, port: u32, timeout: Option<Duration>) -> io::Result<Self> {
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw =
-            unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a freshly created, valid fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let s = VsockStream { fd };
+        let fd = stream_socket()?;
         if let Some(t) = timeout {
-            s.set_timeout(libc::AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, Some(t))?;
+            set_connect_timeout(fd.as_fd(), t)?;
         }
-        let addr = sockaddr(cid, port);
+        let addr = VsockAddr::new(cid, port);
         loop {
-            // SAFETY: `addr` is a valid sockaddr_vm and the length matches its size.
-            let r = unsafe {
-                libc::connect(
-                    s.fd.as_raw_fd(),
-                    &addr as *const libc::sockaddr_vm as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t,
-                )
-            };
-            if r == 0 {
-                break;
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            match connect(fd.as_raw_fd(), &addr) {
+                Ok(()) => return Ok(VsockStream { fd }),
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
             }
         }
-        Ok(s)
-    }
-
-    fn set_timeout(
-        &self,
-        level: libc::c_int,
-        opt: libc::c_int,
-        t: Option<Duration>,
-    ) -> io::Result<()> {
-        let tv = match t {
-            Some(d) => {
-                if d.is_zero() {
-                    return Err(io::Error::new(io::ErrorKind::InvalidInput, "zero timeout"));
-                }
-                libc::timeval {
-                    tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-                    tv_usec: libc::suseconds_t::from(d.subsec_micros() as i32),
-                }
-            }
-            None => libc::timeval {
-                tv_sec: 0,
-                tv_usec: 0,
-            },
-        };
-        // SAFETY: `tv` is a valid timeval and the length matches its size.
-        let r = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                opt,
-                &tv as *const libc::timeval as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
     }
 
     /// Read timeout (SO_RCVTIMEO); None blocks forever.
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.set_timeout(libc::SOL_SOCKET, libc::SO_RCVTIMEO, t)
+        Ok(setsockopt(&self.fd, sockopt::ReceiveTimeout, &timeval(t)?)?)
     }
 
     /// Write timeout (SO_SNDTIMEO); None blocks forever.
     pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.set_timeout(libc::SOL_SOCKET, libc::SO_SNDTIMEO, t)
+        Ok(setsockopt(&self.fd, sockopt::SendTimeout, &timeval(t)?)?)
     }
 }
 
@@ -147,95 +131,38 @@ pub struct VsockListener {
 impl VsockListener {
     /// Binds `(cid, port)` (usually `VMADDR_CID_ANY`) and listens.
     pub fn bind(cid: u32, port: u32) -> io::Result<Self> {
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw =
-            unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a freshly created, valid fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let addr = sockaddr(cid, port);
-        // SAFETY: `addr` is a valid sockaddr_vm and the length matches its size.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &addr as *const libc::sockaddr_vm as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: listen(2) on the fd we own.
-        if unsafe { libc::listen(fd.as_raw_fd(), 16) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = stream_socket()?;
+        bind(fd.as_raw_fd(), &VsockAddr::new(cid, port))?;
+        listen(&fd, Backlog::new(LISTEN_BACKLOG)?)?;
         Ok(VsockListener { fd })
     }
 
     /// Accepts a connection, retrying on EINTR; returns it with the peer's CID.
     pub fn accept(&self) -> io::Result<(VsockStream, u32)> {
-        loop {
-            // SAFETY: sockaddr_vm is plain old data; all-zero is a valid value.
-            let mut addr: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t;
-            // SAFETY: `addr` and `len` are valid for writes; the kernel writes at most `len`
-            // bytes of address.
-            let raw = unsafe {
-                libc::accept4(
-                    self.fd.as_raw_fd(),
-                    &mut addr as *mut libc::sockaddr_vm as *mut libc::sockaddr,
-                    &mut len,
-                    libc::SOCK_CLOEXEC,
-                )
-            };
-            if raw < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
+        let raw = loop {
+            match accept4(self.fd.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+                Ok(raw) => break raw,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
             }
-            // SAFETY: accept4 returned a new fd that nothing else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            return Ok((VsockStream { fd }, addr.svm_cid));
-        }
+        };
+        // SAFETY: accept4 returned a new fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let peer: VsockAddr = getpeername(fd.as_raw_fd())?;
+        Ok((VsockStream { fd }, peer.cid()))
     }
 }
 
 impl Read for VsockStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let n = unsafe {
-            libc::read(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+        Ok(nix::unistd::read(self.fd.as_raw_fd(), buf)?)
     }
 }
 
 impl Write for VsockStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is valid for reads of `buf.len()` bytes. MSG_NOSIGNAL avoids SIGPIPE.
-        let n = unsafe {
-            libc::send(
-                self.fd.as_raw_fd(),
-                buf.as_ptr() as *const libc::c_void,
-                buf.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+        // MSG_NOSIGNAL: a closed peer is EPIPE, not SIGPIPE.
+        Ok(send(self.fd.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL)?)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -257,20 +184,100 @@ impl From<VsockStream> for OwnedFd {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn sockaddr_fields() {
-        let a = sockaddr(VMADDR_CID_HOST, 2048);
-        assert_eq!(a.svm_family as i32, libc::AF_VSOCK);
-        assert_eq!((a.svm_cid, a.svm_port), (2, 2048));
-    }
+    use nix::sys::socket::getsockopt;
 
     #[test]
     fn connect_without_vsock_fails_cleanly() {
         // On a host without vsock transports this must be an error, never a hang or panic.
         if let Ok(s) = VsockStream::connect(VMADDR_CID_HOST, 1, Some(Duration::from_millis(200))) {
             drop(s);
+        }
+    }
+
+    /// An unconnected vsock socket, to check the options set on it.
+    fn unconnected() -> VsockStream {
+        VsockStream {
+            fd: stream_socket().unwrap(),
+        }
+    }
+
+    #[test]
+    fn timeouts_are_set_as_given_and_zero_is_refused() {
+        let s = unconnected();
+        s.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+        assert_eq!(
+            getsockopt(&s.fd, sockopt::ReceiveTimeout).unwrap(),
+            TimeVal::new(1, 500_000)
+        );
+        assert_eq!(
+            getsockopt(&s.fd, sockopt::SendTimeout).unwrap(),
+            TimeVal::new(3, 0)
+        );
+        s.set_read_timeout(None).unwrap();
+        assert_eq!(
+            getsockopt(&s.fd, sockopt::ReceiveTimeout).unwrap(),
+            TimeVal::new(0, 0)
+        );
+        for r in [
+            s.set_read_timeout(Some(Duration::ZERO)),
+            s.set_write_timeout(Some(Duration::ZERO)),
+        ] {
+            assert_eq!(r.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        }
+        set_connect_timeout(s.fd.as_fd(), Duration::from_millis(250)).unwrap();
+        assert_eq!(
+            set_connect_timeout(s.fd.as_fd(), Duration::ZERO)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::InvalidInput
+        );
+    }
+
+    #[test]
+    fn a_listener_binds_and_holds_its_port() {
+        // VMADDR_PORT_ANY: the kernel picks a free port.
+        let l = match VsockListener::bind(VMADDR_CID_ANY, u32::MAX) {
+            Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
+                eprintln!("skipped: this kernel has no AF_VSOCK");
+                return;
+            }
+            r => r.unwrap(),
+        };
+        let addr: VsockAddr = nix::sys::socket::getsockname(l.fd.as_raw_fd()).unwrap();
+        assert_ne!(addr.port(), u32::MAX);
+        let again = VsockListener::bind(VMADDR_CID_ANY, addr.port()).unwrap_err();
+        assert_eq!(again.raw_os_error(), Some(libc::EADDRINUSE));
+    }
+
+    /// `read` and `write` are plain read(2) and send(2) on the fd: over a socket pair they move
+    /// the bytes asked for, and a closed peer is EPIPE, not SIGPIPE.
+    #[test]
+    fn reads_and_writes_move_the_bytes() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (mut a, mut b) = (VsockStream { fd: a.into() }, VsockStream { fd: b.into() });
+        assert_eq!(a.write(b"hello").unwrap(), 5);
+        a.flush().unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(b.read(&mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"hello");
+        drop(b);
+        assert_eq!(a.read(&mut buf).unwrap(), 0);
+        assert_eq!(a.write(b"x").unwrap_err().raw_os_error(), Some(libc::EPIPE));
+    }
+
+    #[test]
+    fn the_local_cid_is_a_guest_cid() {
+        match get_local_cid() {
+            // Guests have CIDs from 3 up (0 hypervisor, 1 local, 2 host).
+            Ok(cid) => assert!(cid >= 3 && cid != VMADDR_CID_ANY, "cid {cid}"),
+            Err(e) => assert!(
+                matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV)),
+                "{e}"
+            ),
         }
     }
 }

@@ -504,6 +504,30 @@ mod tests {
             })
         ));
         assert!(WireHeader::decode(&b, 2).is_ok());
+        // Exactly the limit is allowed, at each version.
+        for version in [1, 2] {
+            let mut b = [0u8; 16];
+            b[4..8].copy_from_slice(&max_body_size(version).to_le_bytes());
+            assert_eq!(
+                WireHeader::decode(&b, version).unwrap().body_size,
+                max_body_size(version)
+            );
+        }
+    }
+
+    #[test]
+    fn a_v0_reply_parcel_is_the_rest_of_the_body() {
+        let body = [0u8; 4 + 12];
+        let h = ReplyHeader::decode(&body, 0).unwrap();
+        assert_eq!((h.status, h.parcel_data_size), (0, 12));
+        assert!(matches!(
+            ReplyHeader::decode(&body[..3], 0),
+            Err(Error::BodyTooSmall {
+                size: 3,
+                min: 4,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -541,6 +565,7 @@ mod tests {
     fn address_parts() {
         let a = Address::new(3, 7);
         assert_eq!(a.0, 0x0000_0007_0000_0003);
+        assert_eq!((a.options(), a.id()), (3, 7));
         assert!(a.is_recognized() && a.is_for_server());
         assert!(!Address(0x4).is_recognized());
     }

@@ -569,3 +569,321 @@ fn client_server_loopback() {
     assert_eq!(h.join().unwrap().unwrap(), SessionEnd::Released);
     assert_eq!(svc.calls.lock().unwrap().len(), 102);
 }
+
+/// A TRANSACT from the server to address 0 (a special transaction), two-way or oneway.
+fn nested_special(code: u8, oneway: bool) -> String {
+    let flags = if oneway { "01000000" } else { "00000000" };
+    format!(
+        "00000000 28000000 0000000000000000 0000000000000000 {code:02x}000000 {flags} 0000000000000000 00000000 000000000000000000000000"
+    )
+}
+
+/// The server calls the client's special transactions while a call of the client waits for
+/// its reply: GET_ROOT answers OK and empty (a client session has no root), GET_MAX_THREADS
+/// 0, GET_SESSION_ID the id it was given, an unknown code UNKNOWN_TRANSACTION, and a oneway
+/// one nothing at all. The reply then still reaches the waiting call.
+#[test]
+fn client_answers_special_transactions_while_it_waits() {
+    let (c, mut s) = UnixStream::pair().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let peer = thread::spawn(move || {
+        expect(&mut s, CONN_HEADER_V1);
+        expect(&mut s, CCI);
+        send(&mut s, NEW_SESSION_V1);
+        expect(&mut s, &special(1));
+        send(&mut s, &rpc_wire_oracle::reply("04000000"));
+        expect(&mut s, &special(2));
+        send(
+            &mut s,
+            &rpc_wire_oracle::reply(&format!("20000000 {}", "5a".repeat(32))),
+        );
+        expect(&mut s, &special(0));
+        send(&mut s, REPLY_ROOT_V1);
+        expect(&mut s, TXN_NTF);
+        send(&mut s, &nested_special(0, false));
+        expect(&mut s, &rpc_wire_oracle::reply(""));
+        send(&mut s, &nested_special(1, false));
+        expect(&mut s, &rpc_wire_oracle::reply("00000000"));
+        send(&mut s, &nested_special(2, false));
+        expect(
+            &mut s,
+            &rpc_wire_oracle::reply(&format!("20000000 {}", "5a".repeat(32))),
+        );
+        send(&mut s, &nested_special(9, false));
+        expect(&mut s, &rpc_wire_oracle::reply_error(-74));
+        // Oneway: no reply. The next bytes the client sends are its release.
+        send(&mut s, &nested_special(1, true));
+        send(&mut s, DEC_STRONG_ROOT_1);
+        send(&mut s, &reply_ntf());
+        expect(&mut s, DEC_STRONG_ROOT_1);
+        expect_eof(&mut s);
+    });
+    let mut client = RpcClient::connect(c).unwrap();
+    assert_eq!(client.max_threads(), 4);
+    let root = client.get_root().unwrap();
+    assert_eq!(client.interface_descriptor(&root).unwrap(), DESCRIPTOR);
+    client.release(root).unwrap();
+    drop(client);
+    peer.join().unwrap();
+}
+
+/// User calls need SYSTEM in the target's stability (VINTF includes it, VENDOR does not);
+/// a reply's raw data is the parcel as sent.
+#[test]
+fn client_checks_stability_and_keeps_reply_data() {
+    let root_with = |stability: &str| {
+        format!("01000000 24000000 00000000 00000000  00000000 10000000 000000000000000000000000  01000000 03000000 00000000 {stability}")
+    };
+    let (c, mut s) = UnixStream::pair().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let vintf = root_with("3f000000");
+    let peer = thread::spawn(move || {
+        expect(&mut s, CONN_HEADER_V1);
+        expect(&mut s, CCI);
+        send(&mut s, NEW_SESSION_V1);
+        expect(&mut s, &special(0));
+        send(&mut s, &vintf);
+        expect(&mut s, &txn_finished_42());
+        send(&mut s, DEC_STRONG_ROOT_1);
+        send(&mut s, REPLY_OK_V1);
+        expect(&mut s, &special(0));
+        send(&mut s, &root_with("03000000"));
+        s
+    });
+    let config = ClientConfig {
+        version: 1,
+        query_session_info: false,
+    };
+    let mut client = RpcClient::connect_with(c, config).unwrap();
+    assert_eq!(client.max_threads(), 0);
+    assert!(client.session_id().is_empty());
+    let root = client.get_root().unwrap();
+    assert_eq!(root.stability, 0x3f);
+    let mut p = Parcel::new();
+    p.write_interface_token(DESCRIPTOR);
+    p.write_i32(42);
+    let reply = client.transact(&root, 3, &p, 0).unwrap().unwrap();
+    assert_eq!(reply.data(), &[0u8; 4][..]);
+    let vendor = client.get_root().unwrap();
+    assert!(matches!(
+        client.transact(&vendor, 3, &p, 0),
+        Err(Error::BadStability(3))
+    ));
+    drop(peer.join().unwrap());
+}
+
+/// Reference counts of a proxy: each GET_ROOT adds one received reference, each transaction
+/// one sent reference until the server's DEC_STRONG for it; a release gives back everything
+/// received at once and keeps the node while sent references are outstanding, and a second
+/// release sends nothing.
+#[test]
+fn client_release_follows_the_reference_counts() {
+    let (c, mut s) = UnixStream::pair().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let peer = thread::spawn(move || {
+        expect(&mut s, CONN_HEADER_V1);
+        expect(&mut s, CCI);
+        send(&mut s, NEW_SESSION_V1);
+        for _ in 0..2 {
+            expect(&mut s, &special(0));
+            send(&mut s, REPLY_ROOT_V1);
+        }
+        // A oneway call; the server keeps its reference for now.
+        expect(
+            &mut s,
+            "00000000 2c000000 0000000000000000 0300000000000000 01000000 01000000 0000000000000000 04000000 000000000000000000000000 2a000000",
+        );
+        expect(
+            &mut s,
+            "02000000 10000000 0000000000000000 03000000 00000000 02000000 00000000",
+        );
+        expect_eof(&mut s);
+    });
+    let config = ClientConfig {
+        version: 1,
+        query_session_info: false,
+    };
+    let mut client = RpcClient::connect_with(c, config).unwrap();
+    let root = client.get_root().unwrap();
+    assert_eq!(client.get_root().unwrap(), root);
+    assert_eq!(client.ref_counts(&root), Some((0, 2)));
+    let mut p = Parcel::new();
+    p.write_i32(42);
+    assert!(client
+        .transact(&root, 1, &p, rpcbinder::wire::FLAG_ONEWAY)
+        .unwrap()
+        .is_none());
+    assert_eq!(client.ref_counts(&root), Some((1, 2)));
+    client.release(root).unwrap();
+    assert_eq!(client.ref_counts(&root), Some((1, 0)));
+    client.release(root).unwrap();
+    drop(client);
+    peer.join().unwrap();
+}
+
+/// The version a session runs at is the lower of the two offers, as the client reports it.
+#[test]
+fn client_reports_the_negotiated_version() {
+    for (offered, server_max, expected) in [(2, 2, 2), (2, 1, 1), (0, 2, 0)] {
+        let svc = Arc::new(TestService {
+            calls: Default::default(),
+        });
+        let server = RpcServer::new(svc).with_max_version(server_max);
+        let (a, b) = UnixStream::pair().unwrap();
+        let h = thread::spawn(move || server.serve_connection(b));
+        let config = ClientConfig {
+            version: offered,
+            query_session_info: true,
+        };
+        let mut client = RpcClient::connect_with(a, config).unwrap();
+        assert_eq!(client.protocol_version(), expected);
+        let root = client.get_root().unwrap();
+        client.ping(&root).unwrap();
+        client.release(root).unwrap();
+        assert_eq!(h.join().unwrap().unwrap(), SessionEnd::Released);
+    }
+}
+
+/// A session on `server` through the scripted handshake, returning the client end and the id
+/// the server gave it.
+fn session_with_id(
+    server: &Arc<RpcServer>,
+) -> (
+    UnixStream,
+    thread::JoinHandle<Result<SessionEnd, Error>>,
+    [u8; 32],
+) {
+    let (mut c, s) = UnixStream::pair().unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let srv = server.clone();
+    let h = thread::spawn(move || srv.serve_connection(s));
+    send(&mut c, CONN_HEADER_V1);
+    send(&mut c, CCI);
+    expect(&mut c, NEW_SESSION_V1);
+    send(&mut c, &special(2));
+    let mut hdr = [0u8; 16 + 20 + 4];
+    c.read_exact(&mut hdr).unwrap();
+    let mut id = [0u8; 32];
+    c.read_exact(&mut id).unwrap();
+    (c, h, id)
+}
+
+/// An extra connection to the session `id`: callback (INCOMING) or outgoing.
+fn attach(id: &[u8; 32], incoming: bool) -> (UnixStream, UnixStream) {
+    let (c, s) = UnixStream::pair().unwrap();
+    let mut c2 = c.try_clone().unwrap();
+    let options = if incoming { "01" } else { "00" };
+    send(
+        &mut c2,
+        &format!("01000000 {options} 00 0000000000000000 2000 {}", hex(id)),
+    );
+    (c, s)
+}
+
+/// Session ids are random and forgotten when their session ends; only callback connections
+/// may attach, and they are held open through read timeouts until the client closes them.
+#[test]
+fn server_session_ids_and_attached_connections() {
+    let svc = Arc::new(TestService {
+        calls: Default::default(),
+    });
+    let server = Arc::new(RpcServer::new(svc));
+    assert_eq!(
+        format!("{server:?}"),
+        format!("RpcServer {{ descriptor: {DESCRIPTOR:?}, max_version: 1 }}")
+    );
+    let (c1, h1, id1) = session_with_id(&server);
+    let (c2, h2, id2) = session_with_id(&server);
+    assert_ne!(id1, id2);
+    assert!(id1.iter().any(|&b| b != id1[0]), "{}", hex(&id1));
+
+    // An outgoing connection beyond the session's one thread is refused.
+    let (_c, s) = attach(&id1, false);
+    assert!(matches!(
+        server.serve_connection(s),
+        Err(Error::TooManyConnections)
+    ));
+    // A callback connection gets "cci" and waits through its read timeouts.
+    let (mut cb, s) = attach(&id1, true);
+    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let srv = server.clone();
+    let held = thread::spawn(move || srv.serve_connection(s));
+    expect(&mut cb, CCI);
+    thread::sleep(Duration::from_millis(200));
+    assert!(!held.is_finished());
+    drop(cb);
+    assert_eq!(held.join().unwrap().unwrap(), SessionEnd::CallbackClosed);
+    // A callback connection closed before it read "cci": the reset is an error.
+    let (cb, s) = attach(&id1, true);
+    let srv = server.clone();
+    let reset = thread::spawn(move || srv.serve_connection(s));
+    thread::sleep(Duration::from_millis(100));
+    drop(cb);
+    match reset.join().unwrap() {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+        other => panic!("expected a reset, got {other:?}"),
+    }
+
+    // Once its session ended, an id is unknown.
+    drop(c1);
+    assert_eq!(h1.join().unwrap().unwrap(), SessionEnd::Closed);
+    let (_c, s) = attach(&id1, true);
+    assert!(matches!(
+        server.serve_connection(s),
+        Err(Error::UnknownSession)
+    ));
+    drop(c2);
+    assert_eq!(h2.join().unwrap().unwrap(), SessionEnd::Closed);
+}
+
+/// A root that reads a binder argument, and reports whether it could.
+struct ReadsBinder;
+
+impl Binder for ReadsBinder {
+    fn descriptor(&self) -> &str {
+        DESCRIPTOR
+    }
+    fn on_transact(
+        &self,
+        _: u32,
+        data: &mut ParcelReader<'_>,
+        reply: &mut Parcel,
+    ) -> Result<(), StatusCode> {
+        let read = data.read_strong_binder();
+        reply.write_status(&Status::ok());
+        reply.write_bool(matches!(read, Ok(Some(_))));
+        Ok(())
+    }
+}
+
+/// Before v2 binders in a parcel are not listed in its object table, and the server reads
+/// them without one; the root has no extension (a null binder).
+#[test]
+fn server_reads_binders_by_version_and_has_no_extension() {
+    let server = RpcServer::new(Arc::new(ReadsBinder));
+    let (a, b) = UnixStream::pair().unwrap();
+    let h = thread::spawn(move || server.serve_connection(b));
+    let mut client = RpcClient::connect(a).unwrap();
+    assert_eq!(client.protocol_version(), 1);
+    let root = client.get_root().unwrap();
+    let mut p = Parcel::new();
+    p.write_interface_token(DESCRIPTOR);
+    p.write_strong_binder(Some((root.address, 0x0c)));
+    let reply = client.transact(&root, 1, &p, 0).unwrap().unwrap();
+    let mut r = reply.reader();
+    assert_eq!(r.read_status(), Ok(Status::ok()));
+    assert_eq!(r.read_bool(), Ok(true));
+    let ext = client
+        .transact(
+            &root,
+            rpcbinder::client::EXTENSION_TRANSACTION,
+            &Parcel::new(),
+            0,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(ext.reader().read_strong_binder(), Ok(None));
+    client.release(root).unwrap();
+    assert_eq!(h.join().unwrap().unwrap(), SessionEnd::Released);
+}

@@ -232,8 +232,14 @@ fn a_closed_session_drops_everything_the_client_held() {
         })
         .collect();
     assert_eq!(server.session_count(), 1);
+    assert!(children[0].as_remote().unwrap().is_alive());
     // As if the client process died: its connections close with no DEC_STRONG.
     session.shutdown();
+    assert!(!children[0].as_remote().unwrap().is_alive());
+    assert!(matches!(
+        children[1].as_remote().unwrap().ping(),
+        Err(rpcbinder::Error::Shutdown)
+    ));
     wait_until("the server dropped the children", || {
         dropped.load(Ordering::SeqCst) == 3
     });
@@ -250,6 +256,8 @@ fn releasing_the_last_proxy_ends_the_session() {
     let (server, _) = server(0);
     let session = RpcSession::connect(client_config(0), pair_connector(server.clone())).unwrap();
     let root = session.root().unwrap();
+    assert!(session.is_alive());
+    assert!(root.as_remote().unwrap().is_alive());
     let died = Arc::new(AtomicUsize::new(0));
     let d = died.clone();
     root.as_remote().unwrap().link_to_death(move || {
@@ -473,4 +481,478 @@ fn an_fd_object_without_its_fd_ends_the_session() {
     let mut no_fds = handshake_and_get_root(&[2, 0, 0, 0, 0, 0, 0, 0], &[0]);
     no_fds[5] = 0;
     assert_eq!(session_server_bytes(&no_fds).len(), 8);
+}
+
+/// A root with an extension object (`IBinder::getExtension`).
+struct Extended {
+    extension: SpIBinder,
+}
+
+impl Binder for Extended {
+    fn descriptor(&self) -> &str {
+        TEST_DESCRIPTOR
+    }
+    fn on_transact(
+        &self,
+        _: u32,
+        _: &mut ParcelReader<'_>,
+        reply: &mut Parcel,
+    ) -> Result<(), StatusCode> {
+        reply.write_status(&Status::ok());
+        Ok(())
+    }
+    fn extension(&self) -> Option<SpIBinder> {
+        Some(self.extension.clone())
+    }
+}
+
+/// What a session's objects say about themselves: identity, stability, extension, the raw
+/// data of a reply, and their debug forms.
+#[test]
+fn binders_proxies_and_replies_describe_themselves() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let child: Arc<dyn Binder> = Arc::new(Child {
+        dropped: dropped.clone(),
+    });
+    let local = SpIBinder::local(child.clone());
+    assert_eq!(local, SpIBinder::local(child.clone()));
+    assert_ne!(
+        local,
+        SpIBinder::local(Arc::new(Child {
+            dropped: dropped.clone()
+        }))
+    );
+    assert_eq!(local.stability(), 0x0c);
+    assert_eq!(format!("{local:?}"), "Local(test.IChild)");
+    let root = SpIBinder::local(Arc::new(Extended { extension: local }));
+    let server = SessionServer::new(root, SessionConfig::default());
+    let session =
+        RpcSession::connect(SessionConfig::default(), pair_connector(server.clone())).unwrap();
+    assert_eq!(
+        format!("{session:?}"),
+        "RpcSession { server: false, version: 1, .. }"
+    );
+    let root = session.root().unwrap();
+    assert_eq!(root, session.root().unwrap());
+    assert_ne!(root, SpIBinder::local(child.clone()));
+    assert_eq!(root.stability(), 0x0c);
+    let proxy = root.as_remote().unwrap();
+    assert_eq!(
+        format!("{root:?}"),
+        format!("Remote({:#018x})", proxy.address().0)
+    );
+    assert_eq!(
+        format!("{proxy:?}"),
+        format!(
+            "Proxy {{ address: {:#018x}, stability: 12 }}",
+            proxy.address().0
+        )
+    );
+    let extension = proxy.get_extension().unwrap().unwrap();
+    assert_ne!(extension, root);
+    assert_eq!(
+        extension
+            .as_remote()
+            .unwrap()
+            .interface_descriptor()
+            .unwrap(),
+        CHILD_DESCRIPTOR
+    );
+    let mut p = Parcel::new();
+    p.write_interface_token(TEST_DESCRIPTOR);
+    proxy.ping().unwrap();
+    let reply = proxy.transact(ECHO, &p, 0).unwrap().unwrap();
+    assert_eq!(reply.data(), &[0u8; 4][..]);
+    assert_eq!(
+        format!("{reply:?}"),
+        "ReceivedParcel { len: 4, objects: [], .. }"
+    );
+}
+
+/// Client side of a raw connection to `server`: the connection header (fd mode and options as
+/// given, `id` for an attach), and for a new session or an outgoing attach the "cci" init.
+fn raw_connection(
+    server: &Arc<SessionServer>,
+    fd_mode: u8,
+    options: u8,
+    id: Option<&[u8]>,
+) -> (
+    UnixStream,
+    std::thread::JoinHandle<Result<(), rpcbinder::Error>>,
+) {
+    let (mut mine, theirs) = UnixStream::pair().unwrap();
+    mine.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = Vec::new();
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.push(options);
+    b.push(fd_mode);
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&(id.map_or(0, <[u8]>::len) as u16).to_le_bytes());
+    b.extend_from_slice(id.unwrap_or_default());
+    if options == 0 {
+        b.extend_from_slice(b"cci\0\0\0\0\0");
+    }
+    mine.write_all(&b).unwrap();
+    let server = server.clone();
+    let accepted = std::thread::spawn(move || server.accept(theirs.into()));
+    (mine, accepted)
+}
+
+/// A special transaction (address 0) from a raw client, and the parcel data of its reply.
+fn raw_special(conn: &mut UnixStream, code: u32) -> Vec<u8> {
+    let b = rpcbinder::conn::encode_transact(
+        1,
+        rpcbinder::wire::Address::ZERO,
+        code,
+        0,
+        0,
+        &Parcel::new(),
+    )
+    .unwrap();
+    conn.write_all(&b).unwrap();
+    let mut header = [0u8; 16 + 20];
+    conn.read_exact(&mut header).unwrap();
+    let size = u32::from_le_bytes(header[20..24].try_into().unwrap()) as usize;
+    let mut data = vec![0u8; size];
+    conn.read_exact(&mut data).unwrap();
+    data
+}
+
+/// A new raw session on `server`: its connection and its id.
+fn raw_session(server: &Arc<SessionServer>) -> (UnixStream, Vec<u8>) {
+    let (mut conn, accepted) = raw_connection(server, 0, 0, None);
+    accepted.join().unwrap().unwrap();
+    let mut response = [0u8; 8];
+    conn.read_exact(&mut response).unwrap();
+    let id = raw_special(&mut conn, 2);
+    assert_eq!(id.len(), 36);
+    (conn, id[4..].to_vec())
+}
+
+/// A server admits as many outgoing connections per session as its thread count, and
+/// callback connections besides; session ids are random and each stays known while its
+/// session lives, however many sessions come after it.
+#[test]
+fn a_session_server_admits_connections_by_its_thread_count() {
+    let root: Arc<dyn Binder> = Arc::new(TestService {
+        children_dropped: Arc::new(AtomicUsize::new(0)),
+        callback_calls: 0,
+    });
+    let config = SessionConfig {
+        threads: 2,
+        ..SessionConfig::default()
+    };
+    let server = SessionServer::new(SpIBinder::local(root), config);
+    assert_eq!(
+        format!("{server:?}"),
+        "SessionServer { root: Local(test.ITest), config: SessionConfig { version: 1, unix_fds: false, threads: 2 }, .. }"
+    );
+    let (mut first, id) = raw_session(&server);
+    let (_second, other_id) = raw_session(&server);
+    assert_ne!(id, other_id);
+    assert!(id.iter().any(|&b| b != id[0]));
+    // GET_MAX_THREADS tells the client the thread count.
+    assert_eq!(raw_special(&mut first, 1), 2i32.to_le_bytes());
+    // One more outgoing connection: admitted, and it serves calls.
+    let (mut extra, accepted) = raw_connection(&server, 0, 0, Some(&id));
+    accepted.join().unwrap().unwrap();
+    assert_eq!(raw_special(&mut extra, 1), 2i32.to_le_bytes());
+    // A third: refused.
+    let (_third, accepted) = raw_connection(&server, 0, 0, Some(&id));
+    assert!(matches!(
+        accepted.join().unwrap(),
+        Err(rpcbinder::Error::TooManyConnections)
+    ));
+    // A callback connection is not counted: it gets "cci".
+    let (mut callback, accepted) = raw_connection(&server, 0, 1, Some(&id));
+    accepted.join().unwrap().unwrap();
+    let mut cci = [0u8; 8];
+    callback.read_exact(&mut cci).unwrap();
+    assert_eq!(&cci, b"cci\0\0\0\0\0");
+}
+
+#[test]
+fn a_session_server_refuses_bad_connection_headers() {
+    let (server, _) = server(0);
+    let no_fds = SessionServer::new(server_root(), SessionConfig::default());
+    for (server, fd_mode, options, id, expected) in [
+        // Fd mode UNIX where the server does not take fds; an unknown fd mode.
+        (&no_fds, 1, 0, None, "UnsupportedFdMode(1)"),
+        (&server, 2, 0, None, "UnsupportedFdMode(2)"),
+        // A session id of the wrong size; a new session asking to be called back.
+        (&server, 0, 0, Some(&[7u8; 16][..]), "BadSessionIdSize(16)"),
+        (&server, 0, 1, None, "IncomingNewSession"),
+    ] {
+        let (_conn, accepted) = raw_connection(server, fd_mode, options, id);
+        let err = accepted.join().unwrap().unwrap_err();
+        assert_eq!(format!("{err:?}"), expected);
+    }
+}
+
+fn server_root() -> SpIBinder {
+    SpIBinder::local(Arc::new(TestService {
+        children_dropped: Arc::new(AtomicUsize::new(0)),
+        callback_calls: 0,
+    }))
+}
+
+/// A server that takes fds still sends none to a client that did not ask for fd mode UNIX:
+/// the reply fails as BAD_VALUE and the session goes on.
+#[test]
+fn a_server_sends_fds_only_to_clients_that_asked() {
+    let (server, _) = server(0);
+    let session = RpcSession::connect(SessionConfig::default(), pair_connector(server)).unwrap();
+    let root = session.root().unwrap();
+    let err = call(&root, TEST_DESCRIPTOR, MAKE_FILE, |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CallError::Rpc(rpcbinder::Error::TransactionFailed(StatusCode::BAD_VALUE))
+        ),
+        "{err:?}"
+    );
+    call(&root, TEST_DESCRIPTOR, ECHO, |p| p.write_str("ok")).unwrap();
+}
+
+/// Records the i32 argument of each call, in the order they ran.
+struct Ordered {
+    seen: Mutex<Vec<i32>>,
+}
+
+impl Binder for Ordered {
+    fn descriptor(&self) -> &str {
+        TEST_DESCRIPTOR
+    }
+    fn on_transact(
+        &self,
+        _: u32,
+        data: &mut ParcelReader<'_>,
+        reply: &mut Parcel,
+    ) -> Result<(), StatusCode> {
+        let v = data.read_i32().map_err(|e| e.status_code())?;
+        self.seen.lock().unwrap().push(v);
+        reply.write_status(&Status::ok());
+        Ok(())
+    }
+}
+
+/// A TRANSACT to `address` with the interface token and one i32.
+fn raw_call(address: u64, oneway: bool, async_number: u64, arg: i32) -> Vec<u8> {
+    let mut parcel = Parcel::new();
+    parcel.write_interface_token(TEST_DESCRIPTOR);
+    parcel.write_i32(arg);
+    let flags = if oneway {
+        rpcbinder::wire::FLAG_ONEWAY
+    } else {
+        0
+    };
+    rpcbinder::conn::encode_transact(
+        1,
+        rpcbinder::wire::Address(address),
+        ECHO,
+        flags,
+        async_number,
+        &parcel,
+    )
+    .unwrap()
+}
+
+/// Oneway calls run in the order of their async numbers whatever order they arrive in (as
+/// libbinder queues them); a number already used ends the session.
+#[test]
+fn oneway_calls_run_in_async_number_order() {
+    let ordered = Arc::new(Ordered {
+        seen: Mutex::new(Vec::new()),
+    });
+    let server = SessionServer::new(SpIBinder::local(ordered.clone()), SessionConfig::default());
+    let (mut conn, _) = raw_session(&server);
+    let root = raw_special(&mut conn, 0);
+    let address = u64::from_le_bytes(root[4..12].try_into().unwrap());
+    for n in [2u64, 1, 0, 3] {
+        conn.write_all(&raw_call(address, true, n, 10 + n as i32))
+            .unwrap();
+    }
+    // A two-way call after them, on the same connection: it runs after them.
+    conn.write_all(&raw_call(address, false, 0, 99)).unwrap();
+    wait_until("the calls ran", || ordered.seen.lock().unwrap().len() == 5);
+    assert_eq!(*ordered.seen.lock().unwrap(), vec![10, 11, 12, 13, 99]);
+    // Async number 1 again: stale. The server ends the session.
+    conn.write_all(&raw_call(address, true, 1, 0)).unwrap();
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+    wait_until("the session ended", || server.session_count() == 0);
+    assert_eq!(ordered.seen.lock().unwrap().len(), 5);
+}
+
+/// A proxy goes back to its own session as the object it stands for; a proxy of another
+/// session cannot be sent.
+#[test]
+fn proxies_travel_only_within_their_session() {
+    let (server, _) = server(0);
+    let session = RpcSession::connect(client_config(0), pair_connector(server.clone())).unwrap();
+    let other = RpcSession::connect(client_config(0), pair_connector(server)).unwrap();
+    let root = session.root().unwrap();
+    let other_root = other.root().unwrap();
+    call(&root, TEST_DESCRIPTOR, REGISTER_CALLBACK, |p| {
+        p.write_binder(Some(&root))
+    })
+    .unwrap();
+    let err = call(&root, TEST_DESCRIPTOR, REGISTER_CALLBACK, |p| {
+        p.write_binder(Some(&other_root))
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, CallError::Rpc(rpcbinder::Error::ForeignBinder)),
+        "{err:?}"
+    );
+}
+
+/// What a session reports about itself: its version (the lower offer), its nodes, its
+/// death listeners.
+#[test]
+fn a_session_reports_its_version_nodes_and_death() {
+    for (offered, server_max, expected) in [(2, 2, 2), (2, 1, 1), (1, 2, 1)] {
+        let server = SessionServer::new(
+            server_root(),
+            SessionConfig {
+                version: server_max,
+                ..SessionConfig::default()
+            },
+        );
+        let config = SessionConfig {
+            version: offered,
+            ..SessionConfig::default()
+        };
+        let session = RpcSession::connect(config, pair_connector(server)).unwrap();
+        assert_eq!(session.protocol_version(), expected);
+        assert_eq!(session.node_count(), 0);
+        let root = session.root().unwrap();
+        root.as_remote().unwrap().ping().unwrap();
+        let child = call(&root, TEST_DESCRIPTOR, MAKE_CHILD, |_| {})
+            .unwrap()
+            .reader()
+            .read_required_binder()
+            .unwrap();
+        assert_eq!(session.node_count(), 2);
+        let died = Arc::new(AtomicUsize::new(0));
+        let d = died.clone();
+        session.add_death_listener(move || {
+            d.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(died.load(Ordering::SeqCst), 0);
+        session.shutdown();
+        assert_eq!(died.load(Ordering::SeqCst), 1);
+        // Added after the end: runs at once.
+        let d = died.clone();
+        session.add_death_listener(move || {
+            d.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(died.load(Ordering::SeqCst), 2);
+        drop(child);
+    }
+    let too_new = SessionConfig {
+        version: 3,
+        ..SessionConfig::default()
+    };
+    let (server, _) = server(0);
+    assert!(matches!(
+        RpcSession::connect(too_new, pair_connector(server)),
+        Err(rpcbinder::Error::UnsupportedVersion(3))
+    ));
+}
+
+/// A server that answers a newer version than the client offered is refused.
+#[test]
+fn a_client_session_refuses_a_version_it_did_not_offer() {
+    let (mine, mut theirs) = UnixStream::pair().unwrap();
+    let peer = std::thread::spawn(move || {
+        let mut hello = [0u8; 24];
+        theirs.read_exact(&mut hello).unwrap();
+        theirs.write_all(&[2, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        theirs
+    });
+    let mut once = Some(OwnedFd::from(mine));
+    let connector = move || once.take().ok_or_else(|| std::io::Error::other("used"));
+    assert!(matches!(
+        RpcSession::connect(SessionConfig::default(), connector),
+        Err(rpcbinder::Error::UnsupportedVersion(2))
+    ));
+    drop(peer.join().unwrap());
+}
+
+/// A proxy sent back in oneway calls and then dropped: its node lives until the server has
+/// given back every reference it was sent, then goes.
+#[test]
+fn a_dropped_proxy_lives_until_the_server_returns_its_references() {
+    let (server, dropped) = server(0);
+    let session = RpcSession::connect(client_config(0), pair_connector(server)).unwrap();
+    let root = session.root().unwrap();
+    let child = call(&root, TEST_DESCRIPTOR, MAKE_CHILD, |_| {})
+        .unwrap()
+        .reader()
+        .read_required_binder()
+        .unwrap();
+    assert_eq!(session.node_count(), 2);
+    for _ in 0..2 {
+        call_oneway(&root, TEST_DESCRIPTOR, REGISTER_CALLBACK, |p| {
+            p.write_binder(Some(&child))
+        })
+        .unwrap();
+    }
+    drop(child);
+    // Sent twice and not yet given back: the node stays.
+    assert_eq!(session.node_count(), 2);
+    // The server's two DEC_STRONGs come before its next reply, one at a time.
+    call(&root, TEST_DESCRIPTOR, ECHO, |p| p.write_str("sync")).unwrap();
+    assert_eq!(session.node_count(), 1);
+    wait_until("the server dropped the child", || {
+        dropped.load(Ordering::SeqCst) == 1
+    });
+    assert!(session.is_alive());
+}
+
+/// A scripted libbinder server whose root is marked VINTF-stable: user calls to it are
+/// allowed (VINTF includes SYSTEM).
+#[test]
+fn a_vintf_stable_proxy_takes_user_calls() {
+    use rpc_wire_oracle::{expect, reply, unhex};
+    let (mine, mut theirs) = UnixStream::pair().unwrap();
+    theirs
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let special = |code: u8| {
+        format!("00000000 28000000 0000000000000000 0000000000000000 {code:02x}000000 00000000 0000000000000000 00000000 000000000000000000000000")
+    };
+    let peer = std::thread::spawn(move || {
+        let mut hello = [0u8; 24];
+        theirs.read_exact(&mut hello).unwrap();
+        theirs.write_all(&unhex("01000000 00000000")).unwrap();
+        expect(&mut theirs, &special(1));
+        theirs.write_all(&unhex(&reply("01000000"))).unwrap();
+        expect(&mut theirs, &special(2));
+        let id = format!("20000000 {}", "33".repeat(32));
+        theirs.write_all(&unhex(&reply(&id))).unwrap();
+        expect(&mut theirs, &special(0));
+        theirs
+            .write_all(&unhex(&reply("01000000 03000000 00000000 3f000000")))
+            .unwrap();
+        expect(
+            &mut theirs,
+            &rpc_wire_oracle::txn(TEST_DESCRIPTOR, ECHO, &rpc_wire_oracle::s16("vintf")),
+        );
+        theirs
+            .write_all(&unhex(rpc_wire_oracle::DEC_STRONG_ROOT_1))
+            .unwrap();
+        let answer = format!("00000000 {}", rpc_wire_oracle::s16("vintf"));
+        theirs.write_all(&unhex(&reply(&answer))).unwrap();
+        theirs
+    });
+    let mut once = Some(OwnedFd::from(mine));
+    let connector = move || once.take().ok_or_else(|| std::io::Error::other("used"));
+    let session = RpcSession::connect(client_config(0), connector).unwrap();
+    let root = session.root().unwrap();
+    assert_eq!(root.stability(), 0x3f);
+    let reply = call(&root, TEST_DESCRIPTOR, ECHO, |p| p.write_str("vintf")).unwrap();
+    assert_eq!(reply.reader().read_string().unwrap(), "vintf");
+    drop(peer.join().unwrap());
 }
