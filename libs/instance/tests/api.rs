@@ -664,3 +664,207 @@ fn malformed_journals_never_hide_a_good_entry() {
         }
     }
 }
+
+/// The smallest size is accepted as is; a failure other than "exists" is reported as itself.
+#[test]
+fn create_files_at_the_minimum_size_and_in_a_missing_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("min.img");
+    create_instance_file(&path, MIN_INSTANCE_SIZE).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), MIN_INSTANCE_SIZE);
+    let storage = dir.path().join("min-storage.img");
+    create_storage_file(&storage, MIN_STORAGE_SIZE).unwrap();
+    assert_eq!(std::fs::metadata(&storage).unwrap().len(), MIN_STORAGE_SIZE);
+    let missing = dir.path().join("no-such-dir").join("instance.img");
+    match create_instance_file(&missing, MIN_INSTANCE_SIZE) {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+/// An entry sealing an empty plaintext is exactly nonce and tag (28 bytes): it decrypts, and
+/// then fails as a record, not as a decryption.
+#[test]
+fn a_sealed_empty_record_decrypts_and_is_refused_as_cbor() {
+    let key = [0x11u8; 32];
+    let mut b = fresh(MIN_INSTANCE_SIZE as usize);
+    put_microdroid(&mut b, 512, &key, &[], [3; 12]);
+    let mut image = InstanceImage::open(Cursor::new(b)).unwrap();
+    assert!(matches!(
+        image.read_microdroid_data(&key),
+        Err(Error::Cbor(_))
+    ));
+}
+
+/// An image over `&mut` a disk flushes that disk: the barriers reach it.
+#[test]
+fn an_image_over_a_borrowed_disk_flushes_it() {
+    let mut disk = RecDisk::new(fresh(MIN_INSTANCE_SIZE as usize));
+    let mut image = InstanceImage::open(&mut disk).unwrap();
+    image
+        .write_microdroid_data(&[0x11; 32], &vector_record())
+        .unwrap();
+    let _ = image.into_inner();
+    assert_eq!(
+        disk.log.iter().filter(|op| matches!(op, Op::Flush)).count(),
+        2,
+        "payload, flush, header, flush"
+    );
+}
+
+/// pvmfw's entry is followed by a zeroed block, the chain's terminator, whatever was there.
+#[test]
+fn a_pvmfw_entry_zeroes_the_block_after_it() {
+    let mut b = fresh(MIN_INSTANCE_SIZE as usize);
+    b[1536..2048].fill(0xff);
+    let mut image = InstanceImage::open(Cursor::new(b)).unwrap();
+    image
+        .write_pvmfw_entry(
+            &[0x11; 32],
+            &PvmfwEntry {
+                code_hash: [1; 64],
+                auth_hash: [2; 64],
+                salt: [3; 64],
+                mode: 1,
+            },
+        )
+        .unwrap();
+    assert_eq!(image.read_microdroid_data(&[0x11; 32]).unwrap(), None);
+    let b = bytes(image);
+    assert!(b[1536..2048].iter().all(|&x| x == 0));
+}
+
+/// A first write leaves a zeroed block after its entry (the chain's new end), whatever was
+/// there, and nothing after that is touched.
+#[test]
+fn a_first_write_zeroes_the_block_after_its_entry() {
+    let mut b = fresh(MIN_INSTANCE_SIZE as usize);
+    b[1024..JOURNAL_OFFSET as usize].fill(0xff);
+    let record = vector_record();
+    let payload = record.to_cbor().unwrap().len() as u64 + 28;
+    let end = (1024 + payload.next_multiple_of(512)) as usize;
+    let mut image = InstanceImage::open(Cursor::new(b)).unwrap();
+    image.write_microdroid_data(&[0x11; 32], &record).unwrap();
+    assert_eq!(
+        image.read_microdroid_data(&[0x11; 32]).unwrap(),
+        Some(record)
+    );
+    let b = bytes(image);
+    assert!(b[end..end + 512].iter().all(|&x| x == 0));
+    assert!(b[end + 512..end + 1024].iter().all(|&x| x == 0xff));
+}
+
+/// Sealed payload of `r` rounded up to whole blocks.
+fn blocks(r: &MicrodroidData) -> u64 {
+    (r.to_cbor().unwrap().len() as u64 + 28).next_multiple_of(512)
+}
+
+/// An image whose chain starts with a foreign entry at 512 so that the next slot is `slot`.
+fn with_slot_at(size: usize, slot: u64) -> Vec<u8> {
+    let mut b = fresh(size);
+    b[512..1024].copy_from_slice(&header(&[0xab; 16], slot - 1024));
+    b
+}
+
+const KEY: [u8; 32] = [0x11; 32];
+
+/// Entries may come right up to the journal: a first write whose terminator ends at it, an
+/// update whose cleared area ends at it, an entry that ends at it updated in place; one block
+/// more is refused.
+#[test]
+fn entries_reach_the_journal_and_no_further() {
+    let size = MIN_INSTANCE_SIZE as usize;
+    let (small, big) = (record(1, 64, 1), record(2, 2000, 1));
+    assert!(blocks(&big) > blocks(&small));
+    // First write: header, payload, terminator end at the journal.
+    let slot = JOURNAL_OFFSET - 1024 - blocks(&small);
+    let mut image = InstanceImage::open(Cursor::new(with_slot_at(size, slot))).unwrap();
+    image.write_microdroid_data(&KEY, &small).unwrap();
+    assert_eq!(
+        image.read_microdroid_data(&KEY).unwrap(),
+        Some(small.clone())
+    );
+    let mut image = InstanceImage::open(Cursor::new(with_slot_at(size, slot + 512))).unwrap();
+    assert!(matches!(
+        image.write_microdroid_data(&KEY, &small),
+        Err(Error::NoFreeSlot)
+    ));
+    // Growing update: the new entry and its terminator end at the journal.
+    let slot = JOURNAL_OFFSET - 1024 - blocks(&big);
+    let mut image = InstanceImage::open(Cursor::new(with_slot_at(size, slot))).unwrap();
+    image.write_microdroid_data(&KEY, &small).unwrap();
+    image.write_microdroid_data(&KEY, &big).unwrap();
+    assert_eq!(image.read_microdroid_data(&KEY).unwrap(), Some(big.clone()));
+    let mut image = InstanceImage::open(Cursor::new(with_slot_at(size, slot + 512))).unwrap();
+    image.write_microdroid_data(&KEY, &small).unwrap();
+    assert!(matches!(
+        image.write_microdroid_data(&KEY, &big),
+        Err(Error::NoFreeSlot)
+    ));
+    // An entry ending exactly at the journal (no terminator of its own) updated in place.
+    let slot = JOURNAL_OFFSET - 512 - blocks(&small);
+    let mut b = with_slot_at(size, slot);
+    put_microdroid(
+        &mut b,
+        slot as usize,
+        &KEY,
+        &small.to_cbor().unwrap(),
+        [9; 12],
+    );
+    let mut image = InstanceImage::open(Cursor::new(b)).unwrap();
+    assert_eq!(
+        image.read_microdroid_data(&KEY).unwrap(),
+        Some(small.clone())
+    );
+    let same_size = record(2, 64, 1);
+    assert_eq!(blocks(&same_size), blocks(&small));
+    image.write_microdroid_data(&KEY, &same_size).unwrap();
+    assert_eq!(image.read_microdroid_data(&KEY).unwrap(), Some(same_size));
+}
+
+/// A disk exactly as large as a write needs is large enough: a first write's terminator, an
+/// update's journal; one byte less is too small.
+#[test]
+fn a_disk_exactly_as_large_as_needed_is_enough() {
+    let r = record(1, 64, 1);
+    let needed = (1024 + blocks(&r) + 512) as usize;
+    let mut image = InstanceImage::open(Cursor::new(fresh(needed))).unwrap();
+    image.write_microdroid_data(&KEY, &r).unwrap();
+    let mut image = InstanceImage::open(Cursor::new(fresh(needed - 1))).unwrap();
+    assert!(matches!(
+        image.write_microdroid_data(&KEY, &r),
+        Err(Error::TooSmall { min, .. }) if min == needed as u64
+    ));
+    let journal_end = JOURNAL_OFFSET + 1024 + blocks(&r);
+    for (size, fits) in [(journal_end, true), (journal_end - 1, false)] {
+        let mut image = InstanceImage::open(Cursor::new(fresh(size as usize))).unwrap();
+        image.write_microdroid_data(&KEY, &r).unwrap();
+        let update = image.write_microdroid_data(&KEY, &record(2, 64, 1));
+        if fits {
+            update.unwrap();
+        } else {
+            assert!(matches!(update, Err(Error::TooSmall { min, .. }) if min == journal_end));
+        }
+    }
+}
+
+/// A record of exactly the largest size decodes; one byte more is refused before decoding.
+#[test]
+fn a_record_of_exactly_the_largest_size_decodes() {
+    let max = MAX_ENTRY_PAYLOAD as usize;
+    let mut r = record(1, 0, 0);
+    let base = r.to_cbor().unwrap().len();
+    r.salt = vec![0; max - base - 4];
+    while r.to_cbor().unwrap().len() < max {
+        r.salt.push(0);
+    }
+    let bytes = r.to_cbor().unwrap();
+    assert_eq!(bytes.len(), max);
+    assert_eq!(MicrodroidData::from_cbor(&bytes).unwrap(), r);
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(matches!(
+        MicrodroidData::from_cbor(&longer),
+        Err(Error::EntryTooLarge { size, .. }) if size == MAX_ENTRY_PAYLOAD + 1
+    ));
+}

@@ -412,3 +412,169 @@ fn a_foreign_journal_is_retired() {
     assert_eq!(r.unwrap(), Some(record(3, 64, 1)));
     assert!(journal_is_clear(&disk.data));
 }
+
+/// The state a crash leaves after step 1 of an update (the journal complete and durable), on
+/// an image of `size` bytes, with the entry's payload then torn: reads recover the old record
+/// from the journal. Returns the state and the old record.
+fn pending_journal(size: usize) -> (Vec<u8>, MicrodroidData) {
+    let (old, new) = (record(1, 64, 1), record(2, 64, 3));
+    let base = with_entry(fresh(size), &old);
+    let log = log_of(&base, &new);
+    let second_barrier = log
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| matches!(op, Op::Flush))
+        .nth(1)
+        .unwrap()
+        .0;
+    let mut state = base;
+    apply(&mut state, &log[..second_barrier]);
+    state[1024 + 100] ^= 0xff;
+    (state, old)
+}
+
+const J: usize = JOURNAL_OFFSET as usize;
+
+fn journal_field(state: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(state[J + at..J + at + 8].try_into().unwrap())
+}
+
+fn set_journal_field(state: &mut [u8], at: usize, v: u64) {
+    state[J + at..J + at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Journal header fields: payload size at 16, slot at 24, clear_end at 32.
+const SIZE_FIELD: usize = 16;
+const SLOT_FIELD: usize = 24;
+const CLEAR_END_FIELD: usize = 32;
+
+fn read_error(state: &[u8]) -> Error {
+    let (r, disk) = read(state);
+    assert!(disk.data == state, "a failed read wrote");
+    r.unwrap_err()
+}
+
+/// Each field of a pending journal is checked before it is trusted, at its exact limits.
+#[test]
+fn a_pending_journals_fields_are_checked_at_their_limits() {
+    let (state, old) = pending_journal(SIZE);
+    assert_ne!(journal_field(&state, CLEAR_END_FIELD), 0);
+    // The clear end may reach the journal itself, not beyond.
+    let mut s = state.clone();
+    set_journal_field(&mut s, CLEAR_END_FIELD, JOURNAL_OFFSET);
+    let (r, disk) = read(&s);
+    assert_eq!(r.unwrap(), Some(old.clone()));
+    assert!(journal_is_clear(&disk.data));
+    set_journal_field(&mut s, CLEAR_END_FIELD, JOURNAL_OFFSET + 512);
+    assert!(matches!(read_error(&s), Error::JournalCorrupt("bad slot")));
+    // A slot inside the entry area but not on a block boundary.
+    let mut s = state.clone();
+    set_journal_field(&mut s, SLOT_FIELD, 512 + 8);
+    assert!(matches!(read_error(&s), Error::JournalCorrupt("bad slot")));
+    // A saved entry larger than any entry may be.
+    let mut s = state.clone();
+    set_journal_field(&mut s, SIZE_FIELD, 512 + MAX_ENTRY_PAYLOAD + 512);
+    assert!(matches!(
+        read_error(&s),
+        Error::JournalCorrupt("bad payload size")
+    ));
+    // A journal that ends exactly at the end of the disk is whole; one byte less is not.
+    let end = J + 512 + journal_field(&state, SIZE_FIELD) as usize;
+    let (r, _) = read(&state[..end]);
+    assert_eq!(r.unwrap(), Some(old));
+    assert!(matches!(
+        read_error(&state[..end - 1]),
+        Error::JournalCorrupt("runs past the end of the disk")
+    ));
+}
+
+/// A torn header (neither the entry's UUID nor nil) at the journal's slot: the walk stops
+/// there and the journal restores the entry.
+#[test]
+fn a_pending_journal_restores_an_entry_whose_header_is_torn() {
+    let (mut state, old) = pending_journal(SIZE);
+    state[1024 + 100] ^= 0xff; // the payload is whole again
+    state[512] ^= 0x01; // the header's UUID is not
+    let (r, disk) = read(&state);
+    assert_eq!(r.unwrap(), Some(old));
+    assert_eq!(&disk.data[512..528], &MICRODROID_UUID);
+    assert!(journal_is_clear(&disk.data));
+}
+
+/// A valid journal for another slot than the entry's: a torn entry is not "restored" from it.
+#[test]
+fn a_journal_for_another_slot_does_not_restore_the_entry() {
+    let (mut state, _) = pending_journal(SIZE);
+    set_journal_field(&mut state, SLOT_FIELD, 4096);
+    set_journal_field(&mut state, CLEAR_END_FIELD, 0);
+    assert!(matches!(read_error(&state), Error::Decrypt));
+}
+
+/// An image too small to hold a journal has none: reading it does not read past its end.
+#[test]
+fn an_image_without_room_for_a_journal_reads_without_one() {
+    for size in [J, J + 511] {
+        let r = record(4, 64, 1);
+        let state = with_entry(fresh(SIZE), &r);
+        let (got, _) = read(&state[..size]);
+        assert_eq!(got.unwrap(), Some(r), "size {size}");
+    }
+}
+
+/// The journal's copy of the entry header must be the entry's, and its slot must leave the
+/// saved entry below the journal with the clear end past it.
+#[test]
+fn a_pending_journals_saved_entry_must_fit_its_slot() {
+    let (state, _) = pending_journal(SIZE);
+    // The saved header's UUID damaged (its size still matches).
+    let mut s = state.clone();
+    s[J + 512] ^= 0x01;
+    assert!(matches!(
+        read_error(&s),
+        Error::JournalCorrupt("saved header does not match")
+    ));
+    // A clear end inside the saved entry.
+    let saved = journal_field(&state, SIZE_FIELD) - 512;
+    let slot = journal_field(&state, SLOT_FIELD);
+    let end = slot + 512 + saved.next_multiple_of(512);
+    let mut s = state.clone();
+    set_journal_field(&mut s, CLEAR_END_FIELD, end);
+    assert!(matches!(read_error(&s), Error::JournalCorrupt("bad slot")));
+    // A slot whose entry ends exactly at the journal is valid (here it is not the entry's
+    // slot, so the torn entry stays an error); one block later is not.
+    let last = JOURNAL_OFFSET - 512 - saved.next_multiple_of(512);
+    let mut s = state.clone();
+    set_journal_field(&mut s, SLOT_FIELD, last);
+    set_journal_field(&mut s, CLEAR_END_FIELD, 0);
+    assert!(matches!(read_error(&s), Error::Decrypt));
+    set_journal_field(&mut s, SLOT_FIELD, last + 512);
+    assert!(matches!(read_error(&s), Error::JournalCorrupt("bad slot")));
+}
+
+/// A growing update of an entry near the journal, interrupted after the new entry is in place
+/// and before the journal is retired: the read keeps the new entry and zeroes exactly the
+/// area the journal names, which here ends 512 bytes short of the journal itself.
+#[test]
+fn a_growing_update_near_the_journal_is_completed_after_a_crash() {
+    let (small, big) = (record(1, 64, 1), record(2, 2000, 1));
+    let blocks = |r: &MicrodroidData| (encoded_len(r) as u64 + 28).next_multiple_of(512);
+    let slot = JOURNAL_OFFSET - 1536 - blocks(&big);
+    let mut base = fresh(SIZE);
+    base[512..1024].copy_from_slice(&header(&[0xab; 16], slot - 1024));
+    let base = with_entry(base, &small);
+    let log = log_of(&base, &big);
+    let third_barrier = log
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| matches!(op, Op::Flush))
+        .nth(2)
+        .unwrap()
+        .0;
+    let mut state = base;
+    apply(&mut state, &log[..third_barrier]);
+    assert!(!journal_is_clear(&state));
+    assert_eq!(journal_field(&state, SLOT_FIELD), slot);
+    let (r, disk) = read(&state);
+    assert_eq!(r.unwrap(), Some(big));
+    assert!(journal_is_clear(&disk.data));
+}
