@@ -3,7 +3,9 @@
 # time, then a table of caught / missed / timeout / unviable mutants and the score per crate
 # (detected over viable: a mutant is detected when a test fails or it times out, one that
 # makes the code loop forever; viable = caught + missed + timeout). The missed mutants of each crate are listed
-# in target/mutants/<crate>/mutants.out/missed.txt; docs/reliability.md ("Test strength") says
+# in target/mutants-out/<crate>/mutants.out/missed.txt (not under target/mutants/, the `mutants`
+# build profile's output, where a crate's binary of the same name would collide);
+# docs/reliability.md ("Test strength") says
 # for each one left missed why it is equivalent.
 #
 # Knobs: MUTANTS_CRATES (a space-separated subset), MUTANTS_TIMEOUT (seconds per test run;
@@ -27,7 +29,7 @@ command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked
 
 rows=()
 for crate in $crates; do
-    out="target/mutants/$crate"
+    out="target/mutants-out/$crate"
     mkdir -p "$out"
     echo "mutants: $crate" >&2
     dir="$out/mutants.out"
