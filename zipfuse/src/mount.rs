@@ -298,3 +298,64 @@ pub fn run(cfg: &MountConfig) -> Result<(), MountError> {
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        // The kernel escapes space, tab, newline and backslash as three octal digits.
+        assert_eq!(
+            unescape_mountinfo(r"/mnt/a\040b\011c\012d\134e"),
+            "/mnt/a b\tc\nd\\e"
+        );
+        // Every digit position counts: \101 is 'A', \142 'b', \167 'w'; one at the very end.
+        assert_eq!(unescape_mountinfo(r"\101\142x\167"), "Abxw");
+        // Not an escape: too short at the end, or not octal digits.
+        assert_eq!(unescape_mountinfo(r"a\04"), r"a\04");
+        assert_eq!(unescape_mountinfo(r"a\08x\9"), r"a\08x\9");
+        assert_eq!(unescape_mountinfo(""), "");
+    }
+
+    fn config(extra: &[&str], threads: usize) -> MountConfig {
+        MountConfig {
+            zip: PathBuf::from("/data/app.apk"),
+            mountpoint: PathBuf::from("/mnt/apk"),
+            extra_options: extra.iter().map(|s| s.to_string()).collect(),
+            noexec: false,
+            ready: Ready::None,
+            threads,
+            readahead_kb: None,
+            fs: FsOptions::default(),
+            stats: false,
+        }
+    }
+
+    #[test]
+    fn mount_options_add_extras_once_and_never_allow_other() {
+        let c = mount_options(&config(
+            &["noatime,ro,,allow_other", "context=u:r:x,noatime"],
+            1,
+        ));
+        assert_eq!(
+            c.mount_options,
+            vec![
+                MountOption::FSName("/data/app.apk".into()),
+                MountOption::Subtype("zipfuse".into()),
+                MountOption::RO,
+                MountOption::NoSuid,
+                MountOption::NoDev,
+                MountOption::DefaultPermissions,
+                MountOption::CUSTOM(format!("max_read={MAX_READ}")),
+                MountOption::NoAtime,
+                MountOption::CUSTOM("context=u:r:x".into()),
+            ]
+        );
+        assert_eq!((c.n_threads, c.clone_fd), (Some(1), false));
+        let c = mount_options(&config(&[], 0));
+        assert_eq!((c.n_threads, c.clone_fd), (Some(1), false));
+        let c = mount_options(&config(&[], 2));
+        assert_eq!((c.n_threads, c.clone_fd), (Some(2), true));
+    }
+}
