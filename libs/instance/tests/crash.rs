@@ -29,6 +29,17 @@ fn log_of(base: &[u8], new: &MicrodroidData) -> Vec<Op> {
     image.into_inner().log
 }
 
+/// Index in `log` of its `n`-th barrier (from 0): the writes before it are a prefix of the
+/// update that a crash may leave.
+fn barrier(log: &[Op], n: usize) -> usize {
+    log.iter()
+        .enumerate()
+        .filter(|(_, op)| matches!(op, Op::Flush))
+        .nth(n)
+        .expect("the log has that many barriers")
+        .0
+}
+
 fn read(state: &[u8]) -> (Result<Option<MicrodroidData>, Error>, RecDisk) {
     let mut image = open(state.to_vec());
     let r = image.read_microdroid_data(&KEY);
@@ -362,14 +373,8 @@ fn a_pending_journal_is_only_used_under_its_key() {
     let (old, new) = (record(1, 64, 1), record(2, 64, 3));
     let base = with_entry(fresh(SIZE), &old);
     let log = log_of(&base, &new);
-    let barriers: Vec<usize> = log
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| matches!(op, Op::Flush))
-        .map(|(i, _)| i)
-        .collect();
     let mut state = base.clone();
-    apply(&mut state, &log[..barriers[1]]);
+    apply(&mut state, &log[..barrier(&log, 1)]);
     assert!(!journal_is_clear(&state));
     state[1024 + 100] ^= 0xff; // the entry torn
     let mut image = InstanceImage::open(RecDisk::new(state.clone())).unwrap();
@@ -398,13 +403,7 @@ fn a_foreign_journal_is_retired() {
         .unwrap();
     let log = image.into_inner().log;
     // Step 1 of that update (up to its second barrier) on an image whose entry is under KEY.
-    let second = log
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| matches!(op, Op::Flush))
-        .nth(1)
-        .unwrap()
-        .0;
+    let second = barrier(&log, 1);
     let mut state = with_entry(fresh(SIZE), &record(3, 64, 1));
     apply(&mut state, &log[..second]);
     assert!(!journal_is_clear(&state));
@@ -420,15 +419,8 @@ fn pending_journal(size: usize) -> (Vec<u8>, MicrodroidData) {
     let (old, new) = (record(1, 64, 1), record(2, 64, 3));
     let base = with_entry(fresh(size), &old);
     let log = log_of(&base, &new);
-    let second_barrier = log
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| matches!(op, Op::Flush))
-        .nth(1)
-        .unwrap()
-        .0;
     let mut state = base;
-    apply(&mut state, &log[..second_barrier]);
+    apply(&mut state, &log[..barrier(&log, 1)]);
     state[1024 + 100] ^= 0xff;
     (state, old)
 }
@@ -563,15 +555,8 @@ fn a_growing_update_near_the_journal_is_completed_after_a_crash() {
     base[512..1024].copy_from_slice(&header(&[0xab; 16], slot - 1024));
     let base = with_entry(base, &small);
     let log = log_of(&base, &big);
-    let third_barrier = log
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| matches!(op, Op::Flush))
-        .nth(2)
-        .unwrap()
-        .0;
     let mut state = base;
-    apply(&mut state, &log[..third_barrier]);
+    apply(&mut state, &log[..barrier(&log, 2)]);
     assert!(!journal_is_clear(&state));
     assert_eq!(journal_field(&state, SLOT_FIELD), slot);
     let (r, disk) = read(&state);
