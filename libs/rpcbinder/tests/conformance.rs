@@ -107,6 +107,14 @@ fn send(s: &mut UnixStream, bytes: &str) {
     s.write_all(&unhex(bytes)).unwrap();
 }
 
+/// A scripted libbinder server's side of a new session at v1: the client's connection header
+/// and "cci", then the new-session response.
+fn accept_v1_session(s: &mut UnixStream) {
+    expect(s, CONN_HEADER_V1);
+    expect(s, CCI);
+    send(s, NEW_SESSION_V1);
+}
+
 fn expect_eof(s: &mut UnixStream) {
     let mut b = [0u8; 1];
     assert_eq!(
@@ -417,9 +425,7 @@ fn client_v1_worked_example() {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let peer = thread::spawn(move || {
-        expect(&mut s, CONN_HEADER_V1);
-        expect(&mut s, CCI);
-        send(&mut s, NEW_SESSION_V1);
+        accept_v1_session(&mut s);
         expect(&mut s, &special(1));
         send(&mut s, REPLY_MAX_THREADS);
         expect(&mut s, &special(2));
@@ -473,9 +479,7 @@ fn client_rejections() {
 
     let (c, mut s) = UnixStream::pair().unwrap();
     let peer = thread::spawn(move || {
-        expect(&mut s, CONN_HEADER_V1);
-        expect(&mut s, CCI);
-        send(&mut s, NEW_SESSION_V1);
+        accept_v1_session(&mut s);
         expect(&mut s, &special(0));
         send(&mut s, REPLY_ROOT_V1);
         expect(&mut s, TXN_NTF);
@@ -507,9 +511,7 @@ fn client_rejections() {
 
     let (c, mut s) = UnixStream::pair().unwrap();
     let peer = thread::spawn(move || {
-        expect(&mut s, CONN_HEADER_V1);
-        expect(&mut s, CCI);
-        send(&mut s, NEW_SESSION_V1);
+        accept_v1_session(&mut s);
         expect(&mut s, &special(0));
         send(&mut s, REPLY_ROOT_V1);
         expect(&mut s, TXN_NTF);
@@ -588,9 +590,7 @@ fn client_answers_special_transactions_while_it_waits() {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let peer = thread::spawn(move || {
-        expect(&mut s, CONN_HEADER_V1);
-        expect(&mut s, CCI);
-        send(&mut s, NEW_SESSION_V1);
+        accept_v1_session(&mut s);
         expect(&mut s, &special(1));
         send(&mut s, &rpc_wire_oracle::reply("04000000"));
         expect(&mut s, &special(2));
@@ -639,9 +639,7 @@ fn client_checks_stability_and_keeps_reply_data() {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let vintf = root_with("3f000000");
     let peer = thread::spawn(move || {
-        expect(&mut s, CONN_HEADER_V1);
-        expect(&mut s, CCI);
-        send(&mut s, NEW_SESSION_V1);
+        accept_v1_session(&mut s);
         expect(&mut s, &special(0));
         send(&mut s, &vintf);
         expect(&mut s, &txn_finished_42());
@@ -682,9 +680,7 @@ fn client_release_follows_the_reference_counts() {
     let (c, mut s) = UnixStream::pair().unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let peer = thread::spawn(move || {
-        expect(&mut s, CONN_HEADER_V1);
-        expect(&mut s, CCI);
-        send(&mut s, NEW_SESSION_V1);
+        accept_v1_session(&mut s);
         for _ in 0..2 {
             expect(&mut s, &special(0));
             send(&mut s, REPLY_ROOT_V1);
