@@ -90,10 +90,11 @@ c-payload: setup image
 test: setup image lint fuzz-ci
 	bash scripts/test.sh
 
-## lint: formatting and clippy, warnings as errors (part of `make test`)
+## lint: formatting and clippy, warnings as errors (part of `make test`); the `lint` profile is
+## the dev profile without its optimised dependencies (Cargo.toml)
 lint:
 	cargo fmt --all --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --profile lint --workspace --all-targets -- -D warnings
 
 ## fuzz: every fuzz target for FUZZ_SECONDS (default 60) each with AddressSanitizer, over its
 ## corpus seeded from its seeds/ or its crate's testdata/bad; prints the executions per target
