@@ -81,9 +81,9 @@ pub fn fuzz_one(data: &[u8]) -> Result<usize, ZipError> {
 /// larger than any FUSE read), then the K bytes decoded as operations on inodes chosen from the
 /// table and beyond it. Asserts what the kernel relies on: reads never return more than asked,
 /// than `MAX_READ` or than the file holds past the offset; directory offsets strictly increase
-/// and every listed inode exists; lookup and getattr agree. Returns the number of operations
-/// run.
-pub fn fuzz_ops(data: &[u8]) -> Result<usize, ZipError> {
+/// and every listed inode exists; lookup and getattr agree. Returns what ran: the operations
+/// and the bytes the reads returned, which tests compare with what a program must do.
+pub fn fuzz_ops(data: &[u8]) -> Result<OpsRun, ZipError> {
     use crate::fs::{FsOptions, ZipFs, MAX_READ};
     use std::io::Write;
 
@@ -92,7 +92,7 @@ pub fn fuzz_ops(data: &[u8]) -> Result<usize, ZipError> {
             let k = usize::from(u16::from_le_bytes([*a, *b])).min(rest.len());
             rest.split_at(k)
         }
-        _ => return Ok(0),
+        _ => return Ok(OpsRun::default()),
     };
     let mut file = memfd().map_err(|source| ZipError::Io {
         what: "creating the archive's memfd",
@@ -117,10 +117,16 @@ pub fn fuzz_ops(data: &[u8]) -> Result<usize, ZipError> {
     let fs = ZipFs::new(file, a.entries, table, opts);
     let inodes = fs.table().len() as u64;
     let mut count = 0usize;
+    let bytes_read = std::cell::Cell::new(0u64);
+    let reads = std::cell::Cell::new(0usize);
+    let mut answered = 0usize;
+    let mut answer = |ok: bool| answered += usize::from(ok);
 
     let read = |ino: u64, offset: u64, len: usize| {
         let size = fs.attr_of(ino).map(|a| a.size).unwrap_or(0);
         if let Ok(n) = fs.read_with(ino, offset, len, |d| d.len()) {
+            reads.set(reads.get() + 1);
+            bytes_read.set(bytes_read.get() + n as u64);
             assert!(
                 n <= len && n <= MAX_READ,
                 "read returned {n} bytes for {len}"
@@ -190,15 +196,15 @@ pub fn fuzz_ops(data: &[u8]) -> Result<usize, ZipError> {
                 let parent = pick(byte());
                 let len = usize::from(byte().unwrap_or(0) % 8);
                 let name: Vec<u8> = (0..len).filter_map(|_| byte()).collect();
-                let _ = fs.lookup_attr(parent, &name);
+                answer(fs.lookup_attr(parent, &name).is_ok());
             }
             1 => {
-                let _ = fs.attr_of(pick(byte()));
+                answer(fs.attr_of(pick(byte())).is_ok());
             }
             2 => {
                 let ino = pick(byte());
                 let flags = i32::from(byte().unwrap_or(0) % 4);
-                let _ = fs.open_file(ino, flags);
+                answer(fs.open_file(ino, flags).is_ok());
             }
             3 => {
                 let ino = pick(byte());
@@ -208,7 +214,7 @@ pub fn fuzz_ops(data: &[u8]) -> Result<usize, ZipError> {
                 read(ino, u64::from_le_bytes(offset), len);
             }
             4 => {
-                let _ = fs.open_dir(pick(byte()));
+                answer(fs.open_dir(pick(byte())).is_ok());
             }
             5 => {
                 let ino = pick(byte());
@@ -216,6 +222,7 @@ pub fn fuzz_ops(data: &[u8]) -> Result<usize, ZipError> {
             }
             6 => {
                 let _ = fs.stats();
+                answer(true);
             }
             _ => {
                 // A sequential read of one file to its end, in the chunk size asked for: the
@@ -225,15 +232,40 @@ pub fn fuzz_ops(data: &[u8]) -> Result<usize, ZipError> {
                 let size = fs.attr_of(ino).map(|a| a.size).unwrap_or(0);
                 let mut offset = 0u64;
                 while offset < size.min(1 << 20) {
-                    match fs.read_with(ino, offset, chunk, |d| d.len()) {
-                        Ok(n) if n > 0 => offset += n as u64,
+                    let read = fs.read_with(ino, offset, chunk, |d| d.len());
+                    if read.is_ok() {
+                        reads.set(reads.get() + 1);
+                    }
+                    match read {
+                        Ok(n) if n > 0 => {
+                            offset += n as u64;
+                            bytes_read.set(bytes_read.get() + n as u64);
+                        }
                         _ => break,
                     }
                 }
             }
         }
     }
-    Ok(count)
+    Ok(OpsRun {
+        operations: count,
+        answered,
+        reads: reads.get(),
+        bytes_read: bytes_read.get(),
+    })
+}
+
+/// What one [`fuzz_ops`] input ran.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OpsRun {
+    /// The inodes the walk visited plus the operations decoded from the program.
+    pub operations: usize,
+    /// The program's lookups, getattrs, opens, opendirs and statfs that succeeded.
+    pub answered: usize,
+    /// The reads that succeeded (end of file included), the walk's and the program's.
+    pub reads: usize,
+    /// The bytes every read returned, the walk's and the program's.
+    pub bytes_read: u64,
 }
 
 fn memfd() -> std::io::Result<std::fs::File> {
@@ -326,14 +358,90 @@ mod tests {
         }
     }
 
+    /// The walk over the good seed's archive: 7 inodes, of which 3 files (libpayload.so, 9000
+    /// bytes; config.json, 6000; AndroidManifest.xml, 8), each read 7 ways: 4096 at 0, 0 at 0,
+    /// 65536 at the middle, 2 at the last byte, 1 at the end and at 2^64 - 1, and the whole.
+    const GOOD_WALK: OpsRun = OpsRun {
+        operations: 7,
+        answered: 0,
+        reads: 3 * 7,
+        bytes_read: (4096 + 4500 + 1 + 9000) + (4096 + 3000 + 1 + 6000) + (8 + 4 + 1 + 8),
+    };
+    /// The walk, then the seed program's 8 operations, none of which reads a file.
+    const GOOD_WITH_OPS: OpsRun = OpsRun {
+        operations: 7 + 8,
+        answered: 3,
+        ..GOOD_WALK
+    };
+
+    fn good_archive() -> Vec<u8> {
+        let mut good = testzip::ZipBuilder::new();
+        good.stored("lib/x86_64/libpayload.so", &[7u8; 9000]);
+        good.deflated("assets/config.json", &b"{\"task\": 1} ".repeat(500));
+        good.stored("AndroidManifest.xml", b"manifest");
+        good.finish()
+    }
+
+    /// `program` run by `fuzz_ops` over the good archive, less what the walk does: operations,
+    /// answered, reads and bytes read.
+    fn run_program(program: &[u8]) -> (usize, usize, usize, u64) {
+        let mut input = (program.len() as u16).to_le_bytes().to_vec();
+        input.extend_from_slice(program);
+        input.extend_from_slice(&good_archive());
+        let run = fuzz_ops(&input).unwrap();
+        (
+            run.operations - GOOD_WALK.operations,
+            run.answered,
+            run.reads - GOOD_WALK.reads,
+            run.bytes_read - GOOD_WALK.bytes_read,
+        )
+    }
+
+    /// Each operation takes the bytes it should from the program, and does what they say.
+    #[test]
+    fn fuzz_ops_runs_the_program_it_is_given() {
+        // Inodes are picked modulo the table's 7 plus 3 unknown ones.
+        let payload = (0..10u8)
+            .find(|&i| run_program(&[7, i, 0]).3 == 9000)
+            .unwrap();
+        // Sequential reads of every inode, 4096 bytes at a time, until each file's end: the
+        // three files whole, in 3, 2 and 1 reads.
+        let all: Vec<u8> = (0..10).flat_map(|i| [7, i, 3]).collect();
+        assert_eq!(run_program(&all), (10, 0, 3 + 2 + 1, 15008));
+        // Chunks of 512 << 11: each file in one read.
+        let big: Vec<u8> = (0..10).flat_map(|i| [7, i, 11]).collect();
+        assert_eq!(run_program(&big), (10, 0, 3, 15008));
+        // 16 bytes at offset 100 of every inode: the two files that long.
+        let at_100: Vec<u8> = (0..10)
+            .flat_map(|i| [3, i, 100, 0, 0, 0, 0, 0, 0, 0, 4])
+            .collect();
+        assert_eq!(run_program(&at_100), (10, 0, 3, 32));
+        // Getattr (1 byte), statfs (none), opendir (1), readdir (2), opens for writing (flags
+        // byte 1) and reading (flags byte 0), a lookup of "x"
+        // (3 + 1): 4 answered, none reads. Then a read of the payload's first 2 bytes, its
+        // inode given as itself plus 10 (the table's 7 and 3 unknown ones), which only lands
+        // there if every operation before took its own bytes.
+        let mixed = [
+            1, payload, 6, 4, 1, 5, payload, 0, 2, payload, 1, 2, payload, 0, 0, 1, 1, b'x',
+        ];
+        let mut program = mixed.to_vec();
+        program.extend_from_slice(&[3, payload + 10, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(run_program(&program), (8, 4, 1, 2));
+    }
+
     /// The ops target over its seeds and their mutations: no assertion fires, and a good
     /// archive runs its whole program.
     #[test]
     fn fuzz_ops_survives_its_seeds_and_mutations() {
         for (name, bytes) in ops_seeds() {
             let result = fuzz_ops(&bytes);
-            if name.starts_with("good") {
-                assert!(result.unwrap() >= 6, "{name}");
+            // The good archive has 7 inodes, each visited by the walk, then one count per
+            // operation decoded from the program: how many tells that each operation took
+            // the bytes it should.
+            match name.as_str() {
+                "good-with-ops.bin" => assert_eq!(result.unwrap(), GOOD_WITH_OPS, "{name}"),
+                "good-no-ops.bin" => assert_eq!(result.unwrap(), GOOD_WALK, "{name}"),
+                _ => {}
             }
             for i in (2..bytes.len()).step_by(bytes.len() / 97 + 1) {
                 let mut m = bytes.clone();
@@ -342,6 +450,21 @@ mod tests {
                 let _ = fuzz_ops(&bytes[..i]);
             }
         }
+    }
+
+    /// The walk's whole-file read asks for one byte more than a FUSE read may return: a file
+    /// larger than that gets exactly `MAX_READ` bytes from it.
+    #[test]
+    fn the_walk_reads_at_most_max_read_at_once() {
+        use crate::fs::MAX_READ;
+        let mut big = testzip::ZipBuilder::new();
+        big.stored("big", &vec![1u8; MAX_READ + 5000]);
+        let mut input = 0u16.to_le_bytes().to_vec();
+        input.extend_from_slice(&big.finish());
+        let run = fuzz_ops(&input).unwrap();
+        assert_eq!(run.operations, 2);
+        // 4096 at 0, 65536 at the middle, 1 at the last byte, then MAX_READ.
+        assert_eq!(run.bytes_read, 4096 + 65536 + 1 + MAX_READ as u64);
     }
 
     #[test]
@@ -373,6 +496,39 @@ mod tests {
             false,
         );
         assert_eq!(fuzz_one(&z).unwrap(), 2);
+    }
+
+    /// The fuzz entry reads entries to their end (up to 4 MiB), so it sees a stored entry's bad
+    /// CRC as the bad-corpus check does.
+    #[test]
+    fn fuzz_entry_checks_crcs() {
+        assert!(matches!(
+            fuzz_one(&load("bad_crc_stored.zip")),
+            Err(ZipError::CrcMismatch { .. })
+        ));
+    }
+
+    /// A stored entry read only in part (the limit) has no CRC to compare: not an error.
+    /// Deflated entries are checked by the inflater, which reads to the end of the stream.
+    #[test]
+    fn entries_read_in_part_are_not_crc_checked() {
+        let z = testzip::zip_crate_archive(
+            &[
+                ("stored", vec![3u8; 70000], false),
+                ("deflated", b"text ".repeat(5000), true),
+            ],
+            false,
+        );
+        assert_eq!(
+            check_archive(z.as_slice(), z.len() as u64, 1000).unwrap(),
+            2
+        );
+        assert_eq!(check_archive(z.as_slice(), z.len() as u64, 0).unwrap(), 2);
+        let bad = load("bad_crc_stored.zip");
+        assert_eq!(
+            check_archive(bad.as_slice(), bad.len() as u64, 10).unwrap(),
+            1
+        );
     }
 
     #[test]

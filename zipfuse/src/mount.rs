@@ -216,19 +216,26 @@ pub fn signal_ready(ready: &Ready) -> io::Result<()> {
 pub fn set_readahead(mountpoint: &Path, kb: u32) -> io::Result<()> {
     let mp = mountpoint.canonicalize()?;
     let info = std::fs::read_to_string("/proc/self/mountinfo")?;
-    // Fields: id parent major:minor root mountpoint ...; the last match is the newest mount.
-    let dev = info
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.len() > 4 && Path::new(&unescape_mountinfo(f[4])) == mp).then(|| f[2].to_string())
-        })
-        .next_back()
+    let dev = mount_device(&info, &mp)
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "mount not in mountinfo"))?;
     std::fs::write(
         format!("/sys/class/bdi/{dev}/read_ahead_kb"),
         format!("{kb}\n"),
     )
+}
+
+/// The device ("major:minor", which is also the FUSE bdi's name) of the newest mount at
+/// `mountpoint` in a /proc/self/mountinfo table. Fields: id parent major:minor root mountpoint
+/// ...; a later line is a newer mount, so the last match is the one on top.
+fn mount_device(mountinfo: &str, mountpoint: &Path) -> Option<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.len() > 4 && Path::new(&unescape_mountinfo(f[4])) == mountpoint)
+                .then(|| f[2].to_string())
+        })
+        .next_back()
 }
 
 fn unescape_mountinfo(s: &str) -> String {
@@ -316,6 +323,39 @@ mod tests {
         assert_eq!(unescape_mountinfo(r"a\04"), r"a\04");
         assert_eq!(unescape_mountinfo(r"a\08x\9"), r"a\08x\9");
         assert_eq!(unescape_mountinfo(""), "");
+    }
+
+    #[test]
+    fn the_newest_mount_at_the_path_gives_the_device() {
+        let info = "\
+22 1 0:21 / /proc rw,nosuid - proc proc rw
+40 22 0:50 / /mnt/a\\040b rw - fuse /dev/fuse rw
+41 22 0:51 / /mnt/apk rw - fuse /dev/fuse rw
+42 22 0:52 / /mnt/apkx rw - fuse /dev/fuse rw
+43 41 0:53 / /mnt/apk rw - fuse /dev/fuse rw
+44 22 0:54 / /mnt/other rw - tmpfs tmpfs rw
+45 22 0:55 /
+46 22
+";
+        // Two mounts stacked at /mnt/apk: the later line is on top.
+        assert_eq!(
+            mount_device(info, Path::new("/mnt/apk")).as_deref(),
+            Some("0:53")
+        );
+        // The path is compared whole, after unescaping.
+        assert_eq!(
+            mount_device(info, Path::new("/mnt/a b")).as_deref(),
+            Some("0:50")
+        );
+        assert_eq!(
+            mount_device(info, Path::new("/mnt/apkx")).as_deref(),
+            Some("0:52")
+        );
+        // Lines too short to have a mount point field are skipped (never indexed past their
+        // end), and a path that is not mounted has no device.
+        assert_eq!(mount_device(info, Path::new("/")), None);
+        assert_eq!(mount_device(info, Path::new("/mnt")), None);
+        assert_eq!(mount_device("", Path::new("/mnt/apk")), None);
     }
 
     fn config(extra: &[&str], threads: usize) -> MountConfig {

@@ -72,8 +72,13 @@ fn terminate(child: &mut Child, limit: Duration) -> Option<std::process::ExitSta
 
 /// Spawns zipfuse with `--ready-fd` and waits for `ready\n` (or EOF = failure).
 fn spawn(zip: &Path, extra: &[&str]) -> Result<Mounted, String> {
+    spawn_at(zip, "mnt", extra)
+}
+
+/// As [`spawn`], mounted at `name` in a new temporary directory.
+fn spawn_at(zip: &Path, name: &str, extra: &[&str]) -> Result<Mounted, String> {
     let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("mnt");
+    let mnt = dir.path().join(name);
     fs::create_dir(&mnt).unwrap();
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
     let wfd = w.as_raw_fd();
@@ -218,6 +223,29 @@ fn empty_zip() {
             .collect::<Vec<_>>(),
         vec![".", ".."]
     );
+}
+
+/// `--readahead-kb` reaches the mount's bdi (named after its device), found in mountinfo even
+/// where the kernel escapes the mount point's name there (a space).
+#[test]
+fn readahead_is_set_on_the_mounts_bdi() {
+    if !can_mount() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let z = d.path().join("ra.zip");
+    write_zip(&z, &[("a", b"a", false, 0o644)]);
+    for kb in ["1024", "16"] {
+        let m = spawn_at(&z, "mount point", &["--readahead-kb", kb])
+            .unwrap_or_else(|e| panic!("zipfuse failed: {e}"));
+        let dev = fs::metadata(&m.mnt).unwrap().dev();
+        let bdi = format!(
+            "/sys/class/bdi/{}:{}/read_ahead_kb",
+            nix::sys::stat::major(dev),
+            nix::sys::stat::minor(dev)
+        );
+        assert_eq!(fs::read_to_string(&bdi).unwrap().trim(), kb, "{bdi}");
+    }
 }
 
 #[test]

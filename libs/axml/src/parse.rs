@@ -728,6 +728,9 @@ mod tests {
         assert_eq!(s("0"), Some(0));
         assert_eq!(s(""), Some(0)); // no digits: end = start = end of ""
         assert_eq!(s("  \t12"), Some(12));
+        // The hex prefix is looked for after the white space.
+        assert_eq!(s(" 0x1F"), Some(31));
+        assert_eq!(s("\t-0x1"), Some(u64::MAX));
         assert_eq!(s("+5"), Some(5));
         assert_eq!(s("-0"), Some(0));
         assert_eq!(s("-1"), Some(u64::MAX));
@@ -838,6 +841,17 @@ mod pool_tests {
             message(parse(&pool(&["a"], Some(&[u32::MAX])))),
             "style data too short"
         );
+        // The shortest style data: the pool's end marker alone.
+        assert!(parse(&pool(&["a"], Some(&[u32::MAX, u32::MAX]))).is_ok());
+        // Only the last two words are the end marker.
+        assert!(parse(&pool(&["a"], Some(&[1, 2, 3, u32::MAX, u32::MAX]))).is_ok());
+        assert_eq!(
+            message(parse(&pool(
+                &["a"],
+                Some(&[1, u32::MAX, u32::MAX, 2, u32::MAX])
+            ))),
+            "last style is not 0xFFFFFFFF-terminated"
+        );
         // Styles starting past the pool, or before the strings.
         let mut past = pool(&["a"], Some(&good));
         let size = past.len() as u32;
@@ -857,6 +871,21 @@ mod pool_tests {
             message(parse(&many)),
             "string or style index runs past the pool"
         );
+        // The index is 4 bytes per string and per style: 40 strings need 160 bytes, which a
+        // 40-byte pool does not have, nor do 40 styles.
+        let mut forty = pool(&["a"], None);
+        assert_eq!(forty.len(), 40);
+        forty[8..12].copy_from_slice(&40u32.to_le_bytes());
+        assert_eq!(
+            message(parse(&forty)),
+            "string or style index runs past the pool"
+        );
+        let mut styles = pool(&["a"], None);
+        styles[12..16].copy_from_slice(&40u32.to_le_bytes());
+        assert_eq!(
+            message(parse(&styles)),
+            "string or style index runs past the pool"
+        );
         let mut late = pool(&["a"], None);
         let size = late.len() as u32;
         late[20..24].copy_from_slice(&(size - 2).to_le_bytes());
@@ -867,6 +896,46 @@ mod pool_tests {
         assert!(parse(&tight).is_ok());
         // No strings at all, and no string data.
         assert_eq!(parse(&pool(&[], None)).unwrap().count, 0);
+    }
+
+    /// A UTF-16 string that starts or ends past the pool's string data says so (and is not
+    /// taken for an unterminated one).
+    #[test]
+    fn utf16_strings_past_the_pool() {
+        let bytes = pool(&["ab"], None);
+        let strings_start = POOL_HEADER + 4;
+        let mut budget = MAX_STRING_BYTES;
+        // "ab": its length, two units, the terminator: 4 units. A length of 4 ends at unit 5.
+        let mut long = bytes.clone();
+        long[strings_start..strings_start + 2].copy_from_slice(&4u16.to_le_bytes());
+        assert_eq!(
+            parse(&long).unwrap().decode(0, &mut budget),
+            Err(pool_err("string 0 runs past the pool"))
+        );
+        // An offset of 3 units: no room for a length and a terminator.
+        let mut late = bytes.clone();
+        late[POOL_HEADER..POOL_HEADER + 4].copy_from_slice(&6u32.to_le_bytes());
+        assert_eq!(
+            parse(&late).unwrap().decode(0, &mut budget),
+            Err(pool_err("string 0 starts past the pool"))
+        );
+    }
+
+    /// Each string is decoded once; the copies handed out are charged each time.
+    #[test]
+    fn strings_are_decoded_once_and_each_copy_is_charged() {
+        let long = "y".repeat(30_000);
+        let bytes = pool(&[&long, "z"], None);
+        let mut strings = Strings::new(parse(&bytes).unwrap());
+        for _ in 0..10 {
+            assert_eq!(strings.get(0).unwrap(), long);
+        }
+        // 60,000 bytes of UTF-16 decoded once, 30,000 bytes copied ten times.
+        assert_eq!(strings.budget, MAX_STRING_BYTES - 60_000 - 10 * 30_000);
+        // An error is remembered too, and costs nothing.
+        assert_eq!(strings.get(7), Err(Error::StringIndex(7)));
+        assert_eq!(strings.get(7), Err(Error::StringIndex(7)));
+        assert_eq!(strings.budget, MAX_STRING_BYTES - 60_000 - 10 * 30_000);
     }
 
     #[test]
@@ -880,5 +949,116 @@ mod pool_tests {
             read_chunk(&odd, 0, 14, 8),
             Err(Error::Misaligned { offset: 0 })
         ));
+    }
+}
+
+/// Documents from the crate's writer with one node or field patched, for the checks that only
+/// such a document reaches.
+#[cfg(test)]
+mod doc_tests {
+    use super::*;
+    use crate::{write_document, write_manifest, Element, ManifestSpec, PoolEncoding};
+
+    /// (offset, type, size) of each node of `doc`, in order.
+    fn nodes(doc: &[u8]) -> Vec<(usize, u16, usize)> {
+        let d = Doc::open(doc).unwrap();
+        let mut out = Vec::new();
+        let mut pos = d.root;
+        while pos < d.end {
+            let ty = u16_at(doc, pos).unwrap();
+            let size = u32_at(doc, pos + 4).unwrap() as usize;
+            out.push((pos, ty, size));
+            pos += size;
+        }
+        out
+    }
+
+    /// `doc` with `bytes` inserted at `at`, its XML chunk's size grown to match.
+    fn insert(doc: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
+        let mut out = doc.to_vec();
+        out.splice(at..at, bytes.iter().copied());
+        let size = u32_at(&out, 4).unwrap() + bytes.len() as u32;
+        out[4..8].copy_from_slice(&size.to_le_bytes());
+        out
+    }
+
+    /// A node of a type in the node range that no version of the format defines: header 16
+    /// bytes (line number, comment), no extension.
+    const UNKNOWN_NODE: [u8; 16] = [
+        0x05, 0x01, 16, 0, 16, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
+    ];
+
+    /// libandroidfw skips unknown nodes, except as the very first node, whose type it returns.
+    #[test]
+    fn unknown_nodes_are_skipped_except_the_first() {
+        let doc = write_manifest(&ManifestSpec::new("com.example.a", 7));
+        let n = nodes(&doc);
+        assert_eq!(n[0].1, chunk::START_NAMESPACE);
+        let after_namespace = insert(&doc, n[0].0 + n[0].2, &UNKNOWN_NODE);
+        assert_eq!(parse_manifest(&after_namespace).unwrap().version_code, 7);
+        let first = insert(&doc, n[0].0, &UNKNOWN_NODE);
+        assert_eq!(
+            parse_manifest(&first),
+            Err(Error::UnexpectedEvent(
+                "unknown node type before <manifest>"
+            ))
+        );
+    }
+
+    /// An element with no attributes may declare any attribute size (AOSP checks it only
+    /// when there are attributes).
+    #[test]
+    fn an_element_without_attributes_may_declare_any_attribute_size() {
+        let doc = write_document(&Element::new("a"), PoolEncoding::Utf8);
+        let n = nodes(&doc);
+        let (pos, ty, _) = n
+            .iter()
+            .copied()
+            .find(|x| x.1 == chunk::START_ELEMENT)
+            .unwrap();
+        assert_eq!(ty, chunk::START_ELEMENT);
+        let ext = pos + NODE_HEADER;
+        assert_eq!(u16_at(&doc, ext + 12), Some(0), "attribute count");
+        let mut patched = doc.clone();
+        patched[ext + 10..ext + 12].copy_from_slice(&0u16.to_le_bytes());
+        assert_eq!(parse_document(&patched).unwrap().name, "a");
+    }
+
+    /// A string-typed versionCode is read from its raw value, string 0 included; only a
+    /// negative index means there is none.
+    #[test]
+    fn a_string_version_code_may_be_string_zero() {
+        let doc = write_manifest(&ManifestSpec::new("com.example.a", 7));
+        let d = Doc::open(&doc).unwrap();
+        let mut strings = Strings::new(d.pool);
+        let first_string = strings.get(0).unwrap();
+        let n = nodes(&doc);
+        let (pos, _, _) = n
+            .iter()
+            .copied()
+            .find(|x| x.1 == chunk::START_ELEMENT)
+            .unwrap();
+        let ext = pos + NODE_HEADER;
+        let attr_start = usize::from(u16_at(&doc, ext + 8).unwrap());
+        let attr_size = usize::from(u16_at(&doc, ext + 10).unwrap());
+        let count = usize::from(u16_at(&doc, ext + 12).unwrap());
+        let version = (0..count)
+            .map(|i| ext + attr_start + i * attr_size)
+            .find(|&a| strings.get(u32_at(&doc, a + 4).unwrap()).unwrap() == "versionCode")
+            .unwrap();
+        let patch = |raw: u32| {
+            let mut p = doc.clone();
+            p[version + 8..version + 12].copy_from_slice(&raw.to_le_bytes());
+            p[version + 15] = data_type::STRING;
+            p
+        };
+        assert_eq!(
+            parse_manifest(&patch(0)),
+            Err(Error::BadVersionCode(first_string))
+        );
+        assert_eq!(
+            parse_manifest(&patch(u32::MAX)),
+            Err(Error::MissingStringValue("versionCode".into()))
+        );
     }
 }

@@ -956,3 +956,82 @@ fn a_vintf_stable_proxy_takes_user_calls() {
     assert_eq!(reply.reader().read_string().unwrap(), "vintf");
     drop(peer.join().unwrap());
 }
+
+/// Keeps every binder it is sent (as a service keeps a registered callback).
+struct Keeper {
+    kept: Mutex<Vec<SpIBinder>>,
+}
+
+impl Binder for Keeper {
+    fn descriptor(&self) -> &str {
+        "test.IKeeper"
+    }
+    fn on_transact(
+        &self,
+        _: u32,
+        data: &mut ParcelReader<'_>,
+        reply: &mut Parcel,
+    ) -> Result<(), StatusCode> {
+        let b = data.read_required_binder().map_err(|e| e.status_code())?;
+        self.kept.lock().unwrap().push(b);
+        reply.write_status(&Status::ok());
+        Ok(())
+    }
+}
+
+/// A raw client's next reply: its status and parcel data. The DEC_STRONGs before it (the
+/// server giving back references it was sent) are skipped.
+fn raw_reply(conn: &mut UnixStream) -> (i32, Vec<u8>) {
+    loop {
+        let mut header = [0u8; 16];
+        conn.read_exact(&mut header).unwrap();
+        let command = u32::from_le_bytes(header[0..4].try_into().unwrap());
+        let body = u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize;
+        let mut rest = vec![0u8; body];
+        conn.read_exact(&mut rest).unwrap();
+        if command == rpcbinder::wire::COMMAND_DEC_STRONG {
+            continue;
+        }
+        assert_eq!(command, rpcbinder::wire::COMMAND_REPLY);
+        let status = i32::from_le_bytes(rest[0..4].try_into().unwrap());
+        let size = u32::from_le_bytes(rest[4..8].try_into().unwrap()) as usize;
+        return (status, rest[20..20 + size].to_vec());
+    }
+}
+
+/// An address is served only by the side that created it. A call addressed to a node the
+/// server holds only as a proxy (the client's own object, which the client sent it) is
+/// answered BAD_VALUE, and the session ends.
+#[test]
+fn a_call_to_an_address_the_server_holds_as_a_proxy_is_refused() {
+    use rpcbinder::wire::{Address, ADDRESS_OPTION_CREATED};
+    let keeper = Arc::new(Keeper {
+        kept: Mutex::new(Vec::new()),
+    });
+    let server = SessionServer::new(SpIBinder::local(keeper.clone()), SessionConfig::default());
+    let (mut conn, _) = raw_session(&server);
+    let root = raw_special(&mut conn, 0);
+    let root = Address(u64::from_le_bytes(root[4..12].try_into().unwrap()));
+    // The client's own object: created by the client, so not "for server".
+    let mine = Address::new(ADDRESS_OPTION_CREATED, 1);
+    let mut parcel = Parcel::new();
+    parcel.write_interface_token("test.IKeeper");
+    parcel.write_strong_binder(Some((mine, rpcbinder::parcel::stability::UNDECLARED)));
+    let send = |conn: &mut UnixStream, to: Address, parcel: &Parcel| {
+        let b = rpcbinder::conn::encode_transact(1, to, 1, 0, 0, parcel).unwrap();
+        conn.write_all(&b).unwrap();
+    };
+    send(&mut conn, root, &parcel);
+    assert_eq!(raw_reply(&mut conn).0, 0);
+    assert_eq!(keeper.kept.lock().unwrap().len(), 1);
+    // Now a call to that address, sent to the server.
+    send(&mut conn, mine, &Parcel::new());
+    assert_eq!(raw_reply(&mut conn).0, StatusCode::BAD_VALUE.0);
+    // Then the server closes the connection, sending nothing more.
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+    // The session is gone once the proxy the keeper held is dropped.
+    keeper.kept.lock().unwrap().clear();
+    wait_until("the session ended", || server.session_count() == 0);
+}

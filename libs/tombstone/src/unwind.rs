@@ -508,6 +508,90 @@ mod tests {
         assert_eq!(frames[0].rel_pc, marker + 3 - base);
     }
 
+    /// Memory in which every word is `0`: every return address and saved register a frame's
+    /// rules read is that value.
+    struct Filled(u64);
+    impl Memory for Filled {
+        fn read_u64(&self, _: u64) -> Option<u64> {
+            Some(self.0)
+        }
+    }
+
+    /// A return address points just past its call. When the call is the last instruction of a
+    /// function (a call to a `noreturn` function), that is the first byte of the next
+    /// function: the caller's frame is looked up one byte earlier, in the function that made
+    /// the call. The first frame's pc is where the fault was, and is looked up as it is.
+    #[test]
+    fn a_return_address_is_looked_up_one_byte_back() {
+        let maps = parse_maps(&std::fs::read_to_string("/proc/self/maps").unwrap());
+        let marker = tombstone_unwind_test_marker as *const () as u64;
+        let mut gregs = [0u64; NGREG];
+        gregs[reg::RIP] = marker + 3;
+        gregs[reg::RSP] = 0x7000_0000;
+        gregs[reg::RBP] = 0x7000_0000;
+        // The caller's return address is the marker's own first byte.
+        let frames = unwind(&gregs, &maps, &Filled(marker));
+        assert!(frames.len() >= 2, "{frames:?}");
+        assert_eq!(
+            frames[0].function,
+            Some(("tombstone_unwind_test_marker".to_owned(), 3))
+        );
+        assert_eq!(frames[1].pc, marker);
+        assert_eq!(frames[1].rel_pc, frames[0].rel_pc - 3);
+        let (caller, _) = frames[1].function.clone().unwrap();
+        assert_ne!(caller, "tombstone_unwind_test_marker", "{frames:?}");
+    }
+
+    /// A minimal ELF executable that is not position-independent: two PT_LOAD segments at
+    /// 0x400000 and 0x401000 (headers only, no sections).
+    fn non_pie_elf() -> Vec<u8> {
+        let mut elf = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        elf.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+        elf.extend_from_slice(&1u32.to_le_bytes());
+        elf.extend_from_slice(&0x401000u64.to_le_bytes()); // entry
+        elf.extend_from_slice(&64u64.to_le_bytes()); // program headers
+        elf.extend_from_slice(&0u64.to_le_bytes()); // no section headers
+        elf.extend_from_slice(&0u32.to_le_bytes());
+        for v in [64u16, 56, 2, 64, 0, 0] {
+            elf.extend_from_slice(&v.to_le_bytes());
+        }
+        for (flags, vaddr) in [(4u32, 0x400000u64), (5, 0x401000)] {
+            elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+            elf.extend_from_slice(&flags.to_le_bytes());
+            for v in [0, vaddr, vaddr, 176, 176, 0x1000] {
+                elf.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        assert_eq!(elf.len(), 176);
+        elf
+    }
+
+    /// The load bias is the module's lowest offset-0 mapping minus its first segment's page:
+    /// 0 for an executable at its own addresses (not position-independent), the mapping's
+    /// start for one linked at 0; no module when it is mapped below its own addresses.
+    #[test]
+    fn the_load_bias_of_a_module_at_its_own_addresses_is_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exec");
+        std::fs::write(&path, non_pie_elf()).unwrap();
+        let path = path.to_str().unwrap();
+        let map = |start: u64| Mapping {
+            start,
+            end: start + 0x1000,
+            perms: "r-xp".into(),
+            offset: 0,
+            path: path.into(),
+        };
+        assert_eq!(Module::load(path, &[map(0x400000)]).unwrap().bias, 0);
+        assert_eq!(
+            Module::load(path, &[map(0x7f00_0040_0000)]).unwrap().bias,
+            0x7f00_0000_0000
+        );
+        assert!(Module::load(path, &[map(0x3ff000)]).is_none());
+        assert!(Module::load(path, &[]).is_none());
+    }
+
     #[test]
     fn pc_outside_any_module_is_one_frame() {
         let mut gregs = [0u64; NGREG];
