@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The longest boot test binaries (tests/tests/<name>.rs), about half of the whole.
-group1=(identity api hostile_guest payloads chaos debugging security channel cleanup lifecycle)
+group1=(identity api hostile_guest chaos debugging security channel cleanup lifecycle)
 
 group2=()
 for f in tests/tests/*.rs; do
