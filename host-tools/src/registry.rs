@@ -301,11 +301,12 @@ mod tests {
     #[test]
     fn a_dead_owner_frees_its_cid() {
         let dir = tempfile::tempdir().unwrap();
-        // flock(1) takes the lock on 2048 (-o: its command does not inherit it) and is killed.
+        // flock(1) takes the lock on 2048 and becomes its command (-F: no fork, so no other
+        // process ever holds a copy of the lock), which is killed.
         let path = lock_path(dir.path(), GUEST_CID_MIN);
         File::create(&path).unwrap();
         let mut child = std::process::Command::new("flock")
-            .arg("-o")
+            .arg("-F")
             .arg(&path)
             .args(["sleep", "5"])
             .spawn()
