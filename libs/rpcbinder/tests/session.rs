@@ -610,12 +610,7 @@ fn raw_special(conn: &mut UnixStream, code: u32) -> Vec<u8> {
     )
     .unwrap();
     conn.write_all(&b).unwrap();
-    let mut header = [0u8; 16 + 20];
-    conn.read_exact(&mut header).unwrap();
-    let size = u32::from_le_bytes(header[20..24].try_into().unwrap()) as usize;
-    let mut data = vec![0u8; size];
-    conn.read_exact(&mut data).unwrap();
-    data
+    raw_reply(conn).1
 }
 
 /// A new raw session on `server`: its connection and its id.
