@@ -961,6 +961,64 @@ mod tests {
         assert_eq!(ix.spacing, 200);
     }
 
+    /// An index of `n` checkpoints with whole windows, `spacing` 100 apart, counted in the
+    /// reader's total as the checkpoints a read adds are.
+    fn counted_index(r: &DeflateReader, n: u64) -> EntryIndex {
+        let ix = EntryIndex {
+            spacing: 100,
+            points: (1..=n)
+                .map(|i| Checkpoint {
+                    out: i * 100,
+                    input: i,
+                    bits: 0,
+                    prev_byte: 0,
+                    window: vec![0u8; WINDOW].into_boxed_slice(),
+                })
+                .collect(),
+            ..EntryIndex::default()
+        };
+        r.used.fetch_add(ix.window_bytes(), Ordering::Relaxed);
+        ix
+    }
+
+    #[test]
+    fn an_entry_thins_only_until_it_is_within_the_budget() {
+        // Six windows against a budget of three, and no other entry to evict: one thinning
+        // leaves three, exactly the budget, and that is enough.
+        let r = DeflateReader::new(
+            1,
+            DeflateOptions {
+                index_budget: 3 * WINDOW as u64,
+                ..small_opts()
+            },
+            None,
+        );
+        let mut ix = counted_index(&r, 6);
+        r.reclaim(0, &mut ix);
+        let kept: Vec<u64> = ix.points.iter().map(|p| p.out).collect();
+        assert_eq!(kept, [200, 400, 600]);
+        assert_eq!(r.index_bytes(), 3 * WINDOW as u64);
+    }
+
+    #[test]
+    fn an_entry_keeps_its_last_checkpoint_even_over_the_budget() {
+        // Over the budget with one checkpoint (the rest is held by entries being read): the
+        // entry keeps it; without it, every read would inflate from the start.
+        let r = DeflateReader::new(
+            1,
+            DeflateOptions {
+                index_budget: WINDOW as u64,
+                ..small_opts()
+            },
+            None,
+        );
+        r.used.fetch_add(WINDOW as u64, Ordering::Relaxed);
+        let mut ix = counted_index(&r, 1);
+        r.reclaim(0, &mut ix);
+        assert_eq!(ix.points.len(), 1);
+        assert_eq!(r.index_bytes(), 2 * WINDOW as u64);
+    }
+
     #[test]
     fn the_index_is_spaced_and_counted() {
         let data = text(3 << 20, 6);
@@ -1250,8 +1308,9 @@ mod tests {
         }
     }
 
-    /// The reason a whole read of `data`, stored as the raw deflate stream `payload`, is refused.
-    fn refusal(data: &[u8], payload: Vec<u8>) -> &'static str {
+    /// A whole read of `data`, stored as the raw deflate stream `payload`, with the reader
+    /// that made it (for its index).
+    fn read_whole(data: &[u8], payload: Vec<u8>) -> (Result<Vec<u8>, ZipError>, DeflateReader) {
         let mut b = ZipBuilder::new();
         let ent = b.deflated("t.log", data);
         ent.payload = payload;
@@ -1259,10 +1318,67 @@ mod tests {
         let z = b.finish();
         let e = parse(z.as_slice(), z.len() as u64).unwrap().entries[0].clone();
         let r = DeflateReader::new(1, small_opts(), None);
-        match r.read(z.as_slice(), 0, &e, 0, &mut vec![0u8; data.len()]) {
+        let mut out = vec![0u8; data.len()];
+        let read = r.read(z.as_slice(), 0, &e, 0, &mut out).map(|n| {
+            out.truncate(n);
+            out
+        });
+        (read, r)
+    }
+
+    /// The reason a whole read of `data`, stored as the raw deflate stream `payload`, is refused.
+    fn refusal(data: &[u8], payload: Vec<u8>) -> &'static str {
+        match read_whole(data, payload).0 {
             Err(ZipError::CorruptDeflate { reason, .. }) => reason,
             other => panic!("{:?}", other.map_err(|e| e.to_string())),
         }
+    }
+
+    /// `data` as non-final stored deflate blocks of at most 65,535 bytes each.
+    fn stored_blocks(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in data.chunks(0xffff) {
+            let len = chunk.len() as u16;
+            out.push(0x00);
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&(!len).to_le_bytes());
+            out.extend_from_slice(chunk);
+        }
+        out
+    }
+
+    /// A final stored block with no data: the end of a stream.
+    const EMPTY_FINAL_BLOCK: [u8; 5] = [0x01, 0x00, 0x00, 0xff, 0xff];
+
+    #[test]
+    fn no_checkpoint_is_made_at_the_end_of_an_entry() {
+        // Four stored blocks of 65,535 bytes, then an empty final block: the fourth ends, at a
+        // block boundary, exactly at the declared size. Checkpoints come at block boundaries
+        // at least 64 KiB apart, so the only one is at 131,070 (65,535 is too early, 196,605
+        // too close to it); one at 262,140 would index a position nothing is left to read from.
+        let data = text(4 * 0xffff, 17);
+        let mut payload = stored_blocks(&data);
+        payload.extend_from_slice(&EMPTY_FINAL_BLOCK);
+        let (read, r) = read_whole(&data, payload);
+        assert_eq!(read.unwrap(), data);
+        assert_eq!(r.checkpoints(0), 1);
+        assert_eq!(lock(&r.index[0]).points[0].out, 2 * 0xffff);
+    }
+
+    #[test]
+    fn the_end_probe_stops_where_its_input_runs_out() {
+        // The declared 1000 bytes, then 20,000 empty non-final stored blocks (100,000 bytes
+        // that inflate to nothing) before the final one: more than the 64 KiB of compressed
+        // data read at a time. The probe after the last declared byte takes the rest of the
+        // buffer, finds neither output nor the end in it, and stops there (the bytes are all
+        // out and their CRC is checked); it never reads a byte twice.
+        let data = text(1000, 18);
+        let mut payload = stored_blocks(&data);
+        for _ in 0..20_000 {
+            payload.extend_from_slice(&[0x00, 0x00, 0x00, 0xff, 0xff]);
+        }
+        payload.extend_from_slice(&EMPTY_FINAL_BLOCK);
+        assert_eq!(read_whole(&data, payload).0.unwrap(), data);
     }
 
     #[test]

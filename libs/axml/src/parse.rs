@@ -1061,4 +1061,42 @@ mod doc_tests {
             Err(Error::MissingStringValue("versionCode".into()))
         );
     }
+
+    /// An end tag may name its element by another index of the same text: libandroidfw
+    /// compares the strings, not the indices. The writer never puts a string in its pool
+    /// twice, so this one is patched in: an attribute value `ELEM` rewritten to `elem`, the
+    /// element's name, and the end tag pointed at it. A different text there is refused.
+    #[test]
+    fn an_end_tag_may_name_its_element_by_another_index_of_the_same_text() {
+        let mut el = Element::new("elem");
+        el.attributes
+            .push(crate::Attribute::string(None, "label", None, "ELEM"));
+        let doc = write_document(&el, PoolEncoding::Utf8);
+        let d = Doc::open(&doc).unwrap();
+        let mut strings = Strings::new(d.pool);
+        let index_of = |strings: &mut Strings, text: &str| {
+            (0..8)
+                .find(|&i| strings.get(i).as_deref() == Ok(text))
+                .unwrap()
+        };
+        let name = index_of(&mut strings, "elem");
+        let other = index_of(&mut strings, "ELEM");
+        assert_ne!(name, other);
+        let (end, _, _) = nodes(&doc)
+            .into_iter()
+            .find(|x| x.1 == chunk::END_ELEMENT)
+            .unwrap();
+        let name_field = end + NODE_HEADER + 4;
+        assert_eq!(u32_at(&doc, name_field), Some(name));
+        let mut patched = doc.clone();
+        patched[name_field..name_field + 4].copy_from_slice(&other.to_le_bytes());
+        // The end tag names "ELEM": not the element it closes.
+        assert_eq!(parse_document(&patched), Err(Error::Unbalanced));
+        // Rewritten in the pool to "elem": the same text under another index.
+        let at = patched.windows(4).position(|w| w == b"ELEM").unwrap();
+        patched[at..at + 4].copy_from_slice(b"elem");
+        let parsed = parse_document(&patched).unwrap();
+        assert_eq!(parsed.name, "elem");
+        assert_eq!(parsed.attributes[0].raw_value.as_deref(), Some("elem"));
+    }
 }
