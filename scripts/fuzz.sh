@@ -57,10 +57,13 @@ for f in "${files[@]}"; do
     if [ -n "$only" ] && [[ " $only " != *" $name "* ]]; then continue; fi
     targets+=("${f%/fuzz_targets/*} $name")
 done
-if [ ${#targets[@]} -eq 0 ]; then
-    echo "fuzz: no target named any of: ${only}" >&2
-    exit 1
-fi
+# A misspelt name in FUZZ_ONLY would otherwise be skipped without a word.
+for name in $only; do
+    if [[ " ${targets[*]} " != *" $name "* ]]; then
+        echo "fuzz: no target named ${name}" >&2
+        exit 1
+    fi
+done
 
 echo "fuzz: building ${#targets[@]} target(s) (fuzz/Cargo.toml, sanitizer ${sanitizer})" >&2
 build_log=$(mktemp)
