@@ -39,7 +39,6 @@ if [ -n "$runs" ] && ! [[ "$runs" =~ ^[1-9][0-9]*$ ]]; then
     exit 1
 fi
 target_dir="$root/target/fuzz"
-command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 # The targets on disk must be exactly the package's bins: a target file that is not listed would
 # never be built or run, and a listed one that is gone would fail the build late.
@@ -64,6 +63,9 @@ for name in $only; do
         exit 1
     fi
 done
+
+# Checked after the arguments, so that a bad FUZZ_ONLY fails before anything is installed.
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 echo "fuzz: building ${#targets[@]} target(s) (fuzz/Cargo.toml, sanitizer ${sanitizer})" >&2
 build_log=$(mktemp)
