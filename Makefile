@@ -102,9 +102,10 @@ lint:
 fuzz:
 	bash scripts/fuzz.sh
 
-## fuzz-ci: every fuzz target for 3 s, no sanitizer, two at a time (part of `make test`)
+## fuzz-ci: every fuzz target for 3 s, unoptimised, no sanitizer, two at a time (part of
+## `make test`)
 fuzz-ci:
-	FUZZ_SECONDS=$${FUZZ_SECONDS:-3} FUZZ_SANITIZER=none FUZZ_JOBS=2 bash scripts/fuzz.sh
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-3} FUZZ_SANITIZER=none FUZZ_JOBS=2 FUZZ_PROFILE=$${FUZZ_PROFILE:-dev} bash scripts/fuzz.sh
 
 ## mutants: cargo-mutants over every crate that parses untrusted bytes; prints caught, missed,
 ## timeout and unviable mutants and the score per crate (MUTANTS_CRATES for a subset)

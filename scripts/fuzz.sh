@@ -8,13 +8,18 @@
 #   make fuzz-ci     what `make test` runs: a short fixed budget per target, no sanitizer
 #                    (our parsers are safe Rust: a sanitizer finds nothing that overflow
 #                    checks and bounds checks do not, and costs a second build of everything),
-#                    two targets at a time (the machine is otherwise idle then).
+#                    two targets at a time (the machine is otherwise idle then), built
+#                    unoptimised (FUZZ_PROFILE=dev): it replays each corpus and explores for a
+#                    few seconds, so the build is most of its cost, and the dev build takes half
+#                    the time of cargo-fuzz's release build with one codegen unit per crate
+#                    (83 s against 169 s; docs/reliability.md, CI time).
 #
 # Knobs: FUZZ_SECONDS (default 60), FUZZ_ONLY (target names, separated by spaces),
 # FUZZ_SANITIZER (address | none; default address), FUZZ_JOBS (targets run at once; default 1),
 # FUZZ_RUNS (stop each target after this many executions instead; FUZZ_SECONDS is then its
 # time limit, and a target that ran out of time before FUZZ_RUNS is reported, and fails the
-# run).
+# run), FUZZ_PROFILE (release | dev; default release: optimised, for campaigns; dev is
+# unoptimised, with line tables only, and runs 10 to 30 times fewer executions a second).
 #
 #   FUZZ_RUNS=10000000 FUZZ_SECONDS=3600 FUZZ_SANITIZER=none make fuzz
 #                    the 10 M executions per target (docs/reliability.md, Fuzzing).
@@ -38,6 +43,17 @@ if [ -n "$runs" ] && ! [[ "$runs" =~ ^[1-9][0-9]*$ ]]; then
     echo "fuzz: FUZZ_RUNS must be a positive number, not ${runs}" >&2
     exit 1
 fi
+profile=${FUZZ_PROFILE:-release}
+case "$profile" in
+    release) profile_args=() profile_dir=release ;;
+    # Line tables only (below): a crash's stack trace keeps its files and lines, without full
+    # debug info to write and link.
+    dev) profile_args=(--dev) profile_dir=debug ;;
+    *)
+        echo "fuzz: FUZZ_PROFILE must be release or dev, not ${profile}" >&2
+        exit 1
+        ;;
+esac
 target_dir="$root/target/fuzz"
 
 # The targets on disk must be exactly the package's bins: a target file that is not listed would
@@ -67,17 +83,18 @@ done
 # Checked after the arguments, so that a bad FUZZ_ONLY fails before anything is installed.
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
-echo "fuzz: building ${#targets[@]} target(s) (fuzz/Cargo.toml, sanitizer ${sanitizer})" >&2
+echo "fuzz: building ${#targets[@]} target(s) (fuzz/Cargo.toml, sanitizer ${sanitizer}, ${profile})" >&2
 build_log=$(mktemp)
 # scripts/fuzz-rustc: no comparison tracing in big-number arithmetic (RSA signature checks).
-if ! RUSTC_BOOTSTRAP=1 RUSTC_WRAPPER="$root/scripts/fuzz-rustc" cargo fuzz build --fuzz-dir fuzz -s "$sanitizer" \
+if ! RUSTC_BOOTSTRAP=1 RUSTC_WRAPPER="$root/scripts/fuzz-rustc" CARGO_PROFILE_DEV_DEBUG=line-tables-only \
+        cargo fuzz build --fuzz-dir fuzz -s "$sanitizer" "${profile_args[@]}" \
         --target-dir "$target_dir" >"$build_log" 2>&1; then
     echo "fuzz: build FAILED" >&2
     tail -40 "$build_log" >&2
     exit 1
 fi
 rm -f "$build_log"
-bin_dir="$target_dir/x86_64-unknown-linux-gnu/release"
+bin_dir="$target_dir/x86_64-unknown-linux-gnu/$profile_dir"
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT

@@ -70,3 +70,20 @@ fn a_fuzz_only_name_that_is_no_target_fails_before_anything_is_built() {
         assert!(!stderr.contains("building"), "{only}: {stderr}");
     }
 }
+
+#[test]
+fn a_fuzz_profile_other_than_release_or_dev_fails_before_anything_is_built() {
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/fuzz.sh"))
+        .env("FUZZ_PROFILE", "debug")
+        .env("FUZZ_ONLY", "apex")
+        .output()
+        .expect("run bash");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("fuzz: FUZZ_PROFILE must be release or dev, not debug"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("building"), "{stderr}");
+}
