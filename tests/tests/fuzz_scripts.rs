@@ -87,3 +87,59 @@ fn a_fuzz_profile_other_than_release_or_dev_fails_before_anything_is_built() {
     );
     assert!(!stderr.contains("building"), "{stderr}");
 }
+
+/// The `cargo` command line (and the debug-info setting it got) that `scripts/fuzz.sh` builds
+/// with under `FUZZ_PROFILE=profile` (unset: `None`), from a stand-in `cargo` on PATH that records them and
+/// fails the build, so that nothing is compiled.
+fn fuzz_build_command(profile: Option<&str>) -> String {
+    let bin = tempfile::tempdir().expect("temp dir");
+    let record = bin.path().join("args");
+    let cargo = format!(
+        "#!/bin/sh\necho \"$@ debug=$CARGO_PROFILE_DEV_DEBUG\" > '{}'\nexit 1\n",
+        record.display()
+    );
+    for (name, body) in [
+        ("cargo", cargo.as_str()),
+        ("cargo-fuzz", "#!/bin/sh\nexit 1\n"),
+    ] {
+        let path = bin.path().join(name);
+        std::fs::write(&path, body).expect("write stand-in");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod stand-in");
+    }
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut fuzz = Command::new("bash");
+    fuzz.arg(repo_root().join("scripts/fuzz.sh"))
+        .env("PATH", path)
+        .env("FUZZ_ONLY", "apex")
+        .env_remove("FUZZ_PROFILE");
+    if let Some(profile) = profile {
+        fuzz.env("FUZZ_PROFILE", profile);
+    }
+    let out = fuzz.output().expect("run bash");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("fuzz: build FAILED"), "{stderr}");
+    std::fs::read_to_string(&record).expect("the stand-in cargo ran")
+}
+
+#[test]
+fn fuzz_profile_dev_builds_unoptimised_with_line_tables_and_release_is_the_default() {
+    let dev = fuzz_build_command(Some("dev"));
+    assert!(
+        dev.starts_with("fuzz build --fuzz-dir fuzz -s address --dev "),
+        "{dev}"
+    );
+    assert!(dev.ends_with(" debug=line-tables-only\n"), "{dev}");
+    for profile in [None, Some("release")] {
+        let release = fuzz_build_command(profile);
+        assert!(
+            release.starts_with("fuzz build --fuzz-dir fuzz -s address --target-dir "),
+            "{profile:?}: {release}"
+        );
+    }
+}
