@@ -1,17 +1,9 @@
 //! The workspace's build profiles (Cargo.toml) keep the promises their comments make about what
 //! is optimised. Nothing here compiles anything: it reads `cargo metadata` and Cargo.toml.
 
+use boot_tests::workspace_root;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The repository root (this crate lives in `tests/`).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
 
 /// Names of the packages in the workspace's resolved dependency graph (Linux, x86-64) that
 /// build a proc macro.
@@ -24,7 +16,7 @@ fn proc_macro_packages() -> BTreeSet<String> {
             "--filter-platform",
             "x86_64-unknown-linux-gnu",
         ])
-        .current_dir(repo_root())
+        .current_dir(workspace_root())
         .output()
         .expect("run cargo metadata");
     assert!(out.status.success(), "{out:?}");
@@ -55,7 +47,8 @@ fn proc_macro_packages() -> BTreeSet<String> {
 
 /// Packages that Cargo.toml builds at opt-level 0 in the dev profile by name.
 fn unoptimised_in_dev() -> BTreeSet<String> {
-    let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).expect("Cargo.toml");
+    let manifest =
+        std::fs::read_to_string(workspace_root().join("Cargo.toml")).expect("Cargo.toml");
     let mut names = BTreeSet::new();
     let mut section: Option<String> = None;
     for line in manifest.lines().map(str::trim) {

@@ -4,16 +4,9 @@
 //!
 //! Host-only: no VM, no build of the guest.
 
+use boot_tests::workspace_root;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-/// The repository root (this crate lives in `tests/`).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
 
 /// Directories never walked: build output, fuzzing corpora, VCS data.
 fn skipped_dir(name: &str) -> bool {
@@ -44,7 +37,7 @@ fn collect_markdown(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// README.md and every `*.md` under docs/, examples/ and libs/.
 fn markdown_files() -> Vec<PathBuf> {
-    let root = repo_root();
+    let root = workspace_root();
     let mut files = vec![root.join("README.md")];
     for dir in ["docs", "examples", "libs"] {
         collect_markdown(&root.join(dir), &mut files);
@@ -178,7 +171,7 @@ fn percent_decoded(path: &str) -> String {
 }
 
 fn relative(path: &Path) -> String {
-    path.strip_prefix(repo_root())
+    path.strip_prefix(workspace_root())
         .unwrap_or(path)
         .display()
         .to_string()
@@ -224,7 +217,7 @@ fn every_relative_link_in_the_docs_names_an_existing_file() {
             }
             checked += 1;
             let resolved = if let Some(from_root) = path.strip_prefix('/') {
-                repo_root().join(from_root)
+                workspace_root().join(from_root)
             } else {
                 dir.join(&path)
             };

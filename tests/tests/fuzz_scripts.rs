@@ -1,21 +1,13 @@
 //! The fuzz campaign's scripts (scripts/fuzz.sh, scripts/fuzz-rustc): the knobs they add have
 //! the effect they claim. Nothing here builds or runs a fuzz target.
 
-use std::path::{Path, PathBuf};
+use boot_tests::workspace_root;
 use std::process::{Command, Output};
-
-/// The repository root (this crate lives in `tests/`).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
 
 /// `scripts/fuzz-rustc` run with `echo` in rustc's place: prints the command it would run.
 fn wrapped(args: &[&str]) -> String {
     let out = Command::new("bash")
-        .arg(repo_root().join("scripts/fuzz-rustc"))
+        .arg(workspace_root().join("scripts/fuzz-rustc"))
         .arg("echo")
         .args(args)
         .output()
@@ -48,7 +40,7 @@ fn the_rustc_wrapper_turns_comparison_tracing_off_for_big_number_arithmetic_only
 /// `scripts/fuzz.sh` with `FUZZ_ONLY` set to `only`.
 fn fuzz_with_only(only: &str) -> Output {
     Command::new("bash")
-        .arg(repo_root().join("scripts/fuzz.sh"))
+        .arg(workspace_root().join("scripts/fuzz.sh"))
         .env("FUZZ_ONLY", only)
         .output()
         .expect("run bash")
@@ -74,7 +66,7 @@ fn a_fuzz_only_name_that_is_no_target_fails_before_anything_is_built() {
 #[test]
 fn a_fuzz_profile_other_than_release_or_dev_fails_before_anything_is_built() {
     let out = Command::new("bash")
-        .arg(repo_root().join("scripts/fuzz.sh"))
+        .arg(workspace_root().join("scripts/fuzz.sh"))
         .env("FUZZ_PROFILE", "debug")
         .env("FUZZ_ONLY", "apex")
         .output()
@@ -113,7 +105,7 @@ fn fuzz_build_command(profile: Option<&str>) -> String {
         std::env::var("PATH").unwrap_or_default()
     );
     let mut fuzz = Command::new("bash");
-    fuzz.arg(repo_root().join("scripts/fuzz.sh"))
+    fuzz.arg(workspace_root().join("scripts/fuzz.sh"))
         .env("PATH", path)
         .env("FUZZ_ONLY", "apex")
         .env_remove("FUZZ_PROFILE");

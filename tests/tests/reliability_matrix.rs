@@ -4,16 +4,10 @@
 //!
 //! Host-only: no VM, no build of the guest.
 
+use boot_tests::workspace_root;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -42,7 +36,7 @@ struct Known {
 }
 
 fn known() -> Known {
-    let root = repo_root();
+    let root = workspace_root();
     let mut all = Vec::new();
     walk(&root, &mut all);
     let mut items = BTreeSet::new();
@@ -118,11 +112,11 @@ fn named_tests(page: &str) -> Vec<(usize, String)> {
 }
 
 fn exists(name: &str, known: &Known) -> bool {
-    if repo_root().join(name).exists() {
+    if workspace_root().join(name).exists() {
         return true;
     }
     if name.contains('/') || name.ends_with(".rs") {
-        return repo_root().join(name).exists()
+        return workspace_root().join(name).exists()
             || known.files.iter().any(|f| f.ends_with(&format!("/{name}")));
     }
     if known.packages.contains(name) {
@@ -134,7 +128,7 @@ fn exists(name: &str, known: &Known) -> bool {
 
 #[test]
 fn every_row_names_a_test_that_exists() {
-    let root = repo_root();
+    let root = workspace_root();
     let page = fs::read_to_string(root.join("docs/reliability.md")).unwrap();
     let known = known();
     let named = named_tests(&page);
@@ -158,7 +152,7 @@ fn every_row_names_a_test_that_exists() {
 /// The page's "Covered: C, partial: P, open: O." line counts its rows.
 #[test]
 fn the_counts_match_the_rows() {
-    let page = fs::read_to_string(repo_root().join("docs/reliability.md")).unwrap();
+    let page = fs::read_to_string(workspace_root().join("docs/reliability.md")).unwrap();
     let status_of = |line: &str| -> Option<String> {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         // | # | fault | status | tests |
